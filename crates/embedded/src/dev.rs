@@ -16,6 +16,8 @@ use crate::{Error, PgBinaries};
 
 /// Marks a directory as a dev cluster and remembers its port.
 const STATE_FILE: &str = "strata-dev.json";
+/// Serialises concurrent `strata dev` commands on one directory.
+const LOCK_FILE: &str = "lock";
 /// How long `pg_ctl` may wait for the server to start or stop.
 const PG_CTL_TIMEOUT_SECS: &str = "60";
 
@@ -123,14 +125,7 @@ impl DevCluster {
             return self.status_from(&state, Some(pid));
         }
 
-        let pid_file = PidFile::path(&self.data_dir());
-        if pid_file.exists() {
-            tracing::info!(path = %pid_file.display(), "removing stale postmaster.pid");
-            fs::remove_file(&pid_file).map_err(io_error(format!(
-                "cannot remove stale {}",
-                pid_file.display()
-            )))?;
-        }
+        self.remove_stale_lock_files()?;
 
         let mut cmd = self.pg_ctl();
         cmd.args([
@@ -259,6 +254,27 @@ impl DevCluster {
             .filter(|pid| is_postmaster_of(*pid, &data))
     }
 
+    /// After a crash (or SIGKILL, or reboot) the server leaves `postmaster.pid` and its socket lock file behind.
+    /// PostgreSQL removes them itself only if their pid is dead; a recycled pid or an unreaped zombie makes it
+    /// refuse to start. We hold the directory lock and know no server of ours runs, so they are ours to delete.
+    fn remove_stale_lock_files(&self) -> Result<(), Error> {
+        let mut stale = vec![PidFile::path(&self.data_dir())];
+        if let Ok(entries) = fs::read_dir(self.socket_dir()) {
+            stale.extend(
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|entry| entry.file_name().to_string_lossy().starts_with(".s.PGSQL."))
+                    .map(|entry| entry.path()),
+            );
+        }
+        for path in stale.iter().filter(|path| path.exists()) {
+            tracing::info!(path = %path.display(), "removing stale lock file");
+            fs::remove_file(path)
+                .map_err(io_error(format!("cannot remove stale {}", path.display())))?;
+        }
+        Ok(())
+    }
+
     fn status_from(&self, state: &State, pid: Option<u32>) -> Result<DevStatus, Error> {
         Ok(DevStatus {
             dir: self.dir.clone(),
@@ -302,11 +318,12 @@ impl DevCluster {
                 owner: meta.uid(),
             });
         }
-        let empty = fs::read_dir(&self.dir)
+        // Our lock file alone does not count: a concurrent `start` may have just created the directory.
+        let holds_other_files = fs::read_dir(&self.dir)
             .map_err(io_error(format!("cannot list {}", self.dir.display())))?
-            .next()
-            .is_none();
-        if !empty && !self.state_path().is_file() {
+            .filter_map(Result::ok)
+            .any(|entry| entry.file_name() != LOCK_FILE);
+        if holds_other_files && !self.state_path().is_file() {
             return Err(Error::NotACluster {
                 dir: self.dir.clone(),
             });
@@ -335,7 +352,7 @@ impl DevCluster {
     }
 
     fn lock(&self) -> Result<DirLock, Error> {
-        let path = self.dir.join("lock");
+        let path = self.dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
