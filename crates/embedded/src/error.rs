@@ -62,8 +62,9 @@ pub enum Error {
 
     /// The cluster directory cannot be reached by the unprivileged server user.
     #[error(
-        "{} is not accessible to the OS user `{user}` that runs PostgreSQL (a parent directory lacks search \
-         permission); choose a directory it can reach, e.g. under /tmp (set STRATA_DEV_DIR)",
+        "{} is not accessible to the OS user `{user}` that runs PostgreSQL (it lacks search permission there); \
+         use a directory it can reach, e.g. under /tmp: set STRATA_DEV_DIR for `strata dev`, TMPDIR for test \
+         clusters",
         .path.display()
     )]
     Inaccessible {

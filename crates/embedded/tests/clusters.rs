@@ -1,9 +1,11 @@
 //! Dev and child clusters against the real server binaries.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+use std::env;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -205,6 +207,54 @@ fn child_cluster_listens_on_the_socket_only_by_default_and_drop_cleans_up() {
     assert_eq!(cluster.tcp_url("postgres"), None);
     drop(cluster);
     assert!(!dir.exists());
+}
+
+/// In helper mode (run by the test below): start a cluster, report it, and wait to be killed.
+const HELPER_ENV: &str = "PGSTRATA_EMBEDDED_TEST_HELPER";
+
+#[test]
+fn child_cluster_dies_with_a_killed_parent() {
+    if env::var_os(HELPER_ENV).is_some() {
+        let cluster = ChildCluster::start(&ChildClusterOptions::default()).unwrap();
+        println!("cluster dir: {}", cluster.socket_dir().display());
+        std::io::stdout().flush().unwrap();
+        thread::sleep(Duration::from_secs(120));
+        return;
+    }
+    let mut helper = Command::new(env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_cluster_dies_with_a_killed_parent",
+            "--nocapture",
+        ])
+        .env(HELPER_ENV, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut dir = None;
+    for line in BufReader::new(helper.stdout.take().unwrap()).lines() {
+        if let Some((_, path)) = line.unwrap().split_once("cluster dir: ") {
+            dir = Some(PathBuf::from(path));
+            break;
+        }
+    }
+    let dir = dir.expect("the helper did not start a cluster");
+    let pid_file = std::fs::read_to_string(dir.join("data/postmaster.pid")).unwrap();
+    let postmaster: u32 = pid_file.lines().next().unwrap().parse().unwrap();
+
+    helper.kill().unwrap(); // SIGKILL: no destructors, no atexit
+    helper.wait().unwrap();
+    wait_until_gone(postmaster);
+    let stat = std::fs::read_to_string(format!("/proc/{postmaster}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty()
+            || stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        "postmaster {postmaster} survived its parent: {stat}"
+    );
+    // Only the directory is left behind, as documented.
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
