@@ -12,7 +12,7 @@
 //!
 //! **Which server.** If `PGTEST_URL` is set (a libpq URL of any database on a server where we may
 //! `CREATE DATABASE`, without TLS), tests use that server. Otherwise the first test starts a
-//! [`ChildCluster`](pgstrata_embedded::ChildCluster) from the local server binaries (`PG_BINDIR`, `pg_config`,
+//! [`ChildCluster`] from the local server binaries (`PG_BINDIR`, `pg_config`,
 //! `/usr/lib/postgresql/<N>/bin`), shared by every test in the process and stopped when it exits. If neither
 //! works, tests panic: they never skip.
 //!
