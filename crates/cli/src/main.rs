@@ -1,1 +1,326 @@
-fn main() {}
+//! `strata`: a thin shell over the `pgstrata` library. Parse arguments, resolve the connection and packages, call
+//! the library, render the result. Exit codes: 0 success, 1 failure, 2 usage or connection error.
+
+mod args;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use pgstrata::{Database, Error, Project};
+use pgstrata_conn::ConnectOptions;
+
+use crate::args::{Cli, Command, DbCommand, DevCommand, Global, PlanFlags, SessionFlags};
+use crate::render::Out;
+
+/// A failure, already classified for the exit code.
+enum Failure {
+    /// Exit 1.
+    Failed(miette::Report),
+    /// Exit 2.
+    Usage(miette::Report),
+    /// Exit 1 with nothing more to print (e.g. `status --exit-code`).
+    Silent,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        if e.is_usage() || e.is_connection() {
+            Failure::Usage(miette::Report::new(e))
+        } else {
+            Failure::Failed(miette::Report::new(e))
+        }
+    }
+}
+
+impl From<pgstrata_conn::Error> for Failure {
+    fn from(e: pgstrata_conn::Error) -> Failure {
+        Failure::Usage(miette::Report::new(Error::from(e)))
+    }
+}
+
+impl From<pgstrata_embedded::Error> for Failure {
+    fn from(e: pgstrata_embedded::Error) -> Failure {
+        Failure::Usage(miette::miette!("{e}"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.global);
+    let out = Out::new(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strata: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli, &out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Silent) => ExitCode::from(1),
+        Err(Failure::Failed(report)) => {
+            out.error(&report);
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(report)) => {
+            out.error(&report);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(g: &Global) {
+    let default = match g.verbose {
+        0 | 1 => "warn",
+        2 => "info,pgstrata=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => {
+            let dir = a
+                .dir
+                .unwrap_or_else(|| PathBuf::from(a.name.rsplit('/').next().unwrap_or(&a.name)));
+            let files = pgstrata::scaffold::init(&dir, &a.name, a.schema.as_deref())?;
+            out.created(&files);
+            Ok(())
+        }
+        Command::New(a) => {
+            let root = package_root(g)?;
+            let file = pgstrata::scaffold::new_migration(&root, &a.name)?;
+            out.created(&[file]);
+            Ok(())
+        }
+        Command::Plan(a) => {
+            let project = load_project(g)?;
+            let (db, target) = connect(g, Some(&project)).await?;
+            let plan = pgstrata::plan(&db, &project, &plan_options(&a.flags)).await?;
+            out.plan(&project, &plan, &target, !a.no_sql);
+            plan.check(&plan_options(&a.flags))?;
+            Ok(())
+        }
+        Command::Up(a) => {
+            let project = load_project(g)?;
+            let (mut db, target) = connect(g, Some(&project)).await?;
+            let opts = pgstrata::UpOptions {
+                plan: plan_options(&a.flags),
+                dry_run: a.dry_run,
+                session: session_settings(&a.session, &project),
+            };
+            let mut progress = out.progress();
+            let result = pgstrata::up(&mut db, &project, &opts, &mut progress).await;
+            progress.finish();
+            let report = result?;
+            out.up(&report, &target);
+            Ok(())
+        }
+        Command::Status(a) => {
+            let project = load_project(g)?;
+            let (db, target) = connect(g, Some(&project)).await?;
+            let plan = pgstrata::plan(&db, &project, &pgstrata::PlanOptions::default()).await?;
+            let runs = pgstrata::history::runs(db.client(), 1).await?;
+            out.status(&plan, runs.first(), &target);
+            let dirty = plan
+                .packages
+                .iter()
+                .flat_map(|p| &p.migrations)
+                .any(|m| m.state != pgstrata::MigrationState::Applied);
+            if a.exit_code && dirty {
+                return Err(Failure::Silent);
+            }
+            Ok(())
+        }
+        Command::Down(a) => {
+            let project = if a.all_packages {
+                None
+            } else {
+                try_load_project(g)?
+            };
+            let (mut db, target) = connect(g, project.as_ref()).await?;
+            let opts = pgstrata::DownOptions {
+                target: match (a.steps, a.to) {
+                    (_, Some(to)) => pgstrata::DownTarget::To(to),
+                    (Some(n), None) => pgstrata::DownTarget::Steps(n),
+                    (None, None) => pgstrata::DownTarget::Steps(1),
+                },
+                packages: project
+                    .as_ref()
+                    .map(|p| p.packages().iter().map(|p| p.name().to_string()).collect()),
+                dry_run: a.dry_run,
+                session: match &project {
+                    Some(p) => session_settings(&a.session, p),
+                    None => flags_settings(&a.session),
+                },
+            };
+            let mut progress = out.progress();
+            let result = pgstrata::down(&mut db, &opts, &mut progress).await;
+            progress.finish();
+            out.down(&result?, &target);
+            Ok(())
+        }
+        Command::Log(a) => {
+            let project = try_load_project(g)?;
+            let (db, _) = connect(g, project.as_ref()).await?;
+            let runs = pgstrata::history::runs(db.client(), a.limit).await?;
+            out.runs(&runs);
+            Ok(())
+        }
+        Command::Dev(cmd) => dev(cmd, out),
+        Command::Wait(a) => {
+            let timeout = pgstrata::manifest::parse_duration(&a.timeout)
+                .map_err(|m| Failure::Usage(miette::miette!("--timeout: {m}")))?;
+            let options = connect_options(g, None)?;
+            let waited = options
+                .wait_until_ready(Duration::from_millis(timeout))
+                .await?;
+            out.waited(&options.redacted(), waited);
+            Ok(())
+        }
+        Command::Db(cmd) => {
+            let project = try_load_project(g)?;
+            let options = connect_options(g, project.as_ref())?;
+            match cmd {
+                DbCommand::Create => {
+                    let created = pgstrata::create_database(&options).await?;
+                    out.db_changed("created", options.dbname(), created);
+                }
+                DbCommand::Drop => {
+                    let dropped = pgstrata::drop_database(&options).await?;
+                    out.db_changed("dropped", options.dbname(), dropped);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn dev(cmd: DevCommand, out: &Out) -> Result<(), Failure> {
+    let cluster = pgstrata_embedded::DevCluster::new(pgstrata_embedded::DevCluster::default_dir())?;
+    match cmd {
+        DevCommand::Start => out.dev_status(&cluster.start()?),
+        DevCommand::Stop => {
+            cluster.stop()?;
+            out.line("stopped");
+        }
+        DevCommand::Status => out.dev_status(&cluster.status()?),
+        DevCommand::Url { db } => out.plain(&cluster.url(&db)?),
+        DevCommand::Destroy => {
+            cluster.destroy()?;
+            out.line("destroyed");
+        }
+    }
+    Ok(())
+}
+
+fn plan_options(f: &PlanFlags) -> pgstrata::PlanOptions {
+    pgstrata::PlanOptions {
+        target: f.target.clone(),
+        allow_out_of_order: f.allow_out_of_order,
+        allow_missing: f.allow_missing,
+        accept_changed: f.accept_changed.clone(),
+    }
+}
+
+fn flags_settings(f: &SessionFlags) -> pgstrata::SessionSettings {
+    pgstrata::SessionSettings {
+        lock_timeout: f.lock_timeout.clone(),
+        statement_timeout: f.statement_timeout.clone(),
+        lock_wait_timeout: f.lock_wait_timeout.clone(),
+    }
+}
+
+/// Flags win over the manifest of the last package in deploy order (the one that uses the others).
+fn session_settings(f: &SessionFlags, project: &Project) -> pgstrata::SessionSettings {
+    let manifest = project
+        .packages()
+        .last()
+        .map(|p| pgstrata::SessionSettings::from_manifest(p.deploy_settings()))
+        .unwrap_or_default();
+    flags_settings(f).or(&manifest)
+}
+
+fn package_root(g: &Global) -> Result<PathBuf, Failure> {
+    match g.packages.as_slice() {
+        [] => {
+            let cwd = std::env::current_dir().map_err(|e| {
+                Failure::Usage(miette::miette!("cannot read the current directory: {e}"))
+            })?;
+            for dir in cwd.ancestors() {
+                if dir.join("strata.toml").is_file() || dir.join("pgpkg.toml").is_file() {
+                    return Ok(dir.to_path_buf());
+                }
+            }
+            Err(Error::PackageNotFound { start: cwd }.into())
+        }
+        [one] => Ok(one.clone()),
+        _ => Err(Failure::Usage(miette::miette!(
+            "give exactly one --package for this command"
+        ))),
+    }
+}
+
+fn load_project(g: &Global) -> Result<Project, Failure> {
+    if g.packages.is_empty() {
+        let cwd = std::env::current_dir().map_err(|e| {
+            Failure::Usage(miette::miette!("cannot read the current directory: {e}"))
+        })?;
+        let package = pgstrata::Package::discover(&cwd)?;
+        return Ok(Project::new(vec![package])?);
+    }
+    Ok(Project::load(&g.packages)?)
+}
+
+/// The project if there is one here; `None` (not an error) when no manifest is found.
+fn try_load_project(g: &Global) -> Result<Option<Project>, Failure> {
+    match load_project(g) {
+        Ok(p) => Ok(Some(p)),
+        Err(Failure::Usage(r))
+            if r.downcast_ref::<Error>()
+                .is_some_and(|e| matches!(e, Error::PackageNotFound { .. })) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn connect_options(g: &Global, project: Option<&Project>) -> Result<ConnectOptions, Failure> {
+    if g.embedded {
+        let cluster =
+            pgstrata_embedded::DevCluster::new(pgstrata_embedded::DevCluster::default_dir())?;
+        cluster.start()?;
+        // One database per project on the shared dev cluster, named after the main package's schema.
+        let db = project
+            .and_then(|p| p.packages().last())
+            .map_or_else(|| "postgres".to_string(), |p| p.schema().to_string());
+        let options = ConnectOptions::parse(&cluster.url(&db)?)?;
+        return Ok(options);
+    }
+    Ok(ConnectOptions::from_env(g.database_url.as_deref())?)
+}
+
+async fn connect(g: &Global, project: Option<&Project>) -> Result<(Database, String), Failure> {
+    let options = connect_options(g, project)?;
+    if g.embedded {
+        pgstrata::create_database(&options).await?;
+    }
+    let target = options.redacted();
+    let db = Database::connect(&options).await?;
+    Ok((db, target))
+}

@@ -1,0 +1,212 @@
+//! Command-line arguments (clap derive). Only parsing lives here; `main.rs` turns them into library calls.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Strata: PostgreSQL packages and versioned migrations, recorded in the database.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 failure (a migration failed, changed files, refused plan, \
+                        pending work with --exit-code), 2 usage or connection error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Package directory (repeatable). Default: the package containing the current directory.
+    #[arg(short = 'p', long = "package", global = true, value_name = "PATH")]
+    pub packages: Vec<PathBuf>,
+
+    /// Database URL or libpq conninfo. Also read from DATABASE_URL; PG* and POSTGRES_* variables and ~/.pgpass
+    /// fill what it leaves out.
+    #[arg(
+        short = 'd',
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        global = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// Use the local throwaway PostgreSQL (`strata dev`), starting it if needed.
+    #[arg(long, global = true, conflicts_with = "database_url")]
+    pub embedded: bool,
+
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More output (-v: notices and SQL; -vv: debug logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a package: strata.toml, migrations/, and a first migration.
+    Init(InitArgs),
+    /// Create a migration file and append it to the manifest's ordered list.
+    New(NewArgs),
+    /// Show what `up` would do, with the SQL; changes nothing.
+    Plan(PlanArgs),
+    /// Apply every pending migration, atomically.
+    Up(UpArgs),
+    /// Applied / pending / changed / missing migrations, per package.
+    Status(StatusArgs),
+    /// Roll back using the down SQL stored in the database (newest first, one transaction).
+    Down(DownArgs),
+    /// Recent runs recorded in the database (strata.run).
+    Log(LogArgs),
+    /// Manage the local throwaway PostgreSQL used by --embedded.
+    #[command(subcommand)]
+    Dev(DevCommand),
+    /// Wait until the server accepts connections.
+    Wait(WaitArgs),
+    /// Create or drop the database named in the connection settings.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Package name, e.g. github.com/acme/billing.
+    pub name: String,
+    /// Directory to create it in (default: the name's last segment).
+    pub dir: Option<PathBuf>,
+    /// Schema (default: derived from the name's last segment).
+    #[arg(long)]
+    pub schema: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Migration name (letters, digits, _ and -); the file is NNNN_NAME.sql.
+    pub name: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlanFlags {
+    /// Stop after this migration (NAME or PACKAGE:NAME).
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Apply pending migrations listed before applied ones (refused by default).
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+    /// Proceed although applied migrations have no file any more (refused by default).
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Accept the changed text of an applied migration: record it without running it (repeatable; `*` = all).
+    #[arg(long, value_name = "NAME")]
+    pub accept_changed: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub flags: PlanFlags,
+    /// Do not print the SQL of pending migrations.
+    #[arg(long)]
+    pub no_sql: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SessionFlags {
+    /// lock_timeout for the deploy session (e.g. 5s; 0 = off). Default: strata.toml [deploy], else the server's.
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+    /// statement_timeout for the deploy session (e.g. 10min; 0 = off).
+    #[arg(long, value_name = "DURATION")]
+    pub statement_timeout: Option<String>,
+    /// How long to wait for another deployer's lock (default: as long as it takes).
+    #[arg(long, value_name = "DURATION")]
+    pub lock_wait_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub flags: PlanFlags,
+    #[command(flatten)]
+    pub session: SessionFlags,
+    /// Run everything, then roll back.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Exit with 1 when anything is pending, changed or missing.
+    #[arg(long)]
+    pub exit_code: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Revert the newest N migrations (default 1).
+    #[arg(long, conflicts_with = "to")]
+    pub steps: Option<usize>,
+    /// Revert everything applied after NAME (NAME stays applied).
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Consider every package in the database, not only the current project's.
+    #[arg(long)]
+    pub all_packages: bool,
+    /// Run, then roll back.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub session: SessionFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// How many runs.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub limit: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Start it (create it first if needed).
+    Start,
+    /// Stop it (data is kept).
+    Stop,
+    /// Is it running, where, on which port.
+    Status,
+    /// Print the URL of a database on it.
+    Url {
+        /// Database name.
+        #[arg(long, default_value = "postgres")]
+        db: String,
+    },
+    /// Stop it and delete its directory.
+    Destroy,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Give up after this long (e.g. 30s, 2min).
+    #[arg(long, default_value = "60s")]
+    pub timeout: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// CREATE DATABASE (no error if it exists).
+    Create,
+    /// DROP DATABASE … WITH (FORCE) (no error if it does not exist).
+    Drop,
+}

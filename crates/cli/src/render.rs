@@ -1,0 +1,518 @@
+//! Everything the CLI prints: human text (stdout), a progress bar (stderr, terminals only), JSON (`--json`), and
+//! diagnostics (stderr, rendered by miette).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use console::style;
+use indicatif::{ProgressBar, ProgressStyle};
+use pgstrata::{DownReport, Event, MigrationState, Outcome, Plan, Project, UpReport};
+
+use crate::args::Global;
+
+pub struct Out {
+    json: bool,
+    quiet: bool,
+    verbose: u8,
+}
+
+impl Out {
+    pub fn new(g: &Global) -> Out {
+        Out {
+            json: g.json,
+            quiet: g.quiet,
+            verbose: g.verbose,
+        }
+    }
+
+    fn print_json(&self, value: &impl serde::Serialize) {
+        match serde_json::to_string_pretty(value) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("strata: cannot encode JSON: {e}"),
+        }
+    }
+
+    /// A plain value on stdout (URLs), even with --quiet.
+    pub fn plain(&self, s: &str) {
+        if self.json {
+            self.print_json(&serde_json::json!({ "value": s }));
+        } else {
+            println!("{s}");
+        }
+    }
+
+    pub fn line(&self, s: &str) {
+        if self.json {
+            self.print_json(&serde_json::json!({ "message": s }));
+        } else if !self.quiet {
+            println!("{s}");
+        }
+    }
+
+    pub fn error(&self, report: &miette::Report) {
+        if self.json {
+            let mut obj = serde_json::json!({
+                "error": {
+                    "message": report.to_string(),
+                    "code": report.code().map(|c| c.to_string()),
+                    "help": report.help().map(|h| h.to_string()),
+                }
+            });
+            if let Some(pgstrata::Error::Sql(sql)) = report.downcast_ref::<pgstrata::Error>() {
+                obj["error"]["sqlstate"] = sql.sqlstate.clone().into();
+                obj["error"]["file"] = sql.origin.clone().into();
+                obj["error"]["line"] = sql.line.into();
+                obj["error"]["column"] = sql.col.into();
+                obj["error"]["detail"] = sql.detail.clone().into();
+                obj["error"]["hint"] = sql.hint.clone().into();
+                obj["error"]["migration"] = sql.migration.clone().into();
+                obj["error"]["rolled_back"] = sql.rolled_back.into();
+            }
+            if let Some(pgstrata::Error::Changed(c)) = report.downcast_ref::<pgstrata::Error>() {
+                obj["error"]["changed"] = serde_json::to_value(&c.changes).unwrap_or_default();
+            }
+            self.print_json(&obj);
+        } else {
+            eprintln!("{report:?}");
+        }
+    }
+
+    pub fn created(&self, files: &[PathBuf]) {
+        if self.json {
+            self.print_json(&serde_json::json!({ "created": files }));
+        } else if !self.quiet {
+            for f in files {
+                println!("created {}", f.display());
+            }
+        }
+    }
+
+    pub fn plan(&self, project: &Project, plan: &Plan, target: &str, with_sql: bool) {
+        if self.json {
+            self.print_json(&serde_json::json!({
+                "target": target,
+                "packages": plan.packages,
+                "steps": plan.steps,
+                "segments": plan.segments(),
+                "accepted_changes": plan.accepted_changes,
+                "changed": plan.changed(),
+                "out_of_order": plan.out_of_order(),
+                "missing": plan.missing(),
+            }));
+            return;
+        }
+        if plan.steps.is_empty() {
+            println!("Nothing to apply on {target}.");
+        } else {
+            let segments = plan.segments();
+            println!(
+                "{} migration(s) to apply on {target}, in {} {}:",
+                plan.steps.len(),
+                segments.len(),
+                if segments.len() == 1 {
+                    "transaction"
+                } else {
+                    "segments"
+                }
+            );
+            for (i, seg) in segments.iter().enumerate() {
+                if segments.len() > 1 || !seg.transactional {
+                    let how = if seg.transactional {
+                        "one transaction"
+                    } else {
+                        "no transaction: statement by statement, each committed on its own"
+                    };
+                    println!("  segment {} ({how}):", i + 1);
+                }
+                for m in &seg.migrations {
+                    println!("    {m}");
+                }
+            }
+        }
+        for c in &plan.accepted_changes {
+            println!(
+                "  accept changed text of {}:{} (recorded, not run)",
+                c.0, c.1
+            );
+        }
+        for p in plan.packages.iter().filter(|p| !p.internal) {
+            if let (Some(from), Some(to)) = (&p.from, &p.to)
+                && from == to
+            {
+                continue;
+            }
+            if p.from == p.to {
+                continue;
+            }
+            println!(
+                "  {}: {} → {}",
+                p.name,
+                p.from.as_deref().unwrap_or("(nothing)"),
+                p.to.as_deref().unwrap_or("(nothing)")
+            );
+        }
+        if with_sql {
+            for s in &plan.steps {
+                let sql = project
+                    .package(&s.package)
+                    .and_then(|p| p.migrations().iter().find(|m| m.name() == s.name))
+                    .map(|m| m.up_sql().to_string());
+                if let Some(sql) = sql {
+                    println!("\n-- {}:{} ({})", s.package, s.name, s.path);
+                    println!("{}", sql.trim_end());
+                }
+            }
+        }
+        for w in plan.out_of_order() {
+            println!("  out of order: {w} (needs --allow-out-of-order)");
+        }
+        for w in plan.missing() {
+            println!("  missing file: {w} (applied; needs --allow-missing, or `strata down`)");
+        }
+    }
+
+    pub fn up(&self, report: &UpReport, target: &str) {
+        if self.json {
+            self.print_json(report);
+            return;
+        }
+        if self.quiet {
+            return;
+        }
+        match report.outcome {
+            Outcome::Noop => {
+                println!("Nothing to apply on {target}: everything is up to date.");
+            }
+            Outcome::Applied | Outcome::DryRun => {
+                let width = report
+                    .migrations
+                    .iter()
+                    .map(|m| m.package.len() + m.name.len() + 1)
+                    .max()
+                    .unwrap_or(0);
+                for m in &report.migrations {
+                    let label = format!("{}:{}", m.package, m.name);
+                    println!(
+                        "  {} {label:<width$}  {:>9}{}",
+                        style("✓").green(),
+                        fmt_ms(m.duration_ms),
+                        if m.no_transaction {
+                            "  (no transaction)"
+                        } else {
+                            ""
+                        }
+                    );
+                    if self.verbose > 0 {
+                        for n in &m.notices {
+                            println!("      {}: {}", n.severity, n.message);
+                        }
+                    }
+                }
+                for t in &report.packages {
+                    println!(
+                        "{}: {} → {} ({} migration{})",
+                        t.package,
+                        t.from.as_deref().unwrap_or("(nothing)"),
+                        t.to.as_deref().unwrap_or("(nothing)"),
+                        t.count,
+                        if t.count == 1 { "" } else { "s" }
+                    );
+                }
+                for c in &report.accepted_changes {
+                    println!("accepted the changed text of {c}");
+                }
+                if report.outcome == Outcome::DryRun {
+                    println!(
+                        "Dry run: {} migration(s) ran on {target} and were rolled back in {}.",
+                        report.migrations.len(),
+                        fmt_ms(report.duration_ms)
+                    );
+                } else {
+                    println!(
+                        "Applied {} migration(s) to {target} in {}.",
+                        report.migrations.len(),
+                        fmt_ms(report.duration_ms)
+                    );
+                }
+            }
+        }
+        for w in &report.warnings {
+            eprintln!("{} {w}", style("warning:").yellow());
+        }
+    }
+
+    pub fn down(&self, report: &DownReport, target: &str) {
+        if self.json {
+            self.print_json(report);
+            return;
+        }
+        if self.quiet {
+            return;
+        }
+        if report.outcome == Outcome::Noop {
+            println!("Nothing to roll back on {target}.");
+            return;
+        }
+        for m in &report.migrations {
+            println!(
+                "  {} {}:{}  {:>9}  (stored down SQL)",
+                style("↶").cyan(),
+                m.package,
+                m.name,
+                fmt_ms(m.duration_ms)
+            );
+        }
+        let verb = if report.outcome == Outcome::DryRun {
+            "Dry run: reverted and rolled back"
+        } else {
+            "Reverted"
+        };
+        println!(
+            "{verb} {} migration(s) on {target} in {}.",
+            report.migrations.len(),
+            fmt_ms(report.duration_ms)
+        );
+    }
+
+    pub fn status(
+        &self,
+        plan: &Plan,
+        last_run: Option<&pgstrata::history::RunRecord>,
+        target: &str,
+    ) {
+        if self.json {
+            self.print_json(&serde_json::json!({
+                "target": target,
+                "packages": plan.packages,
+                "last_run": last_run,
+            }));
+            return;
+        }
+        println!("{target}");
+        for p in &plan.packages {
+            if p.internal && self.verbose == 0 {
+                continue;
+            }
+            let count = |s: MigrationState| p.migrations.iter().filter(|m| m.state == s).count();
+            println!(
+                "\n{} (schema {}): {} applied, {} pending{}{}{}",
+                style(&p.name).bold(),
+                p.schema,
+                count(MigrationState::Applied),
+                count(MigrationState::Pending) + count(MigrationState::OutOfOrder),
+                nonzero(", {} changed", count(MigrationState::Changed)),
+                nonzero(", {} missing", count(MigrationState::Missing)),
+                nonzero(", {} out of order", count(MigrationState::OutOfOrder)),
+            );
+            for m in &p.migrations {
+                let (word, note) = match m.state {
+                    MigrationState::Applied => (style("applied ").green(), String::new()),
+                    MigrationState::Pending => (style("pending ").yellow(), String::new()),
+                    MigrationState::OutOfOrder => (
+                        style("pending ").yellow(),
+                        "  (out of order: listed before applied migrations)".into(),
+                    ),
+                    MigrationState::Changed => (
+                        style("changed ").red(),
+                        "  (file changed since it was applied)".into(),
+                    ),
+                    MigrationState::Missing => (
+                        style("missing ").red(),
+                        format!(
+                            "  (applied, but not in the manifest{})",
+                            if m.has_down { "; down SQL stored" } else { "" }
+                        ),
+                    ),
+                };
+                let when = m
+                    .applied_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+                println!("  {word} {:<40} {when}{note}", m.name);
+            }
+        }
+        if let Some(r) = last_run
+            && r.outcome == "failed"
+        {
+            println!(
+                "\n{} last run #{} ({}) failed at {}: {}",
+                style("!").red(),
+                r.id,
+                r.command,
+                r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                r.error.as_deref().unwrap_or("")
+            );
+            if let Some(d) = &r.detail {
+                println!("  detail: {d}");
+            }
+        }
+    }
+
+    pub fn runs(&self, runs: &[pgstrata::history::RunRecord]) {
+        if self.json {
+            self.print_json(&runs);
+            return;
+        }
+        for r in runs {
+            let took = r
+                .finished_at
+                .map(|f| fmt_ms((f - r.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0))
+                .unwrap_or_default();
+            println!(
+                "#{:<5} {} {:<5} {:<8} {:>9}  {} → {}  by {}",
+                r.id,
+                r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                r.command,
+                r.outcome,
+                took,
+                r.from_state,
+                r.to_state
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.db_user
+            );
+            if let Some(e) = &r.error {
+                println!("       error: {}", e.lines().next().unwrap_or(""));
+            }
+        }
+    }
+
+    pub fn waited(&self, target: &str, waited: Duration) {
+        if self.json {
+            self.print_json(&serde_json::json!({ "ready": true, "target": target, "waited_ms": waited.as_millis() as u64 }));
+        } else if !self.quiet {
+            println!(
+                "{target} accepts connections (waited {} ms)",
+                waited.as_millis()
+            );
+        }
+    }
+
+    pub fn db_changed(&self, verb: &str, name: &str, changed: bool) {
+        if self.json {
+            self.print_json(&serde_json::json!({ "database": name, verb: changed }));
+        } else if !self.quiet {
+            if changed {
+                println!("{verb} database {name}");
+            } else {
+                println!("database {name}: nothing to do (already {verb})");
+            }
+        }
+    }
+
+    pub fn dev_status(&self, s: &pgstrata_embedded::DevStatus) {
+        if self.json {
+            self.print_json(s);
+        } else {
+            println!(
+                "{} PostgreSQL {} in {} (port {}{})\n{}",
+                if s.running { "running:" } else { "stopped:" },
+                s.version,
+                s.dir.display(),
+                s.port,
+                s.pid.map(|p| format!(", pid {p}")).unwrap_or_default(),
+                s.url
+            );
+        }
+    }
+
+    pub fn progress(&self) -> Progress {
+        let bar = if !self.json && !self.quiet && std::io::stderr().is_terminal() {
+            let bar = ProgressBar::hidden();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            Some(bar)
+        } else {
+            None
+        };
+        Progress {
+            bar,
+            verbose: self.verbose > 0 && !self.json,
+        }
+    }
+}
+
+/// Progress bar on stderr (terminals only) and, with -v, notices as they arrive.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    verbose: bool,
+}
+
+impl Progress {
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl pgstrata::Observer for Progress {
+    fn event(&mut self, event: Event<'_>) {
+        match event {
+            Event::LockWaiting => {
+                let _ = writeln!(std::io::stderr(), "waiting for another deploy to finish…");
+            }
+            Event::LockAcquired { waited } => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "got the deploy lock after {} ms",
+                    waited.as_millis()
+                );
+            }
+            Event::Planned { total } => {
+                if let Some(b) = &self.bar
+                    && total > 0
+                {
+                    b.set_length(total as u64);
+                    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
+            }
+            Event::MigrationStarted { package, name, .. } => {
+                if let Some(b) = &self.bar {
+                    b.set_message(format!("{package}:{name}"));
+                }
+            }
+            Event::MigrationFinished { .. } => {
+                if let Some(b) = &self.bar {
+                    b.inc(1);
+                }
+            }
+            Event::Notice {
+                package,
+                name,
+                severity,
+                message,
+            } => {
+                if self.verbose || severity == "WARNING" {
+                    let line = format!("{package}:{name}: {severity}: {message}");
+                    match &self.bar {
+                        Some(b) => b.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn nonzero(fmt: &str, n: usize) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        fmt.replace("{}", &n.to_string())
+    }
+}

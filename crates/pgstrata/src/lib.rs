@@ -1,0 +1,117 @@
+//! # pgstrata — PostgreSQL packages and versioned migrations, recorded in the database
+//!
+//! Strata deploys **packages**: a directory with a `strata.toml` manifest (name, schema, extensions, uses, and an
+//! ordered list of migrations). Every pending migration of every package runs in **one transaction**, under an
+//! advisory lock that serialises concurrent deployers; each applied migration is recorded in the `strata` schema
+//! with its checksum and its up and down SQL, so `down` works from the database alone.
+//!
+//! The principal types:
+//! - [`Package`]: a manifest and its migration files, loaded and checked (valid by construction);
+//! - [`Project`]: the packages deployed together, in `uses` order;
+//! - [`Plan`]: what is applied, pending, changed or missing (pure comparison of files and history);
+//! - [`up`] / [`down`]: apply or revert, returning an [`UpReport`] / [`DownReport`];
+//! - [`Database`]: a connection (plus the notices the server sends).
+//!
+//! ## Deploying at application start-up
+//!
+//! An application can embed its package with `include_dir!` and deploy it before serving:
+//!
+//! ```no_run
+//! use include_dir::{include_dir, Dir};
+//!
+//! static SCHEMA: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/billing");
+//!
+//! # async fn start() -> Result<(), pgstrata::Error> {
+//! let project = pgstrata::Project::new(vec![pgstrata::Package::embedded(&SCHEMA)?])?;
+//! let options = pgstrata_conn::ConnectOptions::from_env(None)?; // DATABASE_URL-style, PG*, POSTGRES_*
+//! let mut db = pgstrata::Database::connect(&options).await?;
+//! let report = pgstrata::up(&mut db, &project, &pgstrata::UpOptions::default(), &mut pgstrata::Quiet).await?;
+//! for t in &report.packages {
+//!     println!("{}: {:?} → {:?}", t.package, t.from, t.to);
+//! }
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod deploy;
+mod error;
+mod exec;
+pub mod history;
+pub mod manifest;
+mod observe;
+mod package;
+mod plan;
+mod project;
+mod rollback;
+pub mod scaffold;
+mod session;
+mod source;
+
+pub use deploy::{Outcome, RanMigration, Transition, UpOptions, UpReport, plan, up};
+pub use error::{ChangedError, ChangedMigration, Error, Result, SourceError, SqlError};
+pub use exec::{Database, Notice};
+pub use manifest::{DeploySettings, Manifest, ManifestFormat, Use};
+pub use observe::{Event, Observer, Quiet};
+pub use package::{Migration, Package, Script, checksum, migration_name};
+pub use plan::{MigrationState, MigrationStatus, PackagePlan, Plan, PlanOptions, Segment, Step};
+pub use project::{Project, strata_package};
+pub use rollback::{DownOptions, DownReport, DownTarget, down};
+pub use session::{STRATA_LOCK_KEY, SessionSettings};
+pub use source::PackageSource;
+
+/// This library's version, recorded with every applied migration.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Create a database (connecting to the `postgres` maintenance database of the same server).
+pub async fn create_database(options: &pgstrata_conn::ConnectOptions) -> Result<bool> {
+    let name = options.dbname().to_string();
+    let admin = Database::connect(&options.with_dbname("postgres")).await?;
+    let exists: bool = admin
+        .client()
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&name],
+        )
+        .await
+        .map_err(Error::db("checking whether the database exists"))?
+        .get(0);
+    if exists {
+        return Ok(false);
+    }
+    admin
+        .client()
+        .batch_execute(&format!(
+            "CREATE DATABASE {}",
+            postgres_protocol::escape::escape_identifier(&name)
+        ))
+        .await
+        .map_err(Error::db(format!("creating database {name}")))?;
+    Ok(true)
+}
+
+/// Drop a database if it exists (connections to it are terminated: `WITH (FORCE)`).
+pub async fn drop_database(options: &pgstrata_conn::ConnectOptions) -> Result<bool> {
+    let name = options.dbname().to_string();
+    let admin = Database::connect(&options.with_dbname("postgres")).await?;
+    let exists: bool = admin
+        .client()
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&name],
+        )
+        .await
+        .map_err(Error::db("checking whether the database exists"))?
+        .get(0);
+    if !exists {
+        return Ok(false);
+    }
+    admin
+        .client()
+        .batch_execute(&format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            postgres_protocol::escape::escape_identifier(&name)
+        ))
+        .await
+        .map_err(Error::db(format!("dropping database {name}")))?;
+    Ok(true)
+}

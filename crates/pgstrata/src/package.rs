@@ -1,0 +1,473 @@
+//! A package: a manifest plus the migration files it lists, loaded and checked.
+//!
+//! A [`Package`] is valid by construction: if [`Package::load`] returns one, its manifest parsed, every listed
+//! migration exists, is UTF-8, has well-formed sections, and has a checksum. Nothing here touches a database.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pgstrata_sql::migration::{self, Direction, Section};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result, SourceError};
+use crate::manifest::{DeploySettings, Manifest, ManifestFormat, Use};
+use crate::source::PackageSource;
+
+/// A loaded, checked package.
+#[derive(Debug, Clone)]
+pub struct Package {
+    manifest: Manifest,
+    source: PackageSource,
+    manifest_path: PathBuf,
+    migrations: Vec<Migration>,
+}
+
+/// A versioned migration of a package.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    name: String,
+    path: String,
+    up: Script,
+    up_sql: String,
+    down: Option<Script>,
+    checksum: String,
+}
+
+/// SQL text cut into sections, each run as a unit (one transaction, or statement by statement for
+/// no-transaction sections).
+#[derive(Debug, Clone)]
+pub struct Script {
+    origin: String,
+    text: Arc<str>,
+    sections: Vec<Section>,
+}
+
+impl Script {
+    /// A script from a text and its sections (ranges must point into `text`).
+    pub(crate) fn new(origin: String, text: Arc<str>, sections: Vec<Section>) -> Script {
+        Script {
+            origin,
+            text,
+            sections,
+        }
+    }
+
+    /// A stored down script read back from the database.
+    pub(crate) fn stored_down(origin: String, text: &str) -> Result<Script> {
+        let text: Arc<str> = Arc::from(text);
+        let sections = migration::parse_down(&text).map_err(|e| {
+            SourceError::new(
+                "strata::stored_down",
+                &origin,
+                text.to_string(),
+                Some(e.range),
+                e.message,
+            )
+        })?;
+        Ok(Script::new(origin, text, sections))
+    }
+
+    /// Where the text came from (a file path, or a description of stored SQL), for messages.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The whole text the section ranges point into.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The sections to run, in order.
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    /// True if any section must run outside a transaction.
+    pub fn has_no_transaction_section(&self) -> bool {
+        self.sections.iter().any(|s| s.no_transaction)
+    }
+}
+
+impl Migration {
+    /// The migration's identity: its file's base name without `.sql` (and without `.up`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Path relative to the package root, as listed in the manifest.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The up script.
+    pub fn up(&self) -> &Script {
+        &self.up
+    }
+
+    /// The text recorded as this migration's up SQL (the file without its down sections, normalised).
+    pub fn up_sql(&self) -> &str {
+        &self.up_sql
+    }
+
+    /// The down script, if the migration has one.
+    pub fn down(&self) -> Option<&Script> {
+        self.down.as_ref()
+    }
+
+    /// The text recorded as this migration's down SQL.
+    pub fn down_sql(&self) -> Option<String> {
+        self.down.as_ref().map(|d| {
+            if d.sections.iter().any(|s| s.marker.is_some()) {
+                migration::down_text(&d.text, &d.sections)
+            } else {
+                d.text.to_string()
+            }
+        })
+    }
+
+    /// `sha256:<hex>` of the up SQL after normalisation (BOM and CRLF do not change it).
+    pub fn checksum(&self) -> &str {
+        &self.checksum
+    }
+
+    /// True if some up section runs outside a transaction.
+    pub fn no_transaction(&self) -> bool {
+        self.up.has_no_transaction_section()
+    }
+}
+
+/// The identity of a migration file: base name without `.sql`, and without a trailing `.up`.
+pub fn migration_name(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let stem = base.strip_suffix(".sql").unwrap_or(base);
+    stem.strip_suffix(".up").unwrap_or(stem).to_string()
+}
+
+/// `sha256:<hex>` of a text after normalisation.
+pub fn checksum(text: &str) -> String {
+    let normal = pgstrata_sql::normalize(text);
+    format!("sha256:{}", hex::encode(Sha256::digest(normal.as_bytes())))
+}
+
+impl Package {
+    /// Load the package whose root is `path` (a directory with `strata.toml` or `pgpkg.toml`, or the manifest
+    /// file itself).
+    pub fn load(path: impl AsRef<Path>) -> Result<Package> {
+        let path = path.as_ref();
+        let (dir, format) = if path.is_file() {
+            let format = match path.file_name().and_then(|n| n.to_str()) {
+                Some("pgpkg.toml") => ManifestFormat::Pgpkg,
+                _ => ManifestFormat::Strata,
+            };
+            (
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                format,
+            )
+        } else if path.join("strata.toml").is_file() {
+            (path.to_path_buf(), ManifestFormat::Strata)
+        } else if path.join("pgpkg.toml").is_file() {
+            (path.to_path_buf(), ManifestFormat::Pgpkg)
+        } else if path.exists() {
+            return Err(Error::usage(
+                format!("{} has no strata.toml", path.display()),
+                Some(
+                    "create one with `strata init NAME`, or point --package at a package directory"
+                        .into(),
+                ),
+            ));
+        } else {
+            return Err(Error::usage(
+                format!("{} does not exist", path.display()),
+                None,
+            ));
+        };
+        Package::from_source(PackageSource::Dir(dir), format)
+    }
+
+    /// Find the package containing `start` by walking up the directory tree.
+    pub fn discover(start: impl AsRef<Path>) -> Result<Package> {
+        let start = start.as_ref();
+        for dir in start.ancestors() {
+            if dir.join("strata.toml").is_file() || dir.join("pgpkg.toml").is_file() {
+                return Package::load(dir);
+            }
+        }
+        Err(Error::PackageNotFound {
+            start: start.to_path_buf(),
+        })
+    }
+
+    /// Load a package compiled into the binary with `include_dir!`.
+    ///
+    /// ```no_run
+    /// static BILLING: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../examples/billing");
+    /// let package = pgstrata::Package::embedded(&BILLING)?;
+    /// assert_eq!(package.schema(), "billing");
+    /// # Ok::<(), pgstrata::Error>(())
+    /// ```
+    pub fn embedded(dir: &'static include_dir::Dir<'static>) -> Result<Package> {
+        let format = if dir.get_file("strata.toml").is_some() {
+            ManifestFormat::Strata
+        } else {
+            ManifestFormat::Pgpkg
+        };
+        Package::from_source(PackageSource::Embedded(dir), format)
+    }
+
+    /// Load a package from a source, reading its manifest in the given format.
+    pub fn from_source(source: PackageSource, format: ManifestFormat) -> Result<Package> {
+        let manifest_rel = format.file_name();
+        let manifest_path = source.display_path(manifest_rel);
+        let text = source.read(manifest_rel)?.ok_or_else(|| Error::Read {
+            path: manifest_path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        })?;
+        let manifest = Manifest::parse(&manifest_path.to_string_lossy(), &text, format)?;
+        let mut migrations = Vec::with_capacity(manifest.migrations.len());
+        for (rel, span) in &manifest.migrations {
+            migrations.push(load_migration(&source, &manifest_path, &text, rel, span)?);
+        }
+        check_unlisted(&source, &manifest, &manifest_path, &text)?;
+        Ok(Package {
+            manifest,
+            source,
+            manifest_path,
+            migrations,
+        })
+    }
+
+    /// Unique package id.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The package's schema.
+    pub fn schema(&self) -> &str {
+        &self.manifest.schema
+    }
+
+    /// Extensions the package needs.
+    pub fn extensions(&self) -> &[String] {
+        &self.manifest.extensions
+    }
+
+    /// Packages this one uses.
+    pub fn uses(&self) -> &[Use] {
+        &self.manifest.uses
+    }
+
+    /// Migrations in manifest order.
+    pub fn migrations(&self) -> &[Migration] {
+        &self.migrations
+    }
+
+    /// Deploy settings from the manifest.
+    pub fn deploy_settings(&self) -> &DeploySettings {
+        &self.manifest.deploy
+    }
+
+    /// The parsed manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The package's root directory, if it lives on disk.
+    pub fn root(&self) -> Option<&Path> {
+        match &self.source {
+            PackageSource::Dir(d) => Some(d),
+            PackageSource::Embedded(_) => None,
+        }
+    }
+
+    /// Where the files come from.
+    pub fn source(&self) -> &PackageSource {
+        &self.source
+    }
+
+    /// The manifest's path, for messages.
+    pub fn manifest_path(&self) -> &Path {
+        &self.manifest_path
+    }
+}
+
+fn load_migration(
+    source: &PackageSource,
+    manifest_path: &Path,
+    manifest_text: &str,
+    rel: &str,
+    span: &std::ops::Range<usize>,
+) -> Result<Migration> {
+    let display = source.display_path(rel).to_string_lossy().into_owned();
+    let raw = source.read(rel)?.ok_or_else(|| {
+        SourceError::new(
+            "strata::missing_file",
+            manifest_path.to_string_lossy(),
+            manifest_text,
+            Some(span.clone()),
+            format!("migration file {display} does not exist"),
+        )
+        .with_label("listed here")
+        .with_help("create the file, fix the path, or remove the entry (paths are relative to the package root)")
+    })?;
+    let text: Arc<str> = Arc::from(pgstrata_sql::normalize(&raw).as_ref());
+    let sections = migration::parse(&text).map_err(|e| {
+        SourceError::new("strata::sections", &display, text.to_string(), Some(e.range), e.message)
+            .with_help("dbmate markers are `-- migrate:up` and `-- migrate:down`, optionally followed by `transaction:false`")
+    })?;
+    let (up_sections, inline_down): (Vec<Section>, Vec<Section>) = sections
+        .into_iter()
+        .partition(|s| s.direction == Direction::Up);
+    if up_sections.is_empty() {
+        return Err(SourceError::new(
+            "strata::sections",
+            &display,
+            text.to_string(),
+            None,
+            format!("{display} has a `-- migrate:down` section but no `-- migrate:up` section"),
+        )
+        .into());
+    }
+    let up_sql = up_text(&text, &up_sections, &inline_down);
+    let down_rel = down_sibling(rel);
+    let sibling = source.read(&down_rel)?;
+    let down = match (sibling, inline_down.is_empty()) {
+        (Some(_), false) => {
+            return Err(SourceError::new(
+                "strata::sections",
+                &display,
+                text.to_string(),
+                inline_down.first().and_then(|s| s.marker.clone()),
+                format!(
+                    "{display} has both a `-- migrate:down` section and a sibling file {down_rel}"
+                ),
+            )
+            .with_help("keep the down SQL in one place")
+            .into());
+        }
+        (Some(down_raw), true) => {
+            let down_display = source
+                .display_path(&down_rel)
+                .to_string_lossy()
+                .into_owned();
+            let down_text: Arc<str> = Arc::from(pgstrata_sql::normalize(&down_raw).as_ref());
+            let down_sections = migration::parse_down(&down_text).map_err(|e| {
+                SourceError::new(
+                    "strata::sections",
+                    &down_display,
+                    down_text.to_string(),
+                    Some(e.range),
+                    e.message,
+                )
+            })?;
+            Some(Script::new(down_display, down_text, down_sections))
+        }
+        (None, false) => Some(Script::new(display.clone(), text.clone(), inline_down)),
+        (None, true) => None,
+    };
+    Ok(Migration {
+        name: migration_name(rel),
+        path: rel.to_string(),
+        checksum: checksum(&up_sql),
+        up: Script::new(display, text, up_sections),
+        up_sql,
+        down,
+    })
+}
+
+/// The recorded up text: the file without its down sections (the preamble before the first marker and every up
+/// section with its marker), so that editing only the down part does not change the up checksum.
+fn up_text(text: &str, up: &[Section], down: &[Section]) -> String {
+    if down.is_empty() {
+        return text.to_string();
+    }
+    let first_marker = up
+        .iter()
+        .chain(down)
+        .filter_map(|s| s.marker.as_ref().map(|m| m.start))
+        .min()
+        .unwrap_or(0);
+    let mut out = String::from(&text[..first_marker]);
+    for s in up {
+        let start = s.marker.as_ref().map_or(s.range.start, |m| m.start);
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&text[start..s.range.end]);
+    }
+    out
+}
+
+/// `dir/x.sql` → `dir/x.down.sql`; `dir/x.up.sql` → `dir/x.down.sql`.
+pub(crate) fn down_sibling(rel: &str) -> String {
+    let stem = rel.strip_suffix(".sql").unwrap_or(rel);
+    let stem = stem.strip_suffix(".up").unwrap_or(stem);
+    format!("{stem}.down.sql")
+}
+
+/// A `.sql` file next to listed migrations that is neither listed, a down file, nor a test is almost always a
+/// migration someone forgot to list: say so before it silently never runs.
+fn check_unlisted(
+    source: &PackageSource,
+    manifest: &Manifest,
+    manifest_path: &Path,
+    manifest_text: &str,
+) -> Result<()> {
+    let listed: BTreeSet<&str> = manifest
+        .migrations
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let downs: BTreeSet<String> = listed.iter().map(|p| down_sibling(p)).collect();
+    let dirs: BTreeSet<&str> = listed
+        .iter()
+        .filter_map(|p| p.rsplit_once('/').map(|(d, _)| d))
+        .collect();
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    for f in source.sql_files()? {
+        let Some((dir, _)) = f.rsplit_once('/') else {
+            continue;
+        };
+        if dirs.contains(dir)
+            && !listed.contains(f.as_str())
+            && !downs.contains(&f)
+            && !f.ends_with("_test.sql")
+        {
+            let display = source.display_path(&f).to_string_lossy().into_owned();
+            return Err(SourceError::new(
+                "strata::unlisted",
+                manifest_path.to_string_lossy(),
+                manifest_text,
+                manifest.migrations.last().map(|(_, s)| s.clone()),
+                format!("{display} is in a migrations directory but not listed in `migrations`"),
+            )
+            .with_label("the list ends here")
+            .with_help(format!(
+                "add \"{f}\" to `migrations` (or create migrations with `strata new NAME`, which lists them for you)"
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_drop_directories_and_suffixes() {
+        assert_eq!(migration_name("migrations/0001_init.sql"), "0001_init");
+        assert_eq!(migration_name("0002-users.up.sql"), "0002-users");
+        assert_eq!(down_sibling("m/0002-users.up.sql"), "m/0002-users.down.sql");
+        assert_eq!(down_sibling("m/0003.sql"), "m/0003.down.sql");
+    }
+
+    #[test]
+    fn checksum_ignores_bom_and_line_endings() {
+        assert_eq!(checksum("a;\nb;\n"), checksum("\u{feff}a;\r\nb;\r\n"));
+        assert_ne!(checksum("a;\n"), checksum("b;\n"));
+    }
+}

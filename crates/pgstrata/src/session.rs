@@ -1,0 +1,365 @@
+//! The deploy session: the lock that serialises deployers, session settings, transaction segments, and the
+//! per-package search_path. Shared by `up` and `down`.
+//!
+//! Locking: every run takes `pg_advisory_xact_lock(STRATA_LOCK_KEY)` in its first transaction, so concurrent
+//! deployers queue up and each re-reads the history once it holds the lock. A run that contains a no-transaction
+//! migration must keep other deployers out across its commits too, so it additionally takes the session-level lock
+//! on the same key (no wait: it already holds the transaction lock) and releases it at the end. Both kinds die
+//! with the connection, so a crashed deployer never leaves the database locked.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+
+use crate::error::{Error, Result};
+use crate::exec::{Database, Notice};
+use crate::manifest::DeploySettings;
+use crate::observe::{Event, Observer};
+
+/// Advisory lock key shared by every Strata deployer of a database ("STRATA" in ASCII, as a bigint).
+pub const STRATA_LOCK_KEY: i64 = 0x5354_5241_5441;
+
+/// Session settings for deploys. Values use PostgreSQL's duration syntax (`500ms`, `5s`, `2min`; `0` = off).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SessionSettings {
+    /// `lock_timeout` while migrations run.
+    pub lock_timeout: Option<String>,
+    /// `statement_timeout` while migrations run.
+    pub statement_timeout: Option<String>,
+    /// How long to wait for another deployer's lock (None: wait as long as it takes).
+    pub lock_wait_timeout: Option<String>,
+}
+
+impl SessionSettings {
+    /// Settings from a manifest's `[deploy]` table.
+    pub fn from_manifest(d: &DeploySettings) -> SessionSettings {
+        SessionSettings {
+            lock_timeout: d.lock_timeout.clone(),
+            statement_timeout: d.statement_timeout.clone(),
+            lock_wait_timeout: d.lock_wait_timeout.clone(),
+        }
+    }
+
+    /// These settings, with unset values taken from `fallback`.
+    pub fn or(self, fallback: &SessionSettings) -> SessionSettings {
+        SessionSettings {
+            lock_timeout: self.lock_timeout.or_else(|| fallback.lock_timeout.clone()),
+            statement_timeout: self
+                .statement_timeout
+                .or_else(|| fallback.statement_timeout.clone()),
+            lock_wait_timeout: self
+                .lock_wait_timeout
+                .or_else(|| fallback.lock_wait_timeout.clone()),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        for (k, v) in [
+            ("lock_timeout", &self.lock_timeout),
+            ("statement_timeout", &self.statement_timeout),
+            ("lock_wait_timeout", &self.lock_wait_timeout),
+        ] {
+            if let Some(v) = v {
+                crate::manifest::parse_duration(v)
+                    .map_err(|m| Error::usage(format!("{k}: {m}"), None))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `SET [LOCAL] …` statements for the deploy settings.
+    fn set_sql(&self, local: bool) -> String {
+        let scope = if local { "SET LOCAL" } else { "SET" };
+        let mut sql = String::new();
+        for (k, v) in [
+            ("lock_timeout", &self.lock_timeout),
+            ("statement_timeout", &self.statement_timeout),
+        ] {
+            if let Some(v) = v {
+                sql.push_str(&format!("{scope} {k} = {};", escape_literal(v)));
+            }
+        }
+        sql
+    }
+}
+
+/// A deploy session over one connection.
+pub(crate) struct Session<'a> {
+    pub db: &'a mut Database,
+    settings: SessionSettings,
+    in_tx: bool,
+    session_lock: bool,
+    session_settings_dirty: bool,
+    original_search_path: String,
+    search_path_for: Option<String>,
+    schemas: HashSet<String>,
+    extensions: HashSet<String>,
+}
+
+impl<'a> Session<'a> {
+    /// Begin the first transaction and take the deploy lock (waiting at most `lock_wait_timeout`).
+    pub async fn open(
+        db: &'a mut Database,
+        settings: SessionSettings,
+        observer: &mut dyn Observer,
+    ) -> Result<Session<'a>> {
+        settings.validate()?;
+        let client = db.client();
+        let row = client
+            .query_one(
+                "SELECT current_setting('search_path'),
+                        ARRAY(SELECT nspname::text FROM pg_namespace),
+                        ARRAY(SELECT extname::text FROM pg_extension)",
+                &[],
+            )
+            .await
+            .map_err(Error::db("reading the session's search_path"))?;
+        let original_search_path: String = row.get(0);
+        let schemas: Vec<String> = row.get(1);
+        let extensions: Vec<String> = row.get(2);
+        let mut s = Session {
+            db,
+            settings,
+            in_tx: false,
+            session_lock: false,
+            session_settings_dirty: false,
+            original_search_path,
+            search_path_for: None,
+            schemas: schemas.into_iter().collect(),
+            extensions: extensions.into_iter().collect(),
+        };
+        s.db.client()
+            .batch_execute("BEGIN")
+            .await
+            .map_err(Error::db("starting the deploy transaction"))?;
+        s.in_tx = true;
+        if let Err(e) = s.lock(observer).await {
+            s.abort().await;
+            return Err(e);
+        }
+        if let Err(e) = s.apply_local_settings().await {
+            s.abort().await;
+            return Err(e);
+        }
+        Ok(s)
+    }
+
+    async fn lock(&mut self, observer: &mut dyn Observer) -> Result<()> {
+        let client = self.db.client();
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&STRATA_LOCK_KEY])
+            .await
+            .map_err(Error::db("taking the deploy lock"))?
+            .get(0);
+        if got {
+            return Ok(());
+        }
+        observer.event(Event::LockWaiting);
+        let started = Instant::now();
+        let wait = self.settings.lock_wait_timeout.clone();
+        let timeout_sql = match &wait {
+            Some(w) => format!("SET LOCAL lock_timeout = {}", escape_literal(w)),
+            None => "SET LOCAL lock_timeout = 0".to_string(),
+        };
+        client
+            .batch_execute(&timeout_sql)
+            .await
+            .map_err(Error::db("setting the lock wait timeout"))?;
+        match client
+            .query_one("SELECT pg_advisory_xact_lock($1)", &[&STRATA_LOCK_KEY])
+            .await
+        {
+            Ok(_) => {
+                observer.event(Event::LockAcquired {
+                    waited: started.elapsed(),
+                });
+                Ok(())
+            }
+            Err(e) if e.code().map(|c| c.code()) == Some("55P03") => Err(Error::LockTimeout {
+                waited: wait.unwrap_or_default(),
+            }),
+            Err(e) => Err(Error::db("waiting for the deploy lock")(e)),
+        }
+    }
+
+    async fn apply_local_settings(&mut self) -> Result<()> {
+        // Reset what the lock wait may have changed, then apply the deploy's own settings.
+        let mut sql = String::from("SET LOCAL lock_timeout TO DEFAULT;");
+        sql.push_str(&self.settings.set_sql(true));
+        self.db
+            .client()
+            .batch_execute(&sql)
+            .await
+            .map_err(Error::db("applying lock_timeout/statement_timeout"))
+    }
+
+    /// Keep other deployers out across commits (needed before the first no-transaction migration).
+    pub async fn hold_across_commits(&mut self) -> Result<()> {
+        if self.session_lock {
+            return Ok(());
+        }
+        self.db
+            .client()
+            .query_one("SELECT pg_advisory_lock($1)", &[&STRATA_LOCK_KEY])
+            .await
+            .map_err(Error::db("taking the session deploy lock"))?;
+        self.session_lock = true;
+        Ok(())
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.in_tx
+    }
+
+    /// Make sure a transaction is open (after a no-transaction segment).
+    pub async fn ensure_transaction(&mut self) -> Result<()> {
+        if self.in_tx {
+            return Ok(());
+        }
+        self.db
+            .client()
+            .batch_execute("BEGIN")
+            .await
+            .map_err(Error::db("starting a transaction"))?;
+        self.in_tx = true;
+        self.search_path_for = None;
+        self.apply_local_settings().await
+    }
+
+    /// Commit the open transaction and switch to autocommit (before a no-transaction section).
+    pub async fn leave_transaction(&mut self) -> Result<()> {
+        if self.in_tx {
+            self.commit().await?;
+        }
+        if !self.session_settings_dirty {
+            let sql = self.settings.set_sql(false);
+            if !sql.is_empty() {
+                self.db
+                    .client()
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(Error::db("applying session settings"))?;
+            }
+            self.session_settings_dirty = true;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(&mut self) -> Result<()> {
+        self.db
+            .client()
+            .batch_execute("COMMIT")
+            .await
+            .map_err(Error::db("committing"))?;
+        self.in_tx = false;
+        self.search_path_for = None;
+        Ok(())
+    }
+
+    pub async fn rollback(&mut self) -> Result<()> {
+        if self.in_tx {
+            self.in_tx = false;
+            self.search_path_for = None;
+            self.db
+                .client()
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(Error::db("rolling back"))?;
+        }
+        Ok(())
+    }
+
+    /// Roll back whatever is open and release the session; errors are ignored (we are already failing).
+    pub async fn abort(&mut self) {
+        let _ = self.rollback().await;
+        self.close().await;
+    }
+
+    /// Release the session lock and undo session-level settings, so a caller's own connection is left as it was.
+    pub async fn close(&mut self) {
+        let mut sql = String::new();
+        if self.session_lock {
+            sql.push_str(&format!("SELECT pg_advisory_unlock({STRATA_LOCK_KEY});"));
+            self.session_lock = false;
+        }
+        if self.session_settings_dirty {
+            sql.push_str("RESET lock_timeout; RESET statement_timeout; RESET search_path;");
+            self.session_settings_dirty = false;
+        }
+        if !sql.is_empty()
+            && let Err(e) = self.db.client().batch_execute(&sql).await
+        {
+            tracing::warn!("could not release the deploy session cleanly: {e}");
+        }
+    }
+
+    /// Create the package's schema and extensions if missing, and point search_path at the schema (then the
+    /// session's original path), so unqualified names in migrations land in the package's schema.
+    pub async fn enter_package(&mut self, schema: &str, extensions: &[String]) -> Result<()> {
+        let client = self.db.client();
+        if !self.schemas.contains(schema) {
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    escape_identifier(schema)
+                ))
+                .await
+                .map_err(Error::db(format!("creating schema {schema}")))?;
+            self.schemas.insert(schema.to_string());
+        }
+        for ext in extensions {
+            if !self.extensions.contains(ext) {
+                // Extensions go where the session would put them without Strata (its original search_path).
+                client
+                    .query_one(
+                        "SELECT set_config('search_path', $1, $2)",
+                        &[&self.original_search_path, &self.in_tx],
+                    )
+                    .await
+                    .map_err(Error::db("setting search_path"))?;
+                self.search_path_for = None;
+                client
+                    .batch_execute(&format!(
+                        "CREATE EXTENSION IF NOT EXISTS {}",
+                        escape_identifier(ext)
+                    ))
+                    .await
+                    .map_err(Error::db(format!("creating extension {ext}")))?;
+                self.extensions.insert(ext.clone());
+            }
+        }
+        if self.search_path_for.as_deref() != Some(schema) {
+            let path = if self.original_search_path.trim().is_empty() {
+                escape_identifier(schema)
+            } else {
+                format!(
+                    "{}, {}",
+                    escape_identifier(schema),
+                    self.original_search_path
+                )
+            };
+            client
+                .query_one(
+                    "SELECT set_config('search_path', $1, $2)",
+                    &[&path, &self.in_tx],
+                )
+                .await
+                .map_err(Error::db("setting search_path"))?;
+            if !self.in_tx {
+                self.session_settings_dirty = true;
+            }
+            self.search_path_for = Some(schema.to_string());
+        }
+        Ok(())
+    }
+
+    pub fn notices(&mut self) -> Vec<Notice> {
+        self.db.drain_notices()
+    }
+}
+
+/// Milliseconds as f64, for reports.
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,139 @@
+//! Where a package's files come from: a directory on disk, or a directory embedded in the binary with
+//! `include_dir!` (so an application can deploy its own schema at start-up without shipping files).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The root of a package's files.
+#[derive(Debug, Clone)]
+pub enum PackageSource {
+    /// A directory on disk.
+    Dir(PathBuf),
+    /// A directory compiled into the binary.
+    Embedded(&'static include_dir::Dir<'static>),
+}
+
+impl PackageSource {
+    /// Read a file given by its path relative to the package root. `Ok(None)` if it does not exist.
+    pub fn read(&self, rel: &str) -> Result<Option<String>> {
+        match self {
+            PackageSource::Dir(root) => {
+                let path = root.join(rel);
+                match std::fs::read(&path) {
+                    Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| Error::Read {
+                        path,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("not valid UTF-8: {e}"),
+                        ),
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+                        Err(Error::Read { path, source: e })
+                    }
+                    Err(source) => Err(Error::Read { path, source }),
+                }
+            }
+            PackageSource::Embedded(dir) => match dir.get_file(rel) {
+                Some(f) => f
+                    .contents_utf8()
+                    .map(|s| Some(s.to_owned()))
+                    .ok_or_else(|| Error::Read {
+                        path: PathBuf::from(rel),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "not valid UTF-8",
+                        ),
+                    }),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// The path to show to a user for a file of this package.
+    pub fn display_path(&self, rel: &str) -> PathBuf {
+        match self {
+            PackageSource::Dir(root) => {
+                let full = root.join(rel);
+                // Relative to the working directory when possible: shorter, and clickable in terminals.
+                match std::env::current_dir() {
+                    Ok(cwd) => full
+                        .strip_prefix(&cwd)
+                        .map(Path::to_path_buf)
+                        .unwrap_or(full),
+                    Err(_) => full,
+                }
+            }
+            PackageSource::Embedded(_) => PathBuf::from(format!("<embedded>/{rel}")),
+        }
+    }
+
+    /// Every `.sql` file of the package (relative paths, `/`-separated, sorted), skipping dot-files and
+    /// dot-directories (caches, `.strata/`, editors' files).
+    pub fn sql_files(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        match self {
+            PackageSource::Dir(root) => walk_dir(root, root, &mut out)?,
+            PackageSource::Embedded(dir) => walk_embedded(dir, &mut out),
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn walk_dir(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "target" || name == "node_modules" {
+            continue;
+        }
+        let path = entry.path();
+        let ft = entry.file_type().map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if ft.is_dir() {
+            // A nested package is its own package, not part of this one.
+            if path.join("strata.toml").exists() || path.join("pgpkg.toml").exists() {
+                continue;
+            }
+            walk_dir(root, &path, out)?;
+        } else if name.ends_with(".sql")
+            && let Ok(rel) = path.strip_prefix(root)
+        {
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
+
+fn walk_embedded(dir: &include_dir::Dir<'static>, out: &mut Vec<String>) {
+    for f in dir.files() {
+        let p = f.path().to_string_lossy().replace('\\', "/");
+        let base = p.rsplit('/').next().unwrap_or(&p);
+        if p.ends_with(".sql") && !base.starts_with('.') {
+            out.push(p);
+        }
+    }
+    for d in dir.dirs() {
+        let p = d.path().to_string_lossy();
+        let base = p.rsplit('/').next().unwrap_or(&p);
+        if base.starts_with('.') {
+            continue;
+        }
+        if d.get_file(d.path().join("strata.toml")).is_some() {
+            continue;
+        }
+        walk_embedded(d, out);
+    }
+}
