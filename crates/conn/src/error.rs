@@ -1,0 +1,97 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_postgres::error::{DbError, SqlState};
+
+/// Everything that can go wrong while reading connection settings or connecting.
+///
+/// No variant ever contains a password: connection targets are shown in their
+/// [redacted](crate::ConnectOptions::redacted) form, and values taken from the
+/// authority part of a URL (where a mistyped password could end up) are never echoed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A connection string or environment variable could not be understood.
+    #[error("invalid connection settings: {message}")]
+    InvalidConnInfo {
+        /// What is wrong, naming the offending key or variable.
+        message: String,
+    },
+    /// A file named by the settings (root certificate, client certificate or key) could not be read.
+    #[error("could not read {what} \"{}\": {source}", path.display())]
+    Io {
+        /// Which file this is, e.g. "root certificate file".
+        what: &'static str,
+        /// The file's path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TLS could not be set up: a certificate or key file is unusable, or a verifying
+    /// `sslmode` has no root certificate to verify against.
+    #[error("TLS setup failed: {message}")]
+    Tls {
+        /// What is wrong.
+        message: String,
+    },
+    /// The server could not be reached, refused the connection, or failed the TLS
+    /// handshake or authentication.
+    #[error("could not connect to {target}: {source}")]
+    Connect {
+        /// The redacted connection URL.
+        target: String,
+        /// The driver's error; [`Error::db_error`] gives the server's message if there is one.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// [`wait_until_ready`](crate::ConnectOptions::wait_until_ready) gave up.
+    #[error(
+        "{target} did not accept connections within {:.1}s; last error: {last_error}",
+        waited.as_secs_f64()
+    )]
+    Timeout {
+        /// The redacted connection URL.
+        target: String,
+        /// How long we waited.
+        waited: Duration,
+        /// The error from the last attempt.
+        last_error: String,
+    },
+}
+
+impl Error {
+    /// True if the server could not be reached or refused us (as opposed to settings that
+    /// could not be parsed or files that could not be read). A CLI maps these to its
+    /// "connection error" exit code.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, Error::Connect { .. } | Error::Timeout { .. })
+    }
+
+    /// True if the connection settings themselves are invalid.
+    pub fn is_invalid_conninfo(&self) -> bool {
+        matches!(self, Error::InvalidConnInfo { .. })
+    }
+
+    /// The server's error report, if the server answered with one (e.g. bad password,
+    /// database does not exist).
+    pub fn db_error(&self) -> Option<&DbError> {
+        match self {
+            Error::Connect { source, .. } => source.as_db_error(),
+            _ => None,
+        }
+    }
+
+    /// The SQLSTATE of the server's error report, if there is one.
+    pub fn code(&self) -> Option<&SqlState> {
+        self.db_error().map(DbError::code)
+    }
+
+    pub(crate) fn conninfo(message: impl Into<String>) -> Self {
+        Error::InvalidConnInfo {
+            message: message.into(),
+        }
+    }
+}
