@@ -185,12 +185,7 @@ impl Out {
                 println!("Nothing to apply on {target}: everything is up to date.");
             }
             Outcome::Applied | Outcome::DryRun => {
-                let width = report
-                    .migrations
-                    .iter()
-                    .map(|m| m.package.len() + m.name.len() + 1)
-                    .max()
-                    .unwrap_or(0);
+                let width = label_width(&report.migrations);
                 for m in &report.migrations {
                     let label = format!("{}:{}", m.package, m.name);
                     println!(
@@ -203,11 +198,6 @@ impl Out {
                             ""
                         }
                     );
-                    if self.verbose > 0 {
-                        for n in &m.notices {
-                            println!("      {}: {}", n.severity, n.message);
-                        }
-                    }
                 }
                 for t in &report.packages {
                     println!(
@@ -254,12 +244,12 @@ impl Out {
             println!("Nothing to roll back on {target}.");
             return;
         }
+        let width = label_width(&report.migrations);
         for m in &report.migrations {
+            let label = format!("{}:{}", m.package, m.name);
             println!(
-                "  {} {}:{}  {:>9}  (stored down SQL)",
+                "  {} {label:<width$}  {:>9}  (stored down SQL)",
                 style("↶").cyan(),
-                m.package,
-                m.name,
                 fmt_ms(m.duration_ms)
             );
         }
@@ -499,6 +489,14 @@ impl pgstrata::Observer for Progress {
             _ => {}
         }
     }
+}
+
+fn label_width(migrations: &[pgstrata::RanMigration]) -> usize {
+    migrations
+        .iter()
+        .map(|m| m.package.len() + m.name.len() + 1)
+        .max()
+        .unwrap_or(0)
 }
 
 fn fmt_ms(ms: f64) -> String {
