@@ -8,6 +8,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::{AsyncMessage, Client, Connection, Notification};
 
+use crate::error::describe;
 use crate::{ConnectOptions, Error, tls};
 
 /// An open connection: the client, plus what the server sends on its own.
@@ -51,7 +52,7 @@ impl ConnectOptions {
             .to_tokio_postgres_config()
             .connect(tls)
             .await
-            .map_err(|source| self.connect_error(source))?;
+            .map_err(|error| self.connect_error(error))?;
         let (notice_tx, notices) = unbounded_channel();
         let (notification_tx, notifications) = unbounded_channel();
         tokio::spawn(forward_messages(connection, notice_tx, notification_tx));
@@ -94,11 +95,12 @@ impl ConnectOptions {
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, target = %self, "server not ready yet");
-                    last_error = Some(e.to_string());
+                    last_error = Some(describe(&e));
                 }
                 Err(_elapsed) => {}
             }
-            if Instant::now() + delay >= deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
                 return Err(Error::Timeout {
                     target: self.redacted(),
                     waited: start.elapsed(),
@@ -106,15 +108,16 @@ impl ConnectOptions {
                         .unwrap_or_else(|| "the connection attempt did not finish".to_owned()),
                 });
             }
-            tokio::time::sleep(delay).await;
+            // The last pause ends at the deadline, for one more attempt there.
+            tokio::time::sleep(delay.min(remaining)).await;
             delay = (delay * 2).min(MAX_DELAY);
         }
     }
 
-    fn connect_error(&self, source: tokio_postgres::Error) -> Error {
+    fn connect_error(&self, error: tokio_postgres::Error) -> Error {
         Error::Connect {
             target: self.redacted(),
-            source,
+            error,
         }
     }
 }
