@@ -82,8 +82,14 @@ impl ConnectOptions {
                 Ok(Ok((client, connection))) => {
                     // Dropping the client makes the connection send Terminate and finish.
                     drop(client);
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "closing the probe connection");
+                    match tokio::time::timeout(Duration::from_secs(1), connection).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => {
+                            tracing::debug!(error = %describe(&error), "closing the probe connection");
+                        }
+                        Err(_elapsed) => {
+                            tracing::debug!("the probe connection did not close in time")
+                        }
                     }
                     return Ok(start.elapsed());
                 }
@@ -94,7 +100,7 @@ impl ConnectOptions {
                     return Err(self.connect_error(e));
                 }
                 Ok(Err(e)) => {
-                    tracing::debug!(error = %e, target = %self, "server not ready yet");
+                    tracing::debug!(error = %describe(&e), target = %self, "server not ready yet");
                     last_error = Some(describe(&e));
                 }
                 Err(_elapsed) => {}

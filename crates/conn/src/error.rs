@@ -99,7 +99,7 @@ impl Error {
 }
 
 /// A driver error with its causes, e.g. "db error: FATAL: password authentication failed for
-/// user \"alice\"" or "error connecting to server: Connection refused (os error 111)".
+/// user "alice"" or "error connecting to server: Connection refused (os error 111)".
 pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
     let mut text = error.to_string();
     let mut cause = std::error::Error::source(error);
