@@ -263,6 +263,12 @@ impl Out {
             report.migrations.len(),
             fmt_ms(report.duration_ms)
         );
+        if let Some(s) = &report.stopped_before {
+            eprintln!(
+                "{} dry run stopped before {s}: its down SQL runs outside a transaction and cannot be rolled back",
+                style("warning:").yellow()
+            );
+        }
     }
 
     pub fn status(
@@ -477,13 +483,11 @@ impl pgstrata::Observer for Progress {
                 name,
                 severity,
                 message,
-            } => {
-                if self.verbose || severity == "WARNING" {
-                    let line = format!("{package}:{name}: {severity}: {message}");
-                    match &self.bar {
-                        Some(b) => b.println(line),
-                        None => eprintln!("{line}"),
-                    }
+            } if self.verbose || severity == "WARNING" => {
+                let line = format!("{package}:{name}: {severity}: {message}");
+                match &self.bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
                 }
             }
             _ => {}
