@@ -245,3 +245,24 @@ fn down_text_without_down_sections_is_empty() {
     let sections = migration::parse(source).unwrap();
     assert_eq!(migration::down_text(source, &sections), "");
 }
+
+#[test]
+fn fixture_snapshot() {
+    let source = include_str!("data/dbmate_multi.sql");
+    let sections = migration::parse(source).unwrap();
+    let mut out = String::new();
+    for s in &sections {
+        let marker = s.marker.clone().map(|m| &source[m]);
+        out.push_str(&format!(
+            "{:?} {:?} no_transaction={} marker={:?}\n{}---\n",
+            s.direction,
+            s.range,
+            s.no_transaction,
+            marker,
+            s.text(source)
+        ));
+    }
+    out.push_str("=== down_text\n");
+    out.push_str(&migration::down_text(source, &sections));
+    insta::assert_snapshot!(out);
+}
