@@ -129,9 +129,11 @@ pub struct Script {
 /// the grammar, a statement the parser does not understand (newer PostgreSQL syntax, a typo)
 /// still gets the right range, and the statements after it are unaffected.
 ///
-/// Each statement is then parsed with squawk's PostgreSQL grammar; its first error, if any (as
-/// PostgreSQL, which stops at the first), goes to [`Script::errors`] with its position in the
-/// script. [`check`] runs squawk's deeper checks. A lone `;` is not a statement.
+/// Each statement is then parsed with squawk's PostgreSQL grammar; one error per statement at
+/// most (an unterminated literal, else the parser's first complaint, as PostgreSQL stops at the
+/// first) goes to [`Script::errors`] with its position in the script. [`check`] runs squawk's
+/// deeper checks. A lone `;` is not a statement. Backslash meta-commands are not SQL: psql-only
+/// files (`\set`, `\i`) come out as syntax errors.
 ///
 /// ```
 /// let sql = "CREATE TABLE t (note text DEFAULT ';');\n-- a ; comment\nSELECT 1";
@@ -153,7 +155,7 @@ pub fn split(source: &str) -> Script {
             continue;
         }
         let ends = state.feed(source, tok);
-        if tok.kind == TokenKind::Semi && ends && current.is_empty() {
+        if ends && current.is_empty() {
             continue;
         }
         current.push(tok.clone());
@@ -200,23 +202,26 @@ fn finish(
 }
 
 /// Run squawk's parser (no syntax tree, no validation pass: that is [`check`]) over one
-/// statement and keep its first error, shifted by `offset`. Like PostgreSQL, report only the
-/// first: after it the parser is guessing, and its follow-up complaints are noise.
+/// statement and keep one error, shifted by `offset`: a lexer error (an unterminated literal,
+/// which swallowed the rest of the text and explains everything else), or else the parser's
+/// first. Like PostgreSQL, stop at the first: after it the parser is guessing, and its
+/// follow-up complaints are noise.
 fn first_grammar_error(text: &str, offset: usize) -> Option<SyntaxError> {
     let lexed = squawk_parser::LexedStr::new(text);
-    // Lexer errors (unterminated literals) explain the parser's errors, so they win ties.
     let mut first: Option<(Range<usize>, String)> = lexed
         .errors()
         .map(|(range, msg)| (range.start as usize..range.end as usize, msg.to_string()))
         .min_by_key(|(range, _)| range.start);
-    let output = squawk_parser::EntryPoint::SourceFile.parse(&lexed.to_input());
-    lexed.intersperse_trivia(&output, &mut |step| {
-        if let squawk_parser::StrStep::Error { msg, pos } = step
-            && first.as_ref().is_none_or(|(range, _)| pos < range.start)
-        {
-            first = Some((pos..pos, msg.to_string()));
-        }
-    });
+    if first.is_none() {
+        let output = squawk_parser::EntryPoint::SourceFile.parse(&lexed.to_input());
+        lexed.intersperse_trivia(&output, &mut |step| {
+            if let squawk_parser::StrStep::Error { msg, pos } = step
+                && first.is_none()
+            {
+                first = Some((pos..pos, msg.to_string()));
+            }
+        });
+    }
     first.map(|(range, message)| SyntaxError {
         range: offset + range.start..offset + range.end,
         message,

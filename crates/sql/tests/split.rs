@@ -534,3 +534,12 @@ fn thousand_statements_split_quickly() {
     // Generous even for an unoptimised build on a busy machine; catches quadratic behaviour.
     assert!(elapsed.as_secs() < 2, "{elapsed:?}");
 }
+
+#[test]
+fn an_unterminated_literal_is_the_error_reported() {
+    let sql = "SELECT 1;\nFROBNICATE x 'never closed;\nSELECT 2;";
+    let script = split(sql);
+    assert_eq!(script.statements.len(), 2);
+    assert_eq!(script.errors.len(), 1, "{:?}", script.errors);
+    assert_eq!(script.errors[0].range.start, sql.find('\'').unwrap());
+}
