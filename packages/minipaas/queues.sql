@@ -61,41 +61,41 @@ CREATE OR REPLACE FUNCTION minipaas._wake(q minipaas.queues, due timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 AS $fn$
+DECLARE
+    v_now timestamptz := pg_catalog.clock_timestamp();
 BEGIN
-    -- NOTIFY takes a cluster-wide lock at commit that serialises notifying transactions, so only notify while
-    -- consumers reported an empty queue; under a backlog consumers get full batches and nobody notifies.
-    -- The payload is empty for "now", else the epoch seconds at which the message becomes visible.
-    IF q.consumers_waiting THEN
-        PERFORM pg_catalog.pg_notify(
-            'minipaas.queue.' || q.name,
-            CASE WHEN due > pg_catalog.clock_timestamp()
-                 THEN extract(epoch FROM due)::text ELSE '' END);
+    -- NOTIFY takes a cluster-wide lock at commit that serialises notifying transactions. So notify only while
+    -- consumers said they wait (under a backlog they get full batches and nobody notifies), and at most once per
+    -- 50 ms per queue: the first producer in a window claims it without waiting for anyone (SKIP LOCKED).
+    IF q.consumers_idle_until IS NULL OR q.consumers_idle_until <= v_now THEN
+        RETURN;
     END IF;
+    UPDATE minipaas.queue_wakeups w
+       SET notified_at = v_now
+     WHERE w.queue_id = (SELECT x.queue_id FROM minipaas.queue_wakeups x
+                          WHERE x.queue_id = q.queue_id AND x.notified_at < v_now - interval '50 milliseconds'
+                          FOR UPDATE SKIP LOCKED);
+    IF NOT FOUND THEN
+        IF EXISTS (SELECT 1 FROM minipaas.queue_wakeups x WHERE x.queue_id = q.queue_id) THEN
+            RETURN;
+        END IF;
+        -- New queue, or the unlogged table lost its rows in a crash.
+        INSERT INTO minipaas.queue_wakeups (queue_id, notified_at) VALUES (q.queue_id, v_now)
+            ON CONFLICT (queue_id) DO NOTHING;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    -- The payload is empty for "now", else the epoch seconds at which the message becomes visible.
+    PERFORM pg_catalog.pg_notify(
+        'minipaas.queue.' || q.name,
+        CASE WHEN due > v_now THEN extract(epoch FROM due)::text ELSE '' END);
 END
 $fn$;
 
 COMMENT ON FUNCTION minipaas._wake(minipaas.queues, timestamptz) IS
-    'Internal: NOTIFY minipaas.queue.<name> (payload: due epoch seconds, or empty for now) if consumers wait.';
-
-CREATE OR REPLACE FUNCTION minipaas._lower_scan_hint(queue_id integer, priority smallint)
-RETURNS void
-LANGUAGE plpgsql
-AS $fn$
-BEGIN
-    -- A ready message more urgent than the dequeue scan hint would be skipped by hinted scans until the next
-    -- full rescan: move the hint down. Never wait for the row: if a dequeuer holds it, the rescan finds the
-    -- message (within the rescan interval).
-    UPDATE minipaas.queues AS t
-       SET scan_priority = _lower_scan_hint.priority, scan_visible_at = '-infinity'
-     WHERE t.queue_id = (SELECT s.queue_id FROM minipaas.queues AS s
-                          WHERE s.queue_id = _lower_scan_hint.queue_id
-                          FOR NO KEY UPDATE SKIP LOCKED)
-       AND t.scan_priority > _lower_scan_hint.priority;
-END
-$fn$;
-
-COMMENT ON FUNCTION minipaas._lower_scan_hint(integer, smallint) IS
-    'Internal: lowers a queue''s dequeue scan hint to a priority, without ever waiting for a lock.';
+    'Internal: NOTIFY minipaas.queue.<name> (payload: due epoch seconds, or empty for now) while consumers wait, '
+    'at most once per 50 ms.';
 
 CREATE OR REPLACE FUNCTION minipaas._lane_lock(queue_id integer, ordering_key text)
 RETURNS void
@@ -135,9 +135,6 @@ BEGIN
     RETURNING m.priority, m.visible_at INTO v_priority, v_at;
     IF FOUND THEN
         SELECT * INTO q FROM minipaas.queues t WHERE t.queue_id = _lane_promote.queue_id;
-        IF v_priority < q.scan_priority THEN
-            PERFORM minipaas._lower_scan_hint(q.queue_id, v_priority);
-        END IF;
         PERFORM minipaas._wake(q, v_at);
     END IF;
 END
@@ -216,7 +213,6 @@ BEGIN
           FROM moved
          ORDER BY moved.id;
         IF FOUND THEN
-            PERFORM minipaas._lower_scan_hint(target.queue_id, (-32768)::smallint);
             PERFORM minipaas._wake(target, pg_catalog.clock_timestamp());
         END IF;
     END IF;
@@ -318,6 +314,7 @@ BEGIN
             USING ERRCODE = 'undefined_object';
     END IF;
     DELETE FROM minipaas.messages m WHERE m.queue_id = v_id;
+    DELETE FROM minipaas.queue_wakeups w WHERE w.queue_id = v_id;
     RETURN true;
 END
 $fn$;
@@ -414,10 +411,9 @@ BEGIN
     END IF;
 
     IF v_state = 'ready' THEN
-        IF queue_enqueue.priority < q.scan_priority THEN
-            PERFORM minipaas._lower_scan_hint(q.queue_id, queue_enqueue.priority::smallint);
+        IF q.consumers_idle_until > v_now THEN
+            PERFORM minipaas._wake(q, v_at);
         END IF;
-        PERFORM minipaas._wake(q, v_at);
     END IF;
     RETURN v_id;
 END
@@ -500,9 +496,6 @@ BEGIN
         RETURNING id
     )
     SELECT ins.id FROM ins ORDER BY ins.id;
-    IF queue_enqueue_batch.priority < q.scan_priority THEN
-        PERFORM minipaas._lower_scan_hint(q.queue_id, queue_enqueue_batch.priority::smallint);
-    END IF;
     PERFORM minipaas._wake(q, v_at);
 END
 $fn$;
@@ -527,20 +520,33 @@ CREATE OR REPLACE FUNCTION minipaas.queue_dequeue(
     dedup_key        text
 )
 LANGUAGE plpgsql
+-- Plan once per session: a generic plan cannot see the batch size or the hint, so the planner would re-plan
+-- every call (custom plans look cheaper) — unless told to keep the generic plan and to walk indexes, never to
+-- scan or merge/hash-join the whole table.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_mergejoin = off
+SET enable_hashjoin = off
 AS $fn$
 #variable_conflict use_column
 DECLARE
     q          minipaas.queues;
     v_now      timestamptz;
     v_until    timestamptz;
-    v_full     boolean;
+    v_hint_key text;
+    v_hint     text[];
+    v_full     boolean := true;
     v_from_pri smallint := -32768;
-    v_from_at  timestamptz := '-infinity';
+    v_from_at  timestamptz := '1900-01-01 00:00:00+00';
+    v_from_id  bigint := 0;
+    v_rescan   timestamptz;
+    v_probe    timestamptz;
     v_got      integer := 0;
-    v_hint_pri smallint;
-    v_hint_at  timestamptz;
-    v_set_hint boolean;
-    v_waiting  boolean;
+    v_last_pri smallint;
+    v_last_at  timestamptz;
+    v_last_id  bigint;
+    v_idle     boolean;
+    v_set_idle boolean;
     v_dead     bigint[];
     r          record;
 BEGIN
@@ -561,15 +567,38 @@ BEGIN
     v_now := pg_catalog.clock_timestamp();
     v_until := v_now + coalesce(queue_dequeue.visibility_timeout, q.visibility_timeout);
 
-    -- Consumed messages leave dead index entries at the head of the ready index until VACUUM (and forever while
-    -- a long transaction holds back the xmin horizon). A hinted scan descends straight to the (priority,
-    -- visible_at) of the oldest message a recent dequeue found. Messages can end up below the hint (a producer
-    -- committing late, a dequeue rolled back, a delayed urgent message): a full rescan from the start finds
-    -- them, at the latest after rescan_at, which is pushed out when full scans get slow.
-    v_full := q.rescan_at IS NULL OR v_now >= q.rescan_at;
-    IF NOT v_full AND q.scan_priority IS NOT NULL THEN
-        v_from_pri := q.scan_priority;
-        v_from_at := q.scan_visible_at;
+    -- Consumed messages leave dead entries at the head of the ready index until VACUUM removes them (never,
+    -- while a long transaction holds back the xmin horizon). So each session remembers, per queue, where its
+    -- last dequeue stopped, (priority, visible_at, id), and the next scan descends straight past it. A
+    -- message can end up behind a hint (a producer committing late, a dequeue rolled back): a full scan from
+    -- the start finds it, at the latest at the session's rescan time, which moves out when full scans are slow.
+    -- A message more urgent than the hint is looked for on every dequeue (usually an empty index range).
+    -- The hint lives in a session setting: it costs no shared write and cannot bloat anything.
+    -- Setting: rescan time|next urgency probe time|priority|visible_at|id (times in epoch microseconds).
+    v_hint_key := 'minipaas.dequeue_hint_' || q.queue_id::text;
+    v_hint := pg_catalog.string_to_array(pg_catalog.current_setting(v_hint_key, true), '|');
+    IF pg_catalog.cardinality(v_hint) = 5
+       AND pg_catalog.array_to_string(v_hint, '|') ~ '^-?[0-9]+(\|-?[0-9]+){4}$' THEN
+        v_rescan := 'epoch'::timestamptz + v_hint[1]::bigint * interval '1 microsecond';
+        v_probe := 'epoch'::timestamptz + v_hint[2]::bigint * interval '1 microsecond';
+        IF v_now < v_rescan THEN
+            v_full := false;
+            v_from_pri := v_hint[3]::smallint;
+            v_from_at := 'epoch'::timestamptz + v_hint[4]::bigint * interval '1 microsecond';
+            v_from_id := v_hint[5]::bigint;
+            -- Look for messages more urgent than the hint every 100 ms (usually an empty index range).
+            IF v_now >= v_probe THEN
+                v_probe := v_now + interval '100 milliseconds';
+                v_full := EXISTS (SELECT 1 FROM minipaas.messages m
+                                   WHERE m.queue_id = q.queue_id AND m.state IN ('ready', 'leased')
+                                     AND m.priority < v_from_pri AND m.visible_at <= v_now);
+            END IF;
+            IF v_full THEN
+                v_from_pri := -32768;
+                v_from_at := '1900-01-01 00:00:00+00';
+                v_from_id := 0;
+            END IF;
+        END IF;
     END IF;
 
     FOR r IN
@@ -580,7 +609,7 @@ BEGIN
               FROM minipaas.messages m
              WHERE m.queue_id = q.queue_id
                AND m.state IN ('ready', 'leased')
-               AND (m.priority, m.visible_at) >= (v_from_pri, v_from_at)
+               AND (m.priority, m.visible_at, m.id) > (v_from_pri, v_from_at, v_from_id)
                AND m.visible_at <= v_now
              ORDER BY m.priority, m.visible_at, m.id
              LIMIT batch_size
@@ -606,10 +635,9 @@ BEGIN
         )
         SELECT * FROM upd ORDER BY upd.old_priority, upd.old_visible_at, upd.id
     LOOP
-        IF v_hint_pri IS NULL THEN
-            v_hint_pri := r.old_priority;
-            v_hint_at := r.old_visible_at;
-        END IF;
+        v_last_pri := r.old_priority;
+        v_last_at := r.old_visible_at;
+        v_last_id := r.id;
         IF r.state = 'dead' THEN
             v_dead := v_dead || r.id;
         ELSE
@@ -631,21 +659,30 @@ BEGIN
         PERFORM minipaas._after_dead(q.queue_id, v_dead);
     END IF;
 
-    -- Keep writes to the queue row rare: a new hint at most once a second, the rescan deadline after a full
-    -- scan, and the consumers_waiting flag only when it flips. Never wait for the row.
-    v_set_hint := v_hint_pri IS NOT NULL
-                  AND (v_full OR q.scan_hint_at IS NULL OR v_now - q.scan_hint_at >= interval '1 second');
-    v_waiting := v_got < batch_size;
-    IF v_full OR v_set_hint OR v_waiting <> q.consumers_waiting THEN
+    IF v_full THEN
+        v_rescan := v_now + least(greatest((pg_catalog.clock_timestamp() - v_now) * 10, interval '1 second'),
+                                  interval '60 seconds');
+        v_probe := v_now + interval '100 milliseconds';
+    END IF;
+    -- (An assignment, not PERFORM, is evaluated without starting the executor.)
+    IF v_full OR v_got > 0 OR v_dead IS NOT NULL THEN
+        v_hint_key := pg_catalog.set_config(v_hint_key,
+            ((extract(epoch FROM v_rescan) * 1000000)::bigint)::text || '|'
+            || ((extract(epoch FROM v_probe) * 1000000)::bigint)::text || '|'
+            || coalesce(v_last_pri, v_from_pri)::text || '|'
+            || ((extract(epoch FROM coalesce(v_last_at, v_from_at)) * 1000000)::bigint)::text || '|'
+            || coalesce(v_last_id, v_from_id)::text,
+            false);
+    END IF;
+
+    -- consumers_idle_until is the only shared write, when it flips or has less than 15 s left; never wait.
+    v_idle := v_got < batch_size;
+    v_set_idle := CASE WHEN v_idle THEN q.consumers_idle_until IS NULL
+                                        OR q.consumers_idle_until < v_now + interval '15 seconds'
+                       ELSE q.consumers_idle_until IS NOT NULL END;
+    IF v_set_idle THEN
         UPDATE minipaas.queues t
-           SET scan_priority   = CASE WHEN v_set_hint THEN v_hint_pri ELSE t.scan_priority END,
-               scan_visible_at = CASE WHEN v_set_hint THEN v_hint_at ELSE t.scan_visible_at END,
-               scan_hint_at    = CASE WHEN v_set_hint THEN v_now ELSE t.scan_hint_at END,
-               rescan_at       = CASE WHEN v_full
-                                      THEN v_now + least(greatest((pg_catalog.clock_timestamp() - v_now) * 10,
-                                                                  interval '1 second'), interval '60 seconds')
-                                      ELSE t.rescan_at END,
-               consumers_waiting = v_waiting
+           SET consumers_idle_until = CASE WHEN v_idle THEN v_now + interval '30 seconds' END
          WHERE t.queue_id = (SELECT s.queue_id FROM minipaas.queues s
                               WHERE s.queue_id = q.queue_id FOR NO KEY UPDATE SKIP LOCKED);
     END IF;
@@ -718,6 +755,13 @@ COMMENT ON FUNCTION minipaas.queue_ack(bigint) IS
 CREATE OR REPLACE FUNCTION minipaas.queue_ack_batch(ids bigint[], lease_tokens bigint[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+-- Plan once per session: a generic plan cannot see the batch size or the hint, so the planner would re-plan
+-- every call (custom plans look cheaper) — unless told to keep the generic plan and to walk indexes, never to
+-- scan or merge/hash-join the whole table.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_mergejoin = off
+SET enable_hashjoin = off
 AS $fn$
 #variable_conflict use_column
 DECLARE
@@ -811,9 +855,6 @@ BEGIN
            SET state = 'ready', visible_at = retry_at, lease_token = NULL,
                errors = coalesce(t.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(v_err)
          WHERE t.id = m.id;
-        IF m.priority < q.scan_priority THEN
-            PERFORM minipaas._lower_scan_hint(q.queue_id, m.priority);
-        END IF;
         PERFORM minipaas._wake(q, retry_at);
         outcome := 'retry';
     END IF;
@@ -873,9 +914,6 @@ BEGIN
         RETURN false;
     END IF;
     SELECT * INTO q FROM minipaas.queues t WHERE t.queue_id = m.queue_id;
-    IF m.priority < q.scan_priority THEN
-        PERFORM minipaas._lower_scan_hint(q.queue_id, m.priority);
-    END IF;
     PERFORM minipaas._wake(q, m.visible_at);
     RETURN true;
 END
@@ -962,7 +1000,6 @@ BEGIN
     END LOOP;
 
     IF v_count > 0 THEN
-        PERFORM minipaas._lower_scan_hint(q.queue_id, (-32768)::smallint);
         PERFORM minipaas._wake(q, v_now);
     END IF;
     RETURN v_count;

@@ -20,15 +20,17 @@ CREATE TABLE minipaas.queues (
     -- '0': acked messages are deleted; else they are kept (state done) this long.
     retention           interval NOT NULL DEFAULT interval '0' CHECK (retention >= interval '0'),
     created_at          timestamptz NOT NULL DEFAULT now(),
-    -- Written by dequeuers, at most about once a second (see queue_dequeue): where the next scan of the
-    -- ready index may start, so that it descends past the dead index entries of consumed messages.
-    scan_priority       smallint,
-    scan_visible_at     timestamptz,
-    scan_hint_at        timestamptz,
-    rescan_at           timestamptz,
-    -- Set when a dequeue came back short (consumers are idle): enqueues NOTIFY only then, because NOTIFY
-    -- serialises committing transactions on a global lock.
-    consumers_waiting   boolean NOT NULL DEFAULT true
+    -- Until when consumers are known to wait for messages: a short dequeue sets it 30 s ahead, a full batch
+    -- clears it. Enqueues NOTIFY only while it lies ahead, because NOTIFY serialises committing transactions
+    -- on a cluster-wide lock.
+    consumers_idle_until timestamptz
+);
+
+-- When each queue last sent a NOTIFY (at most one per 50 ms). Unlogged: it is a throttle, not data; after a
+-- crash the rows are recreated on demand.
+CREATE UNLOGGED TABLE minipaas.queue_wakeups (
+    queue_id     integer PRIMARY KEY,
+    notified_at  timestamptz NOT NULL DEFAULT '-infinity'
 );
 
 -- No foreign key to queues: its key-share row lock on every insert would make enqueuers contend on the
@@ -65,6 +67,7 @@ CREATE INDEX messages_dead_idx ON minipaas.messages (queue_id, id) WHERE state =
 CREATE INDEX messages_done_idx ON minipaas.messages (queue_id, finished_at) WHERE state = 'done';
 
 -- migrate:down
+DROP TABLE minipaas.queue_wakeups;
 DROP TABLE minipaas.messages;
 DROP TABLE minipaas.queues;
 DROP TYPE minipaas.message_state;
