@@ -520,13 +520,11 @@ impl pgstrata::Observer for Progress {
                 name,
                 severity,
                 message,
-            } => {
-                if self.verbose || severity == "WARNING" {
-                    let line = format!("{package}:{name}: {severity}: {message}");
-                    match &self.bar {
-                        Some(b) => b.println(line),
-                        None => eprintln!("{line}"),
-                    }
+            } if self.verbose || severity == "WARNING" => {
+                let line = format!("{package}:{name}: {severity}: {message}");
+                match &self.bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
                 }
             }
             _ => {}

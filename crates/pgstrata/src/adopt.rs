@@ -258,9 +258,8 @@ async fn finish(
 ) -> Result<AdoptReport> {
     match result {
         Ok(mut report) => {
-            let changed = !report.recorded.is_empty()
-                || !report.repeatables.is_empty()
-                || !report.bootstrapped.is_empty();
+            // Nothing recorded: roll back, history tables included, so a no-op adoption leaves no trace.
+            let changed = !report.recorded.is_empty() || !report.repeatables.is_empty();
             if dry_run {
                 session.rollback().await?;
                 report.outcome = Outcome::DryRun;
@@ -271,6 +270,7 @@ async fn finish(
                 session.rollback().await?;
                 report.outcome = Outcome::Noop;
                 report.run_id = None;
+                report.bootstrapped.clear();
             }
             session.close().await;
             Ok(report)
@@ -290,7 +290,10 @@ fn single_package<'p>(project: &'p Project, command: &str) -> Result<&'p Package
             format!(
                 "{command} works on one package at a time; this project has {}: {}",
                 many.len(),
-                many.iter().map(Package::name).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(Package::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Some("point --package (or --dir) at the one package".into()),
         )),
@@ -784,7 +787,9 @@ async fn read_tool_state(client: &Client, tool: Tool, table: &str) -> Result<Too
     match (tool, is_golang) {
         (Tool::Dbmate, true) => {
             return Err(Error::usage(
-                format!("{qualified} has a `dirty` column: it is golang-migrate's table, not dbmate's"),
+                format!(
+                    "{qualified} has a `dirty` column: it is golang-migrate's table, not dbmate's"
+                ),
                 Some("use --from golang-migrate".into()),
             ));
         }
@@ -848,7 +853,10 @@ async fn read_tool_state(client: &Client, tool: Tool, table: &str) -> Result<Too
                 }
                 _ => {
                     return Err(Error::refused(
-                        format!("{qualified} has {} rows; golang-migrate keeps exactly one", rows.len()),
+                        format!(
+                            "{qualified} has {} rows; golang-migrate keeps exactly one",
+                            rows.len()
+                        ),
                         "nothing was recorded. Is this really golang-migrate's table?",
                     ));
                 }
@@ -857,7 +865,9 @@ async fn read_tool_state(client: &Client, tool: Tool, table: &str) -> Result<Too
         Tool::Sqlx => {
             for r in client
                 .query(
-                    &query("SELECT version, description, success, checksum FROM {t} ORDER BY version"),
+                    &query(
+                        "SELECT version, description, success, checksum FROM {t} ORDER BY version",
+                    ),
                     &[],
                 )
                 .await
@@ -887,7 +897,10 @@ async fn read_tool_state(client: &Client, tool: Tool, table: &str) -> Result<Too
         }
         Tool::Refinery => {
             for r in client
-                .query(&query("SELECT version::bigint, checksum FROM {t} ORDER BY 1"), &[])
+                .query(
+                    &query("SELECT version::bigint, checksum FROM {t} ORDER BY 1"),
+                    &[],
+                )
                 .await
                 .map_err(db_err())?
             {
@@ -1058,7 +1071,9 @@ fn verify(check: &Check, raw: &str, m: &Migration) -> std::result::Result<(), St
             if matches {
                 Ok(())
             } else {
-                Err(format!("refinery checksum {expected} does not match the file"))
+                Err(format!(
+                    "refinery checksum {expected} does not match the file"
+                ))
             }
         }
     }

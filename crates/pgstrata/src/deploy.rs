@@ -254,9 +254,10 @@ impl UpRun<'_> {
             }
             return Ok((plan, Outcome::Noop));
         }
-        let repeatable_no_tx = plan.repeatables.iter().any(|r| {
-            r.no_transaction && r.state != crate::repeatable::RepeatableState::Applied
-        });
+        let repeatable_no_tx = plan
+            .repeatables
+            .iter()
+            .any(|r| r.no_transaction && r.state != crate::repeatable::RepeatableState::Applied);
         if (plan.steps.iter().any(|s| s.no_transaction) || repeatable_no_tx) && !self.opts.dry_run {
             session.hold_across_commits().await?;
         }

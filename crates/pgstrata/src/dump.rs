@@ -73,7 +73,10 @@ pub async fn dump_schema(
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
             ),
-            Some("pg_dump must be at least as new as the server; set PG_BINDIR to pick another one".into()),
+            Some(
+                "pg_dump must be at least as new as the server; set PG_BINDIR to pick another one"
+                    .into(),
+            ),
         ));
     }
     let raw = String::from_utf8_lossy(&output.stdout);
@@ -116,7 +119,9 @@ pub(crate) fn normalize_dump(raw: &str) -> String {
 }
 
 async fn history_comments(client: &Client) -> Result<String> {
-    let mut out = String::from("\n--\n-- Strata history (strata.migration, in order of application): package | migration | checksum\n--\n\n");
+    let mut out = String::from(
+        "\n--\n-- Strata history (strata.migration, in order of application): package | migration | checksum\n--\n\n",
+    );
     if !crate::history::history_exists(client).await? {
         out.push_str("-- (no Strata history in this database)\n");
         return Ok(out);
@@ -146,7 +151,9 @@ async fn history_comments(client: &Client) -> Result<String> {
             .await
             .map_err(Error::db("reading strata.repeatable"))?;
         if !rows.is_empty() {
-            out.push_str("\n-- Repeatable scripts (strata.repeatable): package | name | checksum\n");
+            out.push_str(
+                "\n-- Repeatable scripts (strata.repeatable): package | name | checksum\n",
+            );
             for r in rows {
                 let (p, n, c): (String, String, String) = (r.get(0), r.get(1), r.get(2));
                 out.push_str(&format!("-- {p} | {n} | {c}\n"));

@@ -166,7 +166,8 @@ pub fn export(project: &Project, format: ExportFormat, out: &Path) -> Result<Exp
     }
     if format == ExportFormat::Flyway && items.iter().any(|i| i.down.is_some()) {
         warnings.push(
-            "down parts were written as Flyway undo scripts (U…); only Flyway Teams runs them".to_string(),
+            "down parts were written as Flyway undo scripts (U…); only Flyway Teams runs them"
+                .to_string(),
         );
     }
     Ok(ExportReport {
@@ -267,7 +268,10 @@ impl<'p> PsqlWriter<'p> {
             crate::VERSION,
             names.join(", ")
         );
-        let _ = writeln!(o, "-- {count} migration(s). Apply with: psql \"$DATABASE_URL\" -f THIS_FILE");
+        let _ = writeln!(
+            o,
+            "-- {count} migration(s). Apply with: psql \"$DATABASE_URL\" -f THIS_FILE"
+        );
         o.push_str(
             "--\n\
              -- Creates Strata's history tables if missing, applies only the migrations that strata.migration lacks,\n\
@@ -300,10 +304,7 @@ impl<'p> PsqlWriter<'p> {
         o.push_str("BEGIN;\n");
         self.in_tx = true;
         let mut body = String::new();
-        let _ = writeln!(
-            body,
-            "  PERFORM pg_advisory_xact_lock({STRATA_LOCK_KEY});"
-        );
+        let _ = writeln!(body, "  PERFORM pg_advisory_xact_lock({STRATA_LOCK_KEY});");
         if self.session_lock {
             let _ = writeln!(
                 body,
@@ -353,7 +354,11 @@ impl<'p> PsqlWriter<'p> {
                 body.push_str(&executes(m.up(), section));
             }
             body.push_str(&record_migration(pkg, m));
-            self.guarded_block("run and record it, unless the history has it", &guard, &body);
+            self.guarded_block(
+                "run and record it, unless the history has it",
+                &guard,
+                &body,
+            );
             return;
         }
         for section in m.up().sections() {
@@ -716,9 +721,16 @@ fn items(project: &Project, format: ExportFormat) -> (Vec<Item>, Vec<String>) {
         }
         let scoped = pkg.schema() != "public" || !pkg.extensions().is_empty();
         if scoped {
-            let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {};\n", escape_identifier(pkg.schema()));
+            let mut sql = format!(
+                "CREATE SCHEMA IF NOT EXISTS {};\n",
+                escape_identifier(pkg.schema())
+            );
             for ext in pkg.extensions() {
-                let _ = writeln!(sql, "CREATE EXTENSION IF NOT EXISTS {};", escape_identifier(ext));
+                let _ = writeln!(
+                    sql,
+                    "CREATE EXTENSION IF NOT EXISTS {};",
+                    escape_identifier(ext)
+                );
             }
             out.push(Item {
                 base: format!("{}_setup", sanitize(pkg.schema())),
@@ -732,13 +744,25 @@ fn items(project: &Project, format: ExportFormat) -> (Vec<Item>, Vec<String>) {
         }
         for m in pkg.migrations() {
             let pieces = pieces(m.up(), split);
-            let (down, down_no_tx) = match m.down() {
-                Some(d) => (Some(joined(d, Direction::Down)), d.has_no_transaction_section()),
-                None => (None, false),
-            };
-            let whole = pieces.len() == 1;
             let n = pieces.len();
-            for (i, (sql, no_tx)) in pieces.into_iter().enumerate() {
+            let down_no_tx = m.down().is_some_and(Script::has_no_transaction_section);
+            let downs = downs_for_pieces(m.down(), n, split);
+            if down_no_tx
+                && split
+                && downs
+                    .iter()
+                    .flatten()
+                    .any(|d| pgstrata_sql::split(d).statements.len() > 1)
+            {
+                warnings.push(format!(
+                    "the down part of {}:{} runs outside a transaction and has more statements than the migration \
+                     has pieces: the other tool sends them as one query, which PostgreSQL runs in an implicit \
+                     transaction",
+                    pkg.name(),
+                    m.name()
+                ));
+            }
+            for (i, ((sql, no_tx), down)) in pieces.into_iter().zip(downs).enumerate() {
                 if no_tx && pkg.schema() != "public" {
                     warnings.push(format!(
                         "{}:{} runs outside a transaction, so it cannot set search_path to `{}`: its object names \
@@ -748,34 +772,26 @@ fn items(project: &Project, format: ExportFormat) -> (Vec<Item>, Vec<String>) {
                         pkg.schema()
                     ));
                 }
-                let last = i + 1 == n;
                 out.push(Item {
-                    base: if whole {
+                    base: if n == 1 {
                         strip_version(m.name())
                     } else {
                         format!("{}_{}", strip_version(m.name()), i + 1)
                     },
-                    original: whole.then(|| m.name().to_string()),
+                    original: (n == 1).then(|| m.name().to_string()),
                     up: if scoped && !no_tx {
                         scope(pkg, &sql)
                     } else {
                         sql
                     },
                     no_transaction: no_tx,
-                    // The down part undoes the whole migration: it goes with the last piece, which the tool rolls
-                    // back first.
-                    down: if last { down.clone() } else { None },
-                    down_no_transaction: last && down_no_tx,
+                    down_no_transaction: down.is_some() && down_no_tx,
+                    down: match down {
+                        Some(d) if scoped && !down_no_tx => Some(scope(pkg, &d)),
+                        other => other,
+                    },
                     repeatable: false,
                 });
-            }
-            if down_no_tx && split && down.as_deref().is_some_and(|d| pgstrata_sql::split(d).statements.len() > 1) {
-                warnings.push(format!(
-                    "the down part of {}:{} runs outside a transaction and has several statements: the other tool \
-                     sends it as one query, which PostgreSQL runs in an implicit transaction",
-                    pkg.name(),
-                    m.name()
-                ));
             }
         }
     }
@@ -833,6 +849,36 @@ fn items(project: &Project, format: ExportFormat) -> (Vec<Item>, Vec<String>) {
     (out, warnings)
 }
 
+/// The down part of a migration cut into `n` pieces: the tool rolls the last piece back first, so it gets the
+/// (first part of the) down SQL. A no-transaction down part is cut statement by statement too: the last piece gets
+/// the first statement, the one before it the second, …, the first piece whatever is left.
+fn downs_for_pieces(down: Option<&Script>, n: usize, split: bool) -> Vec<Option<String>> {
+    let mut out: Vec<Option<String>> = vec![None; n];
+    let Some(d) = down else {
+        return out;
+    };
+    let whole = joined(d, Direction::Down);
+    if !split || n <= 1 || !d.has_no_transaction_section() {
+        if let Some(last) = out.last_mut() {
+            *last = Some(whole);
+        }
+        return out;
+    }
+    let stmts: Vec<String> = pgstrata_sql::split(&whole)
+        .statements
+        .iter()
+        .map(|s| format!("{}\n", s.text(&whole)))
+        .collect();
+    for (k, stmt) in stmts.iter().enumerate() {
+        let piece = n - 1 - k.min(n - 1);
+        match &mut out[piece] {
+            Some(text) => text.push_str(stmt),
+            slot => *slot = Some(stmt.clone()),
+        }
+    }
+    out
+}
+
 /// Wrap transactional SQL so it runs with the package's schema first on the search path, and restores the path for
 /// the tool's own bookkeeping after it.
 fn scope(pkg: &Package, sql: &str) -> String {
@@ -845,7 +891,9 @@ fn scope(pkg: &Package, sql: &str) -> String {
     if !out.ends_with('\n') {
         out.push('\n');
     }
-    out.push_str("SELECT set_config('search_path', current_setting('strata.saved_search_path'), true);\n");
+    out.push_str(
+        "SELECT set_config('search_path', current_setting('strata.saved_search_path'), true);\n",
+    );
     out
 }
 
@@ -887,7 +935,11 @@ fn pieces(script: &Script, split: bool) -> Vec<(String, bool)> {
 /// The text of a script's sections of one direction, joined.
 fn joined(script: &Script, direction: Direction) -> String {
     let mut out = String::new();
-    for s in script.sections().iter().filter(|s| s.direction == direction) {
+    for s in script
+        .sections()
+        .iter()
+        .filter(|s| s.direction == direction)
+    {
         push_text(&mut out, s.text(script.text()));
     }
     out
@@ -904,13 +956,16 @@ fn push_text(out: &mut String, text: &str) {
 fn strip_version(name: &str) -> String {
     if let Some(rest) = name.strip_prefix(['V', 'U', 'R'])
         && let Some((v, desc)) = rest.split_once("__")
-        && v.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '_')
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '_')
     {
         return sanitize(desc);
     }
     let trimmed = name.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '.');
     let trimmed = trimmed.trim_start_matches(['_', '-']);
-    if trimmed.is_empty() || trimmed.len() == name.len() && name.starts_with(|c: char| c.is_ascii_digit()) {
+    if trimmed.is_empty()
+        || trimmed.len() == name.len() && name.starts_with(|c: char| c.is_ascii_digit())
+    {
         return sanitize(name);
     }
     sanitize(trimmed)
@@ -931,7 +986,11 @@ fn sanitize(s: &str) -> String {
         out = out.replace("__", "_");
     }
     let out = out.trim_matches('_').to_string();
-    if out.is_empty() { "migration".into() } else { out }
+    if out.is_empty() {
+        "migration".into()
+    } else {
+        out
+    }
 }
 
 /// The file name stems: the original names when they already fit the tool and keep the order, else renumbered.
@@ -1020,7 +1079,16 @@ fn tool_key(name: &str, format: ExportFormat) -> Option<(String, crate::layout::
             let rest = name.strip_prefix('V')?;
             let (v, desc) = rest.split_once("__")?;
             let fv = crate::layout::FlywayVersion::parse(v)?;
-            (!desc.is_empty()).then(|| (fv.parts().iter().map(u128::to_string).collect::<Vec<_>>().join("."), SortKey::Parts(fv.parts().to_vec())))
+            (!desc.is_empty()).then(|| {
+                (
+                    fv.parts()
+                        .iter()
+                        .map(u128::to_string)
+                        .collect::<Vec<_>>()
+                        .join("."),
+                    SortKey::Parts(fv.parts().to_vec()),
+                )
+            })
         }
         ExportFormat::Psql => None,
     }

@@ -144,6 +144,8 @@ struct RawPgpkg {
 
 impl Manifest {
     /// Parse and validate a manifest's text. `path` is only used in error messages.
+    // The error carries the manifest's text for its diagnostic; it is built once, on failure.
+    #[allow(clippy::result_large_err)]
     pub fn parse(path: &str, text: &str, format: ManifestFormat) -> Result<Manifest, SourceError> {
         let err = |span: Option<Range<usize>>, msg: String| {
             SourceError::new("strata::manifest", path, text, span, msg)
@@ -246,6 +248,7 @@ impl Manifest {
         Ok(manifest)
     }
 
+    #[allow(clippy::result_large_err)]
     fn validated(
         self,
         path: &str,
@@ -298,7 +301,7 @@ impl Manifest {
             }
             let name = crate::package::migration_name(m);
             if let Some(prev) = seen.insert(name.clone(), span.clone()) {
-                let line = text[..prev.start].lines().count().max(1);
+                let line = text[..prev.start].matches('\n').count() + 1;
                 return Err(err(
                     Some(span.clone()),
                     format!("duplicate migration name `{name}` (also listed on line {line})"),
@@ -434,6 +437,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 mod tests {
     use super::*;
 
+    #[allow(clippy::result_large_err)]
     fn parse(text: &str) -> Result<Manifest, SourceError> {
         Manifest::parse("strata.toml", text, ManifestFormat::Strata)
     }

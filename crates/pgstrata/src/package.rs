@@ -125,7 +125,10 @@ impl Migration {
         self.down.as_ref().map(|d| {
             // A no-transaction down part without markers (diesel's metadata.toml, detected statements) keeps its
             // mode through a `transaction:false` marker, so a rollback from the stored SQL runs it the same way.
-            if d.sections.iter().any(|s| s.marker.is_some() || s.no_transaction) {
+            if d.sections
+                .iter()
+                .any(|s| s.marker.is_some() || s.no_transaction)
+            {
                 migration::down_text(&d.text, &d.sections)
             } else {
                 d.text.to_string()
@@ -166,11 +169,9 @@ impl Migration {
         let up_sql = up_text(&up.text, &up_sections, &inline_down);
         let down = match down {
             Some(d) => Some(d),
-            None if !inline_down.is_empty() => Some(Script::new(
-                up.origin.clone(),
-                up.text.clone(),
-                inline_down,
-            )),
+            None if !inline_down.is_empty() => {
+                Some(Script::new(up.origin.clone(), up.text.clone(), inline_down))
+            }
             None => None,
         };
         Migration {

@@ -199,15 +199,7 @@ pub(crate) async fn apply_pending(
         }
         let duration_ms = ms(started.elapsed());
         session.ensure_transaction().await?;
-        record(
-            session.db.client(),
-            pkg,
-            r,
-            duration_ms,
-            run_id,
-            "strata",
-        )
-        .await?;
+        record(session.db.client(), pkg, r, duration_ms, run_id, "strata").await?;
         observer.event(Event::MigrationFinished {
             package: pkg.name(),
             name: r.name(),

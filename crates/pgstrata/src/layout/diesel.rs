@@ -38,13 +38,14 @@ pub(super) fn scan(folder: &Folder<'_>) -> Result<Scan> {
         if !up {
             return Err(Error::usage(
                 format!("diesel: migration folder {dir} has no up.sql"),
-                Some("every diesel migration folder holds an up.sql (and usually a down.sql)".into()),
+                Some(
+                    "every diesel migration folder holds an up.sql (and usually a down.sql)".into(),
+                ),
             ));
         }
         let no_transaction = match folder.read(&format!("{dir}/metadata.toml"))? {
-            Some(text) => run_in_transaction_false(&text).map_err(|e| {
-                Error::usage(format!("diesel: {dir}/metadata.toml: {e}"), None)
-            })?,
+            Some(text) => run_in_transaction_false(&text)
+                .map_err(|e| Error::usage(format!("diesel: {dir}/metadata.toml: {e}"), None))?,
             None => false,
         };
         let version = version(dir);
@@ -113,13 +114,22 @@ mod tests {
     #[test]
     fn versions_drop_dashes() {
         assert_eq!(version("2024-01-31-120000_users"), "20240131120000");
-        assert_eq!(version("00000000000000_diesel_initial_setup"), "00000000000000");
+        assert_eq!(
+            version("00000000000000_diesel_initial_setup"),
+            "00000000000000"
+        );
     }
 
     #[test]
     fn metadata() {
-        assert_eq!(run_in_transaction_false("run_in_transaction = false\n"), Ok(true));
-        assert_eq!(run_in_transaction_false("run_in_transaction = true\n"), Ok(false));
+        assert_eq!(
+            run_in_transaction_false("run_in_transaction = false\n"),
+            Ok(true)
+        );
+        assert_eq!(
+            run_in_transaction_false("run_in_transaction = true\n"),
+            Ok(false)
+        );
         assert_eq!(run_in_transaction_false("other = 1\n"), Ok(false));
         assert!(run_in_transaction_false("run_in_transaction = 1\n").is_err());
     }

@@ -177,7 +177,9 @@ pub(super) fn scan(folder: &Folder<'_>) -> Result<Scan> {
             Some(v) => v.down = Some(path),
             None => {
                 return Err(Error::usage(
-                    format!("flyway: undo script {path} has no versioned script of the same version"),
+                    format!(
+                        "flyway: undo script {path} has no versioned script of the same version"
+                    ),
                     None,
                 ));
             }
@@ -231,7 +233,10 @@ pub(super) fn scan_refinery(folder: &Folder<'_>) -> Result<Scan> {
         };
         if let Some(other) = migrations.insert(v, found) {
             return Err(Error::usage(
-                format!("refinery: {} and {path} have the same version {v}", other.up),
+                format!(
+                    "refinery: {} and {path} have the same version {v}",
+                    other.up
+                ),
                 None,
             ));
         }
@@ -312,12 +317,18 @@ mod tests {
     #[test]
     fn names() {
         let n = parse_name("V1_2__add_users.sql").unwrap();
-        assert_eq!((n.prefix, n.version, n.description.as_str()), ('V', "1_2", "add users"));
+        assert_eq!(
+            (n.prefix, n.version, n.description.as_str()),
+            ('V', "1_2", "add users")
+        );
         assert!(parse_name("R__views.sql").is_some());
         assert!(parse_name("R1__views.sql").is_none());
         assert!(parse_name("V__x.sql").is_none());
         assert!(parse_name("V1_x.sql").is_none());
-        assert_eq!(parse_refinery("V3__add_cars.sql"), Some(('V', "3", "add_cars")));
+        assert_eq!(
+            parse_refinery("V3__add_cars.sql"),
+            Some(('V', "3", "add_cars"))
+        );
         assert_eq!(parse_refinery("V3__add-cars.sql"), None);
     }
 }

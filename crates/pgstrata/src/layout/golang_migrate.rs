@@ -43,7 +43,10 @@ pub(super) fn scan(folder: &Folder<'_>) -> Result<Scan> {
         };
         if let Some(other) = ups.insert(v, found) {
             return Err(Error::usage(
-                format!("golang-migrate: {} and {f} have the same version {v}", other.up),
+                format!(
+                    "golang-migrate: {} and {f} have the same version {v}",
+                    other.up
+                ),
                 Some("each migration needs its own version: renumber one of them".into()),
             ));
         }

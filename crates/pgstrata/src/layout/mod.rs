@@ -102,7 +102,9 @@ impl Layout {
             Layout::Dbmate => "db/migrations",
             Layout::Flyway => "sql",
             Layout::UpDown => ".",
-            Layout::Sqlx | Layout::Diesel | Layout::GolangMigrate | Layout::Refinery => "migrations",
+            Layout::Sqlx | Layout::Diesel | Layout::GolangMigrate | Layout::Refinery => {
+                "migrations"
+            }
         }
     }
 
@@ -331,7 +333,7 @@ pub fn default_package_name(dir: &Path) -> Result<String> {
         .cloned()
         .unwrap_or_else(|| "migrations".to_string());
     // Keep what a package name allows; anything else becomes `-`.
-    let mut cleaned: String = chosen
+    let cleaned: String = chosen
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
@@ -341,10 +343,13 @@ pub fn default_package_name(dir: &Path) -> Result<String> {
             }
         })
         .collect();
-    if !cleaned.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        cleaned.insert(0, 'm');
-    }
-    Ok(cleaned)
+    // A package name starts with a letter or digit (`.tmpXYZ` → `tmpXYZ`).
+    let cleaned = cleaned.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    Ok(if cleaned.is_empty() {
+        "migrations".to_string()
+    } else {
+        cleaned.to_string()
+    })
 }
 
 /// Load a package whose `strata.toml` sets `layout`.
@@ -425,7 +430,13 @@ fn build(
             Some(d) => {
                 let rel = folder.rel(d);
                 owned.insert(rel.clone());
-                Some(read_script(&source, &rel, found.tx, Direction::Down, layout)?)
+                Some(read_script(
+                    &source,
+                    &rel,
+                    found.tx,
+                    Direction::Down,
+                    layout,
+                )?)
             }
             None => None,
         };
@@ -532,13 +543,19 @@ fn read_script(
                     &display,
                     text.to_string(),
                     None,
-                    format!("{display} has a `-- migrate:down` section but no `-- migrate:up` section"),
+                    format!(
+                        "{display} has a `-- migrate:down` section but no `-- migrate:up` section"
+                    ),
                 )
                 .into());
             }
             sections
         }
-        TxRule::SqlxPrefix => vec![whole(&text, direction, text.starts_with("-- no-transaction"))],
+        TxRule::SqlxPrefix => vec![whole(
+            &text,
+            direction,
+            text.starts_with("-- no-transaction"),
+        )],
         TxRule::Fixed(no_tx) => vec![whole(&text, direction, no_tx)],
         TxRule::Detect => vec![whole(&text, direction, has_non_transactional(&text))],
     };
