@@ -52,6 +52,9 @@ pub struct Global {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub layout: crate::interop::LayoutFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +81,14 @@ pub enum Command {
     /// Create or drop the database named in the connection settings.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Record the migrations another tool applied (reads its tracking table; runs nothing).
+    Adopt(crate::interop::AdoptArgs),
+    /// Record the migrations up to NAME as applied, for a database no tool tracked (runs nothing).
+    Baseline(crate::interop::BaselineArgs),
+    /// Write the migrations for another tool, or as one self-contained psql script.
+    Export(crate::interop::ExportArgs),
+    /// Write a stable schema file (pg_dump --schema-only, normalised, with Strata's history), or --check one.
+    DumpSchema(crate::interop::DumpSchemaArgs),
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! the library, render the result. Exit codes: 0 success, 1 failure, 2 usage or connection error.
 
 mod args;
+mod interop;
 mod render;
 
 use std::path::PathBuf;
@@ -187,6 +188,10 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             Ok(())
         }
         Command::Dev(cmd) => dev(cmd, out),
+        Command::Adopt(a) => interop::adopt(a, g, out).await,
+        Command::Baseline(a) => interop::baseline(a, g, out).await,
+        Command::Export(a) => interop::export(a, g, out),
+        Command::DumpSchema(a) => interop::dump_schema(a, g, out).await,
         Command::Wait(a) => {
             let timeout = pgstrata::manifest::parse_duration(&a.timeout)
                 .map_err(|m| Failure::Usage(miette::miette!("--timeout: {m}")))?;
@@ -281,6 +286,9 @@ fn package_root(g: &Global) -> Result<PathBuf, Failure> {
 }
 
 fn load_project(g: &Global) -> Result<Project, Failure> {
+    if let Some(project) = interop::layout_project(g)? {
+        return Ok(project);
+    }
     if g.packages.is_empty() {
         let cwd = std::env::current_dir().map_err(|e| {
             Failure::Usage(miette::miette!("cannot read the current directory: {e}"))

@@ -26,6 +26,18 @@ impl Out {
         }
     }
 
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    pub fn json_value(&self, value: &impl serde::Serialize) {
+        self.print_json(value);
+    }
+
     fn print_json(&self, value: &impl serde::Serialize) {
         match serde_json::to_string_pretty(value) {
             Ok(s) => println!("{s}"),
@@ -199,6 +211,15 @@ impl Out {
                         }
                     );
                 }
+                for r in &report.repeatables {
+                    println!(
+                        "  {} {}:{}  {:>9}  (repeatable, changed)",
+                        style("✓").green(),
+                        r.package,
+                        r.name,
+                        fmt_ms(r.duration_ms)
+                    );
+                }
                 for t in &report.packages {
                     println!(
                         "{}: {} → {} ({} migration{})",
@@ -281,6 +302,7 @@ impl Out {
             self.print_json(&serde_json::json!({
                 "target": target,
                 "packages": plan.packages,
+                "repeatables": plan.repeatables,
                 "last_run": last_run,
             }));
             return;
@@ -326,6 +348,17 @@ impl Out {
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default();
                 println!("  {word} {:<40} {when}{note}", m.name);
+            }
+        }
+        if !plan.repeatables.is_empty() {
+            println!("\n{}", style("repeatable scripts").bold());
+            for r in &plan.repeatables {
+                let word = match r.state {
+                    pgstrata::RepeatableState::Applied => style("applied ").green(),
+                    pgstrata::RepeatableState::Pending => style("pending ").yellow(),
+                    pgstrata::RepeatableState::Changed => style("changed ").yellow(),
+                };
+                println!("  {word} {}:{}", r.package, r.name);
             }
         }
         if let Some(r) = last_run

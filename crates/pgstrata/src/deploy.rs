@@ -94,6 +94,8 @@ pub struct UpReport {
     pub packages: Vec<Transition>,
     /// Changed migrations whose new text was recorded (`--accept-changed`).
     pub accepted_changes: Vec<String>,
+    /// Repeatable scripts run because their text changed (Flyway `R__`, functions folders).
+    pub repeatables: Vec<RanMigration>,
     /// A dry run stops before the first no-transaction migration: which one.
     pub stopped_before: Option<String>,
     /// Things worth knowing that did not stop the run.
@@ -107,6 +109,7 @@ pub async fn plan(db: &Database, project: &Project, opts: &PlanOptions) -> Resul
     let packages = project.with_internal()?;
     let applied = history::applied(db.client()).await?;
     let mut plan = Plan::compute(&packages, &applied, opts);
+    plan.repeatables = crate::repeatable::statuses(db.client(), &packages).await?;
     if !plan.changed().is_empty() {
         plan.load_diffs(db.client(), &packages).await?;
     }
@@ -140,6 +143,7 @@ pub async fn up(
         history_ready: false,
         from_state: serde_json::Value::Null,
         ran: Vec::new(),
+        repeatables: Vec::new(),
         committed: Vec::new(),
         uncommitted: Vec::new(),
         recorded_packages: Default::default(),
@@ -201,6 +205,7 @@ struct UpRun<'p> {
     history_ready: bool,
     from_state: serde_json::Value,
     ran: Vec<RanMigration>,
+    repeatables: Vec<RanMigration>,
     /// Migrations committed by earlier segments.
     committed: Vec<String>,
     /// Migrations run in the open transaction.
@@ -221,6 +226,7 @@ impl UpRun<'_> {
         let applied = history::applied(client).await?;
         self.from_state = history::state_of(&applied);
         let mut plan = Plan::compute(self.packages, &applied, &self.opts.plan);
+        plan.repeatables = crate::repeatable::statuses(client, self.packages).await?;
         if let Err(e) = plan.check(&self.opts.plan) {
             if matches!(e, Error::Changed(_)) {
                 plan.load_diffs(client, self.packages).await?;
@@ -258,7 +264,11 @@ impl UpRun<'_> {
             }
             return Ok((plan, Outcome::Noop));
         }
-        if plan.steps.iter().any(|s| s.no_transaction) && !self.opts.dry_run {
+        let repeatable_no_tx = plan
+            .repeatables
+            .iter()
+            .any(|r| r.no_transaction && r.state != crate::repeatable::RepeatableState::Applied);
+        if (plan.steps.iter().any(|s| s.no_transaction) || repeatable_no_tx) && !self.opts.dry_run {
             session.hold_across_commits().await?;
         }
         if self.history_ready && !self.opts.dry_run {
@@ -286,6 +296,20 @@ impl UpRun<'_> {
                 duration: std::time::Duration::from_secs_f64(ran.duration_ms / 1000.0),
             });
             self.ran.push(ran);
+        }
+        // interop: repeatable scripts whose text changed run after every versioned migration.
+        if self.stopped_before.is_none() {
+            let (ran, stopped) = crate::repeatable::apply_pending(
+                session,
+                self.packages,
+                &plan.repeatables,
+                self.run_id,
+                self.opts.dry_run,
+                observer,
+            )
+            .await?;
+            self.repeatables = ran;
+            self.stopped_before = stopped;
         }
         for (pkg, name) in &plan.accepted_changes {
             self.accept_change(session, pkg, name).await?;
@@ -563,6 +587,7 @@ impl UpRun<'_> {
                 .iter()
                 .map(|(p, n)| format!("{p}:{n}"))
                 .collect(),
+            repeatables: self.repeatables.clone(),
             stopped_before: self.stopped_before.clone(),
             warnings,
             duration_ms: ms(started.elapsed()),

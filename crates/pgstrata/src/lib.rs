@@ -33,15 +33,20 @@
 //! ```
 #![deny(missing_docs)]
 
+mod adopt;
 mod deploy;
+mod dump;
 mod error;
 mod exec;
+mod export;
 pub mod history;
+pub mod layout;
 pub mod manifest;
 mod observe;
 mod package;
 mod plan;
 mod project;
+mod repeatable;
 mod rollback;
 pub mod scaffold;
 mod session;
@@ -55,6 +60,12 @@ pub use observe::{Event, Observer, Quiet};
 pub use package::{Migration, Package, Script, checksum, migration_name};
 pub use plan::{MigrationState, MigrationStatus, PackagePlan, Plan, PlanOptions, Segment, Step};
 pub use project::{Project, strata_package};
+// interop: other tools' folders, adoption, export, schema dumps.
+pub use adopt::{AdoptOptions, AdoptReport, Adopted, BaselineOptions, Tool, adopt, baseline};
+pub use dump::{DumpOptions, dump_schema, schema_diff};
+pub use export::{ExportFormat, ExportReport, export, psql_script};
+pub use layout::{Layout, default_package_name};
+pub use repeatable::{Repeatable, RepeatableState, RepeatableStatus};
 pub use rollback::{DownOptions, DownReport, DownTarget, down};
 pub use session::{STRATA_LOCK_KEY, SessionSettings};
 pub use source::PackageSource;

@@ -9,6 +9,10 @@
 //!     "migrations/0001_init.sql",
 //! ]
 //!
+//! # Instead of `migrations`, read another tool's folder in place (see `crate::layout`):
+//! # layout = "dbmate"                  # dbmate, sqlx, diesel, golang-migrate, flyway, refinery, up-down
+//! # migrations_dir = "db/migrations"   # default: the tool's own default folder
+//!
 //! [deploy]
 //! lock_timeout = "5s"                  # SET lock_timeout for deploy sessions
 //! statement_timeout = "0"              # SET statement_timeout for deploy sessions
@@ -59,6 +63,10 @@ pub struct Manifest {
     pub migrations: Vec<(String, Range<usize>)>,
     /// Deploy session settings.
     pub deploy: DeploySettings,
+    /// interop: another tool's migration folder to read instead of the `migrations` list.
+    pub layout: Option<crate::layout::Layout>,
+    /// interop: where that folder is, relative to the package root (default: the tool's default).
+    pub migrations_dir: Option<String>,
 }
 
 /// A dependency on another package.
@@ -100,6 +108,10 @@ struct RawStrata {
     deploy: Option<Spanned<DeploySettings>>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    layout: Option<Spanned<crate::layout::Layout>>,
+    #[serde(default)]
+    migrations_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +159,7 @@ impl Manifest {
                         .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy])")
                 })?;
                 let _ = raw.description;
+                check_layout_keys(&raw).map_err(|(span, msg)| err(Some(span), msg))?;
                 Manifest {
                     format,
                     name: raw.name.get_ref().clone(),
@@ -174,6 +187,8 @@ impl Manifest {
                         .map(|m| (m.get_ref().clone(), m.span()))
                         .collect(),
                     deploy: raw.deploy.map(|d| d.into_inner()).unwrap_or_default(),
+                    layout: raw.layout.as_ref().map(|l| *l.get_ref()),
+                    migrations_dir: raw.migrations_dir.as_ref().map(|d| d.get_ref().clone()),
                 }
                 .validated(
                     path,
@@ -226,6 +241,8 @@ impl Manifest {
                         .map(|m| (m.get_ref().clone(), m.span()))
                         .collect(),
                     deploy: DeploySettings::default(),
+                    layout: None,
+                    migrations_dir: None,
                 }
                 .validated(path, text, Some((raw.package.span(), schema_span)))?
             }
@@ -308,6 +325,35 @@ impl Manifest {
             }
         }
         Ok(self)
+    }
+}
+
+/// interop keys: `layout` replaces the `migrations` list, and `migrations_dir` only means something with it.
+fn check_layout_keys(raw: &RawStrata) -> Result<(), (Range<usize>, String)> {
+    match (&raw.layout, &raw.migrations_dir) {
+        (Some(layout), _) if !raw.migrations.is_empty() => Err((
+            layout.span(),
+            "`layout` and `migrations` cannot both be set: with a layout, the migrations are the files of \
+             `migrations_dir`, in the tool's own order"
+                .into(),
+        )),
+        (None, Some(dir)) => Err((
+            dir.span(),
+            "`migrations_dir` needs `layout` (which tool's folder it is)".into(),
+        )),
+        (_, Some(dir)) => {
+            let d = dir.get_ref();
+            if d.starts_with('/') || d.contains('\\') || d.split('/').any(|c| c == "..") {
+                return Err((
+                    dir.span(),
+                    format!(
+                        "migrations_dir `{d}` must be relative to the package root, with `/` separators and no `..`"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
