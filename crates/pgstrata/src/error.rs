@@ -72,6 +72,11 @@ pub enum Error {
         help: Option<String>,
     },
 
+    /// `up` refused: the migrations about to run have lint errors (see [`crate::lint`]).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lint(Box<crate::lint::LintRefused>),
+
     /// Another deployer held the migration lock for longer than the lock wait timeout.
     #[error(
         "another deploy holds the strata lock on this database; gave up after waiting {waited}"

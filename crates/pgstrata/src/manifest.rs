@@ -13,6 +13,11 @@
 //! lock_timeout = "5s"                  # SET lock_timeout for deploy sessions
 //! statement_timeout = "0"              # SET statement_timeout for deploy sessions
 //! lock_wait_timeout = "60s"            # how long to wait for another deployer
+//! lock_retries = 3                     # retries after a lock_timeout (55P03), with backoff
+//! lock_retry_backoff = "1s"            # first pause between retries (doubled each time)
+//!
+//! [lint]                               # see `crate::lint`
+//! disable = ["prefer-robust-stmts"]
 //! ```
 
 use std::ops::Range;
@@ -59,6 +64,8 @@ pub struct Manifest {
     pub migrations: Vec<(String, Range<usize>)>,
     /// Deploy session settings.
     pub deploy: DeploySettings,
+    /// Lint settings (`[lint]`).
+    pub lint: crate::lint::LintSettings,
 }
 
 /// A dependency on another package.
@@ -83,6 +90,10 @@ pub struct DeploySettings {
     pub statement_timeout: Option<String>,
     /// How long to wait for the deploy lock held by another deployer (default: wait indefinitely).
     pub lock_wait_timeout: Option<String>,
+    /// How many times `up` retries after a statement gave up waiting for a lock (lock_timeout).
+    pub lock_retries: Option<u32>,
+    /// Pause before the first retry (doubled before each next one).
+    pub lock_retry_backoff: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +109,8 @@ struct RawStrata {
     migrations: Vec<Spanned<String>>,
     #[serde(default)]
     deploy: Option<Spanned<DeploySettings>>,
+    #[serde(default)]
+    lint: Option<crate::lint::RawLintSettings>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -144,9 +157,11 @@ impl Manifest {
             ManifestFormat::Strata => {
                 let raw: RawStrata = toml::from_str(text).map_err(|e| {
                     err(e.span(), format!("invalid {}: {}", format.file_name(), e.message()))
-                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy])")
+                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy], [lint])")
                 })?;
                 let _ = raw.description;
+                let lint = crate::lint::settings_from_raw(raw.lint)
+                    .map_err(|(span, message)| err(span, message))?;
                 Manifest {
                     format,
                     name: raw.name.get_ref().clone(),
@@ -174,6 +189,7 @@ impl Manifest {
                         .map(|m| (m.get_ref().clone(), m.span()))
                         .collect(),
                     deploy: raw.deploy.map(|d| d.into_inner()).unwrap_or_default(),
+                    lint,
                 }
                 .validated(
                     path,
@@ -226,6 +242,7 @@ impl Manifest {
                         .map(|m| (m.get_ref().clone(), m.span()))
                         .collect(),
                     deploy: DeploySettings::default(),
+                    lint: Default::default(),
                 }
                 .validated(path, text, Some((raw.package.span(), schema_span)))?
             }
@@ -302,6 +319,7 @@ impl Manifest {
             ("lock_timeout", &self.deploy.lock_timeout),
             ("statement_timeout", &self.deploy.statement_timeout),
             ("lock_wait_timeout", &self.deploy.lock_wait_timeout),
+            ("lock_retry_backoff", &self.deploy.lock_retry_backoff),
         ] {
             if let Some(v) = value {
                 parse_duration(v).map_err(|m| err(None, format!("[deploy] {key}: {m}")))?;
