@@ -98,6 +98,17 @@ pub struct Transition {
     pub count: usize,
 }
 
+/// A failed no-transaction migration that `up` resumed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResumedMigration {
+    /// `package:name`.
+    pub migration: String,
+    /// Statements skipped (they had committed).
+    pub skipped_statements: usize,
+    /// The failed run that recorded them.
+    pub failed_run: i64,
+}
+
 /// What `up` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UpReport {
@@ -119,6 +130,8 @@ pub struct UpReport {
     pub lint: LintReport,
     /// Lock timeouts retried before the run went through.
     pub lock_retries: u32,
+    /// Failed no-transaction migrations resumed after the statements that had committed.
+    pub resumed: Vec<ResumedMigration>,
     /// Total wall time.
     pub duration_ms: f64,
 }
@@ -214,7 +227,9 @@ async fn explain(
             .await,
         ];
     }
+    let named_already = hints.iter().any(|h| h.contains("DROP INDEX CONCURRENTLY"));
     if let Some(schema) = &schema
+        && !named_already
         && let Some(h) = guard::invalid_index_hint(db.client(), &text, offset, schema).await
     {
         hints.push(h);
@@ -238,6 +253,13 @@ async fn up_once(
     let mut run = UpRun {
         packages: &packages,
         opts,
+        lint: LintReport::default(),
+        resume: HashMap::new(),
+        resumed: Vec::new(),
+        lock_timeout: settings
+            .lock_timeout
+            .clone()
+            .filter(|t| crate::manifest::parse_duration(t).is_ok_and(|ms| ms > 0)),
         run_id: None,
         history_ready: false,
         from_state: serde_json::Value::Null,
@@ -246,13 +268,6 @@ async fn up_once(
         uncommitted: Vec::new(),
         recorded_packages: Default::default(),
         stopped_before: None,
-        lint: LintReport::default(),
-        resume: HashMap::new(),
-        resumed: Vec::new(),
-        lock_timeout: settings
-            .lock_timeout
-            .clone()
-            .filter(|t| crate::manifest::parse_duration(t).is_ok_and(|ms| ms > 0)),
     };
     match run.execute(&mut session, observer).await {
         Ok((plan, outcome)) => {
@@ -307,6 +322,14 @@ fn db_client<'s>(session: &'s mut Session<'_>) -> &'s tokio_postgres::Client {
 struct UpRun<'p> {
     packages: &'p [Package],
     opts: &'p UpOptions,
+    /// What the linter found in the plan.
+    lint: LintReport,
+    /// Failed no-transaction migrations to resume, by `package:name`.
+    resume: HashMap<String, Resume>,
+    /// Resumed migrations: (`package:name`, statements skipped, run that recorded them).
+    resumed: Vec<(String, usize, i64)>,
+    /// The session's lock_timeout, when one applies (CONCURRENTLY statements run without it).
+    lock_timeout: Option<String>,
     run_id: Option<i64>,
     history_ready: bool,
     from_state: serde_json::Value,
@@ -317,14 +340,6 @@ struct UpRun<'p> {
     uncommitted: Vec<String>,
     recorded_packages: std::collections::HashSet<usize>,
     stopped_before: Option<String>,
-    /// What the linter found in the plan.
-    lint: LintReport,
-    /// Failed no-transaction migrations to resume, by `package:name`.
-    resume: HashMap<String, Resume>,
-    /// Resumed migrations: (`package:name`, statements skipped, run that recorded them).
-    resumed: Vec<(String, usize, i64)>,
-    /// The session's lock_timeout, when one applies (CONCURRENTLY statements run without it).
-    lock_timeout: Option<String>,
 }
 
 impl UpRun<'_> {
@@ -613,6 +628,24 @@ impl UpRun<'_> {
                     .await
                     .map_err(Error::db("restoring lock_timeout"))?;
             }
+            let result = match result {
+                Ok(o) => guard::check_index_valid(
+                    session.db.client(),
+                    script,
+                    range.clone(),
+                    statement,
+                    pkg.schema(),
+                )
+                .await
+                .map(|()| o)
+                .map_err(|error| {
+                    Box::new(crate::exec::SectionFailure {
+                        error,
+                        committed: Vec::new(),
+                    })
+                }),
+                Err(f) => Err(f),
+            };
             match result {
                 Ok(o) => {
                     count += o.statements;
@@ -773,11 +806,7 @@ impl UpRun<'_> {
                 "dry run stopped before {s}: a no-transaction migration cannot be rolled back"
             ));
         }
-        for (m, skipped, run) in &self.resumed {
-            warnings.push(format!(
-                "resumed {m}: skipped {skipped} statement(s) that committed before run #{run} failed"
-            ));
-        }
+
         UpReport {
             outcome,
             run_id: self.run_id,
@@ -792,6 +821,15 @@ impl UpRun<'_> {
             warnings,
             lint: self.lint.clone(),
             lock_retries: 0,
+            resumed: self
+                .resumed
+                .iter()
+                .map(|(m, skipped, run)| ResumedMigration {
+                    migration: m.clone(),
+                    skipped_statements: *skipped,
+                    failed_run: *run,
+                })
+                .collect(),
             duration_ms: ms(started.elapsed()),
         }
     }

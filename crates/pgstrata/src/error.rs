@@ -315,8 +315,9 @@ impl Diagnostic for SqlError {
         }
         if !self.committed_statements.is_empty() {
             lines.push(format!(
-                "this no-transaction migration had already committed {} statement(s) (they stay applied, the migration \
-                 is not recorded as applied; make its statements idempotent, e.g. IF NOT EXISTS, before re-running):\n  {}",
+                "this no-transaction migration had already committed {} statement(s); they stay applied, the migration \
+                 is not recorded as applied, and the next `strata up` skips them and resumes after them (`--no-resume` \
+                 runs them again):\n  {}",
                 self.committed_statements.len(),
                 self.committed_statements.join("\n  ")
             ));

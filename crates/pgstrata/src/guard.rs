@@ -397,6 +397,68 @@ pub(crate) async fn invalid_index_hint(
     ))
 }
 
+/// After a `CREATE INDEX CONCURRENTLY` succeeded: the index it names must be valid. With `IF NOT EXISTS`, an
+/// invalid index left by an earlier failed build makes the statement a silent no-op, and the migration would be
+/// recorded as applied with an index that serves no query.
+pub(crate) async fn check_index_valid(
+    client: &Client,
+    script: &Script,
+    range: std::ops::Range<usize>,
+    statement: &pgstrata_sql::Statement,
+    schema: &str,
+) -> std::result::Result<(), crate::error::SqlError> {
+    if statement.kind != (pgstrata_sql::StatementKind::CreateIndex { concurrently: true }) {
+        return Ok(());
+    }
+    let text = &script.text()[range.clone()];
+    let Some(index) = pgstrata_sql::locks::analyze(text)
+        .first()
+        .and_then(|s| s.creates.first().cloned())
+    else {
+        return Ok(());
+    };
+    let index = index.qualified_or(schema);
+    let valid: Option<bool> = match client
+        .query_opt(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
+            &[&index.to_string()],
+        )
+        .await
+    {
+        Ok(row) => row.map(|r| r.get(0)),
+        Err(e) => {
+            tracing::warn!("could not check that {index} is valid: {e}");
+            return Ok(());
+        }
+    };
+    if valid != Some(false) {
+        return Ok(());
+    }
+    let lc = pgstrata_sql::LineIndex::new(script.text()).line_col(range.start);
+    let first_line = text.find('\n').unwrap_or(text.len());
+    Err(crate::error::SqlError {
+        origin: script.origin().to_string(),
+        line: lc.line,
+        col: lc.col,
+        sqlstate: "55000".to_string(),
+        message: format!(
+            "index {index} exists but is invalid: an earlier CREATE INDEX CONCURRENTLY failed, and IF NOT EXISTS \
+             skipped building it"
+        ),
+        detail: None,
+        hint: Some(format!(
+            "drop it with `DROP INDEX CONCURRENTLY {index};`, then run `strata up` again (it resumes at this statement)"
+        )),
+        context: None,
+        migration: None,
+        rolled_back: false,
+        span: crate::error::widen(script.text(), range.start..range.start + first_line),
+        file: miette::NamedSource::new(script.origin(), script.text().to_string()).with_language("SQL"),
+        committed_statements: Vec::new(),
+        committed_migrations: Vec::new(),
+    })
+}
+
 /// Statements of a section, with their text.
 pub(crate) fn section_statements(
     script: &Script,

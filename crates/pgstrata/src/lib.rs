@@ -50,7 +50,9 @@ pub mod scaffold;
 mod session;
 mod source;
 
-pub use deploy::{Outcome, RanMigration, Transition, UpOptions, UpReport, plan, up};
+pub use deploy::{
+    Outcome, RanMigration, ResumedMigration, Transition, UpOptions, UpReport, plan, up,
+};
 pub use error::{ChangedError, ChangedMigration, Error, Result, SourceError, SqlError};
 pub use exec::{Database, Notice};
 pub use guard::{InvalidIndex, LockRetry, invalid_indexes};
