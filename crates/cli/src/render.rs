@@ -370,7 +370,9 @@ impl Out {
                         "  {} statement(s) of {} committed before the failure (they stay applied; `strata up` skips \
                          them and resumes, `--no-resume` runs them again):",
                         committed.len(),
-                        d["failed_migration"].as_str().unwrap_or("the failed migration")
+                        d["failed_migration"]
+                            .as_str()
+                            .unwrap_or("the failed migration")
                     );
                     for s in committed {
                         println!("    {}", s.lines().next().unwrap_or(""));

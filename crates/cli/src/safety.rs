@@ -7,9 +7,9 @@ use console::style;
 use pgstrata::lint::{LintRefused, LintReport, Severity};
 use pgstrata::{LockReport, Plan, Project};
 
+use crate::Failure;
 use crate::args::{Global, LintArgs, LintFormat};
 use crate::render::Out;
-use crate::Failure;
 
 /// What `plan` shows besides the plan itself.
 pub struct PlanSafety {
@@ -160,8 +160,7 @@ pub async fn lint(g: &Global, a: LintArgs, out: &Out) -> Result<(), Failure> {
         let (db, _) = crate::connect(g, Some(&project))
             .await
             .map_err(needs_database)?;
-        let plan =
-            pgstrata::plan(&db, &project, &pgstrata::PlanOptions::default()).await?;
+        let plan = pgstrata::plan(&db, &project, &pgstrata::PlanOptions::default()).await?;
         let version = pgstrata::lint::server_version(&db).await?;
         pgstrata::lint::lint_plan(&project, &plan, Some(&version))?
     };
@@ -297,7 +296,11 @@ pub fn event(event: &pgstrata::Event<'_>, bar: Option<&indicatif::ProgressBar>, 
             // A deploy shows errors in full (they stop it, or were allowed) and warnings one line each; `strata
             // plan` and `strata lint` show everything in full.
             for file in &report.files {
-                for f in file.findings.iter().filter(|f| f.severity == Severity::Warning) {
+                for f in file
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity == Severity::Warning)
+                {
                     say(format!(
                         "{}[{}] {}:{}:{}: {}",
                         style("warning").yellow(),
@@ -352,9 +355,6 @@ mod tests {
     #[test]
     fn workflow_commands_are_escaped() {
         assert_eq!(escape_data("50% done\nnext"), "50%25 done%0Anext");
-        assert_eq!(
-            escape_property("a:b,c"),
-            "a%3Ab%2Cc"
-        );
+        assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
     }
 }

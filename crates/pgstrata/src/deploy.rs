@@ -606,14 +606,17 @@ impl UpRun<'_> {
         let mut count = 0;
         let mut committed = Vec::new();
         for (range, statement) in statements {
-            let relax = self.lock_timeout.is_some() && guard::is_concurrent(section_text, statement);
+            let relax =
+                self.lock_timeout.is_some() && guard::is_concurrent(section_text, statement);
             if relax {
                 session
                     .db
                     .client()
                     .batch_execute("SET lock_timeout = 0")
                     .await
-                    .map_err(Error::db("lifting lock_timeout for a CONCURRENTLY statement"))?;
+                    .map_err(Error::db(
+                        "lifting lock_timeout for a CONCURRENTLY statement",
+                    ))?;
             }
             let part = Section {
                 range: range.clone(),

@@ -92,7 +92,10 @@ pub(crate) fn check_transactional(packages: &[Package], plan: &Plan) -> Result<(
                     continue;
                 };
                 let start = section.range.start + statement.range.start;
-                let first_line = statement.text(text).find('\n').unwrap_or(statement.range.len());
+                let first_line = statement
+                    .text(text)
+                    .find('\n')
+                    .unwrap_or(statement.range.len());
                 return Err(SourceError::new(
                     "strata::no_transaction_required",
                     script.origin(),
@@ -453,7 +456,8 @@ pub(crate) async fn check_index_valid(
         migration: None,
         rolled_back: false,
         span: crate::error::widen(script.text(), range.start..range.start + first_line),
-        file: miette::NamedSource::new(script.origin(), script.text().to_string()).with_language("SQL"),
+        file: miette::NamedSource::new(script.origin(), script.text().to_string())
+            .with_language("SQL"),
         committed_statements: Vec::new(),
         committed_migrations: Vec::new(),
     })
@@ -475,4 +479,44 @@ pub(crate) fn section_statements(
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_backoff_doubles_up_to_a_minute() {
+        let retry = LockRetry::default();
+        assert_eq!(retry.delay(1), Duration::from_secs(1));
+        assert_eq!(retry.delay(3), Duration::from_secs(4));
+        assert_eq!(retry.delay(30), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn retry_policy_from_the_manifest() {
+        let d = DeploySettings {
+            lock_retries: Some(5),
+            lock_retry_backoff: Some("250ms".into()),
+            ..DeploySettings::default()
+        };
+        let retry = LockRetry::from_manifest(&d).unwrap();
+        assert_eq!(retry.retries, 5);
+        assert_eq!(retry.delay(2), Duration::from_millis(500));
+        assert_eq!(
+            LockRetry::from_manifest(&DeploySettings::default()).unwrap(),
+            LockRetry::default()
+        );
+    }
+
+    #[test]
+    fn concurrent_statements_are_recognised() {
+        let text = "CREATE INDEX CONCURRENTLY i ON t (a);\nCREATE INDEX j ON t (b);\nREFRESH MATERIALIZED VIEW CONCURRENTLY m;\nALTER TABLE p DETACH PARTITION c CONCURRENTLY;\nDROP INDEX CONCURRENTLY i;\n";
+        let found: Vec<bool> = pgstrata_sql::split(text)
+            .statements
+            .iter()
+            .map(|s| is_concurrent(text, s))
+            .collect();
+        assert_eq!(found, [true, false, true, true, true]);
+    }
 }

@@ -61,11 +61,7 @@ impl LintSettings {
                 .or_else(|| server_version.map(str::to_string)),
             enable: self.enable.clone(),
             disable: self.disable.clone(),
-            severity: self
-                .severity
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
+            severity: self.severity.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         }
     }
 
@@ -107,10 +103,12 @@ pub(crate) fn settings_from_raw(
     };
     let mut severity = BTreeMap::new();
     for (rule, value) in &raw.severity {
-        let s: Severity = value
-            .get_ref()
-            .parse()
-            .map_err(|m| (Some(value.span()), format!("[lint] severity of {rule}: {m}")))?;
+        let s: Severity = value.get_ref().parse().map_err(|m| {
+            (
+                Some(value.span()),
+                format!("[lint] severity of {rule}: {m}"),
+            )
+        })?;
         severity.insert(rule.clone(), s);
     }
     let settings = LintSettings {
@@ -370,7 +368,11 @@ pub async fn server_version(db: &Database) -> Result<String> {
 
 /// Lint what `plan` would apply, in order: a relation created by an earlier migration of the deploy is new,
 /// so findings about locks on it, or about clients using it, do not apply.
-pub fn lint_plan(project: &Project, plan: &Plan, server_version: Option<&str>) -> Result<LintReport> {
+pub fn lint_plan(
+    project: &Project,
+    plan: &Plan,
+    server_version: Option<&str>,
+) -> Result<LintReport> {
     let packages = project.with_internal()?;
     lint_steps(&packages, plan, server_version)
 }
@@ -566,7 +568,8 @@ fn file_lint(
                         .edits
                         .into_iter()
                         .map(|e| {
-                            let (s, t) = (index.line_col(e.range.start), index.line_col(e.range.end));
+                            let (s, t) =
+                                (index.line_col(e.range.start), index.line_col(e.range.end));
                             LintEdit {
                                 line: s.line,
                                 column: s.col,
@@ -635,4 +638,102 @@ fn sql_files_below(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Manifest, ManifestFormat};
+
+    fn manifest(lint: &str) -> std::result::Result<Manifest, Box<SourceError>> {
+        Manifest::parse(
+            "strata.toml",
+            &format!("name = \"acme/a\"\nschema = \"a\"\n\n[lint]\n{lint}"),
+            ManifestFormat::Strata,
+        )
+        .map_err(Box::new)
+    }
+
+    #[test]
+    fn lint_table_in_the_manifest() {
+        let m = manifest(
+            "pg_version = 16\nenable = [\"require-table-schema\"]\ndisable = [\"prefer-robust-stmts\"]\n\
+             severity = { ban-drop-column = \"error\" }\n",
+        )
+        .unwrap();
+        assert_eq!(m.lint.pg_version.as_deref(), Some("16"));
+        assert_eq!(m.lint.enable, ["require-table-schema"]);
+        assert_eq!(m.lint.severity["ban-drop-column"], Severity::Error);
+        let linter = m.lint.linter(None).unwrap();
+        assert_eq!(linter.severity("ban-drop-column"), Some(Severity::Error));
+        assert_eq!(linter.severity("prefer-robust-stmts"), None);
+    }
+
+    #[test]
+    fn unknown_rules_point_at_their_name() {
+        let text = "name = \"acme/a\"\nschema = \"a\"\n\n[lint]\ndisable = [\"prefer-robust-stmts\", \"no-such-rule\"]\n";
+        let e = Manifest::parse("strata.toml", text, ManifestFormat::Strata).unwrap_err();
+        assert!(
+            e.message.contains("unknown lint rule \"no-such-rule\""),
+            "{}",
+            e.message
+        );
+        let span = e.span.unwrap();
+        assert_eq!(
+            &text[span.offset()..span.offset() + span.len()],
+            "\"no-such-rule\""
+        );
+    }
+
+    #[test]
+    fn bad_severities_and_versions_are_errors() {
+        let e = manifest("severity = { ban-drop-column = \"fatal\" }\n").unwrap_err();
+        assert!(
+            e.message.contains("unknown severity \"fatal\""),
+            "{}",
+            e.message
+        );
+        let e = manifest("pg_version = \"fifteen\"\n").unwrap_err();
+        assert!(
+            e.message.contains("invalid PostgreSQL version"),
+            "{}",
+            e.message
+        );
+        let e = manifest("enabled = []\n").unwrap_err();
+        assert!(
+            e.message.contains("unknown field `enabled`"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn managed_code_gets_the_managed_rules() {
+        let file = lint_managed(
+            "functions/pay.sql",
+            "CREATE FUNCTION billing.pay() RETURNS void LANGUAGE sql\n  SECURITY DEFINER AS 'SELECT 1';\nCREATE INDEX i ON t (a);\n",
+            &LintSettings::default(),
+        )
+        .unwrap();
+        let rules: Vec<(&str, u32)> = file
+            .findings
+            .iter()
+            .map(|f| (f.rule.as_str(), f.line))
+            .collect();
+        assert_eq!(rules, [("security-definer-search-path", 2)]);
+        let disabled = LintSettings {
+            disable: vec!["security-definer-search-path".into()],
+            ..LintSettings::default()
+        };
+        assert!(
+            lint_managed(
+                "f.sql",
+                "CREATE FUNCTION f() RETURNS int SECURITY DEFINER LANGUAGE sql AS 'SELECT 1';",
+                &disabled
+            )
+            .unwrap()
+            .findings
+            .is_empty()
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //! so "ACCESS EXCLUSIVE on a 40 GB table" is seen before deploying.
 //!
 //! Lock levels come from `pgstrata_sql::locks` (PostgreSQL's documented levels per command). A relation created
-//! earlier in the same deploy is marked new: nobody else can be using it, so its locks block nobody.
+//! earlier in the same deploy is marked new: nobody else can be using it, so its locks block nobody, and statements
+//! that only touch new relations are left out.
 
 use pgstrata_sql::locks::{self, RelationName};
 use tokio_postgres::Client;
@@ -99,7 +100,11 @@ impl LockEntry {
 }
 
 /// Build the lock report of `plan`. With `db`, sizes and row estimates are looked up; without, only the levels.
-pub async fn lock_report(db: Option<&Database>, project: &Project, plan: &Plan) -> Result<LockReport> {
+pub async fn lock_report(
+    db: Option<&Database>,
+    project: &Project,
+    plan: &Plan,
+) -> Result<LockReport> {
     let packages = project.with_internal()?;
     let mut report = LockReport {
         connected: db.is_some(),
@@ -121,10 +126,9 @@ pub async fn lock_report(db: Option<&Database>, project: &Project, plan: &Plan) 
             let analysis = locks::analyze_with(section.text(script.text()), &created);
             for s in analysis {
                 created.extend(s.creates.iter().map(|c| c.qualified_or(pkg.schema())));
-                let interesting = !s.locks.is_empty()
-                    || s.rewrite.is_some()
-                    || s.scan.is_some()
-                    || s.note.is_some();
+                // Locks, rewrites and scans of relations created earlier in this deploy block nobody: leave
+                // them out, so a fresh deploy's report shows only what can hurt.
+                let interesting = s.locks.iter().any(|l| !l.created_earlier) || s.note.is_some();
                 if !interesting || pkg.name() == STRATA_PACKAGE {
                     continue;
                 }
