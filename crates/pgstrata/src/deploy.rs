@@ -385,7 +385,7 @@ impl UpRun<'_> {
         // Guard-rails, before anything runs.
         guard::check_transactional(self.packages, &plan)?;
         let version = crate::lint::server_version(session.db).await?;
-        self.lint = crate::lint::lint_steps(self.packages, &plan, Some(&version))?;
+        self.lint = crate::lint::lint_steps(self.packages, &plan, Some(&version), &[])?;
         observer.event(Event::Linted { report: &self.lint });
         if self.lint.errors > 0 && !self.opts.allow_lint_errors {
             return Err(Error::Lint(Box::new(LintRefused {

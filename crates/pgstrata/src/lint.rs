@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource};
 use pgstrata_sql::LineIndex;
-use pgstrata_sql::lint::{LintConfig, Linter, MigrationContext};
+use pgstrata_sql::lint::{LintConfig, Linter, ManagedReference, MigrationContext};
 use pgstrata_sql::locks::RelationName;
 use serde::Deserialize;
 use toml::Spanned;
@@ -373,14 +373,25 @@ pub fn lint_plan(
     plan: &Plan,
     server_version: Option<&str>,
 ) -> Result<LintReport> {
+    lint_plan_with(project, plan, server_version, &[])
+}
+
+/// [`lint_plan`], knowing what managed code refers to: `drop-managed-dependency` reports migrations that drop it.
+pub fn lint_plan_with(
+    project: &Project,
+    plan: &Plan,
+    server_version: Option<&str>,
+    managed_references: &[ManagedReference],
+) -> Result<LintReport> {
     let packages = project.with_internal()?;
-    lint_steps(&packages, plan, server_version)
+    lint_steps(&packages, plan, server_version, managed_references)
 }
 
 pub(crate) fn lint_steps(
     packages: &[Package],
     plan: &Plan,
     server_version: Option<&str>,
+    managed_references: &[ManagedReference],
 ) -> Result<LintReport> {
     let mut report = LintReport::default();
     let mut linters: BTreeMap<usize, Linter> = BTreeMap::new();
@@ -404,7 +415,7 @@ pub(crate) fn lint_steps(
         let context = MigrationContext {
             created_before: created.clone(),
             default_schema: Some(pkg.schema().to_string()),
-            ..MigrationContext::default()
+            managed_references: managed_references.to_vec(),
         };
         report.push(lint_migration(linter, pkg, m, &context));
         created.extend(created_by(pkg, m));
