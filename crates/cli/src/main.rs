@@ -4,6 +4,7 @@
 mod args;
 mod interop;
 mod render;
+mod safety;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,10 +118,12 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             let project = load_project(g)?;
             let (db, target) = connect(g, Some(&project)).await?;
             let plan = pgstrata::plan(&db, &project, &plan_options(&a.flags)).await?;
-            out.plan(&project, &plan, &target, !a.no_sql);
+            let safety = safety::PlanSafety::compute(&db, &project, &plan).await?;
+            out.plan(&project, &plan, &target, !a.no_sql, &safety);
             plan.check(&plan_options(&a.flags))?;
-            Ok(())
+            safety.check(a.flags.allow_lint_errors)
         }
+        Command::Lint(a) => safety::lint(g, a, out).await,
         Command::Up(a) => {
             let project = load_project(g)?;
             let (mut db, target) = connect(g, Some(&project)).await?;
@@ -128,6 +131,9 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
                 plan: plan_options(&a.flags),
                 dry_run: a.dry_run,
                 session: session_settings(&a.session, &project),
+                allow_lint_errors: a.flags.allow_lint_errors,
+                lock_retry: lock_retry(a.lock_retries, &project)?,
+                no_resume: a.no_resume,
             };
             let mut progress = out.progress();
             let result = pgstrata::up(&mut db, &project, &opts, &mut progress).await;
@@ -141,7 +147,9 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             let (db, target) = connect(g, Some(&project)).await?;
             let plan = pgstrata::plan(&db, &project, &pgstrata::PlanOptions::default()).await?;
             let runs = pgstrata::history::runs(db.client(), 1).await?;
-            out.status(&plan, runs.first(), &target);
+            let schemas: Vec<String> = plan.packages.iter().map(|p| p.schema.clone()).collect();
+            let invalid = pgstrata::invalid_indexes(&db, &schemas).await?;
+            out.status(&plan, runs.first(), &target, &invalid);
             let dirty = plan
                 .packages
                 .iter()
@@ -253,6 +261,18 @@ fn flags_settings(f: &SessionFlags) -> pgstrata::SessionSettings {
         statement_timeout: f.statement_timeout.clone(),
         lock_wait_timeout: f.lock_wait_timeout.clone(),
     }
+}
+
+/// `--lock-retries` wins over `[deploy]` of the last package in deploy order.
+fn lock_retry(flag: Option<u32>, project: &Project) -> Result<pgstrata::LockRetry, Failure> {
+    let mut retry = match project.packages().last() {
+        Some(p) => pgstrata::LockRetry::from_manifest(p.deploy_settings())?,
+        None => pgstrata::LockRetry::default(),
+    };
+    if let Some(n) = flag {
+        retry.retries = n;
+    }
+    Ok(retry)
 }
 
 /// Flags win over the manifest of the last package in deploy order (the one that uses the others).

@@ -84,6 +84,9 @@ impl Out {
             if let Some(pgstrata::Error::Changed(c)) = report.downcast_ref::<pgstrata::Error>() {
                 obj["error"]["changed"] = serde_json::to_value(&c.changes).unwrap_or_default();
             }
+            if let Some(pgstrata::Error::Lint(l)) = report.downcast_ref::<pgstrata::Error>() {
+                obj["error"]["lint"] = serde_json::to_value(&l.report).unwrap_or_default();
+            }
             self.print_json(&obj);
         } else {
             eprintln!("{report:?}");
@@ -100,9 +103,18 @@ impl Out {
         }
     }
 
-    pub fn plan(&self, project: &Project, plan: &Plan, target: &str, with_sql: bool) {
+    pub fn plan(
+        &self,
+        project: &Project,
+        plan: &Plan,
+        target: &str,
+        with_sql: bool,
+        safety: &crate::safety::PlanSafety,
+    ) {
         if self.json {
             self.print_json(&serde_json::json!({
+                "lint": safety.lint,
+                "locks": safety.locks,
                 "target": target,
                 "packages": plan.packages,
                 "steps": plan.steps,
@@ -164,6 +176,7 @@ impl Out {
                 p.to.as_deref().unwrap_or("(nothing)")
             );
         }
+        crate::safety::print_plan_safety(safety);
         if with_sql {
             for s in &plan.steps {
                 let sql = project
@@ -297,6 +310,7 @@ impl Out {
         plan: &Plan,
         last_run: Option<&pgstrata::history::RunRecord>,
         target: &str,
+        invalid_indexes: &[pgstrata::InvalidIndex],
     ) {
         if self.json {
             self.print_json(&serde_json::json!({
@@ -304,6 +318,7 @@ impl Out {
                 "packages": plan.packages,
                 "repeatables": plan.repeatables,
                 "last_run": last_run,
+                "invalid_indexes": invalid_indexes,
             }));
             return;
         }
@@ -373,7 +388,35 @@ impl Out {
                 r.error.as_deref().unwrap_or("")
             );
             if let Some(d) = &r.detail {
-                println!("  detail: {d}");
+                let committed: Vec<&str> = d["committed_statements"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+                    .unwrap_or_default();
+                if committed.is_empty() {
+                    println!("  detail: {d}");
+                } else {
+                    println!(
+                        "  {} statement(s) of {} committed before the failure (they stay applied; `strata up` skips \
+                         them and resumes, `--no-resume` runs them again):",
+                        committed.len(),
+                        d["failed_migration"]
+                            .as_str()
+                            .unwrap_or("the failed migration")
+                    );
+                    for s in committed {
+                        println!("    {}", s.lines().next().unwrap_or(""));
+                    }
+                }
+            }
+        }
+        if !invalid_indexes.is_empty() {
+            println!(
+                "\n{} invalid index(es), left by a failed CREATE INDEX CONCURRENTLY (they slow writes and serve no \
+                 query; drop, then build again):",
+                style("!").red()
+            );
+            for i in invalid_indexes {
+                println!("  {}.{} on {}: {}", i.schema, i.name, i.table, i.drop_sql());
             }
         }
     }
@@ -462,6 +505,7 @@ impl Out {
         Progress {
             bar,
             verbose: self.verbose > 0 && !self.json,
+            safety: !self.json && !self.quiet,
         }
     }
 }
@@ -470,6 +514,8 @@ impl Out {
 pub struct Progress {
     bar: Option<ProgressBar>,
     verbose: bool,
+    /// Show lint findings, retries and resumes (not with --json or --quiet).
+    safety: bool,
 }
 
 impl Progress {
@@ -482,6 +528,7 @@ impl Progress {
 
 impl pgstrata::Observer for Progress {
     fn event(&mut self, event: Event<'_>) {
+        crate::safety::event(&event, self.bar.as_ref(), self.safety);
         match event {
             Event::LockWaiting => {
                 let _ = writeln!(std::io::stderr(), "waiting for another deploy to finish…");

@@ -10,14 +10,23 @@
 //!
 //! A migration with a no-transaction section splits the run: the open transaction commits, the section's statements
 //! run one by one in autocommit, and a new transaction starts for what follows.
+//!
+//! Guard-rails (see `crate::guard`): a default `lock_timeout`, retries after lock timeouts, statements that cannot
+//! run in a transaction refused before anything runs, lint errors refused (`crate::lint`), and a failed
+//! no-transaction migration resumed after the statements that committed.
 
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::time::Instant;
 
 use pgstrata_sql::migration::Section;
+use postgres_protocol::escape::escape_literal;
 
 use crate::error::{Error, Result};
 use crate::exec::{Database, Notice, run_section};
+use crate::guard::{self, LockRetry, Resume};
 use crate::history;
+use crate::lint::{LintRefused, LintReport};
 use crate::observe::{Event, Observer};
 use crate::package::{Migration, Package, Script};
 use crate::plan::{Plan, PlanOptions};
@@ -31,8 +40,16 @@ pub struct UpOptions {
     pub plan: PlanOptions,
     /// Run everything, then roll back (stops before the first no-transaction migration, which cannot be undone).
     pub dry_run: bool,
-    /// Session settings (lock wait timeout, lock_timeout, statement_timeout).
+    /// Session settings (lock wait timeout, lock_timeout, statement_timeout). Without a lock_timeout,
+    /// [`guard::DEFAULT_LOCK_TIMEOUT`] applies (`"0"` turns it off).
     pub session: SessionSettings,
+    /// Deploy even when the migrations about to run have lint errors.
+    pub allow_lint_errors: bool,
+    /// Retries after a statement gave up waiting for a lock.
+    pub lock_retry: LockRetry,
+    /// Run a failed no-transaction migration from its first statement, instead of skipping the statements its
+    /// failed run committed.
+    pub no_resume: bool,
 }
 
 /// How a run ended.
@@ -81,6 +98,17 @@ pub struct Transition {
     pub count: usize,
 }
 
+/// A failed no-transaction migration that `up` resumed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResumedMigration {
+    /// `package:name`.
+    pub migration: String,
+    /// Statements skipped (they had committed).
+    pub skipped_statements: usize,
+    /// The failed run that recorded them.
+    pub failed_run: i64,
+}
+
 /// What `up` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UpReport {
@@ -100,6 +128,12 @@ pub struct UpReport {
     pub stopped_before: Option<String>,
     /// Things worth knowing that did not stop the run.
     pub warnings: Vec<String>,
+    /// What the linter found in the migrations that ran (warnings, or errors allowed by `--allow-lint-errors`).
+    pub lint: LintReport,
+    /// Lock timeouts retried before the run went through.
+    pub lock_retries: u32,
+    /// Failed no-transaction migrations resumed after the statements that had committed.
+    pub resumed: Vec<ResumedMigration>,
     /// Total wall time.
     pub duration_ms: f64,
 }
@@ -133,12 +167,102 @@ pub async fn up(
     opts: &UpOptions,
     observer: &mut dyn Observer,
 ) -> Result<UpReport> {
+    let mut settings = opts.session.clone();
+    if settings.lock_timeout.is_none() {
+        settings.lock_timeout = Some(guard::DEFAULT_LOCK_TIMEOUT.to_string());
+    }
+    let mut retries = 0;
+    loop {
+        let error = match up_once(db, project, opts, &settings, observer).await {
+            Ok(mut report) => {
+                report.lock_retries = retries;
+                return Ok(report);
+            }
+            Err(e) => e,
+        };
+        if error.sqlstate() == Some("55P03") && retries < opts.lock_retry.retries {
+            retries += 1;
+            let delay = opts.lock_retry.delay(retries);
+            observer.event(Event::LockRetry {
+                attempt: retries,
+                of: opts.lock_retry.retries,
+                delay,
+                error: &error.to_string(),
+            });
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        return Err(explain(db, project, &settings, error, retries + 1).await);
+    }
+}
+
+/// Add what Strata can find out about a failed statement: who holds the lock it waited for, invalid indexes left
+/// by a failed concurrent index build.
+async fn explain(
+    db: &Database,
+    project: &Project,
+    settings: &SessionSettings,
+    mut error: Error,
+    attempts: u32,
+) -> Error {
+    let Error::Sql(sql) = &mut error else {
+        return error;
+    };
+    let schema = sql
+        .migration
+        .as_deref()
+        .and_then(|m| m.rsplit_once(':'))
+        .and_then(|(pkg, _)| project.package(pkg))
+        .map(|p| p.schema().to_string());
+    let offset = sql.span.offset();
+    let text = sql.file.inner().clone();
+    let mut hints: Vec<String> = sql.hint.take().into_iter().collect();
+    if sql.sqlstate == "55P03" {
+        hints = vec![
+            guard::explain_lock_timeout(
+                db.client(),
+                &text,
+                offset,
+                schema.as_deref(),
+                settings.lock_timeout.as_deref().unwrap_or("?"),
+                attempts,
+            )
+            .await,
+        ];
+    }
+    let named_already = hints.iter().any(|h| h.contains("DROP INDEX CONCURRENTLY"));
+    if let Some(schema) = &schema
+        && !named_already
+        && let Some(h) = guard::invalid_index_hint(db.client(), &text, offset, schema).await
+    {
+        hints.push(h);
+    }
+    if !hints.is_empty() {
+        sql.hint = Some(hints.join("\n"));
+    }
+    error
+}
+
+async fn up_once(
+    db: &mut Database,
+    project: &Project,
+    opts: &UpOptions,
+    settings: &SessionSettings,
+    observer: &mut dyn Observer,
+) -> Result<UpReport> {
     let started = Instant::now();
     let packages = project.with_internal()?;
-    let mut session = Session::open(db, opts.session.clone(), observer).await?;
+    let mut session = Session::open(db, settings.clone(), observer).await?;
     let mut run = UpRun {
         packages: &packages,
         opts,
+        lint: LintReport::default(),
+        resume: HashMap::new(),
+        resumed: Vec::new(),
+        lock_timeout: settings
+            .lock_timeout
+            .clone()
+            .filter(|t| crate::manifest::parse_duration(t).is_ok_and(|ms| ms > 0)),
         run_id: None,
         history_ready: false,
         from_state: serde_json::Value::Null,
@@ -168,6 +292,8 @@ pub async fn up(
                     | Error::Refused { .. }
                     | Error::LockTimeout { .. }
                     | Error::Usage { .. }
+                    | Error::Lint(_)
+                    | Error::Source(_)
             ) && !opts.dry_run
             {
                 let detail = serde_json::json!({
@@ -201,6 +327,14 @@ fn db_client<'s>(session: &'s mut Session<'_>) -> &'s tokio_postgres::Client {
 struct UpRun<'p> {
     packages: &'p [Package],
     opts: &'p UpOptions,
+    /// What the linter found in the plan.
+    lint: LintReport,
+    /// Failed no-transaction migrations to resume, by `package:name`.
+    resume: HashMap<String, Resume>,
+    /// Resumed migrations: (`package:name`, statements skipped, run that recorded them).
+    resumed: Vec<(String, usize, i64)>,
+    /// The session's lock_timeout, when one applies (CONCURRENTLY statements run without it).
+    lock_timeout: Option<String>,
     run_id: Option<i64>,
     history_ready: bool,
     from_state: serde_json::Value,
@@ -264,6 +398,19 @@ impl UpRun<'_> {
             }
             return Ok((plan, Outcome::Noop));
         }
+        // Guard-rails, before anything runs.
+        guard::check_transactional(self.packages, &plan)?;
+        let version = crate::lint::server_version(session.db).await?;
+        self.lint = crate::lint::lint_steps(self.packages, &plan, Some(&version), &[])?;
+        observer.event(Event::Linted { report: &self.lint });
+        if self.lint.errors > 0 && !self.opts.allow_lint_errors {
+            return Err(Error::Lint(Box::new(LintRefused {
+                report: self.lint.clone(),
+            })));
+        }
+        if self.history_ready && !self.opts.no_resume && !self.opts.dry_run {
+            self.resume = guard::resume_points(session.db.client(), self.packages, &plan).await?;
+        }
         let repeatable_no_tx = plan
             .repeatables
             .iter()
@@ -321,12 +468,19 @@ impl UpRun<'_> {
         session.ensure_transaction().await?;
         if let Some(id) = self.run_id {
             let to_state = history::state_of(&history::applied(session.db.client()).await?);
+            let detail = (!self.resumed.is_empty()).then(|| {
+                serde_json::json!({
+                    "resumed": self.resumed.iter().map(|(m, skipped, run)| serde_json::json!({
+                        "migration": m, "skipped_statements": skipped, "failed_run": run,
+                    })).collect::<Vec<_>>(),
+                })
+            });
             history::finish_run(
                 session.db.client(),
                 id,
                 "success",
                 Some(&to_state),
-                None,
+                detail.as_ref(),
                 None,
             )
             .await?;
@@ -349,10 +503,67 @@ impl UpRun<'_> {
         let mut statements = 0;
         let mut notices = Vec::new();
         let script: &Script = m.up();
+        // Resuming: statements the failed run committed, in order; skipped while they lead the migration.
+        let resume = self.resume.get(&label).cloned();
+        let mut skip: VecDeque<String> = resume
+            .as_ref()
+            .map(|r| r.statements.iter().cloned().collect())
+            .unwrap_or_default();
+        // Statements of this migration that are committed (they stay if it fails), and those run in the open
+        // transaction (they commit with it).
+        let mut committed_here: Vec<String> = Vec::new();
+        let mut open_here: Vec<String> = Vec::new();
         for section in script.sections() {
-            statements += self
-                .run_one_section(session, pkg, script, section, &label)
-                .await?;
+            let all = guard::section_statements(script, section);
+            let text_of = |r: &Range<usize>| script.text()[r.clone()].to_string();
+            let mut first = 0;
+            while first < all.len() && skip.front() == Some(&text_of(&all[first].0)) {
+                skip.pop_front();
+                first += 1;
+            }
+            if first > 0 {
+                committed_here.extend(all[..first].iter().map(|(r, _)| text_of(r)));
+                if let Some(r) = &resume {
+                    observer.event(Event::Resumed {
+                        migration: &label,
+                        skipped: first,
+                        run_id: r.run_id,
+                    });
+                    self.resumed.push((label.clone(), first, r.run_id));
+                }
+            }
+            if first < all.len() {
+                // Once a statement runs, the rest of the migration runs too.
+                skip.clear();
+            } else if !all.is_empty() {
+                continue;
+            }
+            let commits_open = section.no_transaction && session.in_transaction();
+            let result = self
+                .run_one_section(session, pkg, script, section, &all[first..], &label)
+                .await;
+            if commits_open {
+                committed_here.append(&mut open_here);
+            }
+            match result {
+                Ok(n) => {
+                    statements += n;
+                    let ran = all[first..].iter().map(|(r, _)| text_of(r));
+                    if section.no_transaction {
+                        committed_here.extend(ran);
+                    } else {
+                        open_here.extend(ran);
+                    }
+                }
+                Err(mut e) => {
+                    if let Error::Sql(sql) = &mut e {
+                        let mut all_committed = committed_here;
+                        all_committed.append(&mut sql.committed_statements);
+                        sql.committed_statements = all_committed;
+                    }
+                    return Err(e);
+                }
+            }
             for n in session.notices() {
                 observer.event(Event::Notice {
                     package: pkg.name(),
@@ -387,6 +598,7 @@ impl UpRun<'_> {
         pkg: &Package,
         script: &Script,
         section: &Section,
+        statements: &[(Range<usize>, pgstrata_sql::Statement)],
         label: &str,
     ) -> Result<usize> {
         if section.no_transaction {
@@ -402,15 +614,87 @@ impl UpRun<'_> {
         session
             .enter_package(pkg.schema(), pkg.extensions())
             .await?;
-        match run_section(session.db.client(), script, section, section.no_transaction).await {
-            Ok(o) => Ok(o.statements),
-            Err(f) => {
-                let mut error = f.error;
-                error.migration = Some(label.to_string());
-                error.committed_statements = f.committed;
-                Err(error.into())
+        let fail = |f: Box<crate::exec::SectionFailure>, committed: Vec<String>| -> Error {
+            let mut error = f.error;
+            error.migration = Some(label.to_string());
+            error.committed_statements = committed;
+            error.into()
+        };
+        let Some((first, _)) = statements.first() else {
+            return Ok(0);
+        };
+        if !section.no_transaction {
+            // One transaction: the statements from `first` (earlier ones were skipped by a resume) to the end.
+            let part = Section {
+                range: first.start..section.range.end,
+                ..section.clone()
+            };
+            return match run_section(session.db.client(), script, &part, false).await {
+                Ok(o) => Ok(o.statements),
+                Err(f) => Err(fail(f, Vec::new())),
+            };
+        }
+        // Outside a transaction, statement by statement; CONCURRENTLY statements run without lock_timeout (their
+        // waits block nobody, and a timeout would leave an invalid index behind).
+        let section_text = section.text(script.text());
+        let mut count = 0;
+        let mut committed = Vec::new();
+        for (range, statement) in statements {
+            let relax =
+                self.lock_timeout.is_some() && guard::is_concurrent(section_text, statement);
+            if relax {
+                session
+                    .db
+                    .client()
+                    .batch_execute("SET lock_timeout = 0")
+                    .await
+                    .map_err(Error::db(
+                        "lifting lock_timeout for a CONCURRENTLY statement",
+                    ))?;
+            }
+            let part = Section {
+                range: range.clone(),
+                ..section.clone()
+            };
+            let result = run_section(session.db.client(), script, &part, true).await;
+            if relax && let Some(timeout) = &self.lock_timeout {
+                session
+                    .db
+                    .client()
+                    .batch_execute(&format!("SET lock_timeout = {}", escape_literal(timeout)))
+                    .await
+                    .map_err(Error::db("restoring lock_timeout"))?;
+            }
+            let result = match result {
+                Ok(o) => guard::check_index_valid(
+                    session.db.client(),
+                    script,
+                    range.clone(),
+                    statement,
+                    pkg.schema(),
+                )
+                .await
+                .map(|()| o)
+                .map_err(|error| {
+                    Box::new(crate::exec::SectionFailure {
+                        error,
+                        committed: Vec::new(),
+                    })
+                }),
+                Err(f) => Err(f),
+            };
+            match result {
+                Ok(o) => {
+                    count += o.statements;
+                    committed.push(script.text()[range.clone()].to_string());
+                }
+                Err(f) => {
+                    committed.extend(f.committed.iter().cloned());
+                    return Err(fail(f, committed));
+                }
             }
         }
+        Ok(count)
     }
 
     /// Record an applied migration (and its package, the first time in this run).
@@ -577,6 +861,7 @@ impl UpRun<'_> {
                 "dry run stopped before {s}: a no-transaction migration cannot be rolled back"
             ));
         }
+
         UpReport {
             outcome,
             run_id: self.run_id,
@@ -590,6 +875,17 @@ impl UpRun<'_> {
             repeatables: self.repeatables.clone(),
             stopped_before: self.stopped_before.clone(),
             warnings,
+            lint: self.lint.clone(),
+            lock_retries: 0,
+            resumed: self
+                .resumed
+                .iter()
+                .map(|(m, skipped, run)| ResumedMigration {
+                    migration: m.clone(),
+                    skipped_statements: *skipped,
+                    failed_run: *run,
+                })
+                .collect(),
             duration_ms: ms(started.elapsed()),
         }
     }

@@ -39,8 +39,11 @@ mod dump;
 mod error;
 mod exec;
 mod export;
+pub mod guard;
 pub mod history;
 pub mod layout;
+pub mod lint;
+pub mod lock_report;
 pub mod manifest;
 mod observe;
 mod package;
@@ -52,9 +55,13 @@ pub mod scaffold;
 mod session;
 mod source;
 
-pub use deploy::{Outcome, RanMigration, Transition, UpOptions, UpReport, plan, up};
+pub use deploy::{
+    Outcome, RanMigration, ResumedMigration, Transition, UpOptions, UpReport, plan, up,
+};
 pub use error::{ChangedError, ChangedMigration, Error, Result, SourceError, SqlError};
 pub use exec::{Database, Notice};
+pub use guard::{InvalidIndex, LockRetry, invalid_indexes};
+pub use lock_report::{LockReport, lock_report};
 pub use manifest::{DeploySettings, Manifest, ManifestFormat, Use};
 pub use observe::{Event, Observer, Quiet};
 pub use package::{Migration, Package, Script, checksum, migration_name};

@@ -17,6 +17,11 @@
 //! lock_timeout = "5s"                  # SET lock_timeout for deploy sessions
 //! statement_timeout = "0"              # SET statement_timeout for deploy sessions
 //! lock_wait_timeout = "60s"            # how long to wait for another deployer
+//! lock_retries = 3                     # retries after a lock_timeout (55P03), with backoff
+//! lock_retry_backoff = "1s"            # first pause between retries (doubled each time)
+//!
+//! [lint]                               # see `crate::lint`
+//! disable = ["prefer-robust-stmts"]
 //! ```
 
 use std::ops::Range;
@@ -67,6 +72,8 @@ pub struct Manifest {
     pub layout: Option<crate::layout::Layout>,
     /// interop: where that folder is, relative to the package root (default: the tool's default).
     pub migrations_dir: Option<String>,
+    /// Lint settings (`[lint]`).
+    pub lint: crate::lint::LintSettings,
 }
 
 /// A dependency on another package.
@@ -91,6 +98,10 @@ pub struct DeploySettings {
     pub statement_timeout: Option<String>,
     /// How long to wait for the deploy lock held by another deployer (default: wait indefinitely).
     pub lock_wait_timeout: Option<String>,
+    /// How many times `up` retries after a statement gave up waiting for a lock (lock_timeout).
+    pub lock_retries: Option<u32>,
+    /// Pause before the first retry (doubled before each next one).
+    pub lock_retry_backoff: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +117,8 @@ struct RawStrata {
     migrations: Vec<Spanned<String>>,
     #[serde(default)]
     deploy: Option<Spanned<DeploySettings>>,
+    #[serde(default)]
+    lint: Option<crate::lint::RawLintSettings>,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
@@ -156,10 +169,12 @@ impl Manifest {
             ManifestFormat::Strata => {
                 let raw: RawStrata = toml::from_str(text).map_err(|e| {
                     err(e.span(), format!("invalid {}: {}", format.file_name(), e.message()))
-                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy])")
+                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy], [lint])")
                 })?;
                 let _ = raw.description;
                 check_layout_keys(&raw).map_err(|(span, msg)| err(Some(span), msg))?;
+                let lint = crate::lint::settings_from_raw(raw.lint)
+                    .map_err(|(span, message)| err(span, message))?;
                 Manifest {
                     format,
                     name: raw.name.get_ref().clone(),
@@ -189,6 +204,7 @@ impl Manifest {
                     deploy: raw.deploy.map(|d| d.into_inner()).unwrap_or_default(),
                     layout: raw.layout.as_ref().map(|l| *l.get_ref()),
                     migrations_dir: raw.migrations_dir.as_ref().map(|d| d.get_ref().clone()),
+                    lint,
                 }
                 .validated(
                     path,
@@ -243,6 +259,7 @@ impl Manifest {
                     deploy: DeploySettings::default(),
                     layout: None,
                     migrations_dir: None,
+                    lint: Default::default(),
                 }
                 .validated(path, text, Some((raw.package.span(), schema_span)))?
             }
@@ -319,6 +336,7 @@ impl Manifest {
             ("lock_timeout", &self.deploy.lock_timeout),
             ("statement_timeout", &self.deploy.statement_timeout),
             ("lock_wait_timeout", &self.deploy.lock_wait_timeout),
+            ("lock_retry_backoff", &self.deploy.lock_retry_backoff),
         ] {
             if let Some(v) = value {
                 parse_duration(v).map_err(|m| err(None, format!("[deploy] {key}: {m}")))?;

@@ -44,6 +44,8 @@
 
 mod body;
 mod lex;
+pub mod lint;
+pub mod locks;
 pub mod migration;
 mod position;
 mod split;

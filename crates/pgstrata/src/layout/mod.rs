@@ -273,6 +273,7 @@ impl Package {
             deploy: DeploySettings::default(),
             layout: Some(layout),
             migrations_dir: None,
+            lint: Default::default(),
         };
         crate::manifest::validate_package_name(&manifest.name).map_err(|m| {
             Error::usage(
