@@ -8,7 +8,8 @@
 -- at or above the horizon. A consumer
 -- that saw offset X can therefore never later find a committed event below X. Publishers never wait for each
 -- other (no counter row held until commit). The price: events from transactions with later ids are held back
--- while an older transaction (publisher or not) is still open; stream_group_lag shows the held-back count.
+-- while an older transaction (publisher or not) of the same database is still open; stream_group_lag shows the
+-- held-back count.
 --
 -- Advisory lock classes: 1297088514 per stream key (publish with a key), 1297088515 consumer-group partitions,
 -- 1297088516 maintenance.
@@ -71,12 +72,21 @@ RETURNS bigint
 LANGUAGE sql STABLE
 AS $fn$
     -- The oldest other running transaction is the smallest id in xip, or else xmax (ids from xmax up were not
-    -- finished when the snapshot was taken). Our own transaction counts as running too, except when it is
-    -- exactly that oldest one: then its own events (visible to it) are settled as well.
+    -- finished when the snapshot was taken). Transaction ids are cluster-wide, but a transaction can only write
+    -- in its own database: ids that pg_stat_activity shows running in another database are left out. (That view
+    -- may be older than the snapshot, or hide other users' sessions: an id it does not show counts, so it can
+    -- only make the horizon lower, never wrong.) Our own transaction counts as running too, except when it is
+    -- exactly the oldest: then its own events (visible to it) are settled as well.
     SELECT (CASE WHEN h.x = pg_catalog.pg_current_xact_id_if_assigned()::text::bigint THEN h.x + 1 ELSE h.x END)
            * 1048576
-      FROM (SELECT coalesce((SELECT min(x) FROM pg_catalog.pg_snapshot_xip(t.snap) AS x),
-                            pg_catalog.pg_snapshot_xmax(t.snap))::text::bigint AS x
+      FROM (SELECT coalesce(
+                       (SELECT min(x) FROM pg_catalog.pg_snapshot_xip(t.snap) AS x
+                         WHERE NOT EXISTS (
+                                   SELECT 1 FROM pg_catalog.pg_stat_get_activity(NULL) AS a
+                                    WHERE a.backend_xid = x::xid
+                                      AND a.datid <> (SELECT d.oid FROM pg_catalog.pg_database d
+                                                       WHERE d.datname = pg_catalog.current_database()))),
+                       pg_catalog.pg_snapshot_xmax(t.snap))::text::bigint AS x
               FROM (SELECT pg_catalog.pg_current_snapshot() AS snap) AS t) AS h;
 $fn$;
 
@@ -439,24 +449,6 @@ $fn$;
 COMMENT ON FUNCTION minipaas.stream_read_key(text, text, bigint, integer) IS
     'The events of one key after a version, in version order (event-store style reads of one entity).';
 
-CREATE OR REPLACE FUNCTION minipaas._group_rows(s minipaas.streams, consumer_group text)
-RETURNS void
-LANGUAGE plpgsql
-AS $fn$
-BEGIN
-    PERFORM minipaas._check_name('consumer group', consumer_group);
-    IF (SELECT count(*) FROM minipaas.stream_group_offsets g
-         WHERE g.stream_id = s.stream_id AND g.group_name = consumer_group) < s.partitions THEN
-        INSERT INTO minipaas.stream_group_offsets (stream_id, group_name, partition)
-        SELECT s.stream_id, consumer_group, n FROM pg_catalog.generate_series(0, s.partitions - 1) AS n
-            ON CONFLICT DO NOTHING;
-    END IF;
-END
-$fn$;
-
-COMMENT ON FUNCTION minipaas._group_rows(minipaas.streams, text) IS
-    'Internal: makes sure a consumer group has an offset row (starting at the beginning) for every partition.';
-
 CREATE OR REPLACE FUNCTION minipaas.stream_group_consume(
     stream         text,
     consumer_group text,
@@ -495,14 +487,18 @@ BEGIN
                 s.partitions - 1, only_partition
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM minipaas._group_rows(s, consumer_group);
+    PERFORM minipaas._check_name('consumer group', consumer_group);
     -- A member owns a partition until its transaction ends: members that consume and commit in one transaction
-    -- split the partitions between them; a partition another member holds is skipped, not waited for.
+    -- split the partitions between them; a partition another member holds is skipped, not waited for. A group
+    -- without a committed offset starts at the beginning; its rows appear with its first commit (never here:
+    -- an insert would make other members wait for this transaction).
     FOR r IN
-        SELECT g.partition, g.committed_offset FROM minipaas.stream_group_offsets g
-         WHERE g.stream_id = s.stream_id AND g.group_name = consumer_group
-           AND (only_partition IS NULL OR g.partition = only_partition)
-         ORDER BY g.partition
+        SELECT p.n AS partition, coalesce(g.committed_offset, 0) AS committed_offset
+          FROM pg_catalog.generate_series(coalesce(only_partition, 0), coalesce(only_partition, s.partitions - 1))
+               AS p(n)
+          LEFT JOIN minipaas.stream_group_offsets g
+            ON g.stream_id = s.stream_id AND g.group_name = consumer_group AND g.partition = p.n
+         ORDER BY p.n
     LOOP
         IF pg_catalog.pg_try_advisory_xact_lock(1297088515,
                pg_catalog.hashtext(s.stream_id::text || ':' || consumer_group || ':' || r.partition::text)) THEN
@@ -556,7 +552,7 @@ BEGIN
                 s.partitions - 1, v_part
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM minipaas._group_rows(s, consumer_group);
+    PERFORM minipaas._check_name('consumer group', consumer_group);
     IF v_part IS NULL AND forward_only THEN
         IF s.partitions = 1 THEN
             v_part := 0;
@@ -572,11 +568,13 @@ BEGIN
             END IF;
         END IF;
     END IF;
-    UPDATE minipaas.stream_group_offsets g
-       SET committed_offset = CASE WHEN forward_only THEN greatest(g.committed_offset, to_offset) ELSE to_offset END,
-           updated_at = pg_catalog.clock_timestamp()
-     WHERE g.stream_id = s.stream_id AND g.group_name = consumer_group
-       AND (v_part IS NULL OR g.partition = v_part);
+    INSERT INTO minipaas.stream_group_offsets AS g (stream_id, group_name, partition, committed_offset, updated_at)
+    SELECT s.stream_id, consumer_group, p.n, to_offset, pg_catalog.clock_timestamp()
+      FROM pg_catalog.generate_series(coalesce(v_part, 0), coalesce(v_part, s.partitions - 1)) AS p(n)
+        ON CONFLICT (stream_id, group_name, partition) DO UPDATE
+       SET committed_offset = CASE WHEN forward_only THEN greatest(g.committed_offset, excluded.committed_offset)
+                                   ELSE excluded.committed_offset END,
+           updated_at = excluded.updated_at;
 END
 $fn$;
 
