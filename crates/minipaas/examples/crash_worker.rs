@@ -56,9 +56,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let client = Arc::new(connect(&url).await?);
     client.batch_execute(TABLES).await?;
-    // One connection per concurrent handler, for its transaction.
-    let mut pool = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
+    // A few connections for the handlers' transactions (each is held only for an insert and the ack).
+    let pool_size = concurrency.div_ceil(4).max(1);
+    let mut pool = Vec::with_capacity(pool_size);
+    for _ in 0..pool_size {
         pool.push(Mutex::new(connect(&url).await?));
     }
     let pool = Arc::new(pool);

@@ -35,11 +35,17 @@ async fn publish_and_read_typed_events() {
 
     let events = stream.read(&client, first - 1, 100).await.unwrap();
     let users: Vec<i64> = events.iter().map(|e| e.payload.user).collect();
-    assert_eq!(users, vec![12, 13, 14, 15], "in order; the rolled-back event never appears");
+    assert_eq!(
+        users,
+        vec![12, 13, 14, 15],
+        "in order; the rolled-back event never appears"
+    );
     let after = stream.read(&client, second, 100).await.unwrap();
     assert_eq!(after.len(), 2, "read after an offset");
     let raw = Stream::<serde_json::Value>::new("activity_log").unwrap();
-    raw.publish(&client, &serde_json::json!({"user": "x"})).await.unwrap();
+    raw.publish(&client, &serde_json::json!({"user": "x"}))
+        .await
+        .unwrap();
     let err = stream.read(&client, batch[1], 10).await.unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err}");
 }
@@ -64,7 +70,11 @@ async fn keyed_events_have_versions_and_optimistic_concurrency() {
         ..PublishOptions::default()
     };
     stream
-        .publish_with(&client, &serde_json::json!({"opened": true}), &keyed(Some(0)))
+        .publish_with(
+            &client,
+            &serde_json::json!({"opened": true}),
+            &keyed(Some(0)),
+        )
         .await
         .unwrap();
     stream
@@ -81,13 +91,22 @@ async fn keyed_events_have_versions_and_optimistic_concurrency() {
         history.iter().map(|e| e.key_version).collect::<Vec<_>>(),
         vec![Some(1), Some(2)]
     );
-    assert!(history.iter().all(|e| e.partition == history[0].partition), "one key, one partition");
+    assert!(
+        history.iter().all(|e| e.partition == history[0].partition),
+        "one key, one partition"
+    );
     let dedup = PublishOptions {
         dedup_id: Some("evt-9".into()),
         ..PublishOptions::default()
     };
-    let a = stream.publish_with(&client, &serde_json::json!(1), &dedup).await.unwrap();
-    let b = stream.publish_with(&client, &serde_json::json!(2), &dedup).await.unwrap();
+    let a = stream
+        .publish_with(&client, &serde_json::json!(1), &dedup)
+        .await
+        .unwrap();
+    let b = stream
+        .publish_with(&client, &serde_json::json!(2), &dedup)
+        .await
+        .unwrap();
     assert_eq!(a, b, "a dedup id returns the earlier offset");
 }
 
@@ -100,21 +119,33 @@ async fn an_older_transaction_cannot_reorder_a_key() {
     support::install(&old).await;
     let young = db.client().await;
     let stream = Stream::<serde_json::Value>::new("ledger").unwrap();
-    stream.create(&young, &StreamOptions::default()).await.unwrap();
+    stream
+        .create(&young, &StreamOptions::default())
+        .await
+        .unwrap();
     let keyed = PublishOptions {
         key: Some("k".into()),
         ..PublishOptions::default()
     };
     let old_tx = old.transaction().await.unwrap();
-    old_tx.query_one("SELECT pg_current_xact_id()", &[]).await.unwrap();
-    stream.publish_with(&young, &serde_json::json!("young"), &keyed).await.unwrap();
+    old_tx
+        .query_one("SELECT pg_current_xact_id()", &[])
+        .await
+        .unwrap();
+    stream
+        .publish_with(&young, &serde_json::json!("young"), &keyed)
+        .await
+        .unwrap();
     let err = stream
         .publish_with(&old_tx, &serde_json::json!("old"), &keyed)
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     old_tx.rollback().await.unwrap();
-    stream.publish_with(&old, &serde_json::json!("retried"), &keyed).await.unwrap();
+    stream
+        .publish_with(&old, &serde_json::json!("retried"), &keyed)
+        .await
+        .unwrap();
     let versions: Vec<_> = stream
         .read_key(&old, "k", 0, 10)
         .await
@@ -124,7 +155,10 @@ async fn an_older_transaction_cannot_reorder_a_key() {
         .collect();
     assert_eq!(
         versions,
-        vec![(Some(1), serde_json::json!("young")), (Some(2), serde_json::json!("retried"))]
+        vec![
+            (Some(1), serde_json::json!("young")),
+            (Some(2), serde_json::json!("retried"))
+        ]
     );
 }
 
@@ -138,12 +172,24 @@ async fn a_late_commit_is_not_skipped() {
     let fast = db.client().await;
     let reader = db.client().await;
     let stream = Stream::<serde_json::Value>::new("log").unwrap();
-    stream.create(&fast, &StreamOptions::default()).await.unwrap();
+    stream
+        .create(&fast, &StreamOptions::default())
+        .await
+        .unwrap();
 
     let slow_tx = slow.transaction().await.unwrap();
-    let slow_offset = stream.publish(&slow_tx, &serde_json::json!("slow")).await.unwrap();
-    let fast_offset = stream.publish(&fast, &serde_json::json!("fast")).await.unwrap();
-    assert!(fast_offset > slow_offset, "offsets follow transaction ids, not commit order");
+    let slow_offset = stream
+        .publish(&slow_tx, &serde_json::json!("slow"))
+        .await
+        .unwrap();
+    let fast_offset = stream
+        .publish(&fast, &serde_json::json!("fast"))
+        .await
+        .unwrap();
+    assert!(
+        fast_offset > slow_offset,
+        "offsets follow transaction ids, not commit order"
+    );
     assert!(
         stream.read(&reader, 0, 100).await.unwrap().is_empty(),
         "the committed fast event waits behind the running slow transaction"
@@ -156,7 +202,11 @@ async fn a_late_commit_is_not_skipped() {
         .iter()
         .map(|e| e.offset)
         .collect();
-    assert_eq!(offsets, vec![slow_offset, fast_offset], "both, in offset order");
+    assert_eq!(
+        offsets,
+        vec![slow_offset, fast_offset],
+        "both, in offset order"
+    );
 }
 
 /// Transaction ids are cluster-wide, but a transaction open in another database cannot write this stream: it
@@ -169,11 +219,19 @@ async fn transactions_in_other_databases_do_not_hold_readers_back() {
     support::install(&client).await;
     let mut other = elsewhere.client().await;
     let open = other.transaction().await.unwrap();
-    open.query_one("SELECT pg_current_xact_id()", &[]).await.unwrap();
+    open.query_one("SELECT pg_current_xact_id()", &[])
+        .await
+        .unwrap();
     let stream = Stream::<serde_json::Value>::new("log").unwrap();
-    let offset = stream.publish(&client, &serde_json::json!("x")).await.unwrap();
+    let offset = stream
+        .publish(&client, &serde_json::json!("x"))
+        .await
+        .unwrap();
     let read = stream.read(&client, 0, 10).await.unwrap();
-    assert_eq!(read.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![offset]);
+    assert_eq!(
+        read.iter().map(|e| e.offset).collect::<Vec<_>>(),
+        vec![offset]
+    );
     open.rollback().await.unwrap();
 }
 
@@ -191,7 +249,11 @@ async fn consumer_groups_commit_with_the_work_and_split_partitions() {
         .publish_batch(&a, &(0..10).map(|user| Signup { user }).collect::<Vec<_>>())
         .await
         .unwrap();
-    let member_a = stream.consumer("welcome").unwrap().with_batch_size(4).unwrap();
+    let member_a = stream
+        .consumer("welcome")
+        .unwrap()
+        .with_batch_size(4)
+        .unwrap();
     let member_b = member_a.clone();
 
     // Member A consumes and records in one transaction; the commit is part of it.
@@ -236,7 +298,11 @@ async fn consumer_groups_commit_with_the_work_and_split_partitions() {
         all.extend(batch);
     }
     assert_eq!(all.len(), 6);
-    let seen: i64 = a.query_one("SELECT count(*) FROM seen", &[]).await.unwrap().get(0);
+    let seen: i64 = a
+        .query_one("SELECT count(*) FROM seen", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(seen, 10, "every event's effect exactly once");
     assert_eq!(member_b.lag(&b).await.unwrap()[0].pending, 0);
 
@@ -254,7 +320,10 @@ async fn concurrent_publishers_never_make_a_reader_skip() {
     let setup = db.client().await;
     support::install(&setup).await;
     let stream = Stream::<serde_json::Value>::new("busy").unwrap();
-    stream.create(&setup, &StreamOptions::default()).await.unwrap();
+    stream
+        .create(&setup, &StreamOptions::default())
+        .await
+        .unwrap();
 
     let committed = Arc::new(Mutex::new(BTreeSet::new()));
     let mut publishers = Vec::new();
@@ -266,7 +335,11 @@ async fn concurrent_publishers_never_make_a_reader_skip() {
             for t in 0..TRANSACTIONS {
                 let (events, pause_ms, commit) = {
                     let mut rng = rand::rng();
-                    (rng.random_range(1..=4), rng.random_range(0..15u64), rng.random_bool(0.85))
+                    (
+                        rng.random_range(1..=4),
+                        rng.random_range(0..15u64),
+                        rng.random_bool(0.85),
+                    )
                 };
                 let tx = client.transaction().await.unwrap();
                 let mut offsets = Vec::new();
@@ -292,7 +365,11 @@ async fn concurrent_publishers_never_make_a_reader_skip() {
     while publishing || !stream.read(&reader, last, 1).await.unwrap().is_empty() {
         publishing = publishers.iter().any(|p| !p.is_finished());
         for event in stream.read(&reader, last, 50).await.unwrap() {
-            assert!(event.offset > last, "offsets only grow: {} after {last}", event.offset);
+            assert!(
+                event.offset > last,
+                "offsets only grow: {} after {last}",
+                event.offset
+            );
             last = event.offset;
             seen.push(event.offset);
         }
@@ -306,7 +383,17 @@ async fn concurrent_publishers_never_make_a_reader_skip() {
     assert_eq!(seen.len(), seen_set.len(), "no event seen twice");
     let missed: Vec<_> = committed.difference(&seen_set).collect();
     let phantom: Vec<_> = seen_set.difference(&committed).collect();
-    assert!(missed.is_empty(), "committed events skipped by the reader: {missed:?}");
-    assert!(phantom.is_empty(), "events that never committed were read: {phantom:?}");
-    assert!(committed.len() > 300, "a meaningful run: {} events", committed.len());
+    assert!(
+        missed.is_empty(),
+        "committed events skipped by the reader: {missed:?}"
+    );
+    assert!(
+        phantom.is_empty(),
+        "events that never committed were read: {phantom:?}"
+    );
+    assert!(
+        committed.len() > 300,
+        "a meaningful run: {} events",
+        committed.len()
+    );
 }

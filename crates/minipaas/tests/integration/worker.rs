@@ -143,7 +143,11 @@ async fn failures_retry_panics_retry_and_fatal_errors_dead_letter() {
     let mut ok = succeeded.lock().unwrap().clone();
     ok.sort_unstable();
     assert_eq!(ok, vec![1, 2]);
-    assert_eq!((report.retried, report.dead, report.acked), (2, 1, 2), "{report:?}");
+    assert_eq!(
+        (report.retried, report.dead, report.acked),
+        (2, 1, 2),
+        "{report:?}"
+    );
     let dead = queue.dead_letters(&*client, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].errors[0]["error"], "cannot ever work");
@@ -154,7 +158,11 @@ async fn failures_retry_panics_retry_and_fatal_errors_dead_letter() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(history, vec!["cannot ever work".to_owned()], "acked messages are gone");
+    assert_eq!(
+        history,
+        vec!["cannot ever work".to_owned()],
+        "acked messages are gone"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +193,11 @@ async fn leases_are_extended_while_a_handler_runs() {
         },
     )
     .await;
-    assert_eq!((report.delivered, report.acked, report.lease_lost), (1, 1, 0), "{report:?}");
+    assert_eq!(
+        (report.delivered, report.acked, report.lease_lost),
+        (1, 1, 0),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]
@@ -220,11 +232,19 @@ async fn shutdown_releases_what_does_not_finish_in_time() {
         },
     )
     .await;
-    assert_eq!((report.acked, report.released), (1, 1), "the short job finishes, the long one is released");
+    assert_eq!(
+        (report.acked, report.released),
+        (1, 1),
+        "the short job finishes, the long one is released"
+    );
     let stats = queue.stats(&*client).await.unwrap();
     assert_eq!((stats.ready, stats.in_flight), (1, 0));
     let again = queue.dequeue(&*client, 1, None).await.unwrap();
-    assert_eq!((again[0].payload.n, again[0].attempt), (2, 1), "released without using an attempt");
+    assert_eq!(
+        (again[0].payload.n, again[0].attempt),
+        (2, 1),
+        "released without using an attempt"
+    );
 }
 
 #[tokio::test]
@@ -233,7 +253,10 @@ async fn a_listener_wakes_an_idle_worker_long_before_its_poll() {
     let client = Arc::new(db.client().await);
     support::install(&client).await;
     let queue = Queue::<Job>::new("wake").unwrap();
-    queue.create(&*client, &QueueOptions::default()).await.unwrap();
+    queue
+        .create(&*client, &QueueOptions::default())
+        .await
+        .unwrap();
     let mut opts = options();
     opts.poll_interval = Duration::from_secs(30);
     let url = db.url();
@@ -270,7 +293,10 @@ async fn a_listener_wakes_an_idle_worker_long_before_its_poll() {
     .await;
     assert_eq!(report.acked, 1);
     let latency = handled_at.lock().unwrap().unwrap() - enqueued_at.lock().unwrap().unwrap();
-    assert!(latency < Duration::from_secs(3), "woken by NOTIFY, not the 30 s poll: {latency:?}");
+    assert!(
+        latency < Duration::from_secs(3),
+        "woken by NOTIFY, not the 30 s poll: {latency:?}"
+    );
 }
 
 #[tokio::test]
