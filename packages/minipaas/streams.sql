@@ -67,32 +67,53 @@ $fn$;
 COMMENT ON FUNCTION minipaas._next_offsets(integer) IS
     'Internal: reserves n consecutive offsets for the current transaction and returns the first.';
 
-CREATE OR REPLACE FUNCTION minipaas.stream_horizon()
+CREATE OR REPLACE FUNCTION minipaas._foreign_xids()
+RETURNS xid[]
+LANGUAGE sql VOLATILE
+AS $fn$
+    -- Transaction ids are cluster-wide, but a transaction writes only in its own database: the ids running in
+    -- other databases cannot hold back this database's streams. Read before the reading query takes its
+    -- snapshot (and with a fresh copy of the activity array, which is otherwise cached per transaction), so that
+    -- an id only misses from this list if its transaction started in between; a missing id merely counts.
+    SELECT pg_catalog.pg_stat_clear_snapshot();
+    SELECT coalesce(pg_catalog.array_agg(a.backend_xid), '{}')
+      FROM pg_catalog.pg_stat_get_activity(NULL) AS a
+     WHERE a.backend_xid IS NOT NULL
+       AND a.datid <> (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+$fn$;
+
+COMMENT ON FUNCTION minipaas._foreign_xids() IS
+    'Internal: ids of the transactions now running in other databases of the cluster.';
+
+CREATE OR REPLACE FUNCTION minipaas._horizon(foreign_xids xid[])
 RETURNS bigint
 LANGUAGE sql STABLE
 AS $fn$
     -- The oldest other running transaction is the smallest id in xip, or else xmax (ids from xmax up were not
-    -- finished when the snapshot was taken). Transaction ids are cluster-wide, but a transaction can only write
-    -- in its own database: ids that pg_stat_activity shows running in another database are left out. (That view
-    -- may be older than the snapshot, or hide other users' sessions: an id it does not show counts, so it can
-    -- only make the horizon lower, never wrong.) Our own transaction counts as running too, except when it is
-    -- exactly the oldest: then its own events (visible to it) are settled as well.
+    -- finished when the snapshot was taken), leaving out ids running in other databases. Our own transaction
+    -- counts as running too, except when it is exactly the oldest: then its own events (visible to it) are
+    -- settled as well.
     SELECT (CASE WHEN h.x = pg_catalog.pg_current_xact_id_if_assigned()::text::bigint THEN h.x + 1 ELSE h.x END)
            * 1048576
-      FROM (SELECT coalesce(
-                       (SELECT min(x) FROM pg_catalog.pg_snapshot_xip(t.snap) AS x
-                         WHERE NOT EXISTS (
-                                   SELECT 1 FROM pg_catalog.pg_stat_get_activity(NULL) AS a
-                                    WHERE a.backend_xid = x::xid
-                                      AND a.datid <> (SELECT d.oid FROM pg_catalog.pg_database d
-                                                       WHERE d.datname = pg_catalog.current_database()))),
-                       pg_catalog.pg_snapshot_xmax(t.snap))::text::bigint AS x
+      FROM (SELECT coalesce((SELECT min(x) FROM pg_catalog.pg_snapshot_xip(t.snap) AS x
+                              WHERE x::xid <> ALL (foreign_xids)),
+                            pg_catalog.pg_snapshot_xmax(t.snap))::text::bigint AS x
               FROM (SELECT pg_catalog.pg_current_snapshot() AS snap) AS t) AS h;
+$fn$;
+
+COMMENT ON FUNCTION minipaas._horizon(xid[]) IS
+    'Internal: stream_horizon() for the current snapshot, given the ids running in other databases.';
+
+CREATE OR REPLACE FUNCTION minipaas.stream_horizon()
+RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $fn$
+    SELECT minipaas._horizon(minipaas._foreign_xids());
 $fn$;
 
 COMMENT ON FUNCTION minipaas.stream_horizon() IS
     'Exclusive upper bound of the offsets that are settled in the current snapshot: below it, no other running '
-    'transaction can still commit an event.';
+    'transaction of this database can still commit an event.';
 
 CREATE OR REPLACE FUNCTION minipaas._partition_of(s minipaas.streams, key text)
 RETURNS integer
@@ -370,7 +391,8 @@ LANGUAGE plpgsql
 AS $fn$
 #variable_conflict use_column
 DECLARE
-    s minipaas.streams;
+    s         minipaas.streams;
+    v_foreign xid[];
 BEGIN
     IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
         RAISE EXCEPTION 'minipaas: max_events must be between 1 and 10000, got %', coalesce(max_events::text, 'NULL')
@@ -387,6 +409,7 @@ BEGIN
                 s.partitions - 1, only_partition
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    v_foreign := minipaas._foreign_xids();
     RETURN QUERY
     SELECT x.event_offset, x.partition, x.key, x.key_version, x.payload, x.published_at, x.dedup_id
       FROM pg_catalog.generate_series(coalesce(only_partition, 0), coalesce(only_partition, s.partitions - 1)) AS p(n)
@@ -394,7 +417,7 @@ BEGIN
             SELECT e.* FROM minipaas.stream_events e
              WHERE e.stream_id = s.stream_id AND e.partition = p.n
                AND e.event_offset > coalesce(after_offset, 0)
-               AND e.event_offset < (SELECT minipaas.stream_horizon())
+               AND e.event_offset < (SELECT minipaas._horizon(v_foreign))
              ORDER BY e.event_offset
              LIMIT max_events) AS x
      ORDER BY x.event_offset
@@ -470,6 +493,7 @@ DECLARE
     s        minipaas.streams;
     v_parts  integer[];
     v_from   bigint[];
+    v_foreign xid[];
     r        record;
 BEGIN
     IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
@@ -509,6 +533,7 @@ BEGIN
     IF v_parts IS NULL THEN
         RETURN;
     END IF;
+    v_foreign := minipaas._foreign_xids();
     RETURN QUERY
     SELECT x.event_offset, x.partition, x.key, x.key_version, x.payload, x.published_at, x.dedup_id
       FROM unnest(v_parts, v_from) AS p(n, after_offset)
@@ -516,7 +541,7 @@ BEGIN
             SELECT e.* FROM minipaas.stream_events e
              WHERE e.stream_id = s.stream_id AND e.partition = p.n
                AND e.event_offset > p.after_offset
-               AND e.event_offset < (SELECT minipaas.stream_horizon())
+               AND e.event_offset < (SELECT minipaas._horizon(v_foreign))
              ORDER BY e.event_offset
              LIMIT max_events) AS x
      ORDER BY x.event_offset
@@ -619,7 +644,7 @@ RETURNS TABLE (
     pending          bigint,
     held_back        bigint
 )
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 AS $fn$
 #variable_conflict use_column
 DECLARE
