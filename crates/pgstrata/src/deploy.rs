@@ -5,7 +5,8 @@
 //! 2. read the history (after the lock, so a deployer that waited sees what the previous one applied);
 //! 3. plan and refuse changed / missing / out-of-order migrations unless allowed;
 //! 4. run Strata's own pending migrations (its history tables), then each package's, packages in `uses` order,
-//!    each migration recorded (checksum, up and down SQL, duration) right after it ran;
+//!    each migration recorded (checksum, up and down SQL, duration) in the transaction it ran in: the records of
+//!    a transaction are written in one statement before it commits, a no-transaction migration's right after it;
 //! 5. record the run, commit (or roll back for `--dry-run`).
 //!
 //! A migration with a no-transaction section splits the run: the open transaction commits, the section's statements
@@ -21,6 +22,7 @@ use std::time::Instant;
 
 use pgstrata_sql::migration::Section;
 use postgres_protocol::escape::escape_literal;
+use tokio_postgres::types::Type;
 
 use crate::error::{Error, Result};
 use crate::exec::{Database, Notice, run_section};
@@ -272,7 +274,7 @@ async fn up_once(
         uncommitted: Vec::new(),
         recorded_packages: Default::default(),
         stopped_before: None,
-        record_statement: None,
+        pending_records: Vec::new(),
     };
     match run.execute(&mut session, observer).await {
         Ok((plan, outcome)) => {
@@ -346,7 +348,20 @@ struct UpRun<'p> {
     uncommitted: Vec<String>,
     recorded_packages: std::collections::HashSet<usize>,
     stopped_before: Option<String>,
-    record_statement: Option<tokio_postgres::Statement>,
+    /// Applied migrations of the open transaction, not yet written to `strata.migration`.
+    pending_records: Vec<PendingRecord>,
+}
+
+/// A migration that ran, to be recorded.
+struct PendingRecord {
+    package: String,
+    name: String,
+    path: String,
+    checksum: String,
+    up_sql: String,
+    down_sql: Option<String>,
+    no_transaction: bool,
+    duration_ms: f64,
 }
 
 impl UpRun<'_> {
@@ -444,6 +459,7 @@ impl UpRun<'_> {
             });
             self.ran.push(ran);
         }
+        self.flush_records(session).await?;
         // interop: repeatable scripts whose text changed run after every versioned migration.
         if self.stopped_before.is_none() {
             let (ran, stopped) = crate::repeatable::apply_pending(
@@ -603,6 +619,7 @@ impl UpRun<'_> {
     ) -> Result<usize> {
         if section.no_transaction {
             if session.in_transaction() {
+                self.flush_records(session).await?;
                 session.leave_transaction().await?;
                 self.committed.append(&mut self.uncommitted);
             } else {
@@ -735,50 +752,67 @@ impl UpRun<'_> {
                 .await
                 .map_err(Error::db("recording the package in strata.package"))?;
         }
-        let down_sql = m.down_sql();
-        // Prepared once per run: each record is then one round trip, not a parse and an execute.
-        let statement = match &self.record_statement {
-            Some(statement) => statement.clone(),
-            None => {
-                let statement = client
-                    .prepare(
-                        "WITH m AS (
-                           INSERT INTO strata.migration
-                                  (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms,
-                                   strata_version, run_id)
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                           RETURNING package, name, checksum)
-                         INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
-                         SELECT $10, package, name, 'apply', checksum, $8 FROM m",
-                    )
-                    .await
-                    .map_err(Error::db("preparing the record of applied migrations"))?;
-                self.record_statement = Some(statement.clone());
-                statement
-            }
-        };
-        client
-            .execute(
-                &statement,
+        self.pending_records.push(PendingRecord {
+            package: pkg.name().to_string(),
+            name: m.name().to_string(),
+            path: m.path().to_string(),
+            checksum: m.checksum().to_string(),
+            up_sql: m.up_sql().to_string(),
+            down_sql: m.down_sql(),
+            no_transaction: m.no_transaction(),
+            duration_ms,
+        });
+        if !session.in_transaction() {
+            // A no-transaction migration has committed: its record must not wait for a later commit.
+            self.flush_records(session).await?;
+        }
+        Ok(())
+    }
+
+    /// Write the pending records to `strata.migration` (and the log) in one statement: once per transaction
+    /// segment, before it commits, instead of a round trip per migration.
+    async fn flush_records(&mut self, session: &mut Session<'_>) -> Result<()> {
+        if self.pending_records.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.pending_records);
+        let text = |f: fn(&PendingRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+        let down_sql: Vec<Option<&str>> = records.iter().map(|r| r.down_sql.as_deref()).collect();
+        let no_transaction: Vec<bool> = records.iter().map(|r| r.no_transaction).collect();
+        let duration_ms: Vec<f64> = records.iter().map(|r| r.duration_ms).collect();
+        session
+            .db
+            .client()
+            .query_typed(
+                // Identities follow ORDER BY ord, so `id` keeps the order the migrations ran in.
+                "WITH m AS (
+                   INSERT INTO strata.migration
+                          (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms,
+                           strata_version, run_id)
+                   SELECT package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms, $9, $10
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                 $7::boolean[], $8::float8[])
+                          WITH ORDINALITY
+                          AS r (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms, ord)
+                    ORDER BY ord
+                   RETURNING package, name, checksum, duration_ms)
+                 INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
+                 SELECT $10, package, name, 'apply', checksum, duration_ms FROM m",
                 &[
-                    &pkg.name(),
-                    &m.name(),
-                    &m.path(),
-                    &m.checksum(),
-                    &m.up_sql(),
-                    &down_sql,
-                    &m.no_transaction(),
-                    &duration_ms,
-                    &crate::VERSION,
-                    &self.run_id,
+                    (&text(|r| &r.package), Type::TEXT_ARRAY),
+                    (&text(|r| &r.name), Type::TEXT_ARRAY),
+                    (&text(|r| &r.path), Type::TEXT_ARRAY),
+                    (&text(|r| &r.checksum), Type::TEXT_ARRAY),
+                    (&text(|r| &r.up_sql), Type::TEXT_ARRAY),
+                    (&down_sql, Type::TEXT_ARRAY),
+                    (&no_transaction, Type::BOOL_ARRAY),
+                    (&duration_ms, Type::FLOAT8_ARRAY),
+                    (&crate::VERSION, Type::TEXT),
+                    (&self.run_id, Type::INT8),
                 ],
             )
             .await
-            .map_err(Error::db(format!(
-                "recording {}:{} in strata.migration",
-                pkg.name(),
-                m.name()
-            )))?;
+            .map_err(Error::db("recording applied migrations in strata.migration"))?;
         Ok(())
     }
 
