@@ -186,7 +186,7 @@ fn first_line_len(s: &str) -> usize {
 }
 
 /// Byte offset of the error inside the statement text, from the server's position fields.
-fn error_offset(stmt_text: &str, db: &DbError) -> Option<usize> {
+pub(crate) fn error_offset(stmt_text: &str, db: &DbError) -> Option<usize> {
     match db.position() {
         Some(ErrorPosition::Original(p)) => {
             Some(pgstrata_sql::char_position_to_byte(stmt_text, *p as usize))
@@ -232,7 +232,7 @@ fn plpgsql_line_offset(stmt_text: &str, where_: &str) -> Option<usize> {
 }
 
 /// Hints for errors PostgreSQL leaves without one.
-fn own_hint(db: &DbError) -> Option<String> {
+pub(crate) fn own_hint(db: &DbError) -> Option<String> {
     match db.code().code() {
         "25001" => Some(
             "this statement cannot run inside a transaction: mark the migration with `-- strata:no-transaction` \

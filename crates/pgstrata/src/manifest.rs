@@ -9,6 +9,10 @@
 //!     "migrations/0001_init.sql",
 //! ]
 //!
+//! [security]
+//! package_role = true                  # own the schema with a package role, run code as it (default)
+//! allow_security_definer = false       # managed code may declare SECURITY DEFINER routines
+//!
 //! [deploy]
 //! lock_timeout = "5s"                  # SET lock_timeout for deploy sessions
 //! statement_timeout = "0"              # SET statement_timeout for deploy sessions
@@ -59,6 +63,28 @@ pub struct Manifest {
     pub migrations: Vec<(String, Range<usize>)>,
     /// Deploy session settings.
     pub deploy: DeploySettings,
+    /// Package role and managed-code safety settings.
+    pub security: SecuritySettings,
+}
+
+/// `[security]`: the package role, and what managed code may do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// Create a role for the package, make it own the schema, and run migrations and managed code as it
+    /// (`SET LOCAL ROLE`). Default true.
+    pub package_role: bool,
+    /// Allow `SECURITY DEFINER` routines in managed code. Default false.
+    pub allow_security_definer: bool,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> SecuritySettings {
+        SecuritySettings {
+            package_role: true,
+            allow_security_definer: false,
+        }
+    }
 }
 
 /// A dependency on another package.
@@ -98,6 +124,8 @@ struct RawStrata {
     migrations: Vec<Spanned<String>>,
     #[serde(default)]
     deploy: Option<Spanned<DeploySettings>>,
+    #[serde(default)]
+    security: Option<SecuritySettings>,
     #[serde(default)]
     description: Option<String>,
 }
@@ -170,6 +198,7 @@ impl Manifest {
                         .map(|m| (m.get_ref().clone(), m.span()))
                         .collect(),
                     deploy: raw.deploy.map(|d| d.into_inner()).unwrap_or_default(),
+                    security: raw.security.unwrap_or_default(),
                 }
                 .validated(
                     path,
@@ -222,6 +251,7 @@ impl Manifest {
                         .map(|m| (m.get_ref().clone(), m.span()))
                         .collect(),
                     deploy: DeploySettings::default(),
+                    security: SecuritySettings::default(),
                 }
                 .validated(path, text, Some((raw.package.span(), schema_span)))?
             }

@@ -21,6 +21,8 @@ pub struct Package {
     source: PackageSource,
     manifest_path: PathBuf,
     migrations: Vec<Migration>,
+    /// Managed code and tests: every other `.sql` file (see [`crate::managed`]).
+    code: Arc<crate::managed::Code>,
 }
 
 /// A versioned migration of a package.
@@ -229,11 +231,13 @@ impl Package {
             migrations.push(load_migration(&source, &manifest_path, &text, rel, span)?);
         }
         check_unlisted(&source, &manifest, &manifest_path, &text)?;
+        let code = Arc::new(crate::managed::Code::load(&source, &manifest)?);
         Ok(Package {
             manifest,
             source,
             manifest_path,
             migrations,
+            code,
         })
     }
 
@@ -260,6 +264,12 @@ impl Package {
     /// Migrations in manifest order.
     pub fn migrations(&self) -> &[Migration] {
         &self.migrations
+    }
+
+    /// Managed code (functions, procedures, views, triggers, comments) and tests: the package's `.sql` files
+    /// that are not migrations.
+    pub fn code(&self) -> &crate::managed::Code {
+        &self.code
     }
 
     /// Deploy settings from the manifest.
