@@ -50,6 +50,11 @@ impl From<pgstrata_embedded::Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.global);
+    // Diagnostics carry diffs, paths and checksums: re-wrapping them at the terminal width would split a diff line
+    // into what looks like two, and names where they cannot be copied. The terminal wraps long lines itself.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     let out = Out::new(&cli.global);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

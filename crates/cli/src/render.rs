@@ -187,12 +187,7 @@ impl Out {
                 println!("Nothing to apply on {target}: everything is up to date.");
             }
             Outcome::Applied | Outcome::DryRun => {
-                let width = report
-                    .migrations
-                    .iter()
-                    .map(|m| m.package.len() + m.name.len() + 1)
-                    .max()
-                    .unwrap_or(0);
+                let width = label_width(&report.migrations);
                 for m in &report.migrations {
                     let label = format!("{}:{}", m.package, m.name);
                     println!(
@@ -205,11 +200,6 @@ impl Out {
                             ""
                         }
                     );
-                    if self.verbose > 0 {
-                        for n in &m.notices {
-                            println!("      {}: {}", n.severity, n.message);
-                        }
-                    }
                 }
                 for t in &report.packages {
                     println!(
@@ -259,12 +249,12 @@ impl Out {
             println!("Nothing to roll back on {target}.");
             return;
         }
+        let width = label_width(&report.migrations);
         for m in &report.migrations {
+            let label = format!("{}:{}", m.package, m.name);
             println!(
-                "  {} {}:{}  {:>9}  (stored down SQL)",
+                "  {} {label:<width$}  {:>9}  (stored down SQL)",
                 style("↶").cyan(),
-                m.package,
-                m.name,
                 fmt_ms(m.duration_ms)
             );
         }
@@ -278,6 +268,12 @@ impl Out {
             report.migrations.len(),
             fmt_ms(report.duration_ms)
         );
+        if let Some(s) = &report.stopped_before {
+            eprintln!(
+                "{} dry run stopped before {s}: its down SQL runs outside a transaction and cannot be rolled back",
+                style("warning:").yellow()
+            );
+        }
     }
 
     pub fn status(
@@ -497,18 +493,24 @@ impl pgstrata::Observer for Progress {
                 name,
                 severity,
                 message,
-            } => {
-                if self.verbose || severity == "WARNING" {
-                    let line = format!("{package}:{name}: {severity}: {message}");
-                    match &self.bar {
-                        Some(b) => b.println(line),
-                        None => eprintln!("{line}"),
-                    }
+            } if self.verbose || severity == "WARNING" => {
+                let line = format!("{package}:{name}: {severity}: {message}");
+                match &self.bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
                 }
             }
             _ => {}
         }
     }
+}
+
+fn label_width(migrations: &[pgstrata::RanMigration]) -> usize {
+    migrations
+        .iter()
+        .map(|m| m.package.len() + m.name.len() + 1)
+        .max()
+        .unwrap_or(0)
 }
 
 fn fmt_ms(ms: f64) -> String {

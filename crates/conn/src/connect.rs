@@ -8,6 +8,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::{AsyncMessage, Client, Connection, Notification};
 
+use crate::error::describe;
 use crate::{ConnectOptions, Error, tls};
 
 /// An open connection: the client, plus what the server sends on its own.
@@ -51,7 +52,7 @@ impl ConnectOptions {
             .to_tokio_postgres_config()
             .connect(tls)
             .await
-            .map_err(|source| self.connect_error(source))?;
+            .map_err(|error| self.connect_error(error))?;
         let (notice_tx, notices) = unbounded_channel();
         let (notification_tx, notifications) = unbounded_channel();
         tokio::spawn(forward_messages(connection, notice_tx, notification_tx));
@@ -81,8 +82,14 @@ impl ConnectOptions {
                 Ok(Ok((client, connection))) => {
                     // Dropping the client makes the connection send Terminate and finish.
                     drop(client);
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "closing the probe connection");
+                    match tokio::time::timeout(Duration::from_secs(1), connection).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => {
+                            tracing::debug!(error = %describe(&error), "closing the probe connection");
+                        }
+                        Err(_elapsed) => {
+                            tracing::debug!("the probe connection did not close in time")
+                        }
                     }
                     return Ok(start.elapsed());
                 }
@@ -93,12 +100,13 @@ impl ConnectOptions {
                     return Err(self.connect_error(e));
                 }
                 Ok(Err(e)) => {
-                    tracing::debug!(error = %e, target = %self, "server not ready yet");
-                    last_error = Some(e.to_string());
+                    tracing::debug!(error = %describe(&e), target = %self, "server not ready yet");
+                    last_error = Some(describe(&e));
                 }
                 Err(_elapsed) => {}
             }
-            if Instant::now() + delay >= deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
                 return Err(Error::Timeout {
                     target: self.redacted(),
                     waited: start.elapsed(),
@@ -106,15 +114,16 @@ impl ConnectOptions {
                         .unwrap_or_else(|| "the connection attempt did not finish".to_owned()),
                 });
             }
-            tokio::time::sleep(delay).await;
+            // The last pause ends at the deadline, for one more attempt there.
+            tokio::time::sleep(delay.min(remaining)).await;
             delay = (delay * 2).min(MAX_DELAY);
         }
     }
 
-    fn connect_error(&self, source: tokio_postgres::Error) -> Error {
+    fn connect_error(&self, error: tokio_postgres::Error) -> Error {
         Error::Connect {
             target: self.redacted(),
-            source,
+            error,
         }
     }
 }

@@ -7,6 +7,10 @@ use tokio_postgres::error::{DbError, SqlState};
 
 /// Everything that can go wrong while reading connection settings or connecting.
 ///
+/// Messages are complete on their own: they include the underlying causes (tokio-postgres'
+/// own messages leave them to [`source`](std::error::Error::source), so "db error" would
+/// otherwise be all a log shows), and so no variant has a `source`.
+///
 /// No variant ever contains a password: connection targets are shown in their
 /// [redacted](crate::ConnectOptions::redacted) form, and values taken from the
 /// authority part of a URL (where a mistyped password could end up) are never echoed.
@@ -20,15 +24,14 @@ pub enum Error {
         message: String,
     },
     /// A file named by the settings (root certificate, client certificate or key) could not be read.
-    #[error("could not read {what} \"{}\": {source}", path.display())]
+    #[error("could not read {what} \"{}\": {error}", path.display())]
     Io {
         /// Which file this is, e.g. "root certificate file".
         what: &'static str,
         /// The file's path.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// TLS could not be set up: a certificate or key file is unusable, or a verifying
     /// `sslmode` has no root certificate to verify against.
@@ -39,13 +42,12 @@ pub enum Error {
     },
     /// The server could not be reached, refused the connection, or failed the TLS
     /// handshake or authentication.
-    #[error("could not connect to {target}: {source}")]
+    #[error("could not connect to {target}: {}", describe(error))]
     Connect {
         /// The redacted connection URL.
         target: String,
         /// The driver's error; [`Error::db_error`] gives the server's message if there is one.
-        #[source]
-        source: tokio_postgres::Error,
+        error: tokio_postgres::Error,
     },
     /// [`wait_until_ready`](crate::ConnectOptions::wait_until_ready) gave up.
     #[error(
@@ -79,7 +81,7 @@ impl Error {
     /// database does not exist).
     pub fn db_error(&self) -> Option<&DbError> {
         match self {
-            Error::Connect { source, .. } => source.as_db_error(),
+            Error::Connect { error, .. } => error.as_db_error(),
             _ => None,
         }
     }
@@ -94,4 +96,17 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+/// A driver error with its causes, e.g. "db error: FATAL: password authentication failed for
+/// user "alice"" or "error connecting to server: Connection refused (os error 111)".
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -107,8 +108,9 @@ impl ConnectOptions {
     /// Parses a libpq URL (`postgres://` or `postgresql://`, percent-decoded, e.g.
     /// `postgresql://alice@/app?host=/var/run/postgresql&port=5433`) or a `key=value`
     /// conninfo string (`host=localhost dbname='my db'`, backslash escapes), then applies
-    /// the defaults. The environment and `~/.pgpass` are not consulted (use
-    /// [`resolve`](Self::resolve) for that); a `passfile` given in `conninfo` is.
+    /// the defaults. PG* variables and `~/.pgpass` are not consulted (use
+    /// [`resolve`](Self::resolve) for that); a `passfile` given in `conninfo` is, and so are
+    /// libpq's certificate files under `~/.postgresql/` when connecting.
     ///
     /// Unknown keywords are an error naming the keyword.
     pub fn parse(conninfo: &str) -> Result<Self, Error> {
@@ -481,6 +483,15 @@ impl ConnectOptions {
             sslkey: self.sslkey.as_deref(),
             home: self.home.as_deref(),
         }
+    }
+}
+
+impl FromStr for ConnectOptions {
+    type Err = Error;
+
+    /// [`ConnectOptions::parse`], for `str::parse` and clap's `value_parser`.
+    fn from_str(conninfo: &str) -> Result<Self, Error> {
+        Self::parse(conninfo)
     }
 }
 
@@ -907,7 +918,7 @@ mod tests {
             ),
         ];
         for (conninfo, expected) in cases {
-            let opts = ConnectOptions::parse(conninfo).unwrap();
+            let opts: ConnectOptions = conninfo.parse().unwrap();
             let redacted = opts.redacted();
             assert_eq!(redacted, expected);
             assert_eq!(opts.to_string(), redacted);

@@ -65,7 +65,14 @@ pub(crate) fn connector(settings: &TlsSettings<'_>) -> Result<MakeRustlsConnect,
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { provider })),
     };
-    let config = match client_identity(settings)? {
+    // Without TLS the config is never used: don't let stray files in ~/.postgresql fail
+    // a plain-text or Unix-socket connection.
+    let identity = if settings.sslmode == SslMode::Disable {
+        None
+    } else {
+        client_identity(settings)?
+    };
+    let config = match identity {
         Some((certs, key)) => builder
             .with_client_auth_cert(certs, key)
             .map_err(|e| tls_error(format!("unusable client certificate or key: {e}")))?,
@@ -205,10 +212,10 @@ fn client_identity(
 
 /// libpq refuses private keys that others can read.
 fn check_key_permissions(path: &Path) -> Result<(), Error> {
-    let metadata = fs::metadata(path).map_err(|source| Error::Io {
+    let metadata = fs::metadata(path).map_err(|error| Error::Io {
         what: "private key file",
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let mode = metadata.permissions().mode();
     let owned_by_root = metadata.uid() == 0;
@@ -229,10 +236,10 @@ fn check_key_permissions(path: &Path) -> Result<(), Error> {
 }
 
 fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, Error> {
-    fs::read(path).map_err(|source| Error::Io {
+    fs::read(path).map_err(|error| Error::Io {
         what,
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 

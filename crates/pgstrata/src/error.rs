@@ -385,7 +385,7 @@ impl Diagnostic for ChangedError {
         let mut text = String::new();
         for c in &self.changes {
             text.push_str(&format!(
-                "{} ({}/{}): applied {} but the file is now {}\n{}\n",
+                "{} ({}:{}): applied {} but the file is now {}\n{}\n",
                 c.path, c.package, c.name, c.applied_checksum, c.file_checksum, c.diff
             ));
         }

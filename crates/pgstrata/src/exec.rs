@@ -197,8 +197,14 @@ pub(crate) fn error_offset(stmt_text: &str, db: &DbError) -> Option<usize> {
             let body = pgstrata_sql::routine_body_range(stmt_text)
                 .filter(|r| &stmt_text[r.clone()] == query.as_str())
                 .map(|r| r.start)
-                .or_else(|| stmt_text.find(query.as_str()))?;
-            Some(body + pgstrata_sql::char_position_to_byte(query, *position as usize))
+                .or_else(|| stmt_text.find(query.as_str()));
+            match body {
+                Some(body) => {
+                    Some(body + pgstrata_sql::char_position_to_byte(query, *position as usize))
+                }
+                // A query PL/pgSQL derived from the body (`PERFORM x` runs as `SELECT x`): the context's line.
+                None => plpgsql_line_offset(stmt_text, db.where_()?),
+            }
         }
         None => plpgsql_line_offset(stmt_text, db.where_()?),
     }
@@ -207,15 +213,22 @@ pub(crate) fn error_offset(stmt_text: &str, db: &DbError) -> Option<usize> {
 /// `PL/pgSQL function inline_code_block line 3 at RAISE` (a `DO` block) or
 /// `compilation of PL/pgSQL function "f" near line 2`: PL/pgSQL counts lines from the line of the opening quote
 /// of the body, so body line N is file line (line of body start) + N - 1.
+///
+/// The context lists frames innermost first. The statement's own `DO` block is the outermost `inline_code_block`
+/// frame (inner frames are functions it called, or SQL it ran); a compile error of the function a
+/// `CREATE FUNCTION` defines is the first frame.
 fn plpgsql_line_offset(stmt_text: &str, where_: &str) -> Option<usize> {
-    let first = where_.lines().next()?;
-    let is_do = first.contains("inline_code_block");
-    let is_compile = first.starts_with("compilation of PL/pgSQL function");
-    if !is_do && !is_compile {
-        return None;
-    }
-    let idx = first.find(" line ")?;
-    let n: usize = first[idx + 6..]
+    let frame = where_
+        .lines()
+        .rfind(|l| l.contains("PL/pgSQL function inline_code_block line "))
+        .or_else(|| {
+            where_
+                .lines()
+                .next()
+                .filter(|l| l.starts_with("compilation of PL/pgSQL function"))
+        })?;
+    let idx = frame.find(" line ")?;
+    let n: usize = frame[idx + 6..]
         .split(|c: char| !c.is_ascii_digit())
         .next()?
         .parse()

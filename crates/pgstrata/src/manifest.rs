@@ -160,6 +160,10 @@ struct RawPgpkg {
 
 impl Manifest {
     /// Parse and validate a manifest's text. `path` is only used in error messages.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error carries the manifest text for its diagnostic; Error::Source boxes it"
+    )]
     pub fn parse(path: &str, text: &str, format: ManifestFormat) -> Result<Manifest, SourceError> {
         let err = |span: Option<Range<usize>>, msg: String| {
             SourceError::new("strata::manifest", path, text, span, msg)
@@ -259,6 +263,10 @@ impl Manifest {
         Ok(manifest)
     }
 
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error carries the manifest text for its diagnostic; Error::Source boxes it"
+    )]
     fn validated(
         self,
         path: &str,
@@ -311,7 +319,7 @@ impl Manifest {
             }
             let name = crate::package::migration_name(m);
             if let Some(prev) = seen.insert(name.clone(), span.clone()) {
-                let line = text[..prev.start].lines().count().max(1);
+                let line = text[..prev.start].matches('\n').count() + 1;
                 return Err(err(
                     Some(span.clone()),
                     format!("duplicate migration name `{name}` (also listed on line {line})"),
@@ -418,8 +426,8 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Manifest, SourceError> {
-        Manifest::parse("strata.toml", text, ManifestFormat::Strata)
+    fn parse(text: &str) -> Result<Manifest, Box<SourceError>> {
+        Manifest::parse("strata.toml", text, ManifestFormat::Strata).map_err(Box::new)
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Project {
     pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<Project> {
         let packages = paths
             .iter()
-            .map(|p| Package::load(p))
+            .map(Package::load)
             .collect::<Result<Vec<_>>>()?;
         Project::new(packages)
     }

@@ -49,6 +49,9 @@ pub struct DownReport {
     pub run_id: Option<i64>,
     /// Migrations reverted, in the order they ran (newest first).
     pub migrations: Vec<RanMigration>,
+    /// A dry run stops before the first migration whose down SQL runs outside a transaction (it could not be
+    /// rolled back): which one.
+    pub stopped_before: Option<String>,
     /// Total wall time.
     pub duration_ms: f64,
 }
@@ -64,6 +67,7 @@ pub async fn down(
     let mut ran = Vec::new();
     let mut run_id = None;
     let mut from_state = serde_json::Value::Null;
+    let mut stopped_before = None;
     let result = revert(
         &mut session,
         opts,
@@ -71,6 +75,7 @@ pub async fn down(
         &mut ran,
         &mut run_id,
         &mut from_state,
+        &mut stopped_before,
     )
     .await;
     match result {
@@ -80,6 +85,7 @@ pub async fn down(
                 outcome,
                 run_id,
                 migrations: ran,
+                stopped_before,
                 duration_ms: ms(started.elapsed()),
             })
         }
@@ -125,6 +131,7 @@ async fn revert(
     ran: &mut Vec<RanMigration>,
     run_id: &mut Option<i64>,
     from_state: &mut serde_json::Value,
+    stopped_before: &mut Option<String>,
 ) -> Result<Outcome> {
     let client = session.db.client();
     let applied = history::applied(client).await?;
@@ -173,6 +180,7 @@ async fn revert(
     let total = selected.len();
     for (index, (a, script)) in selected.iter().zip(&scripts).enumerate() {
         if opts.dry_run && script.has_no_transaction_section() {
+            *stopped_before = Some(format!("{}:{}", a.package, a.name));
             break;
         }
         observer.event(Event::MigrationStarted {

@@ -1,11 +1,14 @@
 //! The deploy session: the lock that serialises deployers, session settings, transaction segments, and the
 //! per-package search_path. Shared by `up` and `down`.
 //!
-//! Locking: every run takes `pg_advisory_xact_lock(STRATA_LOCK_KEY)` in its first transaction, so concurrent
-//! deployers queue up and each re-reads the history once it holds the lock. A run that contains a no-transaction
-//! migration must keep other deployers out across its commits too, so it additionally takes the session-level lock
-//! on the same key (no wait: it already holds the transaction lock) and releases it at the end. Both kinds die
-//! with the connection, so a crashed deployer never leaves the database locked.
+//! Locking: every run tries `pg_try_advisory_xact_lock(STRATA_LOCK_KEY)` in its first transaction, so concurrent
+//! deployers queue up and each re-reads the history once it holds the lock. A run that finds the lock taken rolls
+//! its transaction back and polls for the session-level lock on the same key from outside any transaction: a
+//! waiter inside a transaction, or blocked in `pg_advisory_lock` (a running statement holds a snapshot), would be
+//! waited for by the holder's `CREATE INDEX CONCURRENTLY`, a deadlock. A run that contains a no-transaction
+//! migration must keep other deployers out across its commits too, so it also takes the session-level lock (no
+//! wait: it already holds the transaction lock). Session locks are released at the end; both kinds die with the
+//! connection, so a crashed deployer never leaves the database locked.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -156,31 +159,61 @@ impl<'a> Session<'a> {
             return Ok(());
         }
         observer.event(Event::LockWaiting);
+        // Wait outside any transaction, polling, never blocked inside a statement: a waiter that sat in an open
+        // transaction (or in a running `pg_advisory_lock` call, which holds a snapshot) would be waited for by
+        // the holder's `CREATE INDEX CONCURRENTLY`, and the two would deadlock.
+        self.db
+            .client()
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(Error::db(
+                "leaving the transaction to wait for the deploy lock",
+            ))?;
+        self.in_tx = false;
         let started = Instant::now();
         let wait = self.settings.lock_wait_timeout.clone();
-        let timeout_sql = match &wait {
-            Some(w) => format!("SET LOCAL lock_timeout = {}", escape_literal(w)),
-            None => "SET LOCAL lock_timeout = 0".to_string(),
+        let limit = match &wait {
+            Some(w) => crate::manifest::parse_duration(w)
+                .map_err(|m| Error::usage(format!("lock_wait_timeout: {m}"), None))?,
+            None => 0,
         };
-        client
-            .batch_execute(&timeout_sql)
-            .await
-            .map_err(Error::db("setting the lock wait timeout"))?;
-        match client
-            .query_one("SELECT pg_advisory_xact_lock($1)", &[&STRATA_LOCK_KEY])
-            .await
-        {
-            Ok(_) => {
-                observer.event(Event::LockAcquired {
-                    waited: started.elapsed(),
-                });
-                Ok(())
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let got: bool = self
+                .db
+                .client()
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&STRATA_LOCK_KEY])
+                .await
+                .map_err(Error::db("waiting for the deploy lock"))?
+                .get(0);
+            if got {
+                break;
             }
-            Err(e) if e.code().map(|c| c.code()) == Some("55P03") => Err(Error::LockTimeout {
-                waited: wait.unwrap_or_default(),
-            }),
-            Err(e) => Err(Error::db("waiting for the deploy lock")(e)),
+            let waited = started.elapsed();
+            if limit > 0 && waited >= Duration::from_millis(limit) {
+                return Err(Error::LockTimeout {
+                    waited: wait.unwrap_or_default(),
+                });
+            }
+            let mut next = pause;
+            if limit > 0 {
+                next = next.min(Duration::from_millis(limit).saturating_sub(waited));
+            }
+            tokio::time::sleep(next).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
         }
+        // The session-level lock is held until `close`, like the one `hold_across_commits` takes.
+        self.session_lock = true;
+        self.db
+            .client()
+            .batch_execute("BEGIN")
+            .await
+            .map_err(Error::db("starting the deploy transaction"))?;
+        self.in_tx = true;
+        observer.event(Event::LockAcquired {
+            waited: started.elapsed(),
+        });
+        Ok(())
     }
 
     async fn apply_local_settings(&mut self) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SourceError};
 
 /// The root of a package's files.
 #[derive(Debug, Clone)]
@@ -21,12 +21,8 @@ impl PackageSource {
             PackageSource::Dir(root) => {
                 let path = root.join(rel);
                 match std::fs::read(&path) {
-                    Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| Error::Read {
-                        path,
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("not valid UTF-8: {e}"),
-                        ),
+                    Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| {
+                        not_utf8(&self.display_path(rel), e.as_bytes(), e.utf8_error())
                     }),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
@@ -36,16 +32,10 @@ impl PackageSource {
                 }
             }
             PackageSource::Embedded(dir) => match dir.get_file(rel) {
-                Some(f) => f
-                    .contents_utf8()
-                    .map(|s| Some(s.to_owned()))
-                    .ok_or_else(|| Error::Read {
-                        path: PathBuf::from(rel),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            "not valid UTF-8",
-                        ),
-                    }),
+                Some(f) => match std::str::from_utf8(f.contents()) {
+                    Ok(s) => Ok(Some(s.to_owned())),
+                    Err(e) => Err(not_utf8(&self.display_path(rel), f.contents(), e)),
+                },
                 None => Ok(None),
             },
         }
@@ -80,6 +70,30 @@ impl PackageSource {
         out.sort();
         Ok(out)
     }
+}
+
+/// A file that is not UTF-8, shown like any other source error: the file, with the first bad byte underlined.
+fn not_utf8(display: &Path, bytes: &[u8], e: std::str::Utf8Error) -> Error {
+    let at = e.valid_up_to();
+    // The lossy text is identical up to the first bad byte, so `at` points at its replacement character.
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let lc = pgstrata_sql::LineIndex::new(&text).line_col(at);
+    SourceError::new(
+        "strata::encoding",
+        display.display(),
+        text,
+        Some(at..at),
+        format!(
+            "{} is not valid UTF-8: byte 0x{:02X} at line {}, column {}",
+            display.display(),
+            bytes.get(at).copied().unwrap_or_default(),
+            lc.line,
+            lc.col
+        ),
+    )
+    .with_label("not UTF-8")
+    .with_help("Strata reads SQL files as UTF-8: convert the file, e.g. `iconv -f LATIN1 -t UTF-8`")
+    .into()
 }
 
 fn walk_dir(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {

@@ -1,0 +1,19 @@
+//! Integration tests: the real `strata` binary against a real PostgreSQL (pgtest's throwaway cluster, or
+//! `PGTEST_URL`), each test in a fresh database, packages written into temporary directories.
+//!
+//! Snapshots (insta) live in `tests/snapshots`; review changes with `cargo insta review`, or run once with
+//! `INSTA_UPDATE=always` and read the diff.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+#[macro_use]
+mod support;
+
+mod concurrency;
+mod connection;
+mod deploy;
+mod failures;
+mod json;
+mod rollback;
+mod scaffold;
+mod sections;
+mod source_errors;

@@ -1,0 +1,805 @@
+-- Tests of MiniPaaS queues. Each test runs in its own savepoint of one rolled-back transaction.
+
+CREATE OR REPLACE FUNCTION minipaas.queue_tests_before()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    -- Start every test from empty queues, whatever the database held before.
+    DELETE FROM minipaas.messages;
+    DELETE FROM minipaas.queue_wakeups;
+    DELETE FROM minipaas.queues;
+    PERFORM minipaas.t_forget_hints();
+END
+$fn$;
+
+-- The documented calls, verbatim (untyped literals, unqualified names on the search_path).
+CREATE OR REPLACE FUNCTION minipaas.queue_promised_calls_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_row record;
+    v_n integer;
+    v_acked boolean;
+BEGIN
+    PERFORM set_config('search_path', 'public, minipaas', true);
+    EXECUTE $$SELECT queue_enqueue('my_queue', '{"task": "process-user", "id": 42}')$$ INTO v_id;
+    PERFORM minipaas.t_assert(v_id IS NOT NULL, 'queue_enqueue returns the task id');
+    PERFORM minipaas.t_eq(pg_typeof(v_id)::text, 'bigint', 'the task id type');
+    EXECUTE $$SELECT queue_enqueue('my_queue', '{"task": "process-user", "id": 43}')$$;
+
+    EXECUTE $$SELECT count(*) FROM (SELECT * FROM queue_dequeue('my_queue')) d$$ INTO v_n;
+    PERFORM minipaas.t_eq(v_n, 1, 'queue_dequeue returns at most one task by default');
+    SELECT m.id, m.payload INTO v_row FROM minipaas.messages m WHERE m.state = 'leased';
+    PERFORM minipaas.t_eq(v_row.id, v_id, 'the first task is dequeued first');
+    PERFORM minipaas.t_eq(v_row.payload, '{"task": "process-user", "id": 42}'::jsonb, 'the payload');
+
+    EXECUTE format('SELECT queue_ack(%s)', v_id) INTO v_acked;
+    PERFORM minipaas.t_assert(v_acked, 'queue_ack(<task_id>) acks a leased task');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.messages WHERE id = v_id), 'queue_ack removes the task');
+    EXECUTE format('SELECT queue_ack(%s)', v_id) INTO v_acked;
+    PERFORM minipaas.t_assert(NOT v_acked, 'a second ack of the same task is refused');
+    EXECUTE format($$SELECT queue_ack('%s')$$, v_id + 1) INTO v_acked;
+    PERFORM minipaas.t_assert(NOT v_acked, 'queue_ack of a task that is not leased is refused');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_created_on_first_use_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    q minipaas.queues;
+BEGIN
+    PERFORM minipaas.queue_enqueue('fresh', '{}');
+    SELECT * INTO q FROM minipaas.queues WHERE name = 'fresh';
+    PERFORM minipaas.t_eq(q.visibility_timeout, interval '30 seconds', 'default visibility timeout');
+    PERFORM minipaas.t_eq(q.max_attempts, 5, 'default max attempts');
+    PERFORM minipaas.t_eq(q.retention, interval '0', 'acked messages are deleted by default');
+    PERFORM minipaas.t_assert(q.dead_letter_queue IS NULL, 'dead messages stay in the queue by default');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('never-used')),
+                              'dequeue of an unknown queue returns nothing');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queues WHERE name = 'never-used'),
+                              'dequeue does not create queues');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_create_options_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    q minipaas.queues;
+BEGIN
+    PERFORM minipaas.t_assert(minipaas.queue_create('jobs', visibility_timeout => '5 minutes', max_attempts => 3,
+                                                    backoff_base => '2 seconds', backoff_max => '1 minute',
+                                                    backoff_jitter => 0, dead_letter_queue => 'jobs.dlq',
+                                                    retention => '1 day'), 'queue_create creates');
+    SELECT * INTO q FROM minipaas.queues WHERE name = 'jobs';
+    PERFORM minipaas.t_eq(q.visibility_timeout, interval '5 minutes', 'visibility timeout');
+    PERFORM minipaas.t_eq(q.max_attempts, 3, 'max attempts');
+    PERFORM minipaas.t_eq(q.backoff_base, interval '2 seconds', 'backoff base');
+    PERFORM minipaas.t_eq(q.dead_letter_queue, 'jobs.dlq', 'dead-letter queue');
+    PERFORM minipaas.t_eq(q.retention, interval '1 day', 'retention');
+
+    PERFORM minipaas.t_assert(NOT minipaas.queue_create('jobs', max_attempts => 7, dead_letter_queue => ''),
+                              'queue_create on an existing queue changes it and returns false');
+    SELECT * INTO q FROM minipaas.queues WHERE name = 'jobs';
+    PERFORM minipaas.t_eq(q.max_attempts, 7, 'changed option');
+    PERFORM minipaas.t_eq(q.visibility_timeout, interval '5 minutes', 'options not given stay');
+    PERFORM minipaas.t_assert(q.dead_letter_queue IS NULL, 'an empty dead_letter_queue clears it');
+
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('jobs', visibility_timeout => '0')$$, '22023');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('jobs', max_attempts => 0)$$, '22023');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('jobs', backoff_jitter => 1.5)$$, '22023');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('jobs', backoff_base => '2 hours')$$, '22023',
+                              'backoff_max');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('jobs', dead_letter_queue => 'jobs')$$, '22023');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('jobs', retention => '-1 day')$$, '22023');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_drop_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    PERFORM minipaas.queue_enqueue('doomed', '{"n": 1}');
+    PERFORM minipaas.t_assert(minipaas.queue_drop('doomed'), 'queue_drop drops');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queues WHERE name = 'doomed'), 'queue row gone');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.messages), 'its messages are gone');
+    PERFORM minipaas.t_assert(NOT minipaas.queue_drop('doomed', if_exists => true), 'if_exists returns false');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_drop('doomed')$$, '42704', 'does not exist');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_bad_input_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('q', 'not json')$$, '22P02');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('q', NULL)$$, '22004', 'must not be NULL');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue(NULL, '{}')$$, '22004');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('q', '{}', delay => '-1 second')$$, '22023', 'negative');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('q', '{}', priority => 40000)$$, '22023', 'priority');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('it''s', '{}')$$, '22023', 'invalid queue name');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('"quoted"', '{}')$$, '22023', 'invalid queue name');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('', '{}')$$, '22023');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue(repeat('x', 49), '{}')$$, '22023');
+    PERFORM minipaas.t_raises($$SELECT * FROM minipaas.queue_dequeue('bad name')$$, '22023');
+    PERFORM minipaas.t_raises($$SELECT * FROM minipaas.queue_dequeue('q', 0)$$, '22023', 'batch_size');
+    PERFORM minipaas.t_raises($$SELECT * FROM minipaas.queue_dequeue('q', 10001)$$, '22023', 'batch_size');
+    PERFORM minipaas.t_raises($$SELECT * FROM minipaas.queue_dequeue('q', 1, '-5 seconds')$$, '22023');
+    PERFORM minipaas.t_raises($$SELECT * FROM minipaas.queue_stats('nope')$$, '42704', 'does not exist');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_redrive('nope')$$, '42704');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_purge('nope')$$, '42704');
+    PERFORM minipaas.t_raises($$SELECT * FROM minipaas.queue_dead_letters('nope')$$, '42704');
+    PERFORM minipaas.t_raises(
+        $$SELECT minipaas.queue_enqueue_batch('q', (SELECT array_agg('{}'::jsonb) FROM generate_series(1, 10001)))$$,
+        '54000', '10000');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue_batch('q', ARRAY['{}', NULL, '{}']::jsonb[])$$,
+                              '22004', 'payload 2');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue_batch('q', ARRAY['{}']::jsonb[], dedup_keys => ARRAY['a', 'b'])$$,
+                              '22023');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_ack_batch(ARRAY[1, 2], ARRAY[1])$$, '22023');
+    PERFORM minipaas.t_raises($$SELECT * FROM minipaas.queue_nack(1, 1, 'x', '-1 second')$$, '22023');
+    -- Nothing was half-written by any of the failures above.
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.messages), 'no messages were written');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queues WHERE name <> 'q'),
+                              'no queue with a bad name was created');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_json_null_payload_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_payload jsonb;
+BEGIN
+    PERFORM minipaas.queue_enqueue('q', 'null');
+    SELECT payload INTO v_payload FROM minipaas.queue_dequeue('q');
+    PERFORM minipaas.t_eq(v_payload, 'null'::jsonb, 'a JSON null payload is a value like any other');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_dequeue_order_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_low bigint;
+    v_first bigint;
+    v_urgent bigint;
+    v_ids bigint[];
+BEGIN
+    v_low := minipaas.queue_enqueue('q', '{"n": "low"}', priority => 5);
+    v_first := minipaas.queue_enqueue('q', '{"n": "first"}');
+    PERFORM minipaas.queue_enqueue('q', '{"n": "second"}');
+    v_urgent := minipaas.queue_enqueue('q', '{"n": "urgent"}', priority => -1);
+    SELECT array_agg(d.id ORDER BY ord) INTO v_ids
+      FROM minipaas.queue_dequeue('q', 10) WITH ORDINALITY AS d(id, payload, lease_token, attempt, lease_expires_at,
+                                                             priority, enqueued_at, ordering_key, dedup_key, ord);
+    PERFORM minipaas.t_eq(pg_catalog.cardinality(v_ids), 4, 'a batch returns every visible message');
+    PERFORM minipaas.t_eq(v_ids[1], v_urgent, 'the lowest priority number comes first');
+    PERFORM minipaas.t_eq(v_ids[2], v_first, 'then by time');
+    PERFORM minipaas.t_eq(v_ids[4], v_low, 'the highest priority number comes last');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q', 10)),
+                              'leased messages are not delivered again');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_batch_dequeue_limit_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_n integer;
+BEGIN
+    PERFORM minipaas.queue_enqueue_batch('q', (SELECT array_agg(jsonb_build_object('n', i)) FROM generate_series(1, 25) i));
+    SELECT count(*) INTO v_n FROM minipaas.queue_dequeue('q', 10);
+    PERFORM minipaas.t_eq(v_n, 10, 'batch_size caps a dequeue');
+    SELECT count(*) INTO v_n FROM minipaas.queue_dequeue('q', 10);
+    PERFORM minipaas.t_eq(v_n, 10, 'the next batch');
+    SELECT count(*) INTO v_n FROM minipaas.queue_dequeue('q', 10);
+    PERFORM minipaas.t_eq(v_n, 5, 'the rest');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_delay_and_run_at_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_delayed bigint;
+    v_later bigint;
+    v_past bigint;
+    v_id bigint;
+BEGIN
+    v_delayed := minipaas.queue_enqueue('q', '{"n": 1}', delay => '1 hour');
+    v_later := minipaas.queue_enqueue('q', '{"n": 2}', run_at => clock_timestamp() + interval '1 day');
+    v_past := minipaas.queue_enqueue('q', '{"n": 3}', run_at => clock_timestamp() - interval '1 day');
+    SELECT id INTO v_id FROM minipaas.queue_dequeue('q', 10);
+    PERFORM minipaas.t_eq(v_id, v_past, 'a run_at in the past means now; delayed messages are not delivered');
+    PERFORM minipaas.t_assert((SELECT visible_at FROM minipaas.messages WHERE id = v_delayed)
+                              > clock_timestamp() + interval '59 minutes', 'delay postpones visibility');
+    PERFORM minipaas.t_expire(v_delayed);
+    SELECT id INTO v_id FROM minipaas.queue_dequeue('q', 10);
+    PERFORM minipaas.t_eq(v_id, v_delayed, 'a delayed message is delivered once due');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q', 10)), 'run_at still ahead');
+    PERFORM minipaas.t_expire(v_later);
+    SELECT id INTO v_id FROM minipaas.queue_dequeue('q', 10);
+    PERFORM minipaas.t_eq(v_id, v_later, 'run_at delivers at that time');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_lease_expiry_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_first record;
+    v_second record;
+BEGIN
+    v_id := minipaas.queue_enqueue('q', '{"n": 1}');
+    SELECT * INTO v_first FROM minipaas.queue_dequeue('q', 1, visibility_timeout => '10 seconds');
+    PERFORM minipaas.t_assert(v_first.lease_expires_at BETWEEN clock_timestamp() + interval '9 seconds'
+                                                           AND clock_timestamp() + interval '10 seconds',
+                              'the lease lasts the visibility timeout given');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q')), 'not redelivered while leased');
+
+    -- The worker "crashed": its lease runs out and the next dequeue redelivers, without any scheduler.
+    PERFORM minipaas.t_expire(v_id);
+    SELECT * INTO v_second FROM minipaas.queue_dequeue('q');
+    PERFORM minipaas.t_eq(v_second.id, v_id, 'an expired lease is redelivered');
+    PERFORM minipaas.t_eq(v_second.attempt, 2, 'the second delivery is attempt 2');
+    PERFORM minipaas.t_assert(v_second.lease_token <> v_first.lease_token, 'each delivery has a new lease token');
+    PERFORM minipaas.t_eq((SELECT errors->0->>'error' FROM minipaas.messages WHERE id = v_id), 'lease expired',
+                          'the expired lease is in the error history');
+
+    -- Fencing: the first worker comes back and must not ack the second worker's delivery.
+    PERFORM minipaas.t_assert(NOT minipaas.queue_ack(v_id, v_first.lease_token), 'a stale lease token cannot ack');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT * FROM minipaas.queue_nack(v_id, v_first.lease_token)),
+                              'a stale lease token cannot nack');
+    PERFORM minipaas.t_assert(minipaas.queue_extend(v_id, v_first.lease_token) IS NULL,
+                              'a stale lease token cannot extend');
+    PERFORM minipaas.t_assert(minipaas.queue_ack(v_id, v_second.lease_token), 'the current lease token acks');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_ack_token_after_expiry_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_token bigint;
+BEGIN
+    v_id := minipaas.queue_enqueue('q', '{}');
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q');
+    PERFORM minipaas.t_expire(v_id);
+    PERFORM minipaas.t_assert(NOT minipaas.queue_ack(v_id), 'the simple ack refuses an expired lease');
+    PERFORM minipaas.t_assert(minipaas.queue_ack(v_id, v_token),
+                              'the token ack still works after expiry while nobody else took the message');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_extend_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_token bigint;
+    v_until timestamptz;
+BEGIN
+    v_id := minipaas.queue_enqueue('q', '{}');
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q', 1, '5 seconds');
+    v_until := minipaas.queue_extend(v_id, v_token, '10 minutes');
+    PERFORM minipaas.t_assert(v_until > clock_timestamp() + interval '9 minutes', 'extend moves the expiry');
+    PERFORM minipaas.t_eq((SELECT visible_at FROM minipaas.messages WHERE id = v_id), v_until, 'stored expiry');
+    v_until := minipaas.queue_extend(v_id, v_token);
+    PERFORM minipaas.t_assert(v_until BETWEEN clock_timestamp() + interval '29 seconds'
+                                          AND clock_timestamp() + interval '30 seconds',
+                              'without a timeout, extend uses the queue''s visibility timeout');
+    PERFORM minipaas.t_raises(format('SELECT minipaas.queue_extend(%s, %s, %L)', v_id, v_token, '0'), '22023');
+    PERFORM minipaas.t_assert(minipaas.queue_extend(v_id, v_token + 1) IS NULL, 'a wrong token cannot extend');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_nack_retry_backoff_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_token bigint;
+    v_nack record;
+    v_msg minipaas.messages;
+BEGIN
+    PERFORM minipaas.queue_create('q', backoff_base => '10 seconds', backoff_max => '25 seconds', backoff_jitter => 0);
+    v_id := minipaas.queue_enqueue('q', '{}');
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q');
+    SELECT * INTO v_nack FROM minipaas.queue_nack(v_id, v_token, 'boom 1');
+    PERFORM minipaas.t_eq(v_nack.outcome, 'retry', 'nack schedules a retry');
+    PERFORM minipaas.t_assert(v_nack.retry_at BETWEEN clock_timestamp() + interval '9 seconds'
+                                                  AND clock_timestamp() + interval '10 seconds',
+                              'first retry after backoff_base');
+    SELECT * INTO v_msg FROM minipaas.messages WHERE id = v_id;
+    PERFORM minipaas.t_eq(v_msg.state, 'ready'::minipaas.message_state, 'ready again');
+    PERFORM minipaas.t_eq(v_msg.errors->0->>'error', 'boom 1', 'the error is recorded');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q')), 'not before the backoff');
+
+    PERFORM minipaas.t_expire(v_id);
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q');
+    SELECT * INTO v_nack FROM minipaas.queue_nack(v_id, v_token, 'boom 2');
+    PERFORM minipaas.t_assert(v_nack.retry_at BETWEEN clock_timestamp() + interval '19 seconds'
+                                                  AND clock_timestamp() + interval '20 seconds',
+                              'the backoff doubles');
+    PERFORM minipaas.t_expire(v_id);
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q');
+    SELECT * INTO v_nack FROM minipaas.queue_nack(v_id, v_token, 'boom 3');
+    PERFORM minipaas.t_assert(v_nack.retry_at BETWEEN clock_timestamp() + interval '24 seconds'
+                                                  AND clock_timestamp() + interval '25 seconds',
+                              'the backoff is capped at backoff_max');
+    PERFORM minipaas.t_expire(v_id);
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q');
+    SELECT * INTO v_nack FROM minipaas.queue_nack(v_id, v_token, 'explicit', delay => '0');
+    PERFORM minipaas.t_assert(v_nack.retry_at <= clock_timestamp(), 'an explicit delay overrides the backoff');
+    PERFORM minipaas.t_eq((SELECT jsonb_array_length(errors) FROM minipaas.messages WHERE id = v_id), 4,
+                          'every error is kept in the history');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_backoff_jitter_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    q minipaas.queues;
+    v_delays double precision[];
+BEGIN
+    PERFORM minipaas.queue_create('q', backoff_base => '1 second', backoff_max => '1 hour', backoff_jitter => 0.5);
+    SELECT * INTO q FROM minipaas.queues WHERE name = 'q';
+    SELECT array_agg(extract(epoch FROM minipaas._backoff(q, 4))::double precision) INTO v_delays
+      FROM generate_series(1, 200);
+    PERFORM minipaas.t_assert((SELECT bool_and(d > 4 AND d <= 8) FROM unnest(v_delays) d),
+                              'attempt 4 backs off 8 s minus up to 50 % jitter');
+    PERFORM minipaas.t_assert((SELECT count(DISTINCT d) > 100 FROM unnest(v_delays) d), 'the jitter varies');
+    PERFORM minipaas.t_eq(extract(epoch FROM minipaas._backoff(q, 1000))::double precision <= 3600, true,
+                          'huge attempt numbers stay capped');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_max_attempts_dead_letter_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_token bigint;
+    v_nack record;
+    v_dead record;
+BEGIN
+    PERFORM minipaas.queue_create('q', max_attempts => 2);
+    v_id := minipaas.queue_enqueue('q', '{"poison": true}');
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q');
+    SELECT * INTO v_nack FROM minipaas.queue_nack(v_id, v_token, 'first failure', delay => '0');
+    PERFORM minipaas.t_eq(v_nack.outcome, 'retry', 'attempt 1 of 2 retries');
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q');
+    SELECT * INTO v_nack FROM minipaas.queue_nack(v_id, v_token, 'second failure');
+    PERFORM minipaas.t_eq(v_nack.outcome, 'dead', 'the last attempt dead-letters');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q')), 'dead messages are not delivered');
+
+    SELECT * INTO v_dead FROM minipaas.queue_dead_letters('q');
+    PERFORM minipaas.t_eq(v_dead.id, v_id, 'the dead letter is listed');
+    PERFORM minipaas.t_eq(v_dead.attempts, 2, 'with its attempts');
+    PERFORM minipaas.t_eq(jsonb_path_query_array(v_dead.errors, '$[*].error'),
+                          '["first failure", "second failure"]'::jsonb, 'and its error history');
+    PERFORM minipaas.t_eq((SELECT dead FROM minipaas.queue_stats('q')), 1::bigint, 'stats count it');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_nack_without_retry_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_token bigint;
+BEGIN
+    v_id := minipaas.queue_enqueue('q', '{}');
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q');
+    PERFORM minipaas.t_eq((SELECT outcome FROM minipaas.queue_nack(v_id, v_token, 'cannot parse', retry => false)),
+                          'dead', 'retry => false dead-letters at once');
+    PERFORM minipaas.t_eq((SELECT state FROM minipaas.messages WHERE id = v_id), 'dead'::minipaas.message_state,
+                          'state dead');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_expired_last_attempt_dies_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+BEGIN
+    PERFORM minipaas.queue_create('q', max_attempts => 1);
+    v_id := minipaas.queue_enqueue('q', '{}');
+    PERFORM minipaas.queue_dequeue('q');
+    PERFORM minipaas.t_expire(v_id);
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q')),
+                              'a lease that expires on the last attempt is not redelivered');
+    PERFORM minipaas.t_eq((SELECT state FROM minipaas.messages WHERE id = v_id), 'dead'::minipaas.message_state,
+                          'it is dead-lettered');
+    PERFORM minipaas.t_eq((SELECT errors->0->>'error' FROM minipaas.messages WHERE id = v_id), 'lease expired',
+                          'because its lease expired');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_redrive_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_a bigint;
+    v_b bigint;
+    v_token bigint;
+    v_row record;
+BEGIN
+    v_a := minipaas.queue_enqueue('q', '{"n": "a"}');
+    v_b := minipaas.queue_enqueue('q', '{"n": "b"}');
+    FOR v_row IN SELECT * FROM minipaas.queue_dequeue('q', 2) LOOP
+        PERFORM minipaas.queue_nack(v_row.id, v_row.lease_token, 'bad', retry => false);
+    END LOOP;
+    PERFORM minipaas.t_eq(minipaas.queue_redrive('q', ARRAY[v_b]), 1::bigint, 'redrive of chosen ids');
+    PERFORM minipaas.t_eq((SELECT state FROM minipaas.messages WHERE id = v_a), 'dead'::minipaas.message_state,
+                          'others stay dead');
+    SELECT * INTO v_row FROM minipaas.queue_dequeue('q');
+    PERFORM minipaas.t_eq(v_row.id, v_b, 'the redriven message is delivered again');
+    PERFORM minipaas.t_eq(v_row.attempt, 1, 'with a fresh attempt budget');
+    PERFORM minipaas.t_eq((SELECT errors->0->>'error' FROM minipaas.messages WHERE id = v_b), 'bad',
+                          'its error history is kept');
+    PERFORM minipaas.t_eq(minipaas.queue_redrive('q'), 1::bigint, 'redrive of all dead messages in one call');
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_a, 'delivered again');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_dead_letter_queue_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_token bigint;
+    v_moved record;
+BEGIN
+    PERFORM minipaas.queue_create('orders', max_attempts => 1, dead_letter_queue => 'orders.dead');
+    v_id := minipaas.queue_enqueue('orders', '{"order": 7}');
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('orders');
+    PERFORM minipaas.t_eq((SELECT outcome FROM minipaas.queue_nack(v_id, v_token, 'card declined')), 'dead',
+                          'dead after the only attempt');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.messages WHERE id = v_id),
+                              'the message left its queue');
+    SELECT * INTO v_moved FROM minipaas.queue_dequeue('orders.dead');
+    PERFORM minipaas.t_eq(v_moved.payload, '{"order": 7}'::jsonb, 'it is a message of the dead-letter queue');
+    PERFORM minipaas.t_eq((SELECT errors FROM minipaas.messages WHERE id = v_moved.id)->1->>'dead_lettered_from',
+                          'orders', 'which knows where it came from');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_retention_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_token bigint;
+BEGIN
+    PERFORM minipaas.queue_create('kept', retention => '1 hour');
+    v_id := minipaas.queue_enqueue('kept', '{}');
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('kept');
+    PERFORM minipaas.t_assert(minipaas.queue_ack(v_id, v_token), 'ack');
+    PERFORM minipaas.t_eq((SELECT state FROM minipaas.messages WHERE id = v_id), 'done'::minipaas.message_state,
+                          'with retention, an acked message is kept as done');
+    PERFORM minipaas.t_eq((SELECT done FROM minipaas.queue_stats('kept')), 1::bigint, 'stats count it');
+    PERFORM minipaas.t_eq((SELECT affected FROM minipaas.queue_maintain() WHERE task = 'done messages purged'),
+                          0::bigint, 'not purged within the retention');
+    UPDATE minipaas.messages SET finished_at = clock_timestamp() - interval '2 hours' WHERE id = v_id;
+    PERFORM minipaas.t_eq((SELECT affected FROM minipaas.queue_maintain() WHERE task = 'done messages purged'),
+                          1::bigint, 'purged after the retention');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.messages WHERE id = v_id), 'gone');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_dedup_key_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_first bigint;
+    v_token bigint;
+BEGIN
+    v_first := minipaas.queue_enqueue('q', '{"v": 1}', dedup_key => 'user-42');
+    PERFORM minipaas.t_eq(minipaas.queue_enqueue('q', '{"v": 2}', dedup_key => 'user-42'), v_first,
+                          'a live dedup key returns the existing id');
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.messages), 1::bigint, 'and enqueues nothing');
+    PERFORM minipaas.t_assert(minipaas.queue_enqueue('q', '{}', dedup_key => 'user-43') <> v_first,
+                              'other keys are independent');
+    PERFORM minipaas.t_assert(minipaas.queue_enqueue('other', '{}', dedup_key => 'user-42') <> v_first,
+                              'keys are per queue');
+    SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q') WHERE id = v_first;
+    PERFORM minipaas.t_eq(minipaas.queue_enqueue('q', '{"v": 3}', dedup_key => 'user-42'), v_first,
+                          'the key is live while the message is in flight');
+    PERFORM minipaas.queue_ack(v_first, v_token);
+    PERFORM minipaas.t_assert(minipaas.queue_enqueue('q', '{"v": 4}', dedup_key => 'user-42') <> v_first,
+                              'after the ack the key is free again');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_ordering_key_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_a1 bigint;
+    v_a2 bigint;
+    v_a3 bigint;
+    v_b1 bigint;
+    v_got bigint[];
+    v_row record;
+BEGIN
+    v_a1 := minipaas.queue_enqueue('q', '{"n": "a1"}', ordering_key => 'account-a');
+    v_a2 := minipaas.queue_enqueue('q', '{"n": "a2"}', ordering_key => 'account-a');
+    v_a3 := minipaas.queue_enqueue('q', '{"n": "a3"}', ordering_key => 'account-a');
+    v_b1 := minipaas.queue_enqueue('q', '{"n": "b1"}', ordering_key => 'account-b');
+    SELECT array_agg(id ORDER BY id) INTO v_got FROM minipaas.queue_dequeue('q', 10);
+    PERFORM minipaas.t_eq(v_got, ARRAY[v_a1, v_b1], 'one message per ordering key at a time, the oldest first');
+    PERFORM minipaas.t_eq((SELECT waiting FROM minipaas.queue_stats('q')), 2::bigint, 'the others wait');
+
+    PERFORM minipaas.queue_ack(v_a1, minipaas.t_token(v_a1));
+    SELECT * INTO v_row FROM minipaas.queue_dequeue('q', 10);
+    PERFORM minipaas.t_eq(v_row.id, v_a2, 'the next message of the key follows the ack, in enqueue order');
+    -- A retry keeps the lane blocked: order is not given up for a failing message.
+    PERFORM minipaas.queue_nack(v_a2, v_row.lease_token, 'later', delay => '1 hour');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q', 10)),
+                              'a retrying head blocks its lane');
+    PERFORM minipaas.t_expire(v_a2);
+    SELECT * INTO v_row FROM minipaas.queue_dequeue('q', 10);
+    PERFORM minipaas.t_eq(v_row.id, v_a2, 'the head again');
+    -- Dead-lettering the head unblocks the lane.
+    PERFORM minipaas.queue_nack(v_a2, v_row.lease_token, 'give up', retry => false);
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q', 10)), v_a3, 'a dead head unblocks the lane');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_ordering_key_redrive_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_a1 bigint;
+    v_a2 bigint;
+    v_row record;
+BEGIN
+    v_a1 := minipaas.queue_enqueue('q', '{"n": "a1"}', ordering_key => 'k');
+    v_a2 := minipaas.queue_enqueue('q', '{"n": "a2"}', ordering_key => 'k');
+    SELECT * INTO v_row FROM minipaas.queue_dequeue('q');
+    PERFORM minipaas.queue_nack(v_a1, v_row.lease_token, 'dead', retry => false);
+    SELECT * INTO v_row FROM minipaas.queue_dequeue('q');
+    PERFORM minipaas.t_eq(v_row.id, v_a2, 'a2 is the head after a1 died');
+    PERFORM minipaas.queue_redrive('q');
+    PERFORM minipaas.t_eq((SELECT state FROM minipaas.messages WHERE id = v_a1), 'waiting'::minipaas.message_state,
+                          'a redriven message rejoins its lane behind the message in flight');
+    PERFORM minipaas.queue_ack(v_a2, v_row.lease_token);
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_a1, 'and is delivered after it');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_lane_repair_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_a1 bigint;
+    v_a2 bigint;
+BEGIN
+    v_a1 := minipaas.queue_enqueue('q', '{}', ordering_key => 'k');
+    v_a2 := minipaas.queue_enqueue('q', '{}', ordering_key => 'k');
+    -- As if an ack under REPEATABLE READ had removed the head without seeing the waiting message.
+    DELETE FROM minipaas.messages WHERE id = v_a1;
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q')), 'the lane is stuck');
+    PERFORM minipaas.t_eq((SELECT affected FROM minipaas.queue_maintain() WHERE task = 'ordering lanes repaired'),
+                          1::bigint, 'maintain repairs it');
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_a2, 'delivered');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_enqueue_batch_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_ids bigint[];
+    v_keyed bigint[];
+BEGIN
+    SELECT array_agg(i) INTO v_ids
+      FROM minipaas.queue_enqueue_batch('q', ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}']::jsonb[]) AS i;
+    PERFORM minipaas.t_eq(pg_catalog.cardinality(v_ids), 3, 'one id per payload');
+    PERFORM minipaas.t_eq((SELECT array_agg(payload->>'n' ORDER BY id) FROM minipaas.messages WHERE id = ANY (v_ids)),
+                          ARRAY['1', '2', '3'], 'ids follow input order');
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.queue_enqueue_batch('q', ARRAY[]::jsonb[])), 0::bigint,
+                          'an empty batch is fine');
+    SELECT array_agg(i) INTO v_keyed
+      FROM minipaas.queue_enqueue_batch('q', ARRAY['{"n": 4}', '{"n": 5}', '{"n": 6}']::jsonb[],
+                                        dedup_keys => ARRAY['d', 'd', NULL], ordering_keys => ARRAY[NULL, NULL, 'k']) AS i;
+    PERFORM minipaas.t_eq(v_keyed[1], v_keyed[2], 'dedup keys apply within a batch');
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.messages), 5::bigint, 'five messages');
+    PERFORM minipaas.t_eq((SELECT ordering_key FROM minipaas.messages WHERE id = v_keyed[3]), 'k', 'ordering key kept');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_ack_batch_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_ids bigint[];
+    v_tokens bigint[];
+    v_acked bigint[];
+BEGIN
+    PERFORM minipaas.queue_enqueue_batch('q', (SELECT array_agg(jsonb_build_object('n', i)) FROM generate_series(1, 5) i));
+    SELECT array_agg(id), array_agg(lease_token) INTO v_ids, v_tokens FROM minipaas.queue_dequeue('q', 5);
+    v_tokens[5] := v_tokens[5] + 1;
+    SELECT array_agg(a ORDER BY a) INTO v_acked FROM minipaas.queue_ack_batch(v_ids, v_tokens) a;
+    PERFORM minipaas.t_eq(pg_catalog.cardinality(v_acked), 4, 'acks with the right tokens succeed');
+    PERFORM minipaas.t_assert(NOT v_ids[5] = ANY (v_acked), 'the wrong token is refused');
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.messages), 1::bigint, 'one message left');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_release_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_row record;
+BEGIN
+    v_id := minipaas.queue_enqueue('q', '{}');
+    SELECT * INTO v_row FROM minipaas.queue_dequeue('q');
+    PERFORM minipaas.t_assert(minipaas.queue_release(v_id, v_row.lease_token), 'release');
+    PERFORM minipaas.t_assert(NOT minipaas.queue_release(v_id, v_row.lease_token), 'only once');
+    SELECT * INTO v_row FROM minipaas.queue_dequeue('q');
+    PERFORM minipaas.t_eq(v_row.id, v_id, 'a released message is delivered again at once');
+    PERFORM minipaas.t_eq(v_row.attempt, 1, 'without counting the released attempt');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_purge_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    PERFORM minipaas.queue_enqueue_batch('q', ARRAY['{}', '{}']::jsonb[]);
+    PERFORM minipaas.queue_enqueue('other', '{}');
+    PERFORM minipaas.t_eq(minipaas.queue_purge('q'), 2::bigint, 'purge deletes the queue''s messages');
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.messages), 1::bigint, 'other queues keep theirs');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_stats_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_ids bigint[];
+    s record;
+BEGIN
+    SELECT array_agg(i) INTO v_ids
+      FROM minipaas.queue_enqueue_batch('q', ARRAY['{}', '{}', '{}', '{}', '{}']::jsonb[]) i;
+    PERFORM minipaas.queue_enqueue('q', '{}', delay => '1 hour');
+    PERFORM minipaas.queue_enqueue('q', '{}', ordering_key => 'k');
+    PERFORM minipaas.queue_enqueue('q', '{}', ordering_key => 'k');
+    PERFORM minipaas.queue_dequeue('q', 2);
+    UPDATE minipaas.messages SET visible_at = clock_timestamp() - interval '1 second'
+     WHERE id = (SELECT min(id) FROM minipaas.messages WHERE state = 'leased');
+    SELECT * INTO s FROM minipaas.queue_stats('q');
+    PERFORM minipaas.t_eq(s.queue_name, 'q', 'queue name');
+    PERFORM minipaas.t_eq(s.ready, 4::bigint, 'ready: three batch messages and the lane head');
+    PERFORM minipaas.t_eq(s.scheduled, 1::bigint, 'scheduled: the delayed one');
+    PERFORM minipaas.t_eq(s.waiting, 1::bigint, 'waiting: behind its ordering key');
+    PERFORM minipaas.t_eq(s.in_flight, 1::bigint, 'in flight');
+    PERFORM minipaas.t_eq(s.expired, 1::bigint, 'expired lease');
+    PERFORM minipaas.t_eq(s.dead, 0::bigint, 'dead');
+    PERFORM minipaas.t_assert(s.oldest_ready_at <= clock_timestamp(), 'oldest ready message time');
+    PERFORM minipaas.t_assert(s.next_visible_at > clock_timestamp(), 'next due time');
+    PERFORM minipaas.queue_enqueue('empty-one', '{}');
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.queue_stats()), 2::bigint, 'all queues without a name');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_consumers_idle_flag_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    PERFORM minipaas.queue_enqueue_batch('q', ARRAY['{}', '{}', '{}']::jsonb[]);
+    PERFORM minipaas.t_assert((SELECT consumers_idle_until IS NULL FROM minipaas.queues WHERE name = 'q'),
+                              'nobody waits on a new queue');
+    PERFORM minipaas.queue_dequeue('q', 2);
+    PERFORM minipaas.t_assert((SELECT consumers_idle_until IS NULL FROM minipaas.queues WHERE name = 'q'),
+                              'a full batch means a backlog: no NOTIFY needed');
+    PERFORM minipaas.queue_dequeue('q', 2);
+    PERFORM minipaas.t_assert((SELECT consumers_idle_until > clock_timestamp() + interval '29 seconds'
+                                 FROM minipaas.queues WHERE name = 'q'),
+                              'a short batch means consumers wait: enqueues notify for the next 30 s');
+    PERFORM minipaas.queue_enqueue('q', '{}');
+    PERFORM minipaas.t_assert((SELECT notified_at > clock_timestamp() - interval '1 second'
+                                 FROM minipaas.queue_wakeups w JOIN minipaas.queues q USING (queue_id)
+                                WHERE q.name = 'q'),
+                              'an enqueue while consumers wait sends a NOTIFY');
+    PERFORM minipaas.queue_enqueue('q', '{}');
+    PERFORM minipaas.queue_dequeue('q', 2);
+    PERFORM minipaas.t_assert((SELECT consumers_idle_until IS NULL FROM minipaas.queues WHERE name = 'q'),
+                              'a full batch clears the flag again');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_hint_rescan_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_early bigint;
+    v_late bigint;
+    v_hint text;
+    v_parts text[];
+BEGIN
+    v_early := minipaas.queue_enqueue('q', '{"n": "early"}');
+    v_late := minipaas.queue_enqueue('q', '{"n": "late"}');
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_early, 'first');
+    v_hint := current_setting('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'));
+    v_parts := string_to_array(v_hint, '|');
+    PERFORM minipaas.t_eq(v_parts[5]::bigint, v_early, 'the session remembers where its last dequeue stopped');
+    -- A message at or behind the hint (as if its producer committed late) is skipped by hinted scans ...
+    PERFORM set_config('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'),
+                       (SELECT concat_ws('|', v_parts[1], v_parts[2], m.priority,
+                                         (extract(epoch FROM m.visible_at) * 1000000)::bigint, m.id)
+                          FROM minipaas.messages m WHERE m.id = v_late), false);
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q')), 'hinted scans skip it');
+    -- ... until the session's rescan time, when a full scan from the start finds it.
+    v_hint := current_setting('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'));
+    PERFORM set_config('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'),
+                       regexp_replace(v_hint, '^[^|]*', '0'), false);
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_late, 'the rescan finds it');
+    -- A malformed hint is ignored.
+    PERFORM minipaas.queue_enqueue('q', '{"n": "more"}');
+    PERFORM set_config('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'),
+                       'garbage', false);
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.queue_dequeue('q')), 1::bigint, 'bad hints are ignored');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_hint_urgent_probe_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_urgent bigint;
+    v_key text;
+BEGIN
+    PERFORM minipaas.queue_enqueue_batch('q', ARRAY['{}', '{}', '{}']::jsonb[], priority => 5);
+    PERFORM minipaas.queue_dequeue('q');
+    v_urgent := minipaas.queue_enqueue('q', '{"urgent": true}', priority => 0);
+    -- The hint sits at priority 5; the urgency probe (every 100 ms) looks below it. Make it due now.
+    v_key := 'minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q');
+    PERFORM set_config(v_key, regexp_replace(current_setting(v_key), '^([^|]*)\|[^|]*', '\1|0'), false);
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_urgent,
+                          'a message more urgent than the hint is found');
+END
+$fn$;
