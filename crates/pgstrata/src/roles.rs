@@ -116,7 +116,9 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
                 ))
                 .await
                 .map_err(role_error(role, "creating the package role"))?;
-            out.actions.push(format!("created role {role}"));
+            // Not in `actions`: roles belong to the cluster, so whether this deploy or another one created it says
+            // nothing about this database.
+            tracing::info!("created role {role}");
         }
         if !member {
             client

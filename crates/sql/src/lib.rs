@@ -45,6 +45,7 @@
 mod body;
 mod lex;
 pub mod migration;
+pub mod objects;
 mod position;
 mod split;
 mod transaction;

@@ -19,8 +19,10 @@ pub(super) fn changes_suffix(report: &UpReport) -> String {
 impl Out {
     /// Managed code changes and the test tally of an `up`.
     pub(super) fn up_code(&self, report: &UpReport) {
-        for r in &report.roles {
-            println!("  {} {r}", style("•").cyan());
+        if self.verbose > 0 {
+            for r in &report.roles {
+                println!("  {} {r}", style("•").cyan());
+            }
         }
         for c in &report.code.changes {
             let (mark, word) = match c.action {
