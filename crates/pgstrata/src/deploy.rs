@@ -21,15 +21,15 @@ use pgstrata_sql::migration::Section;
 
 use crate::error::{Error, Result};
 use crate::exec::{Database, Notice, run_section};
-use crate::managed::CodeReport;
-use crate::roles;
-use crate::testing::{TestMode, TestOptions, TestReport};
 use crate::history;
+use crate::managed::CodeReport;
 use crate::observe::{Event, Observer};
 use crate::package::{Migration, Package, Script};
 use crate::plan::{Plan, PlanOptions};
 use crate::project::Project;
+use crate::roles;
 use crate::session::{Session, SessionSettings, ms};
+use crate::testing::{TestMode, TestOptions, TestReport};
 
 /// Options for [`up`].
 #[derive(Debug, Clone, Default)]
@@ -298,13 +298,23 @@ impl UpRun<'_> {
                 self.history_ready = history::history_exists(session.db.client()).await?;
             }
             // Every package gets its row first: managed objects reference it.
-            crate::managed::record_packages(session.db.client(), self.packages, &self.roles.granted, false)
-                .await?;
+            crate::managed::record_packages(
+                session.db.client(),
+                self.packages,
+                &self.roles.granted,
+                false,
+            )
+            .await?;
             self.code = crate::managed::apply::deploy(session, self.packages, self.run_id).await?;
             self.run_tests(session).await?;
             if self.tests.is_some() {
-                crate::managed::record_packages(session.db.client(), self.packages, &self.roles.granted, true)
-                    .await?;
+                crate::managed::record_packages(
+                    session.db.client(),
+                    self.packages,
+                    &self.roles.granted,
+                    true,
+                )
+                .await?;
             }
         }
         let changed = !self.ran.is_empty()
@@ -317,7 +327,8 @@ impl UpRun<'_> {
         }
         session.ensure_transaction().await?;
         if !changed && self.run_id.is_none() && self.history_ready {
-            self.run_id = Some(history::start_run(session.db.client(), "up", &self.from_state).await?);
+            self.run_id =
+                Some(history::start_run(session.db.client(), "up", &self.from_state).await?);
         }
         if let Some(id) = self.run_id {
             let to_state = history::state_of(&history::applied(session.db.client()).await?);
@@ -333,7 +344,14 @@ impl UpRun<'_> {
         }
         session.commit().await?;
         observer.event(Event::Committed);
-        Ok((plan, if changed { Outcome::Applied } else { Outcome::Noop }))
+        Ok((
+            plan,
+            if changed {
+                Outcome::Applied
+            } else {
+                Outcome::Noop
+            },
+        ))
     }
 
     /// Run the tests when asked to, or (by default) when the deploy changed something or the tests changed.
@@ -352,9 +370,12 @@ impl UpRun<'_> {
         if !run || (!has_tests && self.opts.tests != TestMode::Always) {
             return Ok(());
         }
-        let report = crate::testing::run::run(session, self.packages, &self.opts.test_options).await?;
+        let report =
+            crate::testing::run::run(session, self.packages, &self.opts.test_options).await?;
         if !report.success() {
-            return Err(Error::TestsFailed(Box::new(crate::testing::TestsFailed { report })));
+            return Err(Error::TestsFailed(Box::new(crate::testing::TestsFailed {
+                report,
+            })));
         }
         self.tests = Some(report);
         Ok(())
@@ -431,11 +452,18 @@ impl UpRun<'_> {
             session
                 .db
                 .client()
-                .batch_execute(&roles::set_role_sql(role.as_deref(), session.in_transaction()))
+                .batch_execute(&roles::set_role_sql(
+                    role.as_deref(),
+                    session.in_transaction(),
+                ))
                 .await
-                .map_err(Error::db(format!("switching to the role of {}", pkg.name())))?;
+                .map_err(Error::db(format!(
+                    "switching to the role of {}",
+                    pkg.name()
+                )))?;
         }
-        let result = run_section(session.db.client(), script, section, section.no_transaction).await;
+        let result =
+            run_section(session.db.client(), script, section, section.no_transaction).await;
         if role.is_some() && (result.is_ok() || !session.in_transaction()) {
             // Strata's bookkeeping runs as the login.
             session

@@ -63,10 +63,10 @@ pub use package::{Migration, Package, Script, checksum, migration_name};
 pub use plan::{MigrationState, MigrationStatus, PackagePlan, Plan, PlanOptions, Segment, Step};
 pub use project::{Project, strata_package};
 pub use roles::package_role;
-pub use testing::{TestMode, TestOptions, TestReport};
 pub use rollback::{DownOptions, DownReport, DownTarget, down};
 pub use session::{STRATA_LOCK_KEY, SessionSettings};
 pub use source::PackageSource;
+pub use testing::{TestMode, TestOptions, TestReport};
 
 /// This library's version, recorded with every applied migration.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -124,7 +124,10 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
             client
                 .batch_execute(&format!("GRANT {r} TO CURRENT_USER"))
                 .await
-                .map_err(role_error(role, "granting the package role to the deploying login"))?;
+                .map_err(role_error(
+                    role,
+                    "granting the package role to the deploying login",
+                ))?;
         }
         let s = escape_identifier(pkg.schema());
         match owner {
@@ -138,8 +141,10 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
             }
             Some(o) if &o != role => {
                 adopt_schema(client, pkg.schema(), role).await?;
-                out.actions
-                    .push(format!("schema {} and its objects now belong to {role}", pkg.schema()));
+                out.actions.push(format!(
+                    "schema {} and its objects now belong to {role}",
+                    pkg.schema()
+                ));
             }
             Some(_) => {}
         }
@@ -160,15 +165,15 @@ fn role_error(role: &str, doing: &str) -> impl FnOnce(tokio_postgres::Error) -> 
 async fn adopt_schema(client: &Client, schema: &str, role: &str) -> Result<()> {
     let rows = client
         .query(
-            "WITH ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1),
+            "WITH ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1::text),
                   ext AS (SELECT objid, classid FROM pg_catalog.pg_depend WHERE deptype = 'e')
              SELECT format('ALTER %s %s OWNER TO %I',
                            CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
                                           WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
-                           c.oid::regclass, $2)
+                           c.oid::regclass, $2::text)
                FROM pg_catalog.pg_class c
               WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-                AND c.relowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2)
+                AND c.relowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2::text::text)
                 AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
                 AND NOT (c.relkind = 'S' AND EXISTS (
                         SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass
@@ -176,18 +181,18 @@ async fn adopt_schema(client: &Client, schema: &str, role: &str) -> Result<()> {
              UNION ALL
              SELECT format('ALTER %s %s OWNER TO %I',
                            CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
-                           p.oid::regprocedure, $2)
+                           p.oid::regprocedure, $2::text)
                FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = (SELECT oid FROM ns)
-                AND p.proowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2)
+                AND p.proowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2::text::text)
                 AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
              UNION ALL
              SELECT format('ALTER %s %s OWNER TO %I', CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
-                           t.oid::regtype, $2)
+                           t.oid::regtype, $2::text)
                FROM pg_catalog.pg_type t
               WHERE t.typnamespace = (SELECT oid FROM ns) AND t.typtype IN ('c', 'd', 'e', 'r', 'm')
                 AND (t.typrelid = 0 OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
-                AND t.typowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2)
+                AND t.typowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2::text::text)
                 AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
                 -- multiranges follow their range type
                 AND t.typtype <> 'm'",
@@ -249,7 +254,11 @@ async fn grant_uses(
         let wanted: BTreeSet<String> = pkg
             .uses()
             .iter()
-            .filter(|u| by_name.get(u.name.as_str()).is_some_and(|p| role_of(p).is_some()))
+            .filter(|u| {
+                by_name
+                    .get(u.name.as_str())
+                    .is_some_and(|p| role_of(p).is_some())
+            })
             .map(|u| u.name.clone())
             .collect();
         let before = previous.remove(pkg.name()).unwrap_or_default();

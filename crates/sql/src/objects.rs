@@ -305,7 +305,8 @@ fn not_object(message: impl Into<String>) -> NotAnObject {
 /// assert_eq!(&sql[..create.create_end], "CREATE");
 /// assert_eq!(object.hazards[0].kind, HazardKind::SecurityDefiner);
 /// // PL/pgSQL references are only resolved when the function runs:
-/// assert!(!object.references[0].checked);
+/// let g = object.references.iter().find(|r| r.name.name == "g").unwrap();
+/// assert!(!g.checked);
 /// assert!(parse_object("CREATE TABLE t (id int)").is_err());
 /// ```
 pub fn parse_object(text: &str) -> Result<ObjectStatement, NotAnObject> {
@@ -691,9 +692,10 @@ fn called_name(call: &SyntaxNode) -> Option<(QualifiedName, Range<usize>)> {
     match callee.kind() {
         SyntaxKind::NAME_REF => {}
         SyntaxKind::FIELD_EXPR => {
-            let only_names = callee.descendants().skip(1).all(|n| {
-                matches!(n.kind(), SyntaxKind::NAME_REF | SyntaxKind::FIELD_EXPR)
-            });
+            let only_names = callee
+                .descendants()
+                .skip(1)
+                .all(|n| matches!(n.kind(), SyntaxKind::NAME_REF | SyntaxKind::FIELD_EXPR));
             if !only_names {
                 return None;
             }
@@ -711,7 +713,12 @@ struct Collector {
 
 impl Collector {
     /// Collect references below `root`; `map` turns ranges of `root`'s text into statement ranges.
-    fn walk(&mut self, root: &SyntaxNode, map: &dyn Fn(Range<usize>) -> Range<usize>, checked: bool) {
+    fn walk(
+        &mut self,
+        root: &SyntaxNode,
+        map: &dyn Fn(Range<usize>) -> Range<usize>,
+        checked: bool,
+    ) {
         let ctes: Vec<String> = root
             .descendants()
             .filter(|n| n.kind() == SyntaxKind::WITH_TABLE)
@@ -810,7 +817,9 @@ fn scan_routine_hazards(text: &str, out: &mut Vec<Hazard>) {
                 continue;
             }
             let mut j = i + 1;
-            if body_tokens.get(j).is_some_and(|t| t.is_word(body_text, "format"))
+            if body_tokens
+                .get(j)
+                .is_some_and(|t| t.is_word(body_text, "format"))
                 && body_tokens.get(j + 1).map(|t| t.kind) == Some(TokenKind::OpenParen)
             {
                 j += 2;
@@ -867,9 +876,7 @@ fn scan_statement_starts(text: &str, tokens: &[Tok], base: usize, out: &mut Vec<
             Some("COMMIT" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE") => {
                 Some((HazardKind::TransactionControl, 1))
             }
-            Some("START") if is(i + 1, "TRANSACTION") => {
-                Some((HazardKind::TransactionControl, 2))
-            }
+            Some("START") if is(i + 1, "TRANSACTION") => Some((HazardKind::TransactionControl, 2)),
             // PL/pgSQL's BEGIN opens a block; `BEGIN;`, `BEGIN TRANSACTION|WORK|ISOLATION` do not.
             Some("BEGIN")
                 if tokens.get(i + 1).map(|t| t.kind) == Some(TokenKind::Semi)
@@ -908,8 +915,8 @@ fn scan_statement_starts(text: &str, tokens: &[Tok], base: usize, out: &mut Vec<
 /// The range inside the quotes of a string literal token (relative to `text`).
 fn string_contents(text: &str, tok: &Tok) -> Range<usize> {
     let s = tok.text(text);
-    if s.starts_with('$') {
-        let tag_len = s[1..].find('$').map_or(s.len(), |i| i + 2);
+    if let Some(after) = s.strip_prefix('$') {
+        let tag_len = after.find('$').map_or(s.len(), |i| i + 2);
         let end = s.len().saturating_sub(tag_len).max(tag_len);
         return (tok.range.start + tag_len)..(tok.range.start + end);
     }
@@ -1010,7 +1017,10 @@ begin
 end $$";
         let (c, o) = create(sql);
         assert_eq!(c.language.as_deref(), Some("plpgsql"));
-        let soft: Vec<String> = refs(&o).into_iter().filter(|r| r.ends_with("(soft)")).collect();
+        let soft: Vec<String> = refs(&o)
+            .into_iter()
+            .filter(|r| r.ends_with("(soft)"))
+            .collect();
         assert_eq!(
             soft,
             [
@@ -1034,7 +1044,10 @@ end $$";
         assert_eq!(c.kind, ObjectKind::Trigger);
         assert_eq!(c.name, QualifiedName::new(None, "touch"));
         assert_eq!(c.table, Some(QualifiedName::new(Some("app"), "Accounts")));
-        assert_eq!(refs(&o), ["Relation app.\"Accounts\"", "Function app.touch"]);
+        assert_eq!(
+            refs(&o),
+            ["Relation app.\"Accounts\"", "Function app.touch"]
+        );
     }
 
     #[test]
@@ -1052,7 +1065,10 @@ end $$";
             panic!()
         };
         assert!(c.is_null);
-        assert_eq!(c.table.as_ref().map(|t| t.to_string()).as_deref(), Some("s.t"));
+        assert_eq!(
+            c.table.as_ref().map(|t| t.to_string()).as_deref(),
+            Some("s.t")
+        );
         let sql = "comment on column s.v.a is 'c'";
         let o = parse_object(sql).unwrap();
         let Declaration::Comment(c) = &o.declaration else {
@@ -1063,14 +1079,21 @@ end $$";
         assert_eq!(c.column.as_deref(), Some("a"));
         assert_eq!(&sql[c.object_range.clone()], "s.v.a");
         let e = parse_object("comment on table s.t is 'x'").unwrap_err();
-        assert!(e.message.starts_with("COMMENT ON TABLE is not managed code"), "{e}");
+        assert!(
+            e.message
+                .starts_with("COMMENT ON TABLE is not managed code"),
+            "{e}"
+        );
     }
 
     #[test]
     fn other_statements_are_refused_by_kind() {
         for (sql, kind) in [
             ("CREATE TABLE t (id int)", "CREATE TABLE"),
-            ("create materialized view v as select 1", "CREATE MATERIALIZED VIEW"),
+            (
+                "create materialized view v as select 1",
+                "CREATE MATERIALIZED VIEW",
+            ),
             ("insert into t values (1)", "INSERT"),
             ("GRANT SELECT ON t TO x", "GRANT"),
             ("CREATE EXTENSION hstore", "CREATE EXTENSION"),
@@ -1113,9 +1136,8 @@ end $$";
                 (HazardKind::RoleChange, "'SET SESSION AUTHORIZATION bob'"),
             ]
         );
-        let (_, o) = create(
-            "create function f() returns int language plpgsql as $$ begin return 1; end $$",
-        );
+        let (_, o) =
+            create("create function f() returns int language plpgsql as $$ begin return 1; end $$");
         assert!(o.hazards.is_empty());
     }
 }

@@ -29,7 +29,10 @@ impl Out {
                 CodeAction::Created => (style("+").green(), "created"),
                 CodeAction::Replaced => (style("~").yellow(), "replaced in place"),
                 CodeAction::Recreated => (style("~").yellow(), "dropped and re-created"),
-                CodeAction::Restored => (style("!").magenta(), "restored (had changed outside Strata)"),
+                CodeAction::Restored => (
+                    style("!").magenta(),
+                    "restored (had changed outside Strata)",
+                ),
                 CodeAction::Adopted => (style("+").green(), "adopted (existed, now managed)"),
                 CodeAction::Dropped => (style("-").red(), "dropped"),
                 CodeAction::Forgotten => (style("-").red(), "forgotten (already gone)"),
@@ -93,7 +96,12 @@ impl Out {
             TestFormat::Tap => print!("{}", pgstrata::testing::tap(report)),
             TestFormat::Junit => print!("{}", pgstrata::testing::junit(report)),
             TestFormat::Human => {
-                let width = report.results.iter().map(|r| r.name.len()).max().unwrap_or(0);
+                let width = report
+                    .results
+                    .iter()
+                    .map(|r| r.name.len())
+                    .max()
+                    .unwrap_or(0);
                 for r in &report.results {
                     let mark = if r.outcome == TestOutcome::Passed {
                         style("✓").green()

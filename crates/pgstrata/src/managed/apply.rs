@@ -105,7 +105,9 @@ pub(crate) async fn deploy(
     let schemas: Vec<&str> = packages.iter().map(|p| p.schema()).collect();
     let graph = Graph::build(&items, &schemas);
     drop(items);
-    let order = graph.order().map_err(|chain| cycle_error(&a.nodes, &chain))?;
+    let order = graph
+        .order()
+        .map_err(|chain| cycle_error(&a.nodes, &chain))?;
     let n = a.nodes.len();
     let mut flagged = vec![false; n];
     let mut reasons = vec![Reason::New; n];
@@ -222,16 +224,16 @@ impl<'p> Installer<'p, '_, '_> {
             }
             let node = &self.a.nodes[u.item];
             let r = &node.obj.parsed.references[u.reference];
-            let mut chain = vec![format!(
-                "{} ({})",
-                node.obj.label(),
-                node.location()
-            )];
+            let mut chain = vec![format!("{} ({})", node.obj.label(), node.location())];
             for d in self.graph.dependents_chain(u.item) {
                 let dn = &self.a.nodes[d];
                 chain.insert(0, format!("{} ({})", dn.obj.label(), dn.location()));
             }
-            chain.push(format!("{} {}", wanted[k].0, r.name.or_schema(node.schema())));
+            chain.push(format!(
+                "{} {}",
+                wanted[k].0,
+                r.name.or_schema(node.schema())
+            ));
             let file = &node.code().files[node.obj.file];
             let at = node.obj.range.start + r.range.start;
             return Err(SourceError::new(
@@ -264,10 +266,13 @@ impl<'p> Installer<'p, '_, '_> {
             .copied()
             .filter(|&s| {
                 let row = &self.a.stored[s];
-                !self.a.nodes.iter().any(|n| {
-                    n.package.name() == row.package
-                        && super::assess::names_match(row, n.obj, n.schema())
-                })
+                // A comment's target is known only once it runs: stale comments are cleared after the install
+                // pass, unless a statement re-set them.
+                row.kind != CodeKind::Comment
+                    && !self.a.nodes.iter().any(|n| {
+                        n.package.name() == row.package
+                            && super::assess::names_match(row, n.obj, n.schema())
+                    })
             })
             .collect();
         self.drop_stale(&removed).await?;
@@ -335,7 +340,10 @@ impl<'p> Installer<'p, '_, '_> {
         self.client()
             .batch_execute(&roles::set_role_sql(role.as_deref(), true))
             .await
-            .map_err(Error::db(format!("switching to the role of {}", package.name())))?;
+            .map_err(Error::db(format!(
+                "switching to the role of {}",
+                package.name()
+            )))?;
         self.entered = Some(pkg);
         Ok(())
     }
@@ -407,7 +415,9 @@ impl<'p> Installer<'p, '_, '_> {
                 let error = statement_error(node, prefix.chars().count(), &e);
                 // The probe before the savepoint cannot fail on its own; if it did, the transaction is lost.
                 self.client()
-                    .batch_execute("ROLLBACK TO SAVEPOINT strata_code; RELEASE SAVEPOINT strata_code")
+                    .batch_execute(
+                        "ROLLBACK TO SAVEPOINT strata_code; RELEASE SAVEPOINT strata_code",
+                    )
                     .await
                     .map_err(|_| Error::from(error.clone_sql()))?;
                 let before = self.probe(node).await?;
@@ -436,7 +446,11 @@ impl<'p> Installer<'p, '_, '_> {
         let cat = match node.obj.kind {
             CodeKind::Function | CodeKind::Procedure => after
                 .iter()
-                .find(|a| !before.iter().any(|b| b.oid == a.oid && b.version == a.version))
+                .find(|a| {
+                    !before
+                        .iter()
+                        .any(|b| b.oid == a.oid && b.version == a.version)
+                })
                 .cloned(),
             _ => after.first().cloned(),
         };
@@ -447,7 +461,10 @@ impl<'p> Installer<'p, '_, '_> {
                     node.obj.label(),
                     node.location()
                 ),
-                Some("is the statement shadowed by an object of another kind with the same name?".into()),
+                Some(
+                    "is the statement shadowed by an object of another kind with the same name?"
+                        .into(),
+                ),
             ));
         };
         self.installed_object(i, cat, &before)?;
@@ -551,7 +568,9 @@ impl<'p> Installer<'p, '_, '_> {
                 Reason::Drifted => CodeAction::Restored,
                 Reason::Missing => CodeAction::Restored,
                 Reason::Dependency => CodeAction::Recreated,
-                _ if before.iter().any(|b| b.oid == cat.oid) && node.obj.kind != CodeKind::Comment => {
+                _ if before.iter().any(|b| b.oid == cat.oid)
+                    && node.obj.kind != CodeKind::Comment =>
+                {
                     CodeAction::Adopted
                 }
                 Reason::Changed => CodeAction::Recreated,
@@ -606,6 +625,13 @@ impl<'p> Installer<'p, '_, '_> {
             roots.push((class(row.kind).to_string(), oid));
         }
         self.leave().await?;
+        // Descriptions of dependents and DROP statements come from the catalog, fully qualified only when the
+        // search_path does not reach them: empty it while dropping.
+        self.client()
+            .batch_execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)")
+            .await
+            .map_err(Error::db("setting search_path"))?;
+        self.session.forget_search_path();
         for s in comments {
             self.clear_comment(s).await?;
         }
@@ -680,6 +706,17 @@ impl<'p> Installer<'p, '_, '_> {
         match self.owners.remove(&(key_class, *oid)) {
             Some(Owner::Stale(s)) => {
                 self.stale_done[s] = true;
+                // Its successor (same name) will be created fresh: comments on it must be set again.
+                let successors: Vec<usize> = (0..self.a.nodes.len())
+                    .filter(|&j| {
+                        let n = &self.a.nodes[j];
+                        n.package.name() == self.a.stored[s].package
+                            && super::assess::names_match(&self.a.stored[s], n.obj, n.schema())
+                    })
+                    .collect();
+                for j in successors {
+                    self.flag_comments_of(j);
+                }
                 let row = &self.a.stored[s];
                 self.report.changes.push(CodeChange {
                     package: row.package.clone(),
@@ -693,9 +730,9 @@ impl<'p> Installer<'p, '_, '_> {
             Some(Owner::Node(i)) => {
                 // Re-created from its source later in the order; so are the comments on it.
                 if let Some(prev) = self.installed[i].take() {
-                    self.report
-                        .changes
-                        .retain(|c| !(c.identity == prev.cat.identity && c.kind == self.a.nodes[i].obj.kind));
+                    self.report.changes.retain(|c| {
+                        !(c.identity == prev.cat.identity && c.kind == self.a.nodes[i].obj.kind)
+                    });
                 }
                 self.flag(i, Reason::Dependency);
             }
@@ -710,53 +747,73 @@ impl<'p> Installer<'p, '_, '_> {
         if self.reasons[i] != Reason::Drifted && self.reasons[i] != Reason::Missing {
             self.reasons[i] = reason;
         }
+        self.flag_comments_of(i);
+    }
+
+    /// Comments on statement `i` are lost when its object is dropped: run them again.
+    fn flag_comments_of(&mut self, i: usize) {
         for c in 0..self.a.nodes.len() {
-            if self.a.nodes[c].obj.kind == CodeKind::Comment && self.graph.hard[c].contains(&i) {
+            if self.a.nodes[c].obj.kind == CodeKind::Comment
+                && self.graph.hard[c].contains(&i)
+                && !self.flagged[c]
+            {
                 self.flagged[c] = true;
-                self.installed[c] = None;
+                if self.installed[c].take().is_none() && self.reasons[c] == Reason::New {
+                    self.reasons[c] = Reason::Dependency;
+                }
             }
         }
     }
 
-    /// A comment removed from the source: `COMMENT ON … IS NULL`, if its object still exists.
+    /// A comment removed from the source: `COMMENT ON … IS NULL`, if its object still exists (found by oid; the
+    /// statement is built by the catalog).
     async fn clear_comment(&mut self, s: usize) -> Result<()> {
         self.stale_done[s] = true;
         let row = &self.a.stored[s];
-        let Some((target, object)) = row.identity.split_once(' ') else {
-            return Ok(());
+        let oid = match &self.a.catalog[s] {
+            Catalog::Refresh { oid, .. } | Catalog::Drifted { oid } => *oid,
+            _ => row.oid,
         };
-        let sql = match target {
-            "function" | "procedure" => format!(
-                "DO $strata$ BEGIN IF to_regprocedure({lit}) IS NOT NULL THEN COMMENT ON {kw} {object} IS NULL; END IF; END $strata$",
-                lit = postgres_protocol::escape::escape_literal(object),
-                kw = target.to_uppercase(),
-            ),
-            "view" => format!(
-                "DO $strata$ BEGIN IF to_regclass({lit}) IS NOT NULL THEN COMMENT ON VIEW {object} IS NULL; END IF; END $strata$",
-                lit = postgres_protocol::escape::escape_literal(object),
-            ),
-            "column" => {
-                let relation = object.rsplit_once('.').map_or(object, |(r, _)| r);
+        let target = row.identity.split(' ').next().unwrap_or_default();
+        let (exists, build) = match target {
+            "function" | "procedure" => (
+                format!("SELECT 1 FROM pg_catalog.pg_proc WHERE oid = {oid}"),
                 format!(
-                    "DO $strata$ BEGIN IF to_regclass({lit}) IS NOT NULL THEN COMMENT ON COLUMN {object} IS NULL; END IF; END $strata$",
-                    lit = postgres_protocol::escape::escape_literal(relation),
-                )
-            }
-            "trigger" => match object.split_once(" ON ") {
-                Some((_, table)) => format!(
-                    "DO $strata$ BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE oid = {oid}) AND to_regclass({lit}) IS NOT NULL
-                     THEN COMMENT ON TRIGGER {object} IS NULL; END IF; END $strata$",
-                    oid = row.oid,
-                    lit = postgres_protocol::escape::escape_literal(table),
+                    "format('COMMENT ON {} %s IS NULL', {oid}::oid::regprocedure)",
+                    target.to_uppercase()
                 ),
-                None => return Ok(()),
-            },
+            ),
+            "view" => (
+                format!("SELECT 1 FROM pg_catalog.pg_class WHERE oid = {oid}"),
+                format!("format('COMMENT ON VIEW %s IS NULL', {oid}::oid::regclass)"),
+            ),
+            "column" => (
+                format!(
+                    "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {oid} AND attnum = {}",
+                    row.sub_id
+                ),
+                format!(
+                    "(SELECT format('COMMENT ON COLUMN %s.%I IS NULL', {oid}::oid::regclass, attname)
+                        FROM pg_catalog.pg_attribute WHERE attrelid = {oid} AND attnum = {})",
+                    row.sub_id
+                ),
+            ),
+            "trigger" => (
+                format!("SELECT 1 FROM pg_catalog.pg_trigger WHERE oid = {oid}"),
+                format!(
+                    "(SELECT format('COMMENT ON TRIGGER %I ON %s IS NULL', tgname, tgrelid::regclass)
+                        FROM pg_catalog.pg_trigger WHERE oid = {oid})"
+                ),
+            ),
             _ => return Ok(()),
         };
+        let sql = format!(
+            "DO $strata$ BEGIN IF EXISTS ({exists}) THEN EXECUTE {build}; END IF; END $strata$"
+        );
         self.client()
             .batch_execute(&sql)
             .await
-            .map_err(Error::db(format!("removing the comment on {object}")))?;
+            .map_err(Error::db(format!("removing the {}", row.identity)))?;
         self.report.changes.push(CodeChange {
             package: row.package.clone(),
             kind: CodeKind::Comment,
@@ -789,10 +846,7 @@ impl<'p> Installer<'p, '_, '_> {
                     format!("{}:{}", row.file, row.line),
                 )
             }
-            Some(Owner::Node(i)) => (
-                self.a.nodes[i].obj.label(),
-                self.a.nodes[i].location(),
-            ),
+            Some(Owner::Node(i)) => (self.a.nodes[i].obj.label(), self.a.nodes[i].location()),
             None => ("a managed object".to_string(), String::new()),
         };
         Error::refused(
@@ -870,25 +924,39 @@ impl<'p> Installer<'p, '_, '_> {
         for (pos, &i) in self.order.iter().enumerate() {
             order_of[i] = i32::try_from(pos).unwrap_or(i32::MAX);
         }
-        let (mut pkg, mut kind, mut identity, mut oid, mut sub, mut version, mut hash, mut source, mut file, mut line, mut seq) =
-            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (
+            mut pkg,
+            mut kind,
+            mut identity,
+            mut oid,
+            mut sub,
+            mut version,
+            mut hash,
+            mut source,
+            mut file,
+            mut line,
+            mut seq,
+        ) = (
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+        );
         for ((i, c), key) in rows.iter().zip(&keys) {
             let node = &self.a.nodes[*i];
-            let current_version = versions
-                .get(&(key.0, key.1, key.2))
-                .or_else(|| {
-                    versions
-                        .iter()
-                        .find(|((_, o, s), _)| *o == key.1 && *s == key.2)
-                        .map(|(_, v)| v)
-                })
+            let current_version = catalog::lookup(&versions, key.0, key.1, key.2)
                 .cloned()
                 .unwrap_or_else(|| c.version.clone());
             let current_hash = if self.installed[*i].is_some() {
-                hashes
-                    .iter()
-                    .find(|((_, o, s), _)| *o == key.1 && *s == key.2)
-                    .map(|(_, h)| h.clone())
+                catalog::lookup(&hashes, key.0, key.1, key.2)
+                    .cloned()
                     .unwrap_or_default()
             } else {
                 match self.a.plan[*i] {
@@ -917,9 +985,18 @@ impl<'p> Installer<'p, '_, '_> {
             seq.push(order_of[*i]);
         }
         // Deleted rows first (an object replaced under a new identity, a removed one), then the upsert.
-        let del_pkg: Vec<&str> = deleted.iter().map(|&s| self.a.stored[s].package.as_str()).collect();
-        let del_kind: Vec<&str> = deleted.iter().map(|&s| self.a.stored[s].kind.as_str()).collect();
-        let del_identity: Vec<&str> = deleted.iter().map(|&s| self.a.stored[s].identity.as_str()).collect();
+        let del_pkg: Vec<&str> = deleted
+            .iter()
+            .map(|&s| self.a.stored[s].package.as_str())
+            .collect();
+        let del_kind: Vec<&str> = deleted
+            .iter()
+            .map(|&s| self.a.stored[s].kind.as_str())
+            .collect();
+        let del_identity: Vec<&str> = deleted
+            .iter()
+            .map(|&s| self.a.stored[s].identity.as_str())
+            .collect();
         if !deleted.is_empty() {
             client
                 .execute(
@@ -986,7 +1063,8 @@ impl CloneSql for SqlError {
             context: self.context.clone(),
             migration: self.migration.clone(),
             rolled_back: self.rolled_back,
-            file: NamedSource::new(self.file.name(), self.file.inner().clone()).with_language("SQL"),
+            file: NamedSource::new(self.file.name(), self.file.inner().clone())
+                .with_language("SQL"),
             span: self.span,
             committed_statements: self.committed_statements.clone(),
             committed_migrations: self.committed_migrations.clone(),
@@ -996,7 +1074,11 @@ impl CloneSql for SqlError {
 
 /// Map a failed managed statement's error to its file, line and column. `prefix_chars` is the number of characters
 /// sent before the statement in the same query string.
-pub(crate) fn statement_error(node: Node<'_>, prefix_chars: usize, e: &tokio_postgres::Error) -> SqlError {
+pub(crate) fn statement_error(
+    node: Node<'_>,
+    prefix_chars: usize,
+    e: &tokio_postgres::Error,
+) -> SqlError {
     let code = node.code();
     let file = &code.files[node.obj.file];
     object_error(
@@ -1007,7 +1089,11 @@ pub(crate) fn statement_error(node: Node<'_>, prefix_chars: usize, e: &tokio_pos
         node.obj.inserted,
         prefix_chars,
         e,
-        Some(format!("{} (managed code of {})", node.obj.label(), node.package.name())),
+        Some(format!(
+            "{} (managed code of {})",
+            node.obj.label(),
+            node.package.name()
+        )),
     )
 }
 

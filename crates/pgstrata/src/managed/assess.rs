@@ -116,7 +116,10 @@ pub(crate) async fn assess<'p>(
         let found = by_hash
             .get(&(n.package.name(), n.obj.hash.as_str()))
             .copied()
-            .filter(|&i| stored[i].kind == n.obj.kind || (stored[i].kind.is_routine() && n.obj.kind.is_routine()));
+            .filter(|&i| {
+                stored[i].kind == n.obj.kind
+                    || (stored[i].kind.is_routine() && n.obj.kind.is_routine())
+            });
         let p = match found {
             Some(i) if !kept[i] => match &catalog[i] {
                 Catalog::Intact | Catalog::Refresh { .. } => {
@@ -124,13 +127,21 @@ pub(crate) async fn assess<'p>(
                     NodePlan::Keep(i)
                 }
                 Catalog::Drifted { .. } => NodePlan::Install(Reason::Drifted),
-                Catalog::Missing => NodePlan::Install(Reason::Missing),
+                // Nothing left to drop or replace: the statement simply installs it again (same identity).
+                Catalog::Missing => {
+                    kept[i] = true;
+                    NodePlan::Install(Reason::Missing)
+                }
             },
             _ => {
-                let same_name = stored.iter().any(|s| {
-                    s.package == n.package.name() && names_match(s, n.obj, n.schema())
-                });
-                NodePlan::Install(if same_name { Reason::Changed } else { Reason::New })
+                let same_name = stored
+                    .iter()
+                    .any(|s| s.package == n.package.name() && names_match(s, n.obj, n.schema()));
+                NodePlan::Install(if same_name {
+                    Reason::Changed
+                } else {
+                    Reason::New
+                })
             }
         };
         plan.push(p);
@@ -155,7 +166,8 @@ pub(crate) fn names_match(s: &StoredObject, obj: &CodeObject, schema: &str) -> b
     let ident = |t: &str| postgres_protocol::escape::escape_identifier(t);
     let quote_ident = |t: &str| {
         // quote_ident() leaves plain lower-case identifiers bare; escape_identifier always quotes.
-        if t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        if t.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             && t.chars().next().is_some_and(|c| !c.is_ascii_digit())
         {
             t.to_string()
@@ -176,7 +188,11 @@ pub(crate) fn names_match(s: &StoredObject, obj: &CodeObject, schema: &str) -> b
             .is_some_and(|rest| rest.starts_with('(')),
         CodeKind::View => s.identity == qualified,
         CodeKind::Trigger => {
-            let table = obj.table.clone().unwrap_or_else(|| obj.name.clone()).or_schema(schema);
+            let table = obj
+                .table
+                .clone()
+                .unwrap_or_else(|| obj.name.clone())
+                .or_schema(schema);
             s.identity
                 == format!(
                     "{} ON {}.{}",
@@ -200,7 +216,14 @@ async fn catalog_state(
     }
     let keys: Vec<(CodeKind, Oid, i32, &str)> = stored
         .iter()
-        .map(|s| (s.kind, s.oid, s.sub_id, catalog::class_of(s.kind, &s.identity)))
+        .map(|s| {
+            (
+                s.kind,
+                s.oid,
+                s.sub_id,
+                catalog::class_of(s.kind, &s.identity),
+            )
+        })
         .collect();
     let now = catalog::versions(client, &keys).await?;
     let mut out = vec![Catalog::Intact; stored.len()];
@@ -208,15 +231,7 @@ async fn catalog_state(
     let mut lost = Vec::new();
     for (i, s) in stored.iter().enumerate() {
         let key = (s.kind, s.oid, s.sub_id);
-        // Functions and procedures share pg_proc: the version query reports the current kind.
-        let current = now.get(&key).or_else(|| {
-            let other = match s.kind {
-                CodeKind::Function => CodeKind::Procedure,
-                CodeKind::Procedure => CodeKind::Function,
-                k => k,
-            };
-            now.get(&(other, s.oid, s.sub_id))
-        });
+        let current = catalog::lookup(&now, key.0, key.1, key.2);
         match current {
             Some(v) if *v == s.version => {}
             Some(_) if s.kind == CodeKind::Comment => out[i] = Catalog::Drifted { oid: s.oid },
@@ -254,19 +269,12 @@ async fn catalog_state(
     for (k, &i) in moved.iter().enumerate() {
         let (kind, oid, sub, _) = probe[k];
         let s = &stored[i];
-        let hash = hashes.get(&(kind, oid, sub)).or_else(|| {
-            hashes
-                .iter()
-                .find(|((_, o, sb), _)| *o == oid && *sb == sub)
-                .map(|(_, h)| h)
-        });
+        let hash = catalog::lookup(&hashes, kind, oid, sub);
         out[i] = match hash {
             Some(h) if *h == s.hash => Catalog::Refresh {
                 oid,
-                version: versions
-                    .iter()
-                    .find(|((_, o, sb), _)| *o == oid && *sb == sub)
-                    .map(|(_, v)| v.clone())
+                version: catalog::lookup(&versions, kind, oid, sub)
+                    .cloned()
                     .unwrap_or_default(),
             },
             Some(_) => Catalog::Drifted { oid },

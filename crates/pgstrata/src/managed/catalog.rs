@@ -49,6 +49,24 @@ pub(crate) struct StoredObject {
     pub line: i32,
 }
 
+/// Look up an object in a map keyed by (kind, oid, sub_id), treating functions and procedures alike (they share
+/// `pg_proc`, and the catalog queries name the kind they find).
+pub(crate) fn lookup<V>(
+    map: &HashMap<(CodeKind, Oid, i32), V>,
+    kind: CodeKind,
+    oid: Oid,
+    sub: i32,
+) -> Option<&V> {
+    map.get(&(kind, oid, sub)).or_else(|| {
+        let twin = match kind {
+            CodeKind::Function => CodeKind::Procedure,
+            CodeKind::Procedure => CodeKind::Function,
+            _ => return None,
+        };
+        map.get(&(twin, oid, sub))
+    })
+}
+
 /// The recorded managed objects of `packages`. Empty when the table does not exist yet.
 pub(crate) async fn stored(client: &Client, packages: &[String]) -> Result<Vec<StoredObject>> {
     let exists: bool = client
@@ -124,8 +142,10 @@ pub(crate) async fn versions(
     let routines = pick(&[CodeKind::Function, CodeKind::Procedure]);
     let views = pick(&[CodeKind::View]);
     let triggers = pick(&[CodeKind::Trigger]);
-    let comments: Vec<&(CodeKind, Oid, i32, &str)> =
-        objects.iter().filter(|o| o.0 == CodeKind::Comment).collect();
+    let comments: Vec<&(CodeKind, Oid, i32, &str)> = objects
+        .iter()
+        .filter(|o| o.0 == CodeKind::Comment)
+        .collect();
     let comment_class: Vec<&str> = comments.iter().map(|o| o.3).collect();
     let comment_oid: Vec<Oid> = comments.iter().map(|o| o.1).collect();
     let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
@@ -175,8 +195,10 @@ pub(crate) async fn hashes(
     let routines = pick(&[CodeKind::Function, CodeKind::Procedure]);
     let views = pick(&[CodeKind::View]);
     let triggers = pick(&[CodeKind::Trigger]);
-    let comments: Vec<&(CodeKind, Oid, i32, &str)> =
-        objects.iter().filter(|o| o.0 == CodeKind::Comment).collect();
+    let comments: Vec<&(CodeKind, Oid, i32, &str)> = objects
+        .iter()
+        .filter(|o| o.0 == CodeKind::Comment)
+        .collect();
     let comment_class: Vec<&str> = comments.iter().map(|o| o.3).collect();
     let comment_oid: Vec<Oid> = comments.iter().map(|o| o.1).collect();
     let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
@@ -221,9 +243,13 @@ pub(crate) async fn resolve_identities(
     for s in lost {
         let lit = |t: &str| escape_literal(t);
         let sql = match s.kind {
-            CodeKind::Function | CodeKind::Procedure => {
-                format!("SELECT to_regprocedure({})::oid, 0", lit(&s.identity))
-            }
+            // The identity carries argument names, which to_regprocedure() does not accept: compare it with the
+            // same expression that produced it.
+            CodeKind::Function | CodeKind::Procedure => format!(
+                "SELECT p.oid, 0 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                  WHERE {ROUTINE_IDENTITY} = {}",
+                lit(&s.identity)
+            ),
             CodeKind::View => format!("SELECT to_regclass({})::oid, 0", lit(&s.identity)),
             CodeKind::Trigger => match s.identity.split_once(" ON ") {
                 Some((name, table)) => format!(

@@ -73,7 +73,11 @@ impl Graph {
         for (i, item) in items.iter().enumerate() {
             if let Some(class) = class_of(item.kind) {
                 let schema = item.name.schema.as_deref().unwrap_or(item.schema);
-                let table = if class == Class::Trigger { item.table } else { None };
+                let table = if class == Class::Trigger {
+                    item.table
+                } else {
+                    None
+                };
                 index
                     .entry((class, schema, item.name.name.as_str(), table))
                     .or_default()
@@ -103,7 +107,11 @@ impl Graph {
                 };
                 let mut targets = Vec::new();
                 for &class in classes {
-                    let table = if class == Class::Trigger { item.table } else { None };
+                    let table = if class == Class::Trigger {
+                        item.table
+                    } else {
+                        None
+                    };
                     if let Some(found) = index.get(&(class, schema, name, table)) {
                         targets.extend(found.iter().copied());
                     }
@@ -172,11 +180,8 @@ impl Graph {
 
     /// Topological order of one strongly connected component by its hard edges.
     fn order_component(&self, component: &[usize]) -> Result<Vec<usize>, Vec<usize>> {
-        let members: HashMap<usize, usize> = component
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| (i, k))
-            .collect();
+        let members: HashMap<usize, usize> =
+            component.iter().enumerate().map(|(k, &i)| (i, k)).collect();
         let mut missing = vec![0usize; component.len()];
         let mut users: Vec<Vec<usize>> = vec![Vec::new(); component.len()];
         for (k, &i) in component.iter().enumerate() {
@@ -213,11 +218,7 @@ impl Graph {
         let mut chain = vec![left[0]];
         loop {
             let last = *chain.last().unwrap_or(&left[0]);
-            let Some(next) = self.hard[last]
-                .iter()
-                .copied()
-                .find(|d| left.contains(d))
-            else {
+            let Some(next) = self.hard[last].iter().copied().find(|d| left.contains(d)) else {
                 return Err(chain);
             };
             if let Some(pos) = chain.iter().position(|&c| c == next) {
@@ -236,8 +237,9 @@ impl Graph {
         let mut seen = vec![false; self.hard.len()];
         seen[item] = true;
         loop {
-            let next = (0..self.hard.len())
-                .find(|&u| !seen[u] && (self.hard[u].contains(&current) || self.soft[u].contains(&current)));
+            let next = (0..self.hard.len()).find(|&u| {
+                !seen[u] && (self.hard[u].contains(&current) || self.soft[u].contains(&current))
+            });
             match next {
                 Some(u) => {
                     seen[u] = true;
@@ -252,8 +254,7 @@ impl Graph {
 
 /// A comment naming its own object is resolved by the comment edge, not reported missing.
 fn own_name_ref(item: &Item<'_>, r: &pgstrata_sql::objects::Reference) -> bool {
-    item.comment_on.is_some()
-        && r.name.or_schema(item.schema) == item.name.or_schema(item.schema)
+    item.comment_on.is_some() && r.name.or_schema(item.schema) == item.name.or_schema(item.schema)
 }
 
 /// Strongly connected components, each emitted after the components it has edges to
@@ -318,7 +319,10 @@ mod tests {
     use super::*;
     use pgstrata_sql::objects::parse_object;
 
-    fn build(sqls: &[&str]) -> (Vec<ObjectStatement>, Vec<(CodeKind, QualifiedName, Option<QualifiedName>)>) {
+    /// Kind, name and table of each statement.
+    type Names = Vec<(CodeKind, QualifiedName, Option<QualifiedName>)>;
+
+    fn build(sqls: &[&str]) -> (Vec<ObjectStatement>, Names) {
         let parsed: Vec<ObjectStatement> = sqls.iter().map(|s| parse_object(s).unwrap()).collect();
         let names = parsed
             .iter()
@@ -408,9 +412,8 @@ mod tests {
 
     #[test]
     fn unresolved_checked_references_in_own_schema() {
-        let (parsed, names) = build(&[
-            "create view app.v as select app.nope(1), other.thing(), count(*) from app.t",
-        ]);
+        let (parsed, names) =
+            build(&["create view app.v as select app.nope(1), other.thing(), count(*) from app.t"]);
         let items = vec![Item {
             kind: names[0].0,
             name: &names[0].1,

@@ -218,13 +218,21 @@ pub async fn status(db: &Database, project: &Project) -> Result<Vec<PackageCode>
             }
             assess::NodePlan::Install(reason) => {
                 // The recorded object this statement installed (same source), or the one it will replace.
-                let same_source = a.stored.iter().position(|s| {
-                    s.package == n.package.name() && s.source_hash == n.obj.hash
-                });
+                let same_source = a
+                    .stored
+                    .iter()
+                    .position(|s| s.package == n.package.name() && s.source_hash == n.obj.hash);
                 if let Some(s) = same_source {
                     kept[s] = true;
                 }
+                // Else the recorded object it will replace (same name), else what the statement declares.
                 let name = same_source
+                    .or_else(|| {
+                        a.stored.iter().position(|s| {
+                            s.package == n.package.name()
+                                && assess::names_match(s, n.obj, n.schema())
+                        })
+                    })
                     .map(|s| a.stored[s].identity.clone())
                     .unwrap_or_else(|| n.obj.display_name());
                 let state = match reason {
@@ -270,7 +278,10 @@ pub async fn status(db: &Database, project: &Project) -> Result<Vec<PackageCode>
 }
 
 /// True when some package's test files differ from those the last deploy ran.
-pub(crate) async fn tests_changed(client: &tokio_postgres::Client, packages: &[Package]) -> Result<bool> {
+pub(crate) async fn tests_changed(
+    client: &tokio_postgres::Client,
+    packages: &[Package],
+) -> Result<bool> {
     let with_tests: Vec<&Package> = packages
         .iter()
         .filter(|p| p.name() != STRATA_PACKAGE && !p.code().tests.is_empty())
@@ -286,7 +297,8 @@ pub(crate) async fn tests_changed(client: &tokio_postgres::Client, packages: &[P
         )
         .await
         .map_err(Error::db("reading strata.package"))?;
-    let recorded: BTreeMap<String, Option<String>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let recorded: BTreeMap<String, Option<String>> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     Ok(with_tests.iter().any(|p| {
         recorded.get(p.name()).cloned().flatten().as_deref() != Some(p.code().tests_hash().as_str())
     }))
@@ -310,7 +322,9 @@ pub(crate) async fn record_packages(
         schemas.push(p.schema());
         roles.push(crate::roles::role_of(p));
         // Packages without a role keep an empty list: nothing was granted.
-        uses.push(serde_json::json!(granted.get(p.name()).cloned().unwrap_or_default()));
+        uses.push(serde_json::json!(
+            granted.get(p.name()).cloned().unwrap_or_default()
+        ));
         tests.push(tests_ran.then(|| p.code().tests_hash()));
     }
     if names.is_empty() {

@@ -143,7 +143,11 @@ impl CodeObject {
     pub fn label(&self) -> String {
         match (&self.kind, &self.table, &self.comment) {
             (CodeKind::Comment, _, Some(c)) => {
-                format!("comment on {} {}", c.target.keyword().to_lowercase(), c.object_text)
+                format!(
+                    "comment on {} {}",
+                    c.target.keyword().to_lowercase(),
+                    c.object_text
+                )
             }
             (CodeKind::Trigger, Some(t), _) => format!("trigger {} ON {t}", self.name.name),
             _ => format!("{} {}", self.kind, self.name),
@@ -234,7 +238,11 @@ impl Code {
     /// Load the managed code and tests of a package: every `.sql` file that is neither a listed
     /// migration nor a down file. `*_test.sql` files hold tests, the others managed objects.
     pub(crate) fn load(source: &PackageSource, manifest: &Manifest) -> Result<Code> {
-        let listed: BTreeSet<&str> = manifest.migrations.iter().map(|(p, _)| p.as_str()).collect();
+        let listed: BTreeSet<&str> = manifest
+            .migrations
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect();
         let downs: BTreeSet<String> = listed
             .iter()
             .map(|p| crate::package::down_sibling(p))
@@ -267,15 +275,16 @@ impl Code {
             let script = pgstrata_sql::split(&file.text);
             for stmt in &script.statements {
                 if is_test {
-                    code.tests
-                        .push(test_function(file, index, stmt.range.clone(), &stmt.kind, manifest)?);
-                } else {
-                    code.objects.push(code_object(
+                    code.tests.push(test_function(
                         file,
                         index,
                         stmt.range.clone(),
+                        &stmt.kind,
                         manifest,
                     )?);
+                } else {
+                    code.objects
+                        .push(code_object(file, index, stmt.range.clone(), manifest)?);
                 }
             }
         }
@@ -360,7 +369,14 @@ fn code_object(
                 object_text: text[c.object_range.clone()].to_string(),
                 column: c.column.clone(),
             };
-            (CodeKind::Comment, name, table, Some(of), None, text.to_string())
+            (
+                CodeKind::Comment,
+                name,
+                table,
+                Some(of),
+                None,
+                text.to_string(),
+            )
         }
     };
     let mut h = Sha256::new();
@@ -394,17 +410,25 @@ fn test_function(
     let help = "test files (`*_test.sql`) may only define functions: `NAME_test()` functions are tests, \
                 `NAME_before()` run before each test, others are helpers";
     if *kind != StatementKind::CreateFunction {
-        return Err(err(file, first, "only CREATE FUNCTION is allowed in a test file")
-            .with_help(help)
-            .into());
+        return Err(err(
+            file,
+            first,
+            "only CREATE FUNCTION is allowed in a test file",
+        )
+        .with_help(help)
+        .into());
     }
     let parsed = objects::parse_object(text)
         .map_err(|e| err(file, first.clone(), e.message).with_help(help))?;
     check_hazards(file, &range, &parsed, manifest)?;
     let Declaration::Create(c) = &parsed.declaration else {
-        return Err(err(file, first, "only CREATE FUNCTION is allowed in a test file")
-            .with_help(help)
-            .into());
+        return Err(err(
+            file,
+            first,
+            "only CREATE FUNCTION is allowed in a test file",
+        )
+        .with_help(help)
+        .into());
     };
     check_schema(file, &range, text, &c.name, &manifest.schema, "it")?;
     let name = c.name.or_schema(&manifest.schema);
@@ -481,7 +505,10 @@ fn check_hazards(
                  role the code runs as",
             ),
         };
-        return Err(err(file, span, message).with_label("here").with_help(help).into());
+        return Err(err(file, span, message)
+            .with_label("here")
+            .with_help(help)
+            .into());
     }
     Ok(())
 }
@@ -523,7 +550,11 @@ fn check_duplicates(code: &Code) -> Result<()> {
         HashMap::new();
     for o in &code.objects {
         let key_extra = match &o.comment {
-            Some(c) => format!("{:?} {}", c.target, c.object_text.to_lowercase().replace(' ', "")),
+            Some(c) => format!(
+                "{:?} {}",
+                c.target,
+                c.object_text.to_lowercase().replace(' ', "")
+            ),
             None if o.kind.is_routine() => continue,
             None => String::new(),
         };

@@ -251,7 +251,11 @@ pub fn failure_text(r: &TestResult) -> String {
         }
     }
     for n in &r.notices {
-        text.push_str(&format!("    {}: {}\n", n.severity.to_lowercase(), n.message));
+        text.push_str(&format!(
+            "    {}: {}\n",
+            n.severity.to_lowercase(),
+            n.message
+        ));
     }
     text
 }

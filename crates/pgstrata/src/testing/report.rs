@@ -49,12 +49,18 @@ pub fn tap(report: &TestReport) -> String {
             }
         }
         if r.outcome == TestOutcome::Failed {
-            yaml.push(format!("file: {}", yaml_str(&format!("{}:{}", r.file, r.line))));
+            yaml.push(format!(
+                "file: {}",
+                yaml_str(&format!("{}:{}", r.file, r.line))
+            ));
             yaml.push(format!("package: {}", yaml_str(&r.package)));
             if !r.notices.is_empty() {
                 yaml.push("notices:".to_string());
                 for n in &r.notices {
-                    yaml.push(format!("  - {}", yaml_str(&format!("{}: {}", n.severity, n.message))));
+                    yaml.push(format!(
+                        "  - {}",
+                        yaml_str(&format!("{}: {}", n.severity, n.message))
+                    ));
                 }
             }
         }
@@ -149,7 +155,11 @@ pub fn junit(report: &TestReport) -> String {
                 if let Some(l) = &f.location {
                     let _ = writeln!(body, "at {l}");
                 }
-                for (k, v) in [("detail", &f.detail), ("hint", &f.hint), ("context", &f.context)] {
+                for (k, v) in [
+                    ("detail", &f.detail),
+                    ("hint", &f.hint),
+                    ("context", &f.context),
+                ] {
                     if let Some(v) = v {
                         let _ = writeln!(body, "{k}: {v}");
                     }
@@ -251,7 +261,9 @@ mod tests {
     #[test]
     fn tap_output() {
         let t = tap(&report());
-        assert!(t.starts_with("TAP version 13\n1..2\nok 1 - app.a_test # time=1.500ms\nnot ok 2 - app.b_test"));
+        assert!(t.starts_with(
+            "TAP version 13\n1..2\nok 1 - app.a_test # time=1.500ms\nnot ok 2 - app.b_test"
+        ));
         assert!(t.contains("  message: \"boom & bust\"\n"));
         assert!(t.contains("  at: \"t_test.sql:9\"\n"));
         assert!(t.contains("  - \"NOTICE: x < \\\"y\\\"\"\n"));
@@ -261,7 +273,9 @@ mod tests {
     #[test]
     fn junit_output() {
         let x = junit(&report());
-        assert!(x.contains("<testsuites name=\"strata\" tests=\"2\" failures=\"1\" time=\"0.004\">"));
+        assert!(
+            x.contains("<testsuites name=\"strata\" tests=\"2\" failures=\"1\" time=\"0.004\">")
+        );
         assert!(x.contains("<testcase name=\"app.a_test\" classname=\"p\" file=\"t_test.sql\" line=\"1\" time=\"0.001500\"/>"));
         assert!(x.contains("<failure message=\"boom &amp; bust\" type=\"P0001\">at t_test.sql:9\ncontext: PL/pgSQL function app.b_test() line 3 at RAISE\n</failure>"));
         assert!(x.contains("<system-out>NOTICE: x &lt; &quot;y&quot;\n</system-out>"));

@@ -94,9 +94,7 @@ async fn run_packages(
         if selected.is_empty() {
             continue;
         }
-        session
-            .enter_package(schema, package.extensions())
-            .await?;
+        session.enter_package(schema, package.extensions()).await?;
         let role = roles::role_of(package);
         session
             .db
@@ -158,7 +156,9 @@ async fn create_functions(
             session
                 .db
                 .client()
-                .batch_execute("ROLLBACK TO SAVEPOINT strata_test_setup; RELEASE SAVEPOINT strata_test_setup")
+                .batch_execute(
+                    "ROLLBACK TO SAVEPOINT strata_test_setup; RELEASE SAVEPOINT strata_test_setup",
+                )
                 .await
                 .map_err(Error::db("rolling back a failed test function"))?;
             let notices = session.notices();
@@ -442,10 +442,12 @@ fn frames(packages: &[Package]) -> HashMap<(String, String), Frame> {
                    line: u32| {
             let f = &code.files[file];
             let text = &f.text[range.clone()];
-            let body_line = pgstrata_sql::routine_body_range(text)
-                .map(|b| f.line_of(range.start + b.start));
+            let body_line =
+                pgstrata_sql::routine_body_range(text).map(|b| f.line_of(range.start + b.start));
             out.entry((
-                name.schema.clone().unwrap_or_else(|| p.schema().to_string()),
+                name.schema
+                    .clone()
+                    .unwrap_or_else(|| p.schema().to_string()),
                 name.name.clone(),
             ))
             .or_insert(Frame {
@@ -515,8 +517,15 @@ mod tests {
     fn tap_lines() {
         let ok = ["1..2", "ok 1 - a", "ok 2 - b"].map(String::from);
         assert_eq!(tap_failure(&ok), None);
-        let bad = ["1..2", "ok 1 - a", "not ok 2 - b", "# Failed test 2: \"b\"", "#   have: 1", "#   want: 2"]
-            .map(String::from);
+        let bad = [
+            "1..2",
+            "ok 1 - a",
+            "not ok 2 - b",
+            "# Failed test 2: \"b\"",
+            "#   have: 1",
+            "#   want: 2",
+        ]
+        .map(String::from);
         assert_eq!(
             tap_failure(&bad).as_deref(),
             Some("not ok 2 - b\n# Failed test 2: \"b\"\n#   have: 1\n#   want: 2")
@@ -524,7 +533,10 @@ mod tests {
         let todo = ["not ok 1 - x # TODO later"].map(String::from);
         assert_eq!(tap_failure(&todo), None);
         let short = ["1..3", "ok 1"].map(String::from);
-        assert_eq!(tap_failure(&short).as_deref(), Some("planned 3 tests but ran 1"));
+        assert_eq!(
+            tap_failure(&short).as_deref(),
+            Some("planned 3 tests but ran 1")
+        );
     }
 
     #[test]
@@ -543,10 +555,16 @@ mod tests {
             Some("t_test.sql:14")
         );
         assert_eq!(
-            locate("SQL statement \"SELECT 1\"\nPL/pgSQL function b_test() line 1 at PERFORM", &frames)
-                .as_deref(),
+            locate(
+                "SQL statement \"SELECT 1\"\nPL/pgSQL function b_test() line 1 at PERFORM",
+                &frames
+            )
+            .as_deref(),
             Some("t_test.sql:12")
         );
-        assert_eq!(locate("PL/pgSQL function other.b_test() line 1", &frames), None);
+        assert_eq!(
+            locate("PL/pgSQL function other.b_test() line 1", &frames),
+            None
+        );
     }
 }

@@ -46,7 +46,8 @@ pub fn shuffle<T>(items: &mut [T], seed: u64) {
 /// A fresh seed for a run that was not given one: small enough to type.
 pub(crate) fn new_seed() -> u64 {
     use std::hash::BuildHasher;
-    let entropy = std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
+    let entropy =
+        std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
     entropy % 1_000_000
 }
 
