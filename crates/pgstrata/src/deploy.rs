@@ -161,6 +161,7 @@ pub async fn up(
         uncommitted: Vec::new(),
         recorded_packages: Default::default(),
         stopped_before: None,
+        record_statement: None,
         code: CodeReport::default(),
         tests: None,
         roles: roles::Prepared::default(),
@@ -226,6 +227,7 @@ struct UpRun<'p> {
     uncommitted: Vec<String>,
     recorded_packages: std::collections::HashSet<usize>,
     stopped_before: Option<String>,
+    record_statement: Option<tokio_postgres::Statement>,
     code: CodeReport,
     tests: Option<TestReport>,
     roles: roles::Prepared,
@@ -254,6 +256,8 @@ impl UpRun<'_> {
         });
         // Package roles and schemas exist before migrations run as those roles.
         self.roles = roles::prepare(session.db.client(), self.packages).await?;
+        // Its notices ("already a member", …) are not a migration's.
+        session.notices();
         for p in self.packages {
             if roles::role_of(p).is_some() {
                 session.know_schema(p.schema());
@@ -326,6 +330,16 @@ impl UpRun<'_> {
             return Ok((plan, Outcome::DryRun));
         }
         session.ensure_transaction().await?;
+        if !changed {
+            // Only the record of a no-op is written: not worth waiting for the WAL flush (a crash loses at most
+            // this record). Keeps `up` with nothing to do fast on busy disks.
+            session
+                .db
+                .client()
+                .batch_execute("SET LOCAL synchronous_commit = off")
+                .await
+                .map_err(Error::db("recording a run with nothing to do"))?;
+        }
         if !changed && self.run_id.is_none() && self.history_ready {
             self.run_id =
                 Some(history::start_run(session.db.client(), "up", &self.from_state).await?);
@@ -523,16 +537,30 @@ impl UpRun<'_> {
                 .map_err(Error::db("recording the package in strata.package"))?;
         }
         let down_sql = m.down_sql();
+        // Prepared once per run: each record is then one round trip, not a parse and an execute.
+        let statement = match &self.record_statement {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = client
+                    .prepare(
+                        "WITH m AS (
+                           INSERT INTO strata.migration
+                                  (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms,
+                                   strata_version, run_id)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                           RETURNING package, name, checksum)
+                         INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
+                         SELECT $10, package, name, 'apply', checksum, $8 FROM m",
+                    )
+                    .await
+                    .map_err(Error::db("preparing the record of applied migrations"))?;
+                self.record_statement = Some(statement.clone());
+                statement
+            }
+        };
         client
             .execute(
-                "WITH m AS (
-                   INSERT INTO strata.migration
-                          (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms,
-                           strata_version, run_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                   RETURNING package, name, checksum)
-                 INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
-                 SELECT $10, package, name, 'apply', checksum, $8 FROM m",
+                &statement,
                 &[
                     &pkg.name(),
                     &m.name(),
@@ -547,7 +575,11 @@ impl UpRun<'_> {
                 ],
             )
             .await
-            .map_err(Error::db(format!("recording {}:{} in strata.migration", pkg.name(), m.name())))?;
+            .map_err(Error::db(format!(
+                "recording {}:{} in strata.migration",
+                pkg.name(),
+                m.name()
+            )))?;
         Ok(())
     }
 

@@ -1,14 +1,21 @@
-//! Running SQL text on the server, one statement at a time, and mapping failures back to the file.
+//! Running SQL text on the server, and mapping failures back to the file.
 //!
-//! Statements are sent one by one (simple query protocol), like `psql -f` does: it costs one round trip per
-//! statement, and buys an exact file:line:col for every error, including errors PostgreSQL reports without a
-//! position (constraint violations, RAISE in a `DO` block).
+//! A transactional section goes to the server as one simple-query message holding all its statements: one round
+//! trip per section instead of one per statement. The server answers each statement it completes with its own
+//! CommandComplete, so counting them before an error names the failing statement exactly, and errors PostgreSQL
+//! reports without a position (constraint violations, RAISE in a `DO` block) still point at their statement. (The
+//! server parses the whole message before running it, so a `SET standard_conforming_strings` changes how later
+//! sections parse, not later statements of its own section.)
+//!
+//! No-transaction sections are sent statement by statement, like `psql -f` does: in one message, PostgreSQL would
+//! run them in an implicit transaction, which `CREATE INDEX CONCURRENTLY` and friends refuse.
 
 use std::ops::Range;
 
+use futures_util::StreamExt;
 use pgstrata_sql::{LineIndex, migration::Section};
-use tokio_postgres::Client;
 use tokio_postgres::error::{DbError, ErrorPosition};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::error::{Error, SqlError, widen};
 use crate::package::Script;
@@ -106,30 +113,87 @@ pub(crate) async fn run_section(
     autocommit: bool,
 ) -> Result<SectionOutcome, Box<SectionFailure>> {
     let text = &script.text()[section.range.clone()];
-    let split = pgstrata_sql::split(text);
+    let ranges: Vec<Range<usize>> = pgstrata_sql::split(text)
+        .statements
+        .iter()
+        .map(|s| (s.range.start + section.range.start)..(s.range.end + section.range.start))
+        .collect();
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+        return Ok(SectionOutcome { statements: 0 });
+    };
+    if !autocommit {
+        let sent = first.start..last.end;
+        if let Err((completed, e)) = run_batch(client, &script.text()[sent.clone()]).await {
+            let stmt = failing_statement(script.text(), &sent, &ranges, completed, &e);
+            return Err(Box::new(SectionFailure {
+                error: map_error(script, sent, stmt, &e),
+                committed: Vec::new(),
+            }));
+        }
+        return Ok(SectionOutcome {
+            statements: ranges.len(),
+        });
+    }
     let mut committed = Vec::new();
-    let mut count = 0;
-    for stmt in &split.statements {
-        let range =
-            (stmt.range.start + section.range.start)..(stmt.range.end + section.range.start);
+    for range in &ranges {
         let sql = &script.text()[range.clone()];
         if let Err(e) = client.batch_execute(sql).await {
             return Err(Box::new(SectionFailure {
-                error: map_error(script, range, &e),
+                error: map_error(script, range.clone(), range.clone(), &e),
                 committed,
             }));
         }
-        count += 1;
-        if autocommit {
-            committed.push(sql.to_string());
-        }
+        committed.push(sql.to_string());
     }
-    Ok(SectionOutcome { statements: count })
+    Ok(SectionOutcome {
+        statements: ranges.len(),
+    })
 }
 
-/// Map a failed statement's error to a diagnostic pointing into the script.
+/// Send several statements in one message; on failure, also say how many statements completed before it.
+async fn run_batch(client: &Client, sql: &str) -> Result<(), (usize, tokio_postgres::Error)> {
+    let stream = client.simple_query_raw(sql).await.map_err(|e| (0, e))?;
+    let mut stream = std::pin::pin!(stream);
+    let mut completed = 0;
+    while let Some(message) = stream.next().await {
+        match message {
+            Ok(SimpleQueryMessage::CommandComplete(_)) => completed += 1,
+            Ok(_) => {}
+            Err(e) => return Err((completed, e)),
+        }
+    }
+    Ok(())
+}
+
+/// The statement of a batch that failed: the one holding the error position when there is one (a syntax error
+/// stops the whole message before anything runs), else the one after those that completed.
+fn failing_statement(
+    text: &str,
+    sent: &Range<usize>,
+    statements: &[Range<usize>],
+    completed: usize,
+    e: &tokio_postgres::Error,
+) -> Range<usize> {
+    let positioned = match e.as_db_error().and_then(DbError::position) {
+        Some(ErrorPosition::Original(p)) => {
+            let at =
+                sent.start + pgstrata_sql::char_position_to_byte(&text[sent.clone()], *p as usize);
+            statements.iter().find(|r| r.start <= at && at <= r.end)
+        }
+        _ => None,
+    };
+    positioned
+        .or_else(|| statements.get(completed))
+        .or(statements.last())
+        .cloned()
+        .unwrap_or_else(|| sent.clone())
+}
+
+/// Map a failed statement's error to a diagnostic pointing into the script. `sent` is the text the server
+/// received (the statement itself, or the batch it was part of), `stmt` the failing statement.
 pub(crate) fn map_error(
     script: &Script,
+    sent: Range<usize>,
     stmt: Range<usize>,
     e: &tokio_postgres::Error,
 ) -> SqlError {
@@ -137,7 +201,7 @@ pub(crate) fn map_error(
     let stmt_text = &text[stmt.clone()];
     let (offset, sqlstate, message, detail, hint, context) = match e.as_db_error() {
         Some(db) => {
-            let offset = error_offset(stmt_text, db).map(|o| stmt.start + o);
+            let offset = error_offset(text, sent, stmt.clone(), db);
             (
                 offset,
                 db.code().code().to_string(),
@@ -185,12 +249,19 @@ fn first_line_len(s: &str) -> usize {
     s.find('\n').unwrap_or(s.len())
 }
 
-/// Byte offset of the error inside the statement text, from the server's position fields.
-pub(crate) fn error_offset(stmt_text: &str, db: &DbError) -> Option<usize> {
+/// Byte offset of the error in the script text, from the server's position fields: the original position counts
+/// characters of the text sent, the others are relative to the failing statement.
+fn error_offset(text: &str, sent: Range<usize>, stmt: Range<usize>, db: &DbError) -> Option<usize> {
+    if let Some(ErrorPosition::Original(p)) = db.position() {
+        return Some(sent.start + pgstrata_sql::char_position_to_byte(&text[sent], *p as usize));
+    }
+    statement_error_offset(&text[stmt.clone()], db).map(|o| stmt.start + o)
+}
+
+/// Byte offset inside the statement text of an error in a routine body or a PL/pgSQL block.
+pub(crate) fn statement_error_offset(stmt_text: &str, db: &DbError) -> Option<usize> {
     match db.position() {
-        Some(ErrorPosition::Original(p)) => {
-            Some(pgstrata_sql::char_position_to_byte(stmt_text, *p as usize))
-        }
+        Some(ErrorPosition::Original(_)) => None,
         // An error inside a routine body that PostgreSQL compiled (PL/pgSQL syntax, SQL-function bodies): the
         // position is relative to the body text, which appears verbatim inside the statement.
         Some(ErrorPosition::Internal { position, query }) => {

@@ -5,8 +5,9 @@
 //! `uses` it has no right on any other package's schema. Extensions are still created by the deploying login, and
 //! Strata's own bookkeeping runs as the login too.
 //!
-//! `uses = ["B"]` grants A's role `USAGE` on B's schema, `SELECT` on its tables and views and `EXECUTE` on its
-//! routines, now and (through default privileges) for what B creates later. Removing the use revokes all of that.
+//! `uses = ["B"]` grants A's role `USAGE` on B's schema, `SELECT` and `REFERENCES` (foreign keys) on its tables and
+//! views and `EXECUTE` on its routines, now and (through default privileges) for what B creates later — never
+//! write access. Removing the use revokes all of that.
 //!
 //! All of this is idempotent and checks before it writes: a deploy with nothing new changes nothing in the catalog.
 //! A package can opt out with `[security] package_role = false` (its objects then belong to the deploying login).
@@ -93,8 +94,10 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
         .query(
             "SELECT s.role,
                     EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.role),
-                    coalesce((SELECT pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER')
-                                FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
+                    -- A superuser may SET ROLE to any role: no membership needed.
+                    (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+                    OR coalesce((SELECT pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER')
+                                   FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
                     (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
                       WHERE n.nspname = s.schema)
                FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
@@ -311,9 +314,9 @@ fn grant_sql(target: &Package, grantee: &str) -> String {
     let owner = escape_identifier(&package_role(target.name()));
     format!(
         "GRANT USAGE ON SCHEMA {s} TO {g};
-         GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {g};
+         GRANT SELECT, REFERENCES ON ALL TABLES IN SCHEMA {s} TO {g};
          GRANT EXECUTE ON ALL ROUTINES IN SCHEMA {s} TO {g};
-         ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT SELECT ON TABLES TO {g};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT SELECT, REFERENCES ON TABLES TO {g};
          ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT EXECUTE ON ROUTINES TO {g};"
     )
 }
@@ -329,7 +332,7 @@ fn revoke_sql(schema: &str, owner: &str, grantee: &str) -> String {
              REVOKE ALL ON ALL ROUTINES IN SCHEMA {s} FROM {g};
              REVOKE USAGE ON SCHEMA {s} FROM {g};
              IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {ol}) THEN
-               ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE SELECT ON TABLES FROM {g};
+               ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE SELECT, REFERENCES ON TABLES FROM {g};
                ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE EXECUTE ON ROUTINES FROM {g};
              END IF;
            END IF;

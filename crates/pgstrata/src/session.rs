@@ -95,6 +95,8 @@ pub(crate) struct Session<'a> {
     session_lock: bool,
     session_settings_dirty: bool,
     original_search_path: String,
+    /// The caller's `lock_timeout` and `statement_timeout`, restored by `close`.
+    original_timeouts: (String, String),
     search_path_for: Option<String>,
     schemas: HashSet<String>,
     extensions: HashSet<String>,
@@ -113,7 +115,8 @@ impl<'a> Session<'a> {
             .query_one(
                 "SELECT current_setting('search_path'),
                         ARRAY(SELECT nspname::text FROM pg_namespace),
-                        ARRAY(SELECT extname::text FROM pg_extension)",
+                        ARRAY(SELECT extname::text FROM pg_extension),
+                        current_setting('lock_timeout'), current_setting('statement_timeout')",
                 &[],
             )
             .await
@@ -121,6 +124,7 @@ impl<'a> Session<'a> {
         let original_search_path: String = row.get(0);
         let schemas: Vec<String> = row.get(1);
         let extensions: Vec<String> = row.get(2);
+        let original_timeouts = (row.get(3), row.get(4));
         let mut s = Session {
             db,
             settings,
@@ -128,6 +132,7 @@ impl<'a> Session<'a> {
             session_lock: false,
             session_settings_dirty: false,
             original_search_path,
+            original_timeouts,
             search_path_for: None,
             schemas: schemas.into_iter().collect(),
             extensions: extensions.into_iter().collect(),
@@ -317,7 +322,14 @@ impl<'a> Session<'a> {
             self.session_lock = false;
         }
         if self.session_settings_dirty {
-            sql.push_str("RESET lock_timeout; RESET statement_timeout; RESET search_path;");
+            // The caller's values, not the server defaults (RESET): an application may go on using this connection.
+            sql.push_str(&format!(
+                "SELECT set_config('lock_timeout', {}, false), set_config('statement_timeout', {}, false), \
+                 set_config('search_path', {}, false);",
+                escape_literal(&self.original_timeouts.0),
+                escape_literal(&self.original_timeouts.1),
+                escape_literal(&self.original_search_path)
+            ));
             self.session_settings_dirty = false;
         }
         if !sql.is_empty()

@@ -281,3 +281,48 @@ fn dry_run_runs_everything_and_leaves_the_database_unchanged() {
     );
     db.assert_catalog(&before, "after a refused or failed run");
 }
+
+#[test]
+fn used_packages_deploy_first_and_down_all_packages_reverts_across_them() {
+    let db = Db::new();
+    let mut core = Pkg::new("acme/core", "core");
+    core.add(
+        "0001_customer.sql",
+        "-- migrate:up\nCREATE TABLE customer (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE customer;\n",
+    );
+    let mut billing = Pkg::new("acme/billing", "billing");
+    billing.extra = format!(
+        "uses = [{{ name = \"acme/core\", path = {:?} }}]\n",
+        core.root().display().to_string()
+    );
+    billing.add(
+        "0001_invoice.sql",
+        "-- migrate:up\nCREATE TABLE invoice (id int, customer int REFERENCES core.customer);\n\
+         -- migrate:down\nDROP TABLE invoice;\n",
+    );
+
+    let up = billing.run(&db, &["up"]).ok();
+    assert!(
+        up.says("acme/core: (nothing) → 0001_customer (1 migration)"),
+        "{}",
+        up.stdout
+    );
+    assert_eq!(
+        db.applied(),
+        ["acme/core:0001_customer", "acme/billing:0001_invoice"]
+    );
+    let log = billing.run(&db, &["log"]).ok();
+    assert!(log.says("up    success"), "{}", log.stdout);
+
+    // From anywhere, every package in the database, newest first.
+    let elsewhere = tempfile::tempdir().unwrap();
+    crate::support::run(db.strata_in(elsewhere.path()).args([
+        "down",
+        "--all-packages",
+        "--steps",
+        "2",
+    ]))
+    .ok();
+    assert_eq!(db.applied(), Vec::<String>::new());
+    assert!(!db.has("core.customer"));
+}

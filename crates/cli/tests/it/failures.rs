@@ -204,3 +204,39 @@ fn the_json_error_has_the_location_fields() {
     let failed = pkg.run(&db, &["--json", "up"]).expect_code(1);
     snap_json!("json_sql_error", failed.json());
 }
+
+#[test]
+fn the_failing_statement_is_found_among_the_statements_of_a_migration() {
+    let db = Db::new();
+    let mut pkg = Pkg::new("acme/middle", "middle");
+    // Positionless error (a CHECK violation) in the third of four statements.
+    pkg.add(
+        "0001_checks.sql",
+        "CREATE TABLE t (n int CHECK (n > 0));\n\
+         INSERT INTO t VALUES (1);\n\
+         INSERT INTO t\n  VALUES (0);\n\
+         INSERT INTO t VALUES (2);\n",
+    );
+    let failed = pkg.run(&db, &["up"]).expect_code(1);
+    assert!(
+        failed.says(
+            "migrations/0001_checks.sql:3:1: new row for relation \"t\" violates check constraint"
+        ),
+        "{}",
+        failed.stderr
+    );
+    assert!(failed.says("SQLSTATE 23514"));
+
+    // A syntax error in the last statement: nothing before it ran, and the position says where.
+    pkg.write(
+        "migrations/0001_checks.sql",
+        "CREATE TABLE t (n int);\nINSERT INTO t VALUES (1);\nSELEC n FROM t;\n",
+    );
+    let failed = pkg.run(&db, &["up"]).expect_code(1);
+    assert!(
+        failed.says("migrations/0001_checks.sql:3:1: syntax error at or near \"SELEC\""),
+        "{}",
+        failed.stderr
+    );
+    assert!(!db.has("middle.t"));
+}

@@ -68,6 +68,21 @@ fn plan_shows_the_segments() {
 }
 
 #[test]
+fn a_dry_run_stops_before_the_first_no_transaction_migration() {
+    let db = Db::new();
+    let pkg = indexed();
+    let empty = db.catalog();
+    let dry = pkg.run(&db, &["up", "--dry-run"]).ok();
+    assert!(dry.says("Dry run: 3 migration(s) ran"), "{}", dry.stdout);
+    assert!(
+        dry.says("dry run stopped before acme/search:0002_indexes: a no-transaction migration cannot be rolled back"),
+        "{}",
+        dry.stderr
+    );
+    db.assert_catalog(&empty, "a dry run leaves no trace");
+}
+
+#[test]
 fn several_concurrent_index_builds_in_one_file_all_run() {
     let db = Db::new();
     let pkg = indexed();

@@ -1118,7 +1118,7 @@ pub(crate) fn object_error(
                     .checked_sub(prefix_chars)
                     .filter(|p| *p > 0)
                     .map(|p| pgstrata_sql::char_position_to_byte(sent, p)),
-                _ => crate::exec::error_offset(sent, db),
+                _ => crate::exec::statement_error_offset(sent, db),
             };
             let offset = in_sent.map(|o| match inserted {
                 Some((at, len)) if o >= at + len => o - len,

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Benchmark of Strata's core deploy path (issue 2, "Performance").
+#
+# Starts a throwaway PostgreSQL cluster (fsync on, as in production; Unix socket only), generates a package of
+# 1,000 small migrations (tables, indexes, inserts, each with a down section), and prints wall times on that server:
+#
+#   floor       psql -X -1 -f of the same up SQL, concatenated        (fresh database each run)
+#   fresh       strata up from an empty database                      (fresh database each run)
+#   no-op       strata up with all 1,000 migrations applied           (median of several runs)
+#
+# Goals: fresh <= 1.3 x floor; no-op < 100 ms.
+#
+# Usage: bench/core/run.sh [MIGRATIONS] [RUNS]       (defaults: 1000 migrations, 5 runs each)
+# Floor and fresh runs alternate, so load from other processes hits both alike; the table shows medians and the
+# best run of each (on a busy machine the best runs are the better estimate of the ratio).
+# Needs: the PostgreSQL server binaries (PG_BINDIR, pg_config --bindir, or /usr/lib/postgresql/*/bin), cargo.
+# Run as root (the cluster then runs as the `postgres` user) or as an ordinary user.
+set -euo pipefail
+
+migrations=${1:-1000}
+runs=${2:-5}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+# --- tools --------------------------------------------------------------------------------------------------------
+bindir=${PG_BINDIR:-}
+if [ -z "$bindir" ] && command -v pg_config >/dev/null 2>&1; then
+    bindir=$(pg_config --bindir)
+fi
+if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
+    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+fi
+[ -x "$bindir/initdb" ] || { echo "no PostgreSQL server binaries found (set PG_BINDIR)" >&2; exit 2; }
+
+echo "building strata (release)…" >&2
+(cd "$repo" && cargo build --release -q -p strata-cli)
+strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+[ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
+
+# --- cluster --------------------------------------------------------------------------------------------------------
+work=$(mktemp -d /tmp/strata-bench-XXXXXX)
+chmod 755 "$work"
+as_server=()
+if [ "$(id -u)" = 0 ]; then
+    chown postgres "$work"
+    as_server=(runuser -u postgres --)
+fi
+port=$((20000 + RANDOM % 20000))
+cleanup() {
+    "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"${as_server[@]}" "$bindir/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
+# fsync and synchronous_commit stay on (the defaults), as in production.
+"${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
+    -o "-k $work -c listen_addresses='' -p $port -c shared_buffers=128MB" start >/dev/null
+url() { echo "postgresql://postgres@/$1?host=$work&port=$port"; }
+psql_admin() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$(url postgres)" "$@"; }
+fresh_db() {
+    psql_admin -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
+}
+
+# --- the package ----------------------------------------------------------------------------------------------------
+"$here/generate.sh" "$work" "$migrations"
+pkg="$work/pkg"
+floor_sql="$work/floor.sql"
+statements=$(grep -c ';$' "$floor_sql")
+
+# --- measurements ---------------------------------------------------------------------------------------------------
+now() { echo "$EPOCHREALTIME"; }
+ms_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+floor_times=()
+fresh_times=()
+for ((r = 1; r <= runs; r++)); do
+    fresh_db floor_db
+    start=$(now)
+    "$bindir/psql" -X -q -1 -v ON_ERROR_STOP=1 -d "$(url floor_db)" -f "$floor_sql" >/dev/null
+    floor_times+=("$(ms_since "$start")")
+
+    fresh_db strata_db
+    start=$(now)
+    (cd "$pkg" && "$strata" -q --database-url "$(url strata_db)" up)
+    fresh_times+=("$(ms_since "$start")")
+done
+
+applied=$("$bindir/psql" -X -A -t -d "$(url strata_db)" -c "SELECT count(*) FROM strata.migration WHERE package = 'bench/core'")
+[ "$applied" = "$migrations" ] || { echo "strata applied $applied migrations, expected $migrations" >&2; exit 1; }
+
+noop_times=()
+for ((r = 1; r <= runs * 2 + 1; r++)); do
+    start=$(now)
+    (cd "$pkg" && "$strata" -q --database-url "$(url strata_db)" up)
+    noop_times+=("$(ms_since "$start")")
+done
+
+floor=$(printf '%s\n' "${floor_times[@]}" | median)
+fresh=$(printf '%s\n' "${fresh_times[@]}" | median)
+noop=$(printf '%s\n' "${noop_times[@]}" | median)
+floor_min=$(printf '%s\n' "${floor_times[@]}" | sort -n | head -n 1)
+fresh_min=$(printf '%s\n' "${fresh_times[@]}" | sort -n | head -n 1)
+noop_min=$(printf '%s\n' "${noop_times[@]}" | sort -n | head -n 1)
+version=$("$bindir/postgres" --version)
+
+echo
+echo "Strata core benchmark: $migrations migrations ($statements statements), $version, fsync on, Unix socket"
+echo "$(nproc) CPUs, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "every run, ms: floor ${floor_times[*]} | fresh ${fresh_times[*]} | no-op ${noop_times[*]}"
+echo
+printf '%-44s %12s %12s %14s\n' "measurement" "median (ms)" "best (ms)" "goal"
+printf '%-44s %12s %12s %14s\n' "--------------------------------------------" "------------" "------------" "--------------"
+printf '%-44s %12s %12s %14s\n' "floor: psql -1 -f (same up SQL, one file)" "$floor" "$floor_min" "-"
+printf '%-44s %12s %12s %14s\n' "strata up, empty database" "$fresh" "$fresh_min" "<= 1.3 x floor"
+printf '%-44s %12s %12s %14s\n' "strata up, nothing to do" "$noop" "$noop_min" "< 100"
+echo
+awk -v f="$floor" -v s="$fresh" -v n="$noop" -v fm="$floor_min" -v sm="$fresh_min" 'BEGIN {
+    r = s / f
+    printf "fresh / floor = %.2fx on medians, %.2fx on best runs (goal <= 1.30x): %s\n", r, sm / fm, (r <= 1.3) ? "met" : "MISSED"
+    printf "no-op = %.1f ms median (goal < 100 ms): %s\n", n, (n < 100) ? "met" : "MISSED"
+}'

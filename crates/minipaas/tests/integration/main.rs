@@ -1,0 +1,6 @@
+//! Integration tests of the MiniPaaS package and its Rust client, against a real PostgreSQL (pgtest).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod queue;
+mod sql_package;
+mod support;
