@@ -71,8 +71,10 @@ pub enum Command {
     Lint(LintArgs),
     /// Apply every pending migration, atomically.
     Up(UpArgs),
-    /// Applied / pending / changed / missing migrations, per package.
+    /// Applied / pending / changed / missing migrations, and managed code (new, changed, drifted), per package.
     Status(StatusArgs),
+    /// Run the packages' SQL tests against the code on disk, in a deploy that is always rolled back.
+    Test(TestArgs),
     /// Roll back using the down SQL stored in the database (newest first, one transaction).
     Down(DownArgs),
     /// Recent runs recorded in the database (strata.run).
@@ -200,6 +202,43 @@ pub struct UpArgs {
     /// committed before it failed.
     #[arg(long)]
     pub no_resume: bool,
+    /// Do not run the packages' tests (by default they run when the deploy changes something).
+    #[arg(long)]
+    pub no_tests: bool,
+    /// Seed of the random test order (printed by every run; replays it).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Only tests whose name matches (a glob with * and ?, else a substring).
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// Seed of the random test order (printed by every run; replays it).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Output format (--json is the same as --format json).
+    #[arg(long, value_enum, default_value_t = TestFormat::Human)]
+    pub format: TestFormat,
+    /// Also run the tests of the packages the given ones use.
+    #[arg(long)]
+    pub all_packages: bool,
+    #[command(flatten)]
+    pub session: SessionFlags,
+}
+
+/// How `strata test` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestFormat {
+    /// One line per test, failures in detail, a tally.
+    Human,
+    /// TAP version 13.
+    Tap,
+    /// JUnit XML.
+    Junit,
+    /// The report as JSON.
+    Json,
 }
 
 #[derive(Debug, Args)]

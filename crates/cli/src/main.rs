@@ -14,7 +14,7 @@ use clap::Parser;
 use pgstrata::{Database, Error, Project};
 use pgstrata_conn::ConnectOptions;
 
-use crate::args::{Cli, Command, DbCommand, DevCommand, Global, PlanFlags, SessionFlags};
+use crate::args::{Cli, Command, DbCommand, DevCommand, Global, PlanFlags, SessionFlags, TestArgs};
 use crate::render::Out;
 
 /// A failure, already classified for the exit code.
@@ -134,6 +134,15 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
                 allow_lint_errors: a.flags.allow_lint_errors,
                 lock_retry: lock_retry(a.lock_retries, &project)?,
                 no_resume: a.no_resume,
+                tests: if a.no_tests {
+                    pgstrata::TestMode::Skip
+                } else {
+                    pgstrata::TestMode::Auto
+                },
+                test_options: pgstrata::TestOptions {
+                    seed: a.seed,
+                    ..Default::default()
+                },
             };
             let mut progress = out.progress();
             let result = pgstrata::up(&mut db, &project, &opts, &mut progress).await;
@@ -149,17 +158,23 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             let runs = pgstrata::history::runs(db.client(), 1).await?;
             let schemas: Vec<String> = plan.packages.iter().map(|p| p.schema.clone()).collect();
             let invalid = pgstrata::invalid_indexes(&db, &schemas).await?;
-            out.status(&plan, runs.first(), &target, &invalid);
+            let code = pgstrata::managed::status(&db, &project).await?;
+            out.status(&plan, runs.first(), &target, &invalid, &code);
             let dirty = plan
                 .packages
                 .iter()
                 .flat_map(|p| &p.migrations)
-                .any(|m| m.state != pgstrata::MigrationState::Applied);
+                .any(|m| m.state != pgstrata::MigrationState::Applied)
+                || code
+                    .iter()
+                    .flat_map(|p| &p.objects)
+                    .any(|o| o.state != pgstrata::managed::ObjectState::InSync);
             if a.exit_code && dirty {
                 return Err(Failure::Silent);
             }
             Ok(())
         }
+        Command::Test(a) => test(g, a, out).await,
         Command::Down(a) => {
             let project = if a.all_packages {
                 None
@@ -225,6 +240,49 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             }
             Ok(())
         }
+    }
+}
+
+/// `strata test`: deploy the code on disk in a transaction that is always rolled back, running the tests.
+async fn test(g: &Global, a: TestArgs, out: &Out) -> Result<(), Failure> {
+    let (project, roots) = load_project_with_roots(g)?;
+    let (mut db, _target) = connect(g, Some(&project)).await?;
+    let opts = pgstrata::UpOptions {
+        plan: pgstrata::PlanOptions::default(),
+        dry_run: true,
+        session: session_settings(&a.session, &project),
+        tests: pgstrata::TestMode::Always,
+        test_options: pgstrata::TestOptions {
+            seed: a.seed,
+            filter: a.filter.clone(),
+            packages: if a.all_packages { None } else { Some(roots) },
+        },
+        // Tests judge the code; lint findings are for deploys.
+        allow_lint_errors: true,
+        ..Default::default()
+    };
+    let format = if g.json {
+        args::TestFormat::Json
+    } else {
+        a.format
+    };
+    let mut quiet = pgstrata::Quiet;
+    match pgstrata::up(&mut db, &project, &opts, &mut quiet).await {
+        Ok(report) => {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            match &report.tests {
+                Some(t) => out.test_report(t, format),
+                None => out.line("no tests ran"),
+            }
+            Ok(())
+        }
+        Err(Error::TestsFailed(failed)) => {
+            out.test_report(&failed.report, format);
+            Err(Failure::Silent)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -317,6 +375,23 @@ fn load_project(g: &Global) -> Result<Project, Failure> {
         return Ok(Project::new(vec![package])?);
     }
     Ok(Project::load(&g.packages)?)
+}
+
+/// The project, and the names of the packages asked for (not those found through `uses`).
+fn load_project_with_roots(g: &Global) -> Result<(Project, Vec<String>), Failure> {
+    let packages = if g.packages.is_empty() {
+        let cwd = std::env::current_dir().map_err(|e| {
+            Failure::Usage(miette::miette!("cannot read the current directory: {e}"))
+        })?;
+        vec![pgstrata::Package::discover(&cwd)?]
+    } else {
+        g.packages
+            .iter()
+            .map(pgstrata::Package::load)
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let roots = packages.iter().map(|p| p.name().to_string()).collect();
+    Ok((Project::new(packages)?, roots))
 }
 
 /// The project if there is one here; `None` (not an error) when no manifest is found.

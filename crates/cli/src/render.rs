@@ -11,6 +11,8 @@ use pgstrata::{DownReport, Event, MigrationState, Outcome, Plan, Project, UpRepo
 
 use crate::args::Global;
 
+mod code;
+
 pub struct Out {
     json: bool,
     quiet: bool,
@@ -246,16 +248,19 @@ impl Out {
                 for c in &report.accepted_changes {
                     println!("accepted the changed text of {c}");
                 }
+                self.up_code(report);
                 if report.outcome == Outcome::DryRun {
                     println!(
-                        "Dry run: {} migration(s) ran on {target} and were rolled back in {}.",
+                        "Dry run: {} migration(s){} ran on {target} and were rolled back in {}.",
                         report.migrations.len(),
+                        code::changes_suffix(report),
                         fmt_ms(report.duration_ms)
                     );
                 } else {
                     println!(
-                        "Applied {} migration(s) to {target} in {}.",
+                        "Applied {} migration(s){} to {target} in {}.",
                         report.migrations.len(),
+                        code::changes_suffix(report),
                         fmt_ms(report.duration_ms)
                     );
                 }
@@ -311,12 +316,14 @@ impl Out {
         last_run: Option<&pgstrata::history::RunRecord>,
         target: &str,
         invalid_indexes: &[pgstrata::InvalidIndex],
+        code: &[pgstrata::managed::PackageCode],
     ) {
         if self.json {
             self.print_json(&serde_json::json!({
                 "target": target,
                 "packages": plan.packages,
                 "repeatables": plan.repeatables,
+                "code": code,
                 "last_run": last_run,
                 "invalid_indexes": invalid_indexes,
             }));
@@ -363,6 +370,9 @@ impl Out {
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default();
                 println!("  {word} {:<40} {when}{note}", m.name);
+            }
+            if let Some(c) = code.iter().find(|c| c.package == p.name) {
+                self.code_status(c);
             }
         }
         if !plan.repeatables.is_empty() {

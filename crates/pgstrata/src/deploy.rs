@@ -4,10 +4,13 @@
 //! 1. take the deploy lock (waiting for other deployers), apply session settings;
 //! 2. read the history (after the lock, so a deployer that waited sees what the previous one applied);
 //! 3. plan and refuse changed / missing / out-of-order migrations unless allowed;
-//! 4. run Strata's own pending migrations (its history tables), then each package's, packages in `uses` order,
-//!    each migration recorded (checksum, up and down SQL, duration) in the transaction it ran in: the records of
-//!    a transaction are written in one statement before it commits, a no-transaction migration's right after it;
-//! 5. record the run, commit (or roll back for `--dry-run`).
+//! 4. create missing package roles and schemas, grant what `uses` asks for ([`crate::roles`]);
+//! 5. run Strata's own pending migrations (its history tables), then each package's, packages in `uses` order,
+//!    each migration recorded (checksum, up and down SQL, duration) right after it ran, as the package role,
+//!    while the managed objects of the previous deploy are still installed;
+//! 6. bring managed code up to date, all packages in one dependency graph ([`crate::managed`]);
+//! 7. run the tests when something changed ([`crate::testing`]); a failure rolls everything back;
+//! 8. record the run, commit (or roll back for `--dry-run`).
 //!
 //! A migration with a no-transaction section splits the run: the open transaction commits, the section's statements
 //! run one by one in autocommit, and a new transaction starts for what follows.
@@ -29,11 +32,14 @@ use crate::exec::{Database, Notice, run_section};
 use crate::guard::{self, LockRetry, Resume};
 use crate::history;
 use crate::lint::{LintRefused, LintReport};
+use crate::managed::CodeReport;
 use crate::observe::{Event, Observer};
 use crate::package::{Migration, Package, Script};
 use crate::plan::{Plan, PlanOptions};
 use crate::project::Project;
+use crate::roles;
 use crate::session::{Session, SessionSettings, ms};
+use crate::testing::{TestMode, TestOptions, TestReport};
 
 /// Options for [`up`].
 #[derive(Debug, Clone, Default)]
@@ -52,6 +58,10 @@ pub struct UpOptions {
     /// Run a failed no-transaction migration from its first statement, instead of skipping the statements its
     /// failed run committed.
     pub no_resume: bool,
+    /// When to run the packages' tests.
+    pub tests: TestMode,
+    /// Which tests, in which order.
+    pub test_options: TestOptions,
 }
 
 /// How a run ended.
@@ -136,6 +146,12 @@ pub struct UpReport {
     pub lock_retries: u32,
     /// Failed no-transaction migrations resumed after the statements that had committed.
     pub resumed: Vec<ResumedMigration>,
+    /// What happened to managed code.
+    pub code: CodeReport,
+    /// The tests, when they ran (they all passed: a failure is an error).
+    pub tests: Option<TestReport>,
+    /// Package roles and grants created or changed.
+    pub roles: Vec<String>,
     /// Total wall time.
     pub duration_ms: f64,
 }
@@ -275,6 +291,9 @@ async fn up_once(
         recorded_packages: Default::default(),
         stopped_before: None,
         pending_records: Vec::new(),
+        code: CodeReport::default(),
+        tests: None,
+        roles: roles::Prepared::default(),
     };
     match run.execute(&mut session, observer).await {
         Ok((plan, outcome)) => {
@@ -348,6 +367,9 @@ struct UpRun<'p> {
     uncommitted: Vec<String>,
     recorded_packages: std::collections::HashSet<usize>,
     stopped_before: Option<String>,
+    code: CodeReport,
+    tests: Option<TestReport>,
+    roles: roles::Prepared,
     /// Applied migrations of the open transaction, not yet written to `strata.migration`.
     pending_records: Vec<PendingRecord>,
 }
@@ -386,32 +408,14 @@ impl UpRun<'_> {
         observer.event(Event::Planned {
             total: plan.steps.len(),
         });
-        if plan.is_empty() {
-            if self.history_ready && !self.opts.dry_run {
-                // Only the record of a no-op is written: not worth waiting for the WAL flush (a crash loses at
-                // most this record). Keeps `up` with nothing to do fast on busy disks.
-                session
-                    .db
-                    .client()
-                    .batch_execute("SET LOCAL synchronous_commit = off")
-                    .await
-                    .map_err(Error::db("recording a run with nothing to do"))?;
-                let id = history::start_run(session.db.client(), "up", &self.from_state).await?;
-                history::finish_run(
-                    session.db.client(),
-                    id,
-                    "noop",
-                    Some(&self.from_state),
-                    None,
-                    None,
-                )
-                .await?;
-                self.run_id = Some(id);
-                session.commit().await?;
-            } else {
-                session.rollback().await?;
+        // Package roles and schemas exist before migrations run as those roles.
+        self.roles = roles::prepare(session.db.client(), self.packages).await?;
+        // Its notices ("already a member", …) are not a migration's.
+        session.notices();
+        for p in self.packages {
+            if roles::role_of(p).is_some() {
+                session.know_schema(p.schema());
             }
-            return Ok((plan, Outcome::Noop));
         }
         // Guard-rails, before anything runs.
         guard::check_transactional(self.packages, &plan)?;
@@ -477,11 +481,55 @@ impl UpRun<'_> {
         for (pkg, name) in &plan.accepted_changes {
             self.accept_change(session, pkg, name).await?;
         }
+        if self.stopped_before.is_none() {
+            session.ensure_transaction().await?;
+            if !self.history_ready {
+                // A dry run that applied nothing on a fresh database: there is no history to compare code with.
+                self.history_ready = history::history_exists(session.db.client()).await?;
+            }
+            // Every package gets its row first: managed objects reference it.
+            crate::managed::record_packages(
+                session.db.client(),
+                self.packages,
+                &self.roles.granted,
+                false,
+            )
+            .await?;
+            self.code = crate::managed::apply::deploy(session, self.packages, self.run_id).await?;
+            self.run_tests(session).await?;
+            if self.tests.is_some() {
+                crate::managed::record_packages(
+                    session.db.client(),
+                    self.packages,
+                    &self.roles.granted,
+                    true,
+                )
+                .await?;
+            }
+        }
+        let changed = !self.ran.is_empty()
+            || !plan.accepted_changes.is_empty()
+            || !self.code.is_noop()
+            || !self.roles.actions.is_empty();
         if self.opts.dry_run {
             session.rollback().await?;
             return Ok((plan, Outcome::DryRun));
         }
         session.ensure_transaction().await?;
+        if !changed {
+            // Only the record of a no-op is written: not worth waiting for the WAL flush (a crash loses at most
+            // this record). Keeps `up` with nothing to do fast on busy disks.
+            session
+                .db
+                .client()
+                .batch_execute("SET LOCAL synchronous_commit = off")
+                .await
+                .map_err(Error::db("recording a run with nothing to do"))?;
+        }
+        if !changed && self.run_id.is_none() && self.history_ready {
+            self.run_id =
+                Some(history::start_run(session.db.client(), "up", &self.from_state).await?);
+        }
         if let Some(id) = self.run_id {
             let to_state = history::state_of(&history::applied(session.db.client()).await?);
             let detail = (!self.resumed.is_empty()).then(|| {
@@ -494,7 +542,7 @@ impl UpRun<'_> {
             history::finish_run(
                 session.db.client(),
                 id,
-                "success",
+                if changed { "success" } else { "noop" },
                 Some(&to_state),
                 detail.as_ref(),
                 None,
@@ -503,7 +551,41 @@ impl UpRun<'_> {
         }
         session.commit().await?;
         observer.event(Event::Committed);
-        Ok((plan, Outcome::Applied))
+        Ok((
+            plan,
+            if changed {
+                Outcome::Applied
+            } else {
+                Outcome::Noop
+            },
+        ))
+    }
+
+    /// Run the tests when asked to, or (by default) when the deploy changed something or the tests changed.
+    async fn run_tests(&mut self, session: &mut Session<'_>) -> Result<()> {
+        let run = match self.opts.tests {
+            TestMode::Skip => false,
+            TestMode::Always => true,
+            TestMode::Auto => {
+                !self.ran.is_empty()
+                    || !self.code.is_noop()
+                    || !self.roles.actions.is_empty()
+                    || crate::managed::tests_changed(session.db.client(), self.packages).await?
+            }
+        };
+        let has_tests = self.packages.iter().any(|p| !p.code().tests.is_empty());
+        if !run || (!has_tests && self.opts.tests != TestMode::Always) {
+            return Ok(());
+        }
+        let report =
+            crate::testing::run::run(session, self.packages, &self.opts.test_options).await?;
+        if !report.success() {
+            return Err(Error::TestsFailed(Box::new(crate::testing::TestsFailed {
+                report,
+            })));
+        }
+        self.tests = Some(report);
+        Ok(())
     }
 
     async fn apply(
@@ -631,6 +713,46 @@ impl UpRun<'_> {
         session
             .enter_package(pkg.schema(), pkg.extensions())
             .await?;
+        let role = roles::role_of(pkg);
+        if role.is_some() {
+            session
+                .db
+                .client()
+                .batch_execute(&roles::set_role_sql(
+                    role.as_deref(),
+                    session.in_transaction(),
+                ))
+                .await
+                .map_err(Error::db(format!(
+                    "switching to the role of {}",
+                    pkg.name()
+                )))?;
+        }
+        let result = self
+            .run_statements(session, pkg, script, section, statements, label)
+            .await;
+        if role.is_some() && (result.is_ok() || !session.in_transaction()) {
+            // Strata's bookkeeping runs as the login.
+            session
+                .db
+                .client()
+                .batch_execute("RESET ROLE")
+                .await
+                .map_err(Error::db("resetting the role"))?;
+        }
+        result
+    }
+
+    /// The statements of one section (from the first one a resume did not skip), in or outside a transaction.
+    async fn run_statements(
+        &mut self,
+        session: &mut Session<'_>,
+        pkg: &Package,
+        script: &Script,
+        section: &Section,
+        statements: &[(Range<usize>, pgstrata_sql::Statement)],
+        label: &str,
+    ) -> Result<usize> {
         let fail = |f: Box<crate::exec::SectionFailure>, committed: Vec<String>| -> Error {
             let mut error = f.error;
             error.migration = Some(label.to_string());
@@ -892,10 +1014,13 @@ impl UpRun<'_> {
         }
         if let Some(s) = &self.stopped_before {
             warnings.push(format!(
-                "dry run stopped before {s}: a no-transaction migration cannot be rolled back"
+                "dry run stopped before {s}: a no-transaction migration cannot be rolled back (managed code and \
+                 tests were not run)"
             ));
         }
-
+        warnings.extend(self.code.retried.iter().map(|r| {
+            format!("managed code ordered by retry (the dependency graph missed a reference): {r}")
+        }));
         UpReport {
             outcome,
             run_id: self.run_id,
@@ -920,6 +1045,9 @@ impl UpRun<'_> {
                     failed_run: *run,
                 })
                 .collect(),
+            code: self.code.clone(),
+            tests: self.tests.clone(),
+            roles: self.roles.actions.clone(),
             duration_ms: ms(started.elapsed()),
         }
     }

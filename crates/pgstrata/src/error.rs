@@ -61,6 +61,11 @@ pub enum Error {
     #[diagnostic(transparent)]
     Changed(Box<ChangedError>),
 
+    /// Tests failed during a deploy: everything was rolled back.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    TestsFailed(Box<crate::testing::TestsFailed>),
+
     /// The deploy was refused because of the state of the history (missing files, out-of-order migrations, …).
     #[error("{message}")]
     #[diagnostic(code(strata::refused))]

@@ -259,7 +259,7 @@ fn error_offset(text: &str, sent: Range<usize>, stmt: Range<usize>, db: &DbError
 }
 
 /// Byte offset inside the statement text of an error in a routine body or a PL/pgSQL block.
-fn statement_error_offset(stmt_text: &str, db: &DbError) -> Option<usize> {
+pub(crate) fn statement_error_offset(stmt_text: &str, db: &DbError) -> Option<usize> {
     match db.position() {
         Some(ErrorPosition::Original(_)) => None,
         // An error inside a routine body that PostgreSQL compiled (PL/pgSQL syntax, SQL-function bodies): the
@@ -316,7 +316,7 @@ fn plpgsql_line_offset(stmt_text: &str, where_: &str) -> Option<usize> {
 }
 
 /// Hints for errors PostgreSQL leaves without one.
-fn own_hint(db: &DbError) -> Option<String> {
+pub(crate) fn own_hint(db: &DbError) -> Option<String> {
     match db.code().code() {
         "25001" => Some(
             "this statement cannot run inside a transaction: mark the migration with `-- strata:no-transaction` \

@@ -10,7 +10,10 @@
 //! - [`Project`]: the packages deployed together, in `uses` order;
 //! - [`Plan`]: what is applied, pending, changed or missing (pure comparison of files and history);
 //! - [`up`] / [`down`]: apply or revert, returning an [`UpReport`] / [`DownReport`];
-//! - [`Database`]: a connection (plus the notices the server sends).
+//! - [`Database`]: a connection (plus the notices the server sends);
+//! - [`managed`]: functions, procedures, views and triggers declared in SQL files, installed when they change;
+//! - [`testing`]: `*_test.sql` functions run in every deploy (and by `strata test`), with TAP/JUnit/JSON reports;
+//! - [`package_role`]: each package's schema is owned by its own role, which its SQL runs as.
 //!
 //! ## Deploying at application start-up
 //!
@@ -44,16 +47,19 @@ pub mod history;
 pub mod layout;
 pub mod lint;
 pub mod lock_report;
+pub mod managed;
 pub mod manifest;
 mod observe;
 mod package;
 mod plan;
 mod project;
 mod repeatable;
+mod roles;
 mod rollback;
 pub mod scaffold;
 mod session;
 mod source;
+pub mod testing;
 
 pub use deploy::{
     Outcome, RanMigration, ResumedMigration, Transition, UpOptions, UpReport, plan, up,
@@ -62,7 +68,8 @@ pub use error::{ChangedError, ChangedMigration, Error, Result, SourceError, SqlE
 pub use exec::{Database, Notice};
 pub use guard::{InvalidIndex, LockRetry, invalid_indexes};
 pub use lock_report::{LockReport, lock_report};
-pub use manifest::{DeploySettings, Manifest, ManifestFormat, Use};
+pub use managed::{CodeAction, CodeChange, CodeKind, CodeReport};
+pub use manifest::{DeploySettings, Manifest, ManifestFormat, SecuritySettings, Use};
 pub use observe::{Event, Observer, Quiet};
 pub use package::{Migration, Package, Script, checksum, migration_name};
 pub use plan::{MigrationState, MigrationStatus, PackagePlan, Plan, PlanOptions, Segment, Step};
@@ -73,9 +80,11 @@ pub use dump::{DumpOptions, dump_schema, schema_diff};
 pub use export::{ExportFormat, ExportReport, export, psql_script};
 pub use layout::{Layout, default_package_name};
 pub use repeatable::{Repeatable, RepeatableState, RepeatableStatus};
+pub use roles::package_role;
 pub use rollback::{DownOptions, DownReport, DownTarget, down};
 pub use session::{STRATA_LOCK_KEY, SessionSettings};
 pub use source::PackageSource;
+pub use testing::{TestMode, TestOptions, TestReport};
 
 /// This library's version, recorded with every applied migration.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -12,6 +12,9 @@
 //! # Instead of `migrations`, read another tool's folder in place (see `crate::layout`):
 //! # layout = "dbmate"                  # dbmate, sqlx, diesel, golang-migrate, flyway, refinery, up-down
 //! # migrations_dir = "db/migrations"   # default: the tool's own default folder
+//! [security]
+//! package_role = true                  # own the schema with a package role, run code as it (default)
+//! allow_security_definer = false       # managed code may declare SECURITY DEFINER routines
 //!
 //! [deploy]
 //! lock_timeout = "5s"                  # SET lock_timeout for deploy sessions
@@ -74,6 +77,28 @@ pub struct Manifest {
     pub migrations_dir: Option<String>,
     /// Lint settings (`[lint]`).
     pub lint: crate::lint::LintSettings,
+    /// Package role and managed-code safety settings.
+    pub security: SecuritySettings,
+}
+
+/// `[security]`: the package role, and what managed code may do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// Create a role for the package, make it own the schema, and run migrations and managed code as it
+    /// (`SET LOCAL ROLE`). Default true.
+    pub package_role: bool,
+    /// Allow `SECURITY DEFINER` routines in managed code. Default false.
+    pub allow_security_definer: bool,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> SecuritySettings {
+        SecuritySettings {
+            package_role: true,
+            allow_security_definer: false,
+        }
+    }
 }
 
 /// A dependency on another package.
@@ -119,6 +144,7 @@ struct RawStrata {
     deploy: Option<Spanned<DeploySettings>>,
     #[serde(default)]
     lint: Option<crate::lint::RawLintSettings>,
+    security: Option<SecuritySettings>,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
@@ -205,6 +231,7 @@ impl Manifest {
                     layout: raw.layout.as_ref().map(|l| *l.get_ref()),
                     migrations_dir: raw.migrations_dir.as_ref().map(|d| d.get_ref().clone()),
                     lint,
+                    security: raw.security.unwrap_or_default(),
                 }
                 .validated(
                     path,
@@ -260,6 +287,7 @@ impl Manifest {
                     layout: None,
                     migrations_dir: None,
                     lint: Default::default(),
+                    security: SecuritySettings::default(),
                 }
                 .validated(path, text, Some((raw.package.span(), schema_span)))?
             }

@@ -25,6 +25,8 @@ pub struct Package {
     layout: Option<crate::layout::Layout>,
     repeatables: Vec<crate::repeatable::Repeatable>,
     layout_files: BTreeSet<String>,
+    /// Managed code and tests: every other `.sql` file (see [`crate::managed`]).
+    code: Arc<crate::managed::Code>,
 }
 
 /// A versioned migration of a package.
@@ -282,6 +284,7 @@ impl Package {
             migrations.push(load_migration(&source, &manifest_path, &text, rel, span)?);
         }
         check_unlisted(&source, &manifest, &manifest_path, &text)?;
+        let code = Arc::new(crate::managed::Code::load(&source, &manifest)?);
         Ok(Package {
             manifest,
             source,
@@ -290,6 +293,7 @@ impl Package {
             layout: None,
             repeatables: Vec::new(),
             layout_files: BTreeSet::new(),
+            code,
         })
     }
 
@@ -311,6 +315,8 @@ impl Package {
             layout: Some(layout),
             repeatables,
             layout_files,
+            // A foreign layout's extra scripts are repeatables (Flyway `R__`, the up/down functions folder).
+            code: Arc::new(crate::managed::Code::default()),
         }
     }
 
@@ -359,6 +365,12 @@ impl Package {
     /// Migrations in manifest order.
     pub fn migrations(&self) -> &[Migration] {
         &self.migrations
+    }
+
+    /// Managed code (functions, procedures, views, triggers, comments) and tests: the package's `.sql` files
+    /// that are not migrations.
+    pub fn code(&self) -> &crate::managed::Code {
+        &self.code
     }
 
     /// Deploy settings from the manifest.

@@ -409,6 +409,16 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// The search_path was changed behind the session's back (rolled back with a savepoint): set it again next time.
+    pub(crate) fn forget_search_path(&mut self) {
+        self.search_path_for = None;
+    }
+
+    /// A schema created by someone else in this session (the package role set-up).
+    pub(crate) fn know_schema(&mut self, schema: &str) {
+        self.schemas.insert(schema.to_string());
+    }
+
     pub fn notices(&mut self) -> Vec<Notice> {
         self.db.drain_notices()
     }

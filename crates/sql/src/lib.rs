@@ -47,6 +47,7 @@ mod lex;
 pub mod lint;
 pub mod locks;
 pub mod migration;
+pub mod objects;
 mod position;
 mod split;
 mod transaction;

@@ -94,7 +94,10 @@ fn unlisted_migration_file() {
     );
     // Down files and tests next to migrations are not migrations.
     pkg.write("migrations/0001_a.down.sql", "DROP TABLE a;\n");
-    pkg.write("migrations/accounts_test.sql", "SELECT 1;\n");
+    pkg.write(
+        "migrations/accounts_test.sql",
+        "CREATE FUNCTION accounts_test() RETURNS void LANGUAGE sql AS 'SELECT 1';\n",
+    );
     let failed = offline(&pkg, &["up"]).expect_code(1);
     snap!("source_unlisted_file", failed.stderr);
 

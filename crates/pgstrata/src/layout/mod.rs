@@ -274,6 +274,7 @@ impl Package {
             layout: Some(layout),
             migrations_dir: None,
             lint: Default::default(),
+            security: Default::default(),
         };
         crate::manifest::validate_package_name(&manifest.name).map_err(|m| {
             Error::usage(

@@ -1,0 +1,551 @@
+//! What the catalog says about managed objects: identities, versions (the `xmin` of their catalog
+//! rows), definition hashes, and dependents (`pg_depend`). Every identity Strata records comes
+//! from here, never from text it built itself.
+
+use std::collections::{HashMap, HashSet};
+
+use postgres_protocol::escape::escape_literal;
+use tokio_postgres::Client;
+
+use super::source::{CodeKind, CodeObject};
+use crate::error::{Error, Result};
+use pgstrata_sql::objects::CommentTarget;
+
+/// A PostgreSQL object id.
+pub(crate) type Oid = u32;
+
+/// `schema.name(identity arguments)` of a routine `p` in namespace `n`.
+const ROUTINE_IDENTITY: &str = "quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' \
+     || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')'";
+const VIEW_IDENTITY: &str = "quote_ident(n.nspname) || '.' || quote_ident(c.relname)";
+const TRIGGER_IDENTITY: &str =
+    "quote_ident(t.tgname) || ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)";
+
+/// One object as the catalog shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CatalogObject {
+    pub oid: Oid,
+    /// Column number (comments on view columns), else 0.
+    pub sub_id: i32,
+    /// `xmin` of the catalog row(s); for comments, the md5 of the text.
+    pub version: String,
+    pub identity: String,
+    /// The schema the object lives in.
+    pub schema: String,
+}
+
+/// A row of `strata.managed_object`.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredObject {
+    pub package: String,
+    pub kind: CodeKind,
+    pub identity: String,
+    pub oid: Oid,
+    pub sub_id: i32,
+    pub version: String,
+    pub hash: String,
+    pub source_hash: String,
+    pub file: String,
+    pub line: i32,
+}
+
+/// Look up an object in a map keyed by (kind, oid, sub_id), treating functions and procedures alike (they share
+/// `pg_proc`, and the catalog queries name the kind they find).
+pub(crate) fn lookup<V>(
+    map: &HashMap<(CodeKind, Oid, i32), V>,
+    kind: CodeKind,
+    oid: Oid,
+    sub: i32,
+) -> Option<&V> {
+    map.get(&(kind, oid, sub)).or_else(|| {
+        let twin = match kind {
+            CodeKind::Function => CodeKind::Procedure,
+            CodeKind::Procedure => CodeKind::Function,
+            _ => return None,
+        };
+        map.get(&(twin, oid, sub))
+    })
+}
+
+/// The recorded managed objects of `packages`. Empty when the table does not exist yet.
+pub(crate) async fn stored(client: &Client, packages: &[String]) -> Result<Vec<StoredObject>> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('strata.managed_object') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(Error::db("checking for strata.managed_object"))?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            "SELECT package, kind, identity, object_oid, sub_id, catalog_version, catalog_hash, source_hash, file,
+                    line
+               FROM strata.managed_object WHERE package = ANY($1) ORDER BY package, seq",
+            &[&packages],
+        )
+        .await
+        .map_err(Error::db("reading strata.managed_object"))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(StoredObject {
+                package: r.get(0),
+                kind: CodeKind::parse(r.get(1))?,
+                identity: r.get(2),
+                oid: r.get(3),
+                sub_id: r.get(4),
+                version: r.get(5),
+                hash: r.get(6),
+                source_hash: r.get(7),
+                file: r.get(8),
+                line: r.get(9),
+            })
+        })
+        .collect())
+}
+
+/// The catalog table holding objects of a kind (for comments: of the commented object).
+pub(crate) fn class_of(kind: CodeKind, identity: &str) -> &'static str {
+    match kind {
+        CodeKind::Function | CodeKind::Procedure => "pg_proc",
+        CodeKind::View => "pg_class",
+        CodeKind::Trigger => "pg_trigger",
+        CodeKind::Comment => {
+            if identity.starts_with("function ") || identity.starts_with("procedure ") {
+                "pg_proc"
+            } else if identity.starts_with("trigger ") {
+                "pg_trigger"
+            } else {
+                "pg_class"
+            }
+        }
+    }
+}
+
+/// The current version (`xmin` of the catalog rows; for comments, the md5 of the text) of objects given as
+/// (kind, oid, sub_id, catalog class). Objects that no longer exist are absent from the result.
+pub(crate) async fn versions(
+    client: &Client,
+    objects: &[(CodeKind, Oid, i32, &str)],
+) -> Result<HashMap<(CodeKind, Oid, i32), String>> {
+    let pick = |kinds: &[CodeKind]| -> Vec<Oid> {
+        objects
+            .iter()
+            .filter(|o| kinds.contains(&o.0))
+            .map(|o| o.1)
+            .collect()
+    };
+    let routines = pick(&[CodeKind::Function, CodeKind::Procedure]);
+    let views = pick(&[CodeKind::View]);
+    let triggers = pick(&[CodeKind::Trigger]);
+    let comments: Vec<&(CodeKind, Oid, i32, &str)> = objects
+        .iter()
+        .filter(|o| o.0 == CodeKind::Comment)
+        .collect();
+    let comment_class: Vec<&str> = comments.iter().map(|o| o.3).collect();
+    let comment_oid: Vec<Oid> = comments.iter().map(|o| o.1).collect();
+    let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
+    let rows = client
+        .query(
+            "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0, p.xmin::text
+               FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1)
+             UNION ALL
+             SELECT 'view', c.oid, 0, c.xmin::text || ':' || coalesce(r.xmin::text, '')
+               FROM pg_catalog.pg_class c
+               LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
+              WHERE c.oid = ANY($2) AND c.relkind = 'v'
+             UNION ALL
+             SELECT 'trigger', t.oid, 0, t.xmin::text FROM pg_catalog.pg_trigger t WHERE t.oid = ANY($3)
+             UNION ALL
+             SELECT 'comment', s.oid, s.sub,
+                    md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
+                                   WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
+               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)",
+            &[&routines, &views, &triggers, &comment_class, &comment_oid, &comment_sub],
+        )
+        .await
+        .map_err(Error::db("reading the catalog state of managed objects"))?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let kind: &str = r.get(0);
+        if let Some(kind) = CodeKind::parse(kind) {
+            out.insert((kind, r.get::<_, Oid>(1), r.get::<_, i32>(2)), r.get(3));
+        }
+    }
+    Ok(out)
+}
+
+/// The definition hash of objects, by (kind, oid, sub_id); absent objects are left out.
+/// `objects` gives (kind, oid, sub_id, catalog class) for each.
+pub(crate) async fn hashes(
+    client: &Client,
+    objects: &[(CodeKind, Oid, i32, &str)],
+) -> Result<HashMap<(CodeKind, Oid, i32), String>> {
+    let pick = |kinds: &[CodeKind]| -> Vec<Oid> {
+        objects
+            .iter()
+            .filter(|o| kinds.contains(&o.0))
+            .map(|o| o.1)
+            .collect()
+    };
+    let routines = pick(&[CodeKind::Function, CodeKind::Procedure]);
+    let views = pick(&[CodeKind::View]);
+    let triggers = pick(&[CodeKind::Trigger]);
+    let comments: Vec<&(CodeKind, Oid, i32, &str)> = objects
+        .iter()
+        .filter(|o| o.0 == CodeKind::Comment)
+        .collect();
+    let comment_class: Vec<&str> = comments.iter().map(|o| o.3).collect();
+    let comment_oid: Vec<Oid> = comments.iter().map(|o| o.1).collect();
+    let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
+    let rows = client
+        .query(
+            "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0,
+                    md5(pg_catalog.pg_get_functiondef(p.oid))
+               FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1) AND p.prokind IN ('f', 'p')
+             UNION ALL
+             SELECT 'view', c.oid, 0,
+                    md5(pg_catalog.pg_get_viewdef(c.oid) || coalesce(array_to_string(c.reloptions, ','), ''))
+               FROM pg_catalog.pg_class c WHERE c.oid = ANY($2) AND c.relkind = 'v'
+             UNION ALL
+             SELECT 'trigger', t.oid, 0, md5(pg_catalog.pg_get_triggerdef(t.oid) || t.tgenabled::text)
+               FROM pg_catalog.pg_trigger t WHERE t.oid = ANY($3)
+             UNION ALL
+             SELECT 'comment', s.oid, s.sub,
+                    md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
+                                   WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
+               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)",
+            &[&routines, &views, &triggers, &comment_class, &comment_oid, &comment_sub],
+        )
+        .await
+        .map_err(Error::db("hashing the definitions of managed objects"))?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let kind: &str = r.get(0);
+        if let Some(kind) = CodeKind::parse(kind) {
+            out.insert((kind, r.get::<_, Oid>(1), r.get::<_, i32>(2)), r.get(3));
+        }
+    }
+    Ok(out)
+}
+
+/// Find recorded objects whose oid is gone (dump and restore, or dropped outside Strata) by their
+/// recorded identity. Returns identity → (oid, sub_id) for those found.
+pub(crate) async fn resolve_identities(
+    client: &Client,
+    lost: &[&StoredObject],
+) -> Result<HashMap<(CodeKind, String), (Oid, i32)>> {
+    let mut out = HashMap::new();
+    for s in lost {
+        let lit = |t: &str| escape_literal(t);
+        let sql = match s.kind {
+            // The identity carries argument names, which to_regprocedure() does not accept: compare it with the
+            // same expression that produced it.
+            CodeKind::Function | CodeKind::Procedure => format!(
+                "SELECT p.oid, 0 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                  WHERE {ROUTINE_IDENTITY} = {}",
+                lit(&s.identity)
+            ),
+            CodeKind::View => format!("SELECT to_regclass({})::oid, 0", lit(&s.identity)),
+            CodeKind::Trigger => match s.identity.split_once(" ON ") {
+                Some((name, table)) => format!(
+                    "SELECT t.oid, 0 FROM pg_catalog.pg_trigger t
+                      WHERE t.tgrelid = to_regclass({}) AND quote_ident(t.tgname) = {}",
+                    lit(table),
+                    lit(name)
+                ),
+                None => continue,
+            },
+            // A comment is found again through its object, when that is re-resolved.
+            CodeKind::Comment => continue,
+        };
+        let row = client
+            .query_opt(&sql, &[])
+            .await
+            .map_err(Error::db("resolving a managed object by its identity"))?;
+        if let Some(row) = row
+            && let Some(oid) = row.get::<_, Option<Oid>>(0)
+        {
+            out.insert((s.kind, s.identity.clone()), (oid, row.get(1)));
+        }
+    }
+    Ok(out)
+}
+
+/// A query listing the catalog objects a statement of managed code may create or replace:
+/// `(oid, sub_id, version, identity, schema)` rows. For comments: the commented object, with the
+/// comment's md5 as version.
+pub(crate) fn probe_sql(object: &CodeObject, schema: &str) -> String {
+    let lit = |t: &str| escape_literal(t);
+    let name_schema = object.name.schema.as_deref().unwrap_or(schema);
+    match object.kind {
+        CodeKind::Function | CodeKind::Procedure => format!(
+            "SELECT p.oid, 0, p.xmin::text, {ROUTINE_IDENTITY}, n.nspname
+               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = {} AND p.proname = {}",
+            lit(name_schema),
+            lit(&object.name.name)
+        ),
+        CodeKind::View => format!(
+            "SELECT c.oid, 0, c.xmin::text || ':' || coalesce(r.xmin::text, ''), {VIEW_IDENTITY}, n.nspname
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
+              WHERE n.nspname = {} AND c.relname = {} AND c.relkind = 'v'",
+            lit(name_schema),
+            lit(&object.name.name)
+        ),
+        CodeKind::Trigger => {
+            let table = object.table.clone().unwrap_or_else(|| object.name.clone());
+            format!(
+                "SELECT t.oid, 0, t.xmin::text, {TRIGGER_IDENTITY}, n.nspname
+                   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = {} AND c.relname = {} AND t.tgname = {} AND NOT t.tgisinternal",
+                lit(table.schema.as_deref().unwrap_or(schema)),
+                lit(&table.name),
+                lit(&object.name.name)
+            )
+        }
+        CodeKind::Comment => comment_probe_sql(object, schema),
+    }
+}
+
+fn comment_probe_sql(object: &CodeObject, schema: &str) -> String {
+    let lit = |t: &str| escape_literal(t);
+    let Some(c) = &object.comment else {
+        return "SELECT NULL::oid, 0, '', '', '' WHERE false".to_string();
+    };
+    let description = |class: &str, oid: &str, sub: &str| {
+        format!(
+            "md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
+                            WHERE d.classoid = '{class}'::regclass AND d.objoid = {oid} AND d.objsubid = {sub}), ''))"
+        )
+    };
+    match c.target {
+        CommentTarget::Function | CommentTarget::Procedure => format!(
+            "SELECT p.oid, 0, {}, {} || {ROUTINE_IDENTITY}, n.nspname
+               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+              WHERE p.oid = to_regprocedure({})",
+            description("pg_proc", "p.oid", "0"),
+            lit(&format!("{} ", c.target.keyword().to_lowercase())),
+            lit(&c.object_text)
+        ),
+        CommentTarget::View => format!(
+            "SELECT c.oid, 0, {}, 'view ' || {VIEW_IDENTITY}, n.nspname
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = to_regclass({})",
+            description("pg_class", "c.oid", "0"),
+            lit(&c.object_text)
+        ),
+        CommentTarget::Column => {
+            let view = object.name.or_schema(schema);
+            format!(
+                "SELECT c.oid, a.attnum::int4, {}, 'column ' || {VIEW_IDENTITY} || '.' || quote_ident(a.attname),
+                        n.nspname
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+                  WHERE n.nspname = {} AND c.relname = {} AND a.attname = {}",
+                description("pg_class", "c.oid", "a.attnum"),
+                lit(view.schema.as_deref().unwrap_or(schema)),
+                lit(&view.name),
+                lit(c.column.as_deref().unwrap_or_default())
+            )
+        }
+        CommentTarget::Trigger => {
+            let table = object
+                .table
+                .clone()
+                .unwrap_or_else(|| object.name.clone())
+                .or_schema(schema);
+            format!(
+                "SELECT t.oid, 0, {}, 'trigger ' || {TRIGGER_IDENTITY}, n.nspname
+                   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = {} AND c.relname = {} AND t.tgname = {}",
+                description("pg_trigger", "t.oid", "0"),
+                lit(table.schema.as_deref().unwrap_or(schema)),
+                lit(&table.name),
+                lit(&object.name.name)
+            )
+        }
+    }
+}
+
+/// Parse the rows of a probe (text format, from a simple query).
+pub(crate) fn probe_rows(rows: &[tokio_postgres::SimpleQueryRow]) -> Vec<CatalogObject> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(CatalogObject {
+                oid: r.get(0)?.parse().ok()?,
+                sub_id: r.get(1)?.parse().ok()?,
+                version: r.get(2)?.to_string(),
+                identity: r.get(3)?.to_string(),
+                schema: r.get(4)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// An object that depends on something being dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Dependent {
+    /// The catalog holding the droppable object (`pg_proc`, `pg_class`, `pg_trigger`, …).
+    pub class: String,
+    pub oid: Oid,
+    /// For `pg_class`: its relkind; for `pg_proc`: its prokind.
+    pub subkind: String,
+    /// `pg_describe_object` of the dependent entry (e.g. `default value for column x of table t`).
+    pub what: String,
+    /// What it depends on (class, oid) — one of the objects asked about, or a view's row type.
+    pub on: (String, Oid),
+}
+
+/// Direct dependents (normal and automatic dependencies) of `targets` (class, oid), each mapped to
+/// the object that would have to be dropped: a view for its rewrite rule, a table for a column
+/// default, a check constraint or a policy.
+pub(crate) async fn dependents(
+    client: &Client,
+    targets: &[(String, Oid)],
+) -> Result<Vec<Dependent>> {
+    let classes: Vec<&str> = targets.iter().map(|t| t.0.as_str()).collect();
+    let oids: Vec<Oid> = targets.iter().map(|t| t.1).collect();
+    let rows = client
+        .query(
+            "WITH refs AS (
+                 SELECT s.cls::regclass AS cls, s.oid FROM unnest($1::text[], $2::oid[]) AS s(cls, oid)
+               UNION
+                 -- dependents of a view's row type (functions returning it) come with the view
+                 SELECT 'pg_type'::regclass, c.reltype FROM unnest($1::text[], $2::oid[]) AS s(cls, oid)
+                   JOIN pg_catalog.pg_class c ON c.oid = s.oid WHERE s.cls = 'pg_class' AND c.reltype <> 0
+             ), deps AS (
+                 SELECT d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid
+                   FROM pg_catalog.pg_depend d JOIN refs ON d.refclassid = refs.cls AND d.refobjid = refs.oid
+                  WHERE d.deptype IN ('n', 'a')
+             ), owned AS (
+                 SELECT deps.*,
+                        CASE deps.classid
+                          WHEN 'pg_rewrite'::regclass THEN 'pg_class'
+                          WHEN 'pg_attrdef'::regclass THEN 'pg_class'
+                          WHEN 'pg_policy'::regclass THEN 'pg_class'
+                          WHEN 'pg_constraint'::regclass THEN
+                            CASE WHEN con.conrelid <> 0 THEN 'pg_class' ELSE 'pg_type' END
+                          ELSE deps.classid::regclass::text
+                        END AS owner_class,
+                        CASE deps.classid
+                          WHEN 'pg_rewrite'::regclass THEN rw.ev_class
+                          WHEN 'pg_attrdef'::regclass THEN ad.adrelid
+                          WHEN 'pg_policy'::regclass THEN pol.polrelid
+                          WHEN 'pg_constraint'::regclass THEN
+                            CASE WHEN con.conrelid <> 0 THEN con.conrelid ELSE con.contypid END
+                          ELSE deps.objid
+                        END AS owner_oid
+                   FROM deps
+                   LEFT JOIN pg_catalog.pg_rewrite rw ON deps.classid = 'pg_rewrite'::regclass AND rw.oid = deps.objid
+                   LEFT JOIN pg_catalog.pg_attrdef ad ON deps.classid = 'pg_attrdef'::regclass AND ad.oid = deps.objid
+                   LEFT JOIN pg_catalog.pg_policy pol ON deps.classid = 'pg_policy'::regclass AND pol.oid = deps.objid
+                   LEFT JOIN pg_catalog.pg_constraint con
+                          ON deps.classid = 'pg_constraint'::regclass AND con.oid = deps.objid
+             )
+             SELECT DISTINCT o.owner_class, o.owner_oid,
+                    coalesce(CASE o.owner_class
+                               WHEN 'pg_class' THEN (SELECT c.relkind::text FROM pg_catalog.pg_class c
+                                                      WHERE c.oid = o.owner_oid)
+                               WHEN 'pg_proc' THEN (SELECT p.prokind::text FROM pg_catalog.pg_proc p
+                                                     WHERE p.oid = o.owner_oid)
+                             END, ''),
+                    pg_catalog.pg_describe_object(o.classid, o.objid, o.objsubid),
+                    CASE WHEN o.refclassid = 'pg_type'::regclass
+                         THEN 'pg_class' ELSE o.refclassid::regclass::text END,
+                    CASE WHEN o.refclassid = 'pg_type'::regclass
+                         THEN (SELECT t.typrelid FROM pg_catalog.pg_type t WHERE t.oid = o.refobjid)
+                         ELSE o.refobjid END
+               FROM owned o
+              -- a view's own row type and its rule depend on the view itself: not dependents
+              WHERE NOT (o.owner_class = 'pg_class' AND (o.owner_class, o.owner_oid) IN
+                         (SELECT s.cls, s.oid FROM unnest($1::text[], $2::oid[]) AS s(cls, oid)))",
+            &[&classes, &oids],
+        )
+        .await
+        .map_err(Error::db("reading pg_depend"))?;
+    Ok(rows
+        .iter()
+        .map(|r| Dependent {
+            class: r.get(0),
+            oid: r.get(1),
+            subkind: r.get(2),
+            what: r.get(3),
+            on: (r.get(4), r.get(5)),
+        })
+        .collect())
+}
+
+/// SQL dropping a catalog object, built from the catalog (`regprocedure` output and friends).
+pub(crate) async fn drop_sql(client: &Client, class: &str, oid: Oid) -> Result<Option<String>> {
+    let sql = match class {
+        "pg_proc" => {
+            "SELECT CASE p.prokind WHEN 'p' THEN 'DROP PROCEDURE ' ELSE 'DROP FUNCTION ' END
+                    || p.oid::regprocedure::text
+               FROM pg_catalog.pg_proc p WHERE p.oid = $1 AND p.prokind IN ('f', 'p')"
+        }
+        "pg_class" => {
+            "SELECT 'DROP VIEW ' || c.oid::regclass::text FROM pg_catalog.pg_class c
+              WHERE c.oid = $1 AND c.relkind = 'v'"
+        }
+        "pg_trigger" => {
+            "SELECT 'DROP TRIGGER ' || quote_ident(t.tgname) || ' ON ' || t.tgrelid::regclass::text
+               FROM pg_catalog.pg_trigger t WHERE t.oid = $1"
+        }
+        _ => return Ok(None),
+    };
+    let row = client
+        .query_opt(sql, &[&oid])
+        .await
+        .map_err(Error::db("building a DROP statement from the catalog"))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The kind of managed object a catalog entry would be, when it can be one.
+pub(crate) fn managed_kind(class: &str, subkind: &str) -> Option<CodeKind> {
+    match (class, subkind) {
+        ("pg_proc", "f") => Some(CodeKind::Function),
+        ("pg_proc", "p") => Some(CodeKind::Procedure),
+        ("pg_class", "v") => Some(CodeKind::View),
+        ("pg_trigger", _) => Some(CodeKind::Trigger),
+        _ => None,
+    }
+}
+
+/// Which of `names` (kind, schema, name) exist in the catalog. Kinds: `function` (any routine of
+/// that name), `relation`, `type`, `any` (relation or routine).
+pub(crate) async fn existing(
+    client: &Client,
+    names: &[(&str, String, String)],
+) -> Result<HashSet<(String, String, String)>> {
+    let kinds: Vec<&str> = names.iter().map(|n| n.0).collect();
+    let schemas: Vec<&str> = names.iter().map(|n| n.1.as_str()).collect();
+    let objects: Vec<&str> = names.iter().map(|n| n.2.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT s.kind, s.schema, s.name FROM unnest($1::text[], $2::text[], $3::text[]) AS s(kind, schema, name)
+              WHERE (s.kind IN ('function', 'any') AND EXISTS (
+                        SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                         WHERE n.nspname = s.schema AND p.proname = s.name))
+                 OR (s.kind IN ('relation', 'type', 'any') AND EXISTS (
+                        SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = s.schema AND c.relname = s.name))
+                 OR (s.kind = 'type' AND EXISTS (
+                        SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+                         WHERE n.nspname = s.schema AND t.typname = s.name))",
+            &[&kinds, &schemas, &objects],
+        )
+        .await
+        .map_err(Error::db("looking up referenced objects"))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}

@@ -1,0 +1,1143 @@
+//! Managed-code statements: what a `CREATE FUNCTION | PROCEDURE | VIEW | TRIGGER` or a `COMMENT ON`
+//! one of those declares, which names it refers to, and what it must not do.
+//!
+//! [`parse_object`] reads one statement (as cut by [`split`](crate::split)) and returns an
+//! [`ObjectStatement`]: the [`Declaration`] (kind and name, as PostgreSQL will resolve it: unquoted
+//! parts folded to lower case), the [`Reference`]s found in it (relations, called functions and
+//! types, from the statement itself, from `LANGUAGE sql` bodies and, best effort, from PL/pgSQL
+//! bodies), and the [`Hazard`]s (transaction control, role changes, `SECURITY DEFINER`).
+//!
+//! Nothing here decides *identity*: an overloaded function is only known by name. Identities
+//! come from the catalog once the object exists.
+//!
+//! ```
+//! use pgstrata_sql::objects::{parse_object, Declaration, ObjectKind, ReferenceKind};
+//!
+//! let sql = "CREATE VIEW app.rich AS SELECT * FROM app.accounts WHERE app.balance(id) > 100;";
+//! let object = parse_object(sql).unwrap();
+//! let Declaration::Create(create) = &object.declaration else { panic!() };
+//! assert_eq!(create.kind, ObjectKind::View);
+//! assert_eq!(create.name.to_string(), "app.rich");
+//! let refs: Vec<String> = object.references.iter().map(|r| format!("{:?} {}", r.kind, r.name)).collect();
+//! assert_eq!(refs, ["Relation app.accounts", "Function app.balance"]);
+//! assert!(object.references.iter().all(|r| r.checked));
+//! ```
+
+use std::fmt;
+use std::ops::Range;
+
+use squawk_lexer::TokenKind;
+use squawk_syntax::ast::{self, AstNode};
+use squawk_syntax::{SourceFile, SyntaxKind, SyntaxNode};
+
+use crate::lex::{self, Tok};
+
+/// A possibly schema-qualified name, normalised as PostgreSQL does: unquoted parts folded to
+/// lower case, quoted parts taken literally (without their quotes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QualifiedName {
+    /// The schema, when the name was qualified.
+    pub schema: Option<String>,
+    /// The object's own name.
+    pub name: String,
+}
+
+impl QualifiedName {
+    /// A name from its parts.
+    pub fn new(schema: Option<&str>, name: &str) -> QualifiedName {
+        QualifiedName {
+            schema: schema.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+
+    /// The name with `schema` filled in when it was unqualified.
+    pub fn or_schema(&self, schema: &str) -> QualifiedName {
+        QualifiedName {
+            schema: Some(self.schema.clone().unwrap_or_else(|| schema.to_string())),
+            name: self.name.clone(),
+        }
+    }
+
+    fn from_parts(mut parts: Vec<String>) -> Option<QualifiedName> {
+        let name = parts.pop()?;
+        let schema = parts.pop();
+        // `catalog.schema.name` is accepted by PostgreSQL (for the current database only).
+        if parts.len() > 1 || name.is_empty() {
+            return None;
+        }
+        Some(QualifiedName { schema, name })
+    }
+}
+
+impl fmt::Display for QualifiedName {
+    /// `schema.name`, each part double-quoted only when PostgreSQL would need it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.schema {
+            write!(f, "{}.", display_ident(s))?;
+        }
+        write!(f, "{}", display_ident(&self.name))
+    }
+}
+
+/// An identifier as a person would type it: bare when it is lower-case letters, digits and `_`,
+/// double-quoted otherwise. For messages; SQL sent to the server always quotes.
+pub fn display_ident(ident: &str) -> String {
+    let plain = ident
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && ident
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        ident.to_string()
+    } else {
+        format!("\"{}\"", ident.replace('"', "\"\""))
+    }
+}
+
+/// The kinds of object managed code may create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    /// `CREATE FUNCTION`
+    Function,
+    /// `CREATE PROCEDURE`
+    Procedure,
+    /// `CREATE VIEW`
+    View,
+    /// `CREATE TRIGGER`
+    Trigger,
+}
+
+impl ObjectKind {
+    /// Lower-case SQL keyword: `function`, `procedure`, `view`, `trigger`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Function => "function",
+            ObjectKind::Procedure => "procedure",
+            ObjectKind::View => "view",
+            ObjectKind::Trigger => "trigger",
+        }
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a managed-code statement declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Declaration {
+    /// `CREATE [OR REPLACE] FUNCTION | PROCEDURE | VIEW | TRIGGER`.
+    Create(Create),
+    /// `COMMENT ON FUNCTION | PROCEDURE | VIEW | TRIGGER | COLUMN`.
+    Comment(Comment),
+}
+
+/// A `CREATE` statement of managed code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Create {
+    /// What it creates.
+    pub kind: ObjectKind,
+    /// The object's name. For a trigger: its name, never schema-qualified (a trigger belongs to
+    /// its table).
+    pub name: QualifiedName,
+    /// A trigger's table (or view).
+    pub table: Option<QualifiedName>,
+    /// `OR REPLACE` was written.
+    pub or_replace: bool,
+    /// Byte offset just after the `CREATE` keyword: where ` OR REPLACE` goes when it is missing.
+    pub create_end: usize,
+    /// A routine's language (lower case), when given; `sql` for `BEGIN ATOMIC` and `RETURN` bodies.
+    pub language: Option<String>,
+}
+
+/// A `COMMENT ON` statement of managed code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// What kind of object it comments on.
+    pub target: CommentTarget,
+    /// The commented object's name: the routine or view (for a column: the view; for a trigger:
+    /// the trigger's name).
+    pub name: QualifiedName,
+    /// A trigger's table.
+    pub table: Option<QualifiedName>,
+    /// A column's name.
+    pub column: Option<String>,
+    /// Byte range of the object reference as written (`app.f(int, text)`, `trg ON app.t`), for
+    /// resolving it with the catalog.
+    pub object_range: Range<usize>,
+    /// `IS NULL` (removes the comment).
+    pub is_null: bool,
+}
+
+/// What a managed `COMMENT ON` may target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CommentTarget {
+    /// `COMMENT ON FUNCTION name(args)`
+    Function,
+    /// `COMMENT ON PROCEDURE name(args)`
+    Procedure,
+    /// `COMMENT ON VIEW name`
+    View,
+    /// `COMMENT ON TRIGGER name ON table`
+    Trigger,
+    /// `COMMENT ON COLUMN view.column`
+    Column,
+}
+
+impl CommentTarget {
+    /// The kind of object a comment of this target attaches to.
+    pub fn object_kind(self) -> ObjectKind {
+        match self {
+            CommentTarget::Function => ObjectKind::Function,
+            CommentTarget::Procedure => ObjectKind::Procedure,
+            CommentTarget::View | CommentTarget::Column => ObjectKind::View,
+            CommentTarget::Trigger => ObjectKind::Trigger,
+        }
+    }
+
+    /// Upper-case SQL words: `FUNCTION`, `COLUMN`, …
+    pub fn keyword(self) -> &'static str {
+        match self {
+            CommentTarget::Function => "FUNCTION",
+            CommentTarget::Procedure => "PROCEDURE",
+            CommentTarget::View => "VIEW",
+            CommentTarget::Trigger => "TRIGGER",
+            CommentTarget::Column => "COLUMN",
+        }
+    }
+}
+
+/// What a referenced name is used as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReferenceKind {
+    /// In `FROM`, `JOIN`, `INSERT INTO`, `ON table`, …
+    Relation,
+    /// Called: `name(…)`, `EXECUTE FUNCTION name()`.
+    Function,
+    /// Used as a type (a view's row type can be one).
+    Type,
+    /// Seen in text the parser could not structure (a PL/pgSQL statement it does not know):
+    /// a relation or a function.
+    Any,
+}
+
+/// A name a statement refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// How the name is used.
+    pub kind: ReferenceKind,
+    /// The name as written, normalised.
+    pub name: QualifiedName,
+    /// Byte range in the statement.
+    pub range: Range<usize>,
+    /// PostgreSQL resolves this reference when the statement runs (view queries, `LANGUAGE sql`
+    /// bodies, trigger functions, parameter defaults), so what it names must exist first. False
+    /// for PL/pgSQL bodies, which are resolved only when called.
+    pub checked: bool,
+}
+
+/// Something managed code must not do (unless the package opts in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HazardKind {
+    /// `COMMIT`, `ROLLBACK`, `SAVEPOINT`, … inside a routine body.
+    TransactionControl,
+    /// `SET ROLE`, `RESET ROLE`, `SET SESSION AUTHORIZATION`, `set_config('role', …)`, or a
+    /// routine option `SET role = …`.
+    RoleChange,
+    /// `SECURITY DEFINER`.
+    SecurityDefiner,
+}
+
+/// A hazard found in a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hazard {
+    /// What kind.
+    pub kind: HazardKind,
+    /// Byte range in the statement.
+    pub range: Range<usize>,
+}
+
+/// A parsed managed-code statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectStatement {
+    /// What it declares.
+    pub declaration: Declaration,
+    /// Names it refers to, in textual order (duplicates kept: each has its own range).
+    pub references: Vec<Reference>,
+    /// Things it must not do.
+    pub hazards: Vec<Hazard>,
+}
+
+/// Why a statement is not managed code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct NotAnObject {
+    /// What is wrong, e.g. ``CREATE TABLE is not managed code``.
+    pub message: String,
+}
+
+fn not_object(message: impl Into<String>) -> NotAnObject {
+    NotAnObject {
+        message: message.into(),
+    }
+}
+
+/// Parse one statement of managed code.
+///
+/// Accepts `CREATE [OR REPLACE] FUNCTION | PROCEDURE | VIEW | TRIGGER` and `COMMENT ON` a
+/// function, procedure, view, trigger or view column. Anything else (including temporary or
+/// materialized views) is a [`NotAnObject`] error whose message names the statement kind.
+/// Syntax errors do not fail the parse: PostgreSQL has the last word, and whatever could be read
+/// is returned.
+///
+/// ```
+/// use pgstrata_sql::objects::{parse_object, Declaration, HazardKind};
+/// let sql = "CREATE FUNCTION app.f() RETURNS int LANGUAGE plpgsql SECURITY DEFINER
+///   AS $$ BEGIN PERFORM app.g(); RETURN 1; END $$;";
+/// let object = parse_object(sql).unwrap();
+/// let Declaration::Create(create) = &object.declaration else { panic!() };
+/// assert!(!create.or_replace);
+/// assert_eq!(&sql[..create.create_end], "CREATE");
+/// assert_eq!(object.hazards[0].kind, HazardKind::SecurityDefiner);
+/// // PL/pgSQL references are only resolved when the function runs:
+/// let g = object.references.iter().find(|r| r.name.name == "g").unwrap();
+/// assert!(!g.checked);
+/// assert!(parse_object("CREATE TABLE t (id int)").is_err());
+/// ```
+pub fn parse_object(text: &str) -> Result<ObjectStatement, NotAnObject> {
+    let parse = SourceFile::parse(text);
+    let Some(stmt) = parse.tree().stmts().next() else {
+        return Err(not_object("empty statement"));
+    };
+    let mut out = Collector::default();
+    let declaration = match &stmt {
+        ast::Stmt::CreateFunction(f) => {
+            let name = f
+                .name()
+                .and_then(|n| n.path())
+                .and_then(|p| name_of(p.syntax()))
+                .ok_or_else(|| not_object("CREATE FUNCTION without a name"))?;
+            let language = routine(
+                &mut out,
+                f.syntax(),
+                f.option_list(),
+                f.body().is_some(),
+                f.sql_body(),
+                f.plpgsql(),
+            );
+            Declaration::Create(Create {
+                kind: ObjectKind::Function,
+                name,
+                table: None,
+                or_replace: f.or_replace().is_some(),
+                create_end: token_end(f.create_token()),
+                language,
+            })
+        }
+        ast::Stmt::CreateProcedure(p) => {
+            let name = p
+                .name()
+                .and_then(|n| n.path())
+                .and_then(|p| name_of(p.syntax()))
+                .ok_or_else(|| not_object("CREATE PROCEDURE without a name"))?;
+            let language = routine(
+                &mut out,
+                p.syntax(),
+                p.option_list(),
+                p.body().is_some(),
+                p.sql_body(),
+                p.plpgsql(),
+            );
+            Declaration::Create(Create {
+                kind: ObjectKind::Procedure,
+                name,
+                table: None,
+                or_replace: p.or_replace().is_some(),
+                create_end: token_end(p.create_token()),
+                language,
+            })
+        }
+        ast::Stmt::CreateView(v) => {
+            if v.persistence().is_some() {
+                return Err(not_object(
+                    "CREATE TEMPORARY VIEW is not managed code (it would vanish with the session)",
+                ));
+            }
+            let name = v
+                .view()
+                .and_then(|n| n.path())
+                .and_then(|p| name_of(p.syntax()))
+                .ok_or_else(|| not_object("CREATE VIEW without a name"))?;
+            out.walk(v.syntax(), &|r| r, true);
+            Declaration::Create(Create {
+                kind: ObjectKind::View,
+                name,
+                table: None,
+                or_replace: v.or_replace().is_some(),
+                create_end: token_end(v.create_token()),
+                language: None,
+            })
+        }
+        ast::Stmt::CreateTrigger(t) => {
+            let trigger = t
+                .trigger()
+                .map(|n| ast::normalize_name_node(n.syntax()))
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| not_object("CREATE TRIGGER without a name"))?;
+            let table = t
+                .on_relation()
+                .and_then(|r| r.relation_name_ref())
+                .and_then(|r| name_of(r.syntax()))
+                .ok_or_else(|| not_object("CREATE TRIGGER without ON table"))?;
+            out.walk(t.syntax(), &|r| r, true);
+            Declaration::Create(Create {
+                kind: ObjectKind::Trigger,
+                name: QualifiedName::new(None, &trigger),
+                table: Some(table),
+                or_replace: t.or_replace().is_some(),
+                create_end: token_end(t.create_token()),
+                language: None,
+            })
+        }
+        ast::Stmt::CommentOn(c) => {
+            let comment = comment(c)?;
+            out.references.push(Reference {
+                kind: match comment.target {
+                    CommentTarget::Function | CommentTarget::Procedure => ReferenceKind::Function,
+                    _ => ReferenceKind::Relation,
+                },
+                name: comment.name.clone(),
+                range: comment.object_range.clone(),
+                checked: true,
+            });
+            Declaration::Comment(comment)
+        }
+        _ => {
+            let kind = crate::split::classify(text, &lex::significant(text));
+            return Err(not_object(format!(
+                "{} is not managed code",
+                statement_label(&kind)
+            )));
+        }
+    };
+    if matches!(
+        stmt,
+        ast::Stmt::CreateFunction(_) | ast::Stmt::CreateProcedure(_)
+    ) {
+        scan_routine_hazards(text, &mut out.hazards);
+    }
+    out.hazards.sort_by_key(|h| h.range.start);
+    out.references.sort_by_key(|r| r.range.start);
+    Ok(ObjectStatement {
+        declaration,
+        references: out.references,
+        hazards: out.hazards,
+    })
+}
+
+fn statement_label(kind: &crate::StatementKind) -> String {
+    use crate::StatementKind as K;
+    match kind {
+        K::CreateMaterializedView => "CREATE MATERIALIZED VIEW".into(),
+        K::CreateTable => "CREATE TABLE".into(),
+        K::AlterTable => "ALTER TABLE".into(),
+        K::CreateIndex { .. } => "CREATE INDEX".into(),
+        K::Select => "SELECT".into(),
+        K::Insert => "INSERT".into(),
+        K::Update => "UPDATE".into(),
+        K::Delete => "DELETE".into(),
+        K::Do => "DO".into(),
+        K::Set => "SET".into(),
+        K::Begin | K::Commit | K::Rollback => "transaction control".into(),
+        K::Other(tag) => tag.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn token_end(token: Option<squawk_syntax::SyntaxToken>) -> usize {
+    token.map_or(0, |t| usize::from(t.text_range().end()))
+}
+
+/// Names, references and hazards of a function or procedure; returns its language.
+fn routine(
+    out: &mut Collector,
+    node: &SyntaxNode,
+    options: Option<ast::FuncOptionList>,
+    atomic_body: bool,
+    sql_body: Option<squawk_syntax::sql_body::SqlBody>,
+    plpgsql: Option<squawk_syntax::plpgsql::Plpgsql>,
+) -> Option<String> {
+    // The statement itself: parameter defaults, types, BEGIN ATOMIC / RETURN bodies.
+    out.walk(node, &|r| r, true);
+    let mut language = atomic_body.then(|| "sql".to_string());
+    if let Some(options) = options {
+        for option in options.options() {
+            match option {
+                ast::FuncOption::LanguageFuncOption(l) => {
+                    language = l.language_name().map(|n| n.name.to_ascii_lowercase());
+                }
+                ast::FuncOption::SecurityDefinerFuncOption(s) => out.hazards.push(Hazard {
+                    kind: HazardKind::SecurityDefiner,
+                    range: range_of(s.syntax()),
+                }),
+                ast::FuncOption::SetFuncOption(s) => {
+                    let param = s
+                        .syntax()
+                        .descendants()
+                        .find(|n| n.kind() == SyntaxKind::CONFIG_PARAMETER_REF)
+                        .map(|n| n.text().to_string().to_ascii_lowercase());
+                    if matches!(param.as_deref(), Some("role" | "session_authorization")) {
+                        out.hazards.push(Hazard {
+                            kind: HazardKind::RoleChange,
+                            range: range_of(s.syntax()),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // Body trees are in the coordinates of the body's decoded text; map them back.
+    if let Some(body) = sql_body {
+        let to_source = BodyMap::new(node);
+        out.walk(&body.syntax(), &|r| to_source.map(r), true);
+    }
+    if let Some(body) = plpgsql {
+        let to_source = BodyMap::new(node);
+        out.walk(&body.syntax(), &|r| to_source.map(r), false);
+    }
+    language
+}
+
+/// Maps offsets in a routine body's decoded text (quotes undoubled) to offsets in the statement.
+struct BodyMap {
+    /// Statement offset of the body's first character.
+    start: usize,
+    /// Decoded offsets just after each doubled quote of a `'…'` body: each one shifts the rest
+    /// by a byte.
+    doubled: Vec<usize>,
+}
+
+impl BodyMap {
+    fn new(statement: &SyntaxNode) -> BodyMap {
+        let text = statement.text().to_string();
+        let base = usize::from(statement.text_range().start());
+        let Some(body) = crate::routine_body_range(&text) else {
+            return BodyMap {
+                start: base,
+                doubled: Vec::new(),
+            };
+        };
+        let quoted = text[..body.start].ends_with('\'');
+        let mut doubled = Vec::new();
+        if quoted {
+            let raw = &text[body.clone()];
+            let mut decoded = 0;
+            let mut i = 0;
+            while i < raw.len() {
+                if raw[i..].starts_with("''") {
+                    decoded += 1;
+                    doubled.push(decoded);
+                    i += 2;
+                } else {
+                    let len = raw[i..].chars().next().map_or(1, char::len_utf8);
+                    decoded += len;
+                    i += len;
+                }
+            }
+        }
+        BodyMap {
+            start: base + body.start,
+            doubled,
+        }
+    }
+
+    fn offset(&self, decoded: usize) -> usize {
+        self.start + decoded + self.doubled.partition_point(|&d| d <= decoded)
+    }
+
+    fn map(&self, r: Range<usize>) -> Range<usize> {
+        self.offset(r.start)..self.offset(r.end)
+    }
+}
+
+fn comment(c: &ast::CommentOn) -> Result<Comment, NotAnObject> {
+    let object = c
+        .comment_object()
+        .ok_or_else(|| not_object("COMMENT ON without an object"))?;
+    let is_null = c.null_token().is_some();
+    let node = object.syntax().clone();
+    // The object reference without its leading keyword(s).
+    let (target, name_node, table, column) = match &object {
+        ast::CommentObject::ObjectFunction(f) => {
+            let sig = f
+                .function_sig()
+                .ok_or_else(|| not_object("COMMENT ON FUNCTION without a function"))?;
+            let name = sig.function_name_ref().map(|n| n.syntax().clone());
+            (CommentTarget::Function, name, None, None)
+        }
+        ast::CommentObject::ObjectProcedure(p) => {
+            let sig = p
+                .procedure_sig()
+                .ok_or_else(|| not_object("COMMENT ON PROCEDURE without a procedure"))?;
+            let name = sig
+                .syntax()
+                .children()
+                .find(|n| n.kind() == SyntaxKind::PROCEDURE_NAME_REF)
+                .or_else(|| sig.syntax().first_child());
+            (CommentTarget::Procedure, name, None, None)
+        }
+        ast::CommentObject::ObjectView(v) => (
+            CommentTarget::View,
+            v.view_ref().map(|r| r.syntax().clone()),
+            None,
+            None,
+        ),
+        ast::CommentObject::ObjectTrigger(t) => {
+            let table = t.relation_name_ref().and_then(|r| name_of(r.syntax()));
+            (
+                CommentTarget::Trigger,
+                t.trigger_ref().map(|r| r.syntax().clone()),
+                table,
+                None,
+            )
+        }
+        ast::CommentObject::ObjectColumn(col) => {
+            let mut parts = col.name().map(|n| parts_of(n.syntax())).unwrap_or_default();
+            let column = parts.pop();
+            if parts.is_empty() {
+                return Err(not_object("COMMENT ON COLUMN needs view.column"));
+            }
+            let view = QualifiedName::from_parts(parts)
+                .ok_or_else(|| not_object("COMMENT ON COLUMN with an invalid name"))?;
+            let range = col.name().map_or(0..0, |n| range_of(n.syntax()));
+            return Ok(Comment {
+                target: CommentTarget::Column,
+                name: view,
+                table: None,
+                column,
+                object_range: range,
+                is_null,
+            });
+        }
+        other => {
+            let words: String = other
+                .syntax()
+                .children_with_tokens()
+                .filter_map(|e| e.into_token())
+                .filter(|t| !t.kind().is_trivia())
+                .map(|t| t.text().to_ascii_uppercase())
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(not_object(format!(
+                "COMMENT ON {words} is not managed code (comments on functions, procedures, views, \
+                 triggers and view columns are)"
+            )));
+        }
+    };
+    let name_node = name_node.ok_or_else(|| not_object("COMMENT ON without a name"))?;
+    let name = if target == CommentTarget::Trigger {
+        QualifiedName::new(None, &ast::normalize_name_node(&name_node))
+    } else {
+        name_of(&name_node).ok_or_else(|| not_object("COMMENT ON with an invalid name"))?
+    };
+    // Skip the leading keyword (FUNCTION, VIEW, …) in the object range.
+    let start = usize::from(name_node.text_range().start());
+    let end = usize::from(node.text_range().end());
+    Ok(Comment {
+        target,
+        name,
+        table,
+        column,
+        object_range: start..end,
+        is_null,
+    })
+}
+
+fn range_of(node: &SyntaxNode) -> Range<usize> {
+    let r = node.text_range();
+    usize::from(r.start())..usize::from(r.end())
+}
+
+/// Identifier parts of a name node (PATH, PATH_REF, NAME_REF chains, …), normalised.
+fn parts_of(node: &SyntaxNode) -> Vec<String> {
+    let segments = |n: &SyntaxNode| {
+        matches!(
+            n.kind(),
+            SyntaxKind::PATH_SEGMENT | SyntaxKind::PATH_SEGMENT_REF | SyntaxKind::NAME_REF
+        )
+    };
+    if segments(node) {
+        return vec![ast::normalize_name_node(node)];
+    }
+    node.descendants()
+        .filter(segments)
+        .map(|n| ast::normalize_name_node(&n))
+        .collect()
+}
+
+fn name_of(node: &SyntaxNode) -> Option<QualifiedName> {
+    QualifiedName::from_parts(parts_of(node))
+}
+
+/// The name called by a `CALL_EXPR`, when it is a plain (possibly qualified) name.
+fn called_name(call: &SyntaxNode) -> Option<(QualifiedName, Range<usize>)> {
+    let callee = call.first_child()?;
+    match callee.kind() {
+        SyntaxKind::NAME_REF => {}
+        SyntaxKind::FIELD_EXPR => {
+            let only_names = callee
+                .descendants()
+                .skip(1)
+                .all(|n| matches!(n.kind(), SyntaxKind::NAME_REF | SyntaxKind::FIELD_EXPR));
+            if !only_names {
+                return None;
+            }
+        }
+        _ => return None,
+    }
+    Some((name_of(&callee)?, range_of(&callee)))
+}
+
+#[derive(Default)]
+struct Collector {
+    references: Vec<Reference>,
+    hazards: Vec<Hazard>,
+}
+
+impl Collector {
+    /// Collect references below `root`; `map` turns ranges of `root`'s text into statement ranges.
+    fn walk(
+        &mut self,
+        root: &SyntaxNode,
+        map: &dyn Fn(Range<usize>) -> Range<usize>,
+        checked: bool,
+    ) {
+        let ctes: Vec<String> = root
+            .descendants()
+            .filter(|n| n.kind() == SyntaxKind::WITH_TABLE)
+            .filter_map(|n| n.children().find(|c| c.kind() == SyntaxKind::CTE_NAME))
+            .map(|n| ast::normalize_name_node(&n))
+            .collect();
+        for node in root.descendants() {
+            let found = match node.kind() {
+                SyntaxKind::RELATION_NAME_REF => name_of(&node)
+                    .filter(|n| n.schema.is_some() || !ctes.contains(&n.name))
+                    .map(|n| (ReferenceKind::Relation, n, range_of(&node))),
+                SyntaxKind::CALL_EXPR => {
+                    called_name(&node).map(|(n, r)| (ReferenceKind::Function, n, r))
+                }
+                SyntaxKind::PATH_TYPE => node
+                    .children()
+                    .find(|c| c.kind() == SyntaxKind::PATH_REF)
+                    .and_then(|p| name_of(&p).map(|n| (ReferenceKind::Type, n, range_of(&p)))),
+                SyntaxKind::ERROR => {
+                    self.scan_error_node(&node, map, checked);
+                    None
+                }
+                _ => None,
+            };
+            if let Some((kind, name, range)) = found {
+                self.references.push(Reference {
+                    kind,
+                    name,
+                    range: map(range),
+                    checked,
+                });
+            }
+        }
+    }
+
+    /// Text the parser could not structure (e.g. `SELECT … INTO` in PL/pgSQL with squawk 2.68):
+    /// every dotted name in it is a possible reference.
+    fn scan_error_node(
+        &mut self,
+        node: &SyntaxNode,
+        map: &dyn Fn(Range<usize>) -> Range<usize>,
+        checked: bool,
+    ) {
+        let tokens: Vec<_> = node
+            .descendants_with_tokens()
+            .filter_map(|e| e.into_token())
+            .filter(|t| !t.kind().is_trivia())
+            .collect();
+        let mut i = 0;
+        while i < tokens.len() {
+            let is_name = |k: SyntaxKind| k == SyntaxKind::IDENT;
+            if is_name(tokens[i].kind())
+                && tokens.get(i + 1).map(|t| t.kind()) == Some(SyntaxKind::DOT)
+                && tokens.get(i + 2).is_some_and(|t| is_name(t.kind()))
+            {
+                let norm = |t: &squawk_syntax::SyntaxToken| normalize_token(t.text());
+                let start = usize::from(tokens[i].text_range().start());
+                let end = usize::from(tokens[i + 2].text_range().end());
+                self.references.push(Reference {
+                    kind: ReferenceKind::Any,
+                    name: QualifiedName {
+                        schema: Some(norm(&tokens[i])),
+                        name: norm(&tokens[i + 2]),
+                    },
+                    range: map(start..end),
+                    checked,
+                });
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// An identifier token's text as PostgreSQL reads it.
+fn normalize_token(text: &str) -> String {
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => text.to_lowercase(),
+    }
+}
+
+/// Transaction control and role changes in a routine: as statements of its body, in its
+/// options (`SET role = …`), and inside strings run with `EXECUTE`.
+fn scan_routine_hazards(text: &str, out: &mut Vec<Hazard>) {
+    let tokens = lex::significant(text);
+    scan_statement_starts(text, &tokens, 0, out);
+    if let Some(body) = crate::routine_body_range(text) {
+        let body_text = &text[body.clone()];
+        let body_tokens = lex::significant(body_text);
+        scan_statement_starts(body_text, &body_tokens, body.start, out);
+        // EXECUTE 'SET ROLE …' / EXECUTE format('SET ROLE %I', r): look inside that string.
+        for (i, t) in body_tokens.iter().enumerate() {
+            if !t.is_word(body_text, "EXECUTE") {
+                continue;
+            }
+            let mut j = i + 1;
+            if body_tokens
+                .get(j)
+                .is_some_and(|t| t.is_word(body_text, "format"))
+                && body_tokens.get(j + 1).map(|t| t.kind) == Some(TokenKind::OpenParen)
+            {
+                j += 2;
+            }
+            if let Some(lit) = body_tokens.get(j).filter(|t| t.is_string()) {
+                let inner = string_contents(body_text, lit);
+                let inner_text = &body_text[inner.clone()];
+                let inner_tokens = lex::significant(inner_text);
+                let before = out.len();
+                scan_statement_starts(inner_text, &inner_tokens, body.start + inner.start, out);
+                // Point at the whole literal: the inner range is inside a string.
+                for h in &mut out[before..] {
+                    h.range = (body.start + lit.range.start)..(body.start + lit.range.end);
+                }
+            }
+        }
+    }
+    out.sort_by_key(|h| (h.range.start, h.range.end));
+    out.dedup();
+}
+
+/// Look at every statement start of `text` (the beginning, and after `;` or the PL/pgSQL words
+/// that open a statement list).
+fn scan_statement_starts(text: &str, tokens: &[Tok], base: usize, out: &mut Vec<Hazard>) {
+    let word = |i: usize| tokens.get(i).and_then(|t| t.word(text));
+    let is = |i: usize, w: &str| tokens.get(i).is_some_and(|t| t.is_word(text, w));
+    for i in 0..tokens.len() {
+        let at_start = i == 0
+            || tokens[i - 1].kind == TokenKind::Semi
+            || ["BEGIN", "THEN", "ELSE", "LOOP"]
+                .iter()
+                .any(|w| tokens[i - 1].is_word(text, w));
+        // `set_config('role', …)` anywhere.
+        if is(i, "set_config")
+            && tokens.get(i + 1).map(|t| t.kind) == Some(TokenKind::OpenParen)
+            && let Some(arg) = tokens.get(i + 2).filter(|t| t.is_string())
+        {
+            let value = text[string_contents(text, arg)].to_ascii_lowercase();
+            if value == "role" || value == "session_authorization" {
+                out.push(Hazard {
+                    kind: HazardKind::RoleChange,
+                    range: (base + tokens[i].range.start)..(base + arg.range.end),
+                });
+            }
+        }
+        if !at_start {
+            continue;
+        }
+        let span = |len: usize| {
+            let last = (i + len - 1).min(tokens.len() - 1);
+            (base + tokens[i].range.start)..(base + tokens[last].range.end)
+        };
+        let kind_len = match word(i).as_deref() {
+            Some("COMMIT" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE") => {
+                Some((HazardKind::TransactionControl, 1))
+            }
+            Some("START") if is(i + 1, "TRANSACTION") => Some((HazardKind::TransactionControl, 2)),
+            // PL/pgSQL's BEGIN opens a block; `BEGIN;`, `BEGIN TRANSACTION|WORK|ISOLATION` do not.
+            Some("BEGIN")
+                if tokens.get(i + 1).map(|t| t.kind) == Some(TokenKind::Semi)
+                    || ["TRANSACTION", "WORK", "ISOLATION"]
+                        .iter()
+                        .any(|w| is(i + 1, w)) =>
+            {
+                Some((HazardKind::TransactionControl, 2))
+            }
+            Some("SET" | "RESET") => {
+                let mut j = i + 1;
+                if is(j, "SESSION") || is(j, "LOCAL") {
+                    j += 1;
+                }
+                if is(j, "ROLE") || is(j, "SESSION_AUTHORIZATION") {
+                    Some((HazardKind::RoleChange, j - i + 1))
+                } else if is(j, "SESSION") && is(j + 1, "AUTHORIZATION") {
+                    Some((HazardKind::RoleChange, j - i + 2))
+                } else if is(i + 1, "SESSION") && is(i + 2, "AUTHORIZATION") {
+                    Some((HazardKind::RoleChange, 3))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some((kind, len)) = kind_len {
+            out.push(Hazard {
+                kind,
+                range: span(len),
+            });
+        }
+    }
+}
+
+/// The range inside the quotes of a string literal token (relative to `text`).
+fn string_contents(text: &str, tok: &Tok) -> Range<usize> {
+    let s = tok.text(text);
+    if let Some(after) = s.strip_prefix('$') {
+        let tag_len = after.find('$').map_or(s.len(), |i| i + 2);
+        let end = s.len().saturating_sub(tag_len).max(tag_len);
+        return (tok.range.start + tag_len)..(tok.range.start + end);
+    }
+    let open = s.find('\'').map_or(0, |i| i + 1);
+    let close = usize::from(s.len() > open && s.ends_with('\''));
+    (tok.range.start + open)..(tok.range.end - close)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(sql: &str) -> (Create, ObjectStatement) {
+        let o = parse_object(sql).unwrap();
+        match &o.declaration {
+            Declaration::Create(c) => (c.clone(), o),
+            other => panic!("not a create: {other:?}"),
+        }
+    }
+
+    fn refs(o: &ObjectStatement) -> Vec<String> {
+        o.references
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:?} {}{}",
+                    r.kind,
+                    r.name,
+                    if r.checked { "" } else { " (soft)" }
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_are_normalised() {
+        let (c, _) = create(
+            "create or replace function \"My S\".\"Odd\"\"Name\"(variadic a int[]) returns setof text language sql as 'select 1'",
+        );
+        assert_eq!(c.kind, ObjectKind::Function);
+        assert_eq!(c.name, QualifiedName::new(Some("My S"), "Odd\"Name"));
+        assert!(c.or_replace);
+        assert_eq!(c.language.as_deref(), Some("sql"));
+        assert_eq!(c.name.to_string(), "\"My S\".\"Odd\"\"Name\"");
+        let (c, _) = create("CREATE VIEW App.V AS SELECT 1");
+        assert_eq!(c.name.to_string(), "app.v");
+        let (c, _) = create("CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN END $$");
+        assert_eq!(c.name, QualifiedName::new(None, "p"));
+        assert_eq!(c.kind, ObjectKind::Procedure);
+    }
+
+    #[test]
+    fn view_references_skip_ctes() {
+        let (_, o) = create(
+            "create view s.v as with x as (select 1) select s.f(a), b.c from x, s.t join s.f2() as y on true, lateral other.g() where exists (select 1 from w)",
+        );
+        assert_eq!(
+            refs(&o),
+            [
+                "Function s.f",
+                "Relation s.t",
+                "Function s.f2",
+                "Function other.g",
+                "Relation w"
+            ]
+        );
+    }
+
+    #[test]
+    fn sql_bodies_are_checked_plpgsql_bodies_are_soft() {
+        let (_, o) = create(
+            "create function s.h(a int default s.d()) returns int language sql begin atomic select s.f(a) + count(*) from s.t; end",
+        );
+        assert_eq!(
+            refs(&o),
+            [
+                "Type int",
+                "Function s.d",
+                "Type int",
+                "Function s.f",
+                "Function count",
+                "Relation s.t"
+            ]
+        );
+        let sql = "create function s.k() returns setof s.v language sql as $$ select * from s.v $$";
+        let (_, o) = create(sql);
+        assert_eq!(refs(&o), ["Type s.v", "Relation s.v"]);
+        assert_eq!(&sql[o.references[1].range.clone()], "s.v");
+        assert_eq!(o.references[1].range.start, sql.rfind("s.v").unwrap());
+
+        let sql = "create function s.p() returns int language plpgsql as $$
+declare r record;
+begin
+  perform s.f(1);
+  select * into r from s.t;
+  insert into s.t2 values (s.g());
+  return s.q(1);
+end $$";
+        let (c, o) = create(sql);
+        assert_eq!(c.language.as_deref(), Some("plpgsql"));
+        let soft: Vec<String> = refs(&o)
+            .into_iter()
+            .filter(|r| r.ends_with("(soft)"))
+            .collect();
+        assert_eq!(
+            soft,
+            [
+                "Type record (soft)",
+                "Function s.f (soft)",
+                "Any s.t (soft)",
+                "Relation s.t2 (soft)",
+                "Function s.g (soft)",
+                "Function s.q (soft)"
+            ]
+        );
+        let t2 = o.references.iter().find(|r| r.name.name == "t2").unwrap();
+        assert_eq!(&sql[t2.range.clone()], "s.t2");
+    }
+
+    #[test]
+    fn triggers_name_their_table_and_function() {
+        let (c, o) = create(
+            "CREATE TRIGGER Touch BEFORE UPDATE ON app.\"Accounts\" FOR EACH ROW EXECUTE FUNCTION app.touch()",
+        );
+        assert_eq!(c.kind, ObjectKind::Trigger);
+        assert_eq!(c.name, QualifiedName::new(None, "touch"));
+        assert_eq!(c.table, Some(QualifiedName::new(Some("app"), "Accounts")));
+        assert_eq!(
+            refs(&o),
+            ["Relation app.\"Accounts\"", "Function app.touch"]
+        );
+    }
+
+    #[test]
+    fn comments() {
+        let sql = "comment on function s.f(int, text) is 'x'";
+        let o = parse_object(sql).unwrap();
+        let Declaration::Comment(c) = &o.declaration else {
+            panic!()
+        };
+        assert_eq!(c.target, CommentTarget::Function);
+        assert_eq!(c.name.to_string(), "s.f");
+        assert_eq!(&sql[c.object_range.clone()], "s.f(int, text)");
+        let o = parse_object("COMMENT ON TRIGGER trg ON s.t IS NULL").unwrap();
+        let Declaration::Comment(c) = &o.declaration else {
+            panic!()
+        };
+        assert!(c.is_null);
+        assert_eq!(
+            c.table.as_ref().map(|t| t.to_string()).as_deref(),
+            Some("s.t")
+        );
+        let sql = "comment on column s.v.a is 'c'";
+        let o = parse_object(sql).unwrap();
+        let Declaration::Comment(c) = &o.declaration else {
+            panic!()
+        };
+        assert_eq!(c.target, CommentTarget::Column);
+        assert_eq!(c.name.to_string(), "s.v");
+        assert_eq!(c.column.as_deref(), Some("a"));
+        assert_eq!(&sql[c.object_range.clone()], "s.v.a");
+        let e = parse_object("comment on table s.t is 'x'").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("COMMENT ON TABLE is not managed code"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn other_statements_are_refused_by_kind() {
+        for (sql, kind) in [
+            ("CREATE TABLE t (id int)", "CREATE TABLE"),
+            (
+                "create materialized view v as select 1",
+                "CREATE MATERIALIZED VIEW",
+            ),
+            ("insert into t values (1)", "INSERT"),
+            ("GRANT SELECT ON t TO x", "GRANT"),
+            ("CREATE EXTENSION hstore", "CREATE EXTENSION"),
+        ] {
+            let e = parse_object(sql).unwrap_err();
+            assert_eq!(e.message, format!("{kind} is not managed code"), "{sql}");
+        }
+        assert!(parse_object("create temp view v as select 1").is_err());
+    }
+
+    #[test]
+    fn hazards() {
+        let sql = "create procedure s.p() language plpgsql security definer set role = admin as $$
+begin
+  update s.t set role = 'x';
+  commit;
+  if true then rollback; end if;
+  set local role foo;
+  reset role;
+  perform set_config('role', 'x', true);
+  execute 'SET SESSION AUTHORIZATION bob';
+  raise notice 'commit later';
+end $$";
+        let o = parse_object(sql).unwrap();
+        let found: Vec<(HazardKind, &str)> = o
+            .hazards
+            .iter()
+            .map(|h| (h.kind, &sql[h.range.clone()]))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (HazardKind::SecurityDefiner, "security definer"),
+                (HazardKind::RoleChange, "set role = admin"),
+                (HazardKind::TransactionControl, "commit"),
+                (HazardKind::TransactionControl, "rollback"),
+                (HazardKind::RoleChange, "set local role"),
+                (HazardKind::RoleChange, "reset role"),
+                (HazardKind::RoleChange, "set_config('role'"),
+                (HazardKind::RoleChange, "'SET SESSION AUTHORIZATION bob'"),
+            ]
+        );
+        let (_, o) =
+            create("create function f() returns int language plpgsql as $$ begin return 1; end $$");
+        assert!(o.hazards.is_empty());
+    }
+}
