@@ -410,7 +410,8 @@ async fn export_to_dbmate_then_dbmate_applies_it() {
     let pkg = tmp.path().join("shop");
     write(
         &pkg.join("strata.toml"),
-        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_idx.sql\"]\n",
+        // The psql script does not set up package roles (yet).
+        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_idx.sql\"]\n\n[security]\npackage_role = false\n",
     );
     write(
         &pkg.join("migrations/0001_init.sql"),

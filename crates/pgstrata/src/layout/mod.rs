@@ -274,7 +274,11 @@ impl Package {
             layout: Some(layout),
             migrations_dir: None,
             lint: Default::default(),
-            security: Default::default(),
+            // Another tool's folder runs as the login, the way that tool runs it: no package role.
+            security: crate::manifest::SecuritySettings {
+                package_role: false,
+                ..Default::default()
+            },
         };
         crate::manifest::validate_package_name(&manifest.name).map_err(|m| {
             Error::usage(
