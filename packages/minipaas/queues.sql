@@ -522,9 +522,10 @@ CREATE OR REPLACE FUNCTION minipaas.queue_dequeue(
 LANGUAGE plpgsql
 -- Plan once per session: a generic plan cannot see the batch size or the hint, so the planner would re-plan
 -- every call (custom plans look cheaper) — unless told to keep the generic plan and to walk indexes, never to
--- scan or merge/hash-join the whole table.
+-- scan or merge/hash-join the whole table. (The disabled plans' penalty costs would otherwise trigger JIT.)
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+SET jit = off
 SET enable_mergejoin = off
 SET enable_hashjoin = off
 AS $fn$
@@ -604,7 +605,8 @@ BEGIN
 
     FOR r IN
         WITH picked AS (
-            SELECT m.id,
+            -- Rows locked here cannot move before the UPDATE below: join on ctid, not on another id lookup.
+            SELECT m.ctid AS tid,
                    m.lease_until IS NOT NULL AS expired,
                    m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts AS exhausted
               FROM minipaas.messages m
@@ -631,7 +633,7 @@ BEGIN
                                                                              'error', 'lease expired'))
                                       ELSE m.errors END
               FROM picked p
-             WHERE m.id = p.id
+             WHERE m.ctid = p.tid
             RETURNING m.id, m.payload, m.lease_token, m.attempts, m.lease_until, m.priority, m.enqueued_at,
                       m.ordering_key, m.dedup_key, m.state, m.ready_at
         )
@@ -757,11 +759,10 @@ COMMENT ON FUNCTION minipaas.queue_ack(bigint) IS
 CREATE OR REPLACE FUNCTION minipaas.queue_ack_batch(ids bigint[], lease_tokens bigint[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
--- Plan once per session: a generic plan cannot see the batch size or the hint, so the planner would re-plan
--- every call (custom plans look cheaper) — unless told to keep the generic plan and to walk indexes, never to
--- scan or merge/hash-join the whole table.
+-- Generic plans cannot see the batch size: keep them on indexes (see queue_dequeue).
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+SET jit = off
 SET enable_mergejoin = off
 SET enable_hashjoin = off
 AS $fn$
@@ -769,6 +770,7 @@ AS $fn$
 DECLARE
     v_lanes text[];
     v_qids  integer[];
+    v_n     integer := 0;
     r       record;
 BEGIN
     IF ids IS NULL OR lease_tokens IS NULL OR pg_catalog.cardinality(ids) <> pg_catalog.cardinality(lease_tokens) THEN
@@ -779,32 +781,38 @@ BEGIN
         RAISE EXCEPTION 'minipaas: at most 10000 acks per batch, got %', pg_catalog.cardinality(ids)
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
+    -- Messages of queues without retention are deleted; the rest (rare) are kept as done.
     FOR r IN
-        WITH t AS (
-            SELECT a.id, a.token FROM unnest(ids, lease_tokens) AS a(id, token)
-        ), del AS (
-            DELETE FROM minipaas.messages m
-             USING t, minipaas.queues q
-             WHERE m.id = t.id AND m.lease_token = t.token AND m.state = 'ready'
-               AND q.queue_id = m.queue_id AND q.retention = interval '0'
-            RETURNING m.id, m.queue_id, m.ordering_key
-        ), kept AS (
-            UPDATE minipaas.messages m
-               SET state = 'done', finished_at = pg_catalog.clock_timestamp(), lease_token = NULL,
-                   lease_until = NULL
-              FROM t, minipaas.queues q
-             WHERE m.id = t.id AND m.lease_token = t.token AND m.state = 'ready'
-               AND q.queue_id = m.queue_id AND q.retention > interval '0'
-            RETURNING m.id, m.queue_id, m.ordering_key
-        )
-        SELECT * FROM del UNION ALL SELECT * FROM kept
+        DELETE FROM minipaas.messages m
+         USING unnest(ids, lease_tokens) AS t(id, token)
+         WHERE m.id = t.id AND m.lease_token = t.token AND m.state = 'ready'
+           AND NOT EXISTS (SELECT 1 FROM minipaas.queues q
+                            WHERE q.queue_id = m.queue_id AND q.retention > interval '0')
+        RETURNING m.id, m.queue_id, m.ordering_key
     LOOP
+        v_n := v_n + 1;
         IF r.ordering_key IS NOT NULL THEN
             v_lanes := v_lanes || r.ordering_key;
             v_qids := v_qids || r.queue_id;
         END IF;
         RETURN NEXT r.id;
     END LOOP;
+    IF v_n < pg_catalog.cardinality(ids) AND EXISTS (SELECT 1 FROM minipaas.queues q WHERE q.retention > interval '0') THEN
+        FOR r IN
+            UPDATE minipaas.messages m
+               SET state = 'done', finished_at = pg_catalog.clock_timestamp(), lease_token = NULL,
+                   lease_until = NULL
+              FROM unnest(ids, lease_tokens) AS t(id, token)
+             WHERE m.id = t.id AND m.lease_token = t.token AND m.state = 'ready'
+            RETURNING m.id, m.queue_id, m.ordering_key
+        LOOP
+            IF r.ordering_key IS NOT NULL THEN
+                v_lanes := v_lanes || r.ordering_key;
+                v_qids := v_qids || r.queue_id;
+            END IF;
+            RETURN NEXT r.id;
+        END LOOP;
+    END IF;
     IF v_lanes IS NOT NULL THEN
         PERFORM minipaas._promote_lanes(v_lanes, v_qids);
     END IF;

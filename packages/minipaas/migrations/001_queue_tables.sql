@@ -55,7 +55,7 @@ CREATE TABLE minipaas.messages (
     ordering_key    text,
     payload         jsonb NOT NULL,
     errors          jsonb
-) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.05,
+) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.05,
         autovacuum_analyze_scale_factor = 0.02);
 
 -- The dequeue index: ready messages (leased or not) in delivery order: lower priority number first, then the
