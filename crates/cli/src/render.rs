@@ -122,15 +122,16 @@ impl Out {
                 "steps": plan.steps,
                 "segments": plan.segments(),
                 "accepted_changes": plan.accepted_changes,
+                "repeatables": plan.repeatables,
                 "changed": plan.changed(),
                 "out_of_order": plan.out_of_order(),
                 "missing": plan.missing(),
             }));
             return;
         }
-        if plan.steps.is_empty() {
+        if plan.is_empty() {
             println!("Nothing to apply on {target}.");
-        } else {
+        } else if !plan.steps.is_empty() {
             let segments = plan.segments();
             println!(
                 "{} migration(s) to apply on {target}, in {} {}:",
@@ -160,6 +161,22 @@ impl Out {
             println!(
                 "  accept changed text of {}:{} (recorded, not run)",
                 c.0, c.1
+            );
+        }
+        for r in plan
+            .repeatables
+            .iter()
+            .filter(|r| r.state != pgstrata::RepeatableState::Applied)
+        {
+            println!(
+                "  repeatable {}:{} runs after the migrations ({})",
+                r.package,
+                r.name,
+                if r.state == pgstrata::RepeatableState::Pending {
+                    "new"
+                } else {
+                    "changed"
+                }
             );
         }
         for p in plan.packages.iter().filter(|p| !p.internal) {

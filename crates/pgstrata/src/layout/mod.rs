@@ -672,6 +672,8 @@ pub(crate) enum Verdict {
 /// The top level of a folder (and one level of subfolders), for detection.
 pub(crate) struct Listing {
     root: PathBuf,
+    /// Texts read so far (several layouts look at the same files).
+    texts: std::cell::RefCell<BTreeMap<String, std::rc::Rc<str>>>,
     /// Top-level `.sql` file names.
     pub sql_files: Vec<String>,
     /// Subfolder names, with the names of the files they hold.
@@ -697,16 +699,24 @@ impl Listing {
         dirs.sort();
         Ok(Listing {
             root: dir.to_path_buf(),
+            texts: Default::default(),
             sql_files,
             dirs,
         })
     }
 
     /// A top-level (or nested, `a/b.sql`) file's text; empty if unreadable (detection only looks).
-    pub fn text(&self, name: &str) -> String {
-        std::fs::read(self.root.join(name))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+    pub fn text(&self, name: &str) -> std::rc::Rc<str> {
+        if let Some(t) = self.texts.borrow().get(name) {
+            return t.clone();
+        }
+        let text: std::rc::Rc<str> = std::fs::read(self.root.join(name))
+            .map(|b| String::from_utf8_lossy(&b).into())
+            .unwrap_or_else(|_| "".into());
+        self.texts
+            .borrow_mut()
+            .insert(name.to_string(), text.clone());
+        text
     }
 
     /// The files of subfolder `name`, if it exists.
