@@ -87,6 +87,12 @@ cat > "$S/dequeue_ack100.sql" <<'EOF'
 SELECT array_agg(id) AS ids, array_agg(lease_token) AS tokens FROM minipaas.queue_dequeue('bench', 100) \gset
 SELECT count(*) FROM minipaas.queue_ack_batch(:ids, :tokens);
 EOF
+cat > "$S/ack_dequeue.sql" <<'EOF'
+SELECT id, lease_token FROM minipaas.queue_ack_dequeue('bench', ARRAY[:id]::bigint[], ARRAY[:lease_token]::bigint[], 1) \gset
+EOF
+cat > "$S/ack_dequeue100.sql" <<'EOF'
+SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(lease_token), '{}') AS tokens FROM minipaas.queue_ack_dequeue('bench', :ids::bigint[], :tokens::bigint[], 100) \gset
+EOF
 cat > "$S/publish.sql" <<EOF
 SELECT minipaas.stream_publish('bench', '$PAYLOAD');
 EOF
@@ -124,37 +130,59 @@ wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 declare -A RESULT
 INSERT_TPS=() ENQUEUE_TPS=() PUBLISH_TPS=() DELETE_TPS=() DEQUEUE_TPS=() DELETE100_TPS=() DEQUEUE100_TPS=() CONSUME_TPS=()
+ACKDEQ_TPS=() ACKDEQ100_TPS=()
 record() { RESULT[$1]=$(printf '%s\n' "${@:2}" | median); }
 
 # Backlogs large enough for a run: dequeue floors reach ~10k/s here, batches ~80k messages/s.
 BACKLOG=$(( SECONDS_PER_RUN * 15000 + 100000 ))
-BACKLOG100=$(( SECONDS_PER_RUN * 90000 + 100000 ))
+BACKLOG100=$(( SECONDS_PER_RUN * 60000 + 100000 ))
 
 echo "MiniPaaS benchmark: $CLIENTS clients, ${SECONDS_PER_RUN}s per run, median of $RUNS; PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), fsync on" >&2
+
+# One pgbench run of a workload, from its own fresh state.
+run_workload() {
+    case "$1" in
+        insert) reset 0 0; INSERT_TPS+=("$(bench insert.sql)") ;;
+        enqueue) reset 0 0; ENQUEUE_TPS+=("$(bench enqueue.sql)") ;;
+        publish) reset 0 0; PUBLISH_TPS+=("$(bench publish.sql)") ;;
+        delete) reset "$BACKLOG" 0; DELETE_TPS+=("$(bench delete.sql)") ;;
+        dequeue) reset 0 "$BACKLOG"; DEQUEUE_TPS+=("$(bench dequeue_ack.sql)") ;;
+        ackdequeue) reset 0 "$BACKLOG"; ACKDEQ_TPS+=("$(bench ack_dequeue.sql -D id=0 -D lease_token=0)") ;;
+        delete100) reset "$BACKLOG100" 0; DELETE100_TPS+=("$(bench delete100.sql)") ;;
+        dequeue100) reset 0 "$BACKLOG100"; DEQUEUE100_TPS+=("$(bench dequeue_ack100.sql)") ;;
+        ackdequeue100)
+            reset 0 "$BACKLOG100"
+            ACKDEQ100_TPS+=("$(bench ack_dequeue100.sql -D ids='{}' -D tokens='{}')") ;;
+        consume)
+            reset 0 0
+            for _ in $(seq 50); do
+                psql -c "SELECT count(*) FROM minipaas.stream_publish_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[10000]))"
+            done
+            psql -c "VACUUM ANALYZE minipaas.stream_events"
+            read -r FIRST LAST < <("$BIN/psql" -X -At -F ' ' -c \
+                "SELECT min(event_offset), (SELECT event_offset FROM minipaas.stream_events ORDER BY event_offset DESC
+                                             OFFSET 1000 LIMIT 1) FROM minipaas.stream_events")
+            CONSUME_TPS+=("$(bench consume.sql -D first="$FIRST" -D last="$LAST")") ;;
+    esac
+}
+
+# Each floor runs next to the calls it is compared with, in an order that rotates from run to run, so that a
+# noisy moment (this is a shared machine) or a checkpoint does not always hit the same side.
+WORKLOAD_GROUPS=("insert enqueue publish" "delete dequeue ackdequeue" "delete100 dequeue100 ackdequeue100" "consume")
 for run in $(seq "$RUNS"); do
     echo "run $run/$RUNS" >&2
-    # Raw floor and MiniPaaS call in turn, so that a noisy moment hits both.
-    if wanted insert || wanted enqueue || wanted publish; then
-        reset 0 0
-        wanted insert && INSERT_TPS+=("$(bench insert.sql)")
-        wanted enqueue && ENQUEUE_TPS+=("$(bench enqueue.sql)")
-        wanted publish && PUBLISH_TPS+=("$(bench publish.sql)")
-    fi
-    if wanted delete; then reset "$BACKLOG" 0; DELETE_TPS+=("$(bench delete.sql)"); fi
-    if wanted dequeue; then reset 0 "$BACKLOG"; DEQUEUE_TPS+=("$(bench dequeue_ack.sql)"); fi
-    if wanted delete100; then reset "$BACKLOG100" 0; DELETE100_TPS+=("$(bench delete100.sql)"); fi
-    if wanted dequeue100; then reset 0 "$BACKLOG100"; DEQUEUE100_TPS+=("$(bench dequeue_ack100.sql)"); fi
-    if wanted consume; then
-        reset 0 0
-        for _ in $(seq 50); do
-            psql -c "SELECT count(*) FROM minipaas.stream_publish_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[10000]))"
+    for group in "${WORKLOAD_GROUPS[@]}"; do
+        read -r -a names <<< "$group"
+        n=${#names[@]}
+        for i in $(seq 0 $((n - 1))); do
+            name=${names[$(( (i + run - 1) % n ))]}
+            if wanted "$name"; then run_workload "$name"; fi
         done
-        psql -c "VACUUM ANALYZE minipaas.stream_events"
-        read -r FIRST LAST < <("$BIN/psql" -X -At -F ' ' -c \
-            "SELECT min(event_offset), (SELECT event_offset FROM minipaas.stream_events ORDER BY event_offset DESC
-                                         OFFSET 1000 LIMIT 1) FROM minipaas.stream_events")
-        CONSUME_TPS+=("$(bench consume.sql -D first="$FIRST" -D last="$LAST")")
-    fi
+    done
+done
+for name in INSERT ENQUEUE PUBLISH DELETE DEQUEUE ACKDEQ DELETE100 DEQUEUE100 ACKDEQ100 CONSUME; do
+    values="${name}_TPS[*]"
+    if [ -n "${!values:-}" ]; then echo "runs $name: ${!values}" >&2; fi
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
@@ -180,6 +208,12 @@ if wanted dequeue; then
         "$(ratio "${RESULT[dequeue]}" "${RESULT[delete]:-0}")" \
         ">= 60% of DELETE: $(verdict "$(pct "${RESULT[dequeue]}" "${RESULT[delete]:-0}")" 60)"
 fi
+if wanted ackdequeue; then
+    record ackdequeue "${ACKDEQ_TPS[@]}"
+    line "queue_ack_dequeue (ack + next lease, 1 commit)" "${RESULT[ackdequeue]}" "${RESULT[delete]:-?}" \
+        "$(ratio "${RESULT[ackdequeue]}" "${RESULT[delete]:-0}")" \
+        ">= 60% of DELETE: $(verdict "$(pct "${RESULT[ackdequeue]}" "${RESULT[delete]:-0}")" 60)"
+fi
 if wanted delete100; then
     record delete100 "${DELETE100_TPS[@]}"
     line "raw DELETE … LIMIT 100 (msgs, reference)" "$(awk -v t="${RESULT[delete100]}" 'BEGIN { print t * 100 }')" "" "" ""
@@ -188,6 +222,11 @@ if wanted dequeue100; then
     record dequeue100 "${DEQUEUE100_TPS[@]}"
     MSGS=$(awk -v t="${RESULT[dequeue100]}" 'BEGIN { print t * 100 }')
     line "queue_dequeue + queue_ack_batch, batch 100 (msgs)" "$MSGS" "" "" ">= 50,000 msgs/s: $(verdict "$MSGS" 50000)"
+fi
+if wanted ackdequeue100; then
+    record ackdequeue100 "${ACKDEQ100_TPS[@]}"
+    MSGS=$(awk -v t="${RESULT[ackdequeue100]}" 'BEGIN { print t * 100 }')
+    line "queue_ack_dequeue, batch 100 (msgs)" "$MSGS" "" "" ">= 50,000 msgs/s: $(verdict "$MSGS" 50000)"
 fi
 if wanted publish; then
     record publish "${PUBLISH_TPS[@]}"
