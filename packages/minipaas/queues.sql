@@ -695,10 +695,11 @@ END
 $fn$;
 
 COMMENT ON FUNCTION minipaas.queue_dequeue(text, integer, interval) IS
-    'Leases up to batch_size (1..10000) visible messages, lower priority number first, then by the time they became '
-    'visible; each row carries a lease_token that queue_ack/queue_nack/queue_extend require. A lease lasts the '
-    'queue''s visibility_timeout unless given; an expired lease is redelivered by the next dequeue (or the message '
-    'is dead-lettered once max_attempts deliveries are used up). An unknown queue returns no rows.';
+    'Leases up to batch_size (1..10000) ready messages, lower priority number first, then by the time they became '
+    'ready; each row carries a lease_token that queue_ack/queue_nack/queue_extend require. A lease lasts the '
+    'queue''s visibility_timeout unless given; a message whose lease expired is delivered again by a later dequeue '
+    '(within about a second: each session rescans its queue from the start at least that often), or dead-lettered '
+    'once max_attempts deliveries are used up. An unknown queue returns no rows.';
 
 CREATE OR REPLACE FUNCTION minipaas.queue_ack(id bigint, lease_token bigint)
 RETURNS boolean

@@ -1,15 +1,15 @@
 -- MiniPaaS streams: an ordered, replayable log with consumer groups whose offsets live in the database.
 --
 -- No skipped events. event_offset = (publishing transaction's id) * 2^20 + n, where n counts that transaction's
--- events. A reader returns only offsets below its horizon: the smallest transaction id that is still running
--- (other than its own), taken from the same snapshot that reads the events (pg_current_snapshot()). Every event
--- below the horizon was written by a transaction that had finished when the snapshot was taken (or by the reader's
--- own transaction), so it is either visible or rolled back; every other transaction still running writes offsets
--- at or above the horizon. A consumer
--- that saw offset X can therefore never later find a committed event below X. Publishers never wait for each
--- other (no counter row held until commit). The price: events from transactions with later ids are held back
--- while an older transaction (publisher or not) of the same database is still open; stream_group_lag shows the
--- held-back count.
+-- events. A reader returns only offsets below its horizon: the smallest id among the other transactions still
+-- running in this database, taken from the same snapshot that reads the events (pg_current_snapshot(); ids that
+-- pg_stat_activity shows running in other databases are left out). Every event below the horizon was written by a
+-- transaction that had finished when the snapshot was taken (or by the reader's own transaction), so it is either
+-- visible or rolled back; every other transaction still running writes offsets at or above the horizon. A
+-- consumer that saw offset X can therefore never later find a committed event below X. Publishers never wait for
+-- each other (no counter row held until commit). The price: events from transactions with later ids are held
+-- back while an older transaction (publisher or not) of the same database is still open; stream_group_lag shows
+-- the held-back count.
 --
 -- Advisory lock classes: 1297088514 per stream key (publish with a key), 1297088515 consumer-group partitions,
 -- 1297088516 maintenance.
