@@ -13,6 +13,7 @@ mod connection;
 mod deploy;
 mod failures;
 mod json;
+mod managed;
 mod rollback;
 mod scaffold;
 mod sections;

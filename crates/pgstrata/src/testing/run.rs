@@ -118,6 +118,18 @@ async fn run_packages(
             .map_err(Error::db("switching to the package role for tests"))?;
 
         let failed_setup = create_functions(session, package, report).await?;
+        // pgTAP's functions, if installed where this package's code sees them.
+        let pgtap: bool = session
+            .db
+            .client()
+            .query_one(
+                "SELECT count(DISTINCT proname) = 2 FROM pg_catalog.pg_proc
+                  WHERE proname IN ('no_plan', 'finish') AND pg_catalog.pg_function_is_visible(oid)",
+                &[],
+            )
+            .await
+            .map_err(Error::db("looking for pgTAP"))?
+            .get(0);
         let signatures = signatures(session, package).await?;
         let befores: Vec<&TestFunction> = {
             let mut b: Vec<&TestFunction> = code
@@ -133,7 +145,7 @@ async fn run_packages(
         // another's.
         shuffle(&mut selected, seed.wrapping_add(index as u64));
         for t in selected {
-            let result = run_one(session, package, t, &befores, &signatures).await?;
+            let result = run_one(session, package, t, &befores, &signatures, pgtap).await?;
             report.results.push(result);
         }
     }
@@ -256,6 +268,7 @@ async fn run_one(
     t: &TestFunction,
     befores: &[&TestFunction],
     signatures: &HashMap<String, (bool, bool)>,
+    pgtap: bool,
 ) -> Result<TestResult> {
     let code = package.code();
     let file = &code.files[t.file];
@@ -327,28 +340,43 @@ async fn run_one(
         }
         sql.clear();
     }
-    let call = if tap {
-        format!("SELECT * FROM {}()", qualified(t))
+    // Statements of the round trip, and whether their rows are the test's TAP output. With pgTAP installed, a
+    // TAP test runs between no_plan() and finish(), as pgTAP's own runtests() does.
+    let mut statements: Vec<(String, bool)> = Vec::new();
+    if !sql.is_empty() {
+        statements.push((sql.trim_end_matches(';').to_string(), false));
+    }
+    if tap && pgtap {
+        statements.push(("SELECT * FROM no_plan()".into(), false));
+    }
+    if tap {
+        statements.push((format!("SELECT * FROM {}()", qualified(t)), true));
     } else {
-        format!("SELECT {}()", qualified(t))
-    };
-    sql.push_str(&format!(
-        "{call}; ROLLBACK TO SAVEPOINT strata_test; RELEASE SAVEPOINT strata_test"
-    ));
-    let outcome = session.db.client().simple_query(&sql).await;
+        statements.push((format!("SELECT {}()", qualified(t)), false));
+    }
+    if tap && pgtap {
+        statements.push(("SELECT * FROM finish()".into(), true));
+    }
+    statements.push(("ROLLBACK TO SAVEPOINT strata_test".into(), false));
+    statements.push(("RELEASE SAVEPOINT strata_test".into(), false));
+    let text: Vec<&str> = statements.iter().map(|(s, _)| s.as_str()).collect();
+    let outcome = session.db.client().simple_query(&text.join(";\n")).await;
     result.duration_ms = ms(started.elapsed());
     match outcome {
         Ok(messages) => {
             result.notices = session.notices();
             if tap {
                 let mut rows = Vec::new();
+                let mut index = 0;
                 for m in &messages {
                     match m {
-                        SimpleQueryMessage::Row(r) => {
-                            rows.push(r.get(0).unwrap_or_default().to_string());
+                        SimpleQueryMessage::Row(r)
+                            if statements.get(index).is_some_and(|s| s.1) =>
+                        {
+                            // pgTAP puts diagnostics in the same row as the result, after newlines.
+                            rows.extend(r.get(0).unwrap_or_default().lines().map(str::to_string));
                         }
-                        // Only the test's own rows: the rollback and release return none anyway.
-                        SimpleQueryMessage::CommandComplete(_) => break,
+                        SimpleQueryMessage::CommandComplete(_) => index += 1,
                         _ => {}
                     }
                 }
