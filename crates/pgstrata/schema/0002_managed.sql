@@ -1,12 +1,10 @@
 -- Managed code (functions, procedures, views, triggers and their comments) and package roles.
 -- One row per object Strata installed from a package's managed code: its identity in the catalog, the hash of the
 -- source it came from, and what the catalog looked like right after (for drift detection).
--- No foreign keys: a first deploy writes thousands of rows at once, and per-row key checks would dominate it; the
--- package row is always written first by the same transaction.
 
 -- migrate:up
 CREATE TABLE strata.managed_object (
-    package          text NOT NULL,
+    package          text NOT NULL REFERENCES strata.package (name) ON UPDATE CASCADE,
     kind             text NOT NULL CHECK (kind IN ('function', 'procedure', 'view', 'trigger', 'comment')),
     -- From the catalog: schema.name(identity arguments) for routines, schema.name for views, "trigger ON schema.table"
     -- for triggers, "<kind> <object>" for comments.
@@ -16,8 +14,7 @@ CREATE TABLE strata.managed_object (
     sub_id           integer NOT NULL DEFAULT 0,
     -- xmin of the catalog row(s) right after installation: unchanged means untouched since.
     catalog_version  text NOT NULL,
-    -- md5 of the catalog columns defining the object (a view's query tree; not owner nor privileges), or of the
-    -- comment, right after installation.
+    -- md5 of pg_get_functiondef / pg_get_viewdef / pg_get_triggerdef / the comment, right after installation.
     catalog_hash     text NOT NULL,
     source_hash      text NOT NULL,
     file             text NOT NULL,
@@ -25,7 +22,7 @@ CREATE TABLE strata.managed_object (
     -- Installation order (dependencies first).
     seq              integer NOT NULL,
     installed_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
-    run_id           bigint,
+    run_id           bigint REFERENCES strata.run (id),
     PRIMARY KEY (package, kind, identity)
 );
 COMMENT ON TABLE strata.managed_object IS 'Objects installed from packages'' managed code, with source and catalog hashes.';
