@@ -57,19 +57,26 @@ AS $fn$
     SELECT m.lease_token FROM minipaas.messages m WHERE m.id = message_id;
 $fn$;
 
--- Makes a message's current lease (or delay) run out now, as if its time had passed. (Not earlier: a session's
--- dequeue hint may already lie past older positions.)
-CREATE OR REPLACE FUNCTION minipaas.t_expire(message_id bigint)
-RETURNS void
-LANGUAGE sql
-AS $fn$
-    UPDATE minipaas.messages SET visible_at = clock_timestamp() WHERE id = message_id;
-$fn$;
-
 -- Forgets this session's dequeue hints, so that the next dequeue scans each queue from the start.
 CREATE OR REPLACE FUNCTION minipaas.t_forget_hints()
 RETURNS void
 LANGUAGE sql
 AS $fn$
-    SELECT count(set_config(s.name, '', false)) FROM pg_settings s WHERE s.name LIKE 'minipaas.dequeue_hint_%';
+    -- (Custom settings do not show in pg_settings: name them from the queues.)
+    SELECT count(set_config('minipaas.dequeue_hint_' || q.queue_id, '', false)) FROM minipaas.queues q;
 $fn$;
+
+-- Makes a message's current lease, or its delay, run out now, as if its time had passed. Time passing also
+-- brings each session's next full rescan (a leased message keeps its place in the dequeue index, which may lie
+-- behind the session's hint): forget the hints.
+CREATE OR REPLACE FUNCTION minipaas.t_expire(message_id bigint)
+RETURNS void
+LANGUAGE sql
+AS $fn$
+    UPDATE minipaas.messages
+       SET lease_until = CASE WHEN lease_until IS NOT NULL THEN clock_timestamp() END,
+           ready_at = CASE WHEN lease_until IS NULL THEN least(ready_at, clock_timestamp()) ELSE ready_at END
+     WHERE id = message_id;
+    SELECT minipaas.t_forget_hints();
+$fn$;
+

@@ -4,8 +4,8 @@
 -- search_path is, and transaction-local state set by a function survives the call.
 --
 -- Message life cycle (minipaas.messages.state):
---   ready   --dequeue-->  leased  --ack-->  (deleted, or done for the queue's retention)
---   leased  --nack / lease expiry-->  ready (after backoff)  ...  --max attempts-->  dead  --redrive-->  ready
+--   ready  --dequeue (lease_until ahead)-->  ready+leased  --ack-->  (deleted, or done for the retention)
+--   ready+leased  --nack (after backoff) / lease expiry-->  ready  ...  --max attempts-->  dead  --redrive-->  ready
 --   waiting (behind an earlier message with the same ordering key)  --head leaves-->  ready
 --
 -- Advisory lock classes (two-key form, first key): 1297088513 ordering lanes, 1297088514 stream keys,
@@ -123,16 +123,16 @@ BEGIN
     PERFORM minipaas._lane_lock(_lane_promote.queue_id, _lane_promote.ordering_key);
     IF EXISTS (SELECT 1 FROM minipaas.messages m
                 WHERE m.queue_id = _lane_promote.queue_id AND m.ordering_key = _lane_promote.ordering_key
-                  AND m.state IN ('ready', 'leased')) THEN
+                  AND m.state = 'ready') THEN
         RETURN;
     END IF;
     UPDATE minipaas.messages m
-       SET state = 'ready', visible_at = greatest(m.visible_at, pg_catalog.clock_timestamp())
+       SET state = 'ready', ready_at = greatest(m.ready_at, pg_catalog.clock_timestamp())
      WHERE m.id = (SELECT w.id FROM minipaas.messages w
                     WHERE w.queue_id = _lane_promote.queue_id AND w.ordering_key = _lane_promote.ordering_key
                       AND w.state = 'waiting'
                     ORDER BY w.id LIMIT 1)
-    RETURNING m.priority, m.visible_at INTO v_priority, v_at;
+    RETURNING m.priority, m.ready_at INTO v_priority, v_at;
     IF FOUND THEN
         SELECT * INTO q FROM minipaas.queues t WHERE t.queue_id = _lane_promote.queue_id;
         PERFORM minipaas._wake(q, v_at);
@@ -141,7 +141,7 @@ END
 $fn$;
 
 COMMENT ON FUNCTION minipaas._lane_promote(integer, text) IS
-    'Internal: makes the oldest waiting message of an ordering lane ready once the lane has no ready or leased message.';
+    'Internal: makes the oldest waiting message of an ordering lane ready once the lane has no ready message.';
 
 CREATE OR REPLACE FUNCTION minipaas._promote_lanes(lanes text[], queue_ids integer[])
 RETURNS void
@@ -204,7 +204,7 @@ BEGIN
              WHERE m.id = ANY (ids) AND m.state = 'dead'
             RETURNING m.id, m.priority, m.payload, m.errors, m.attempts
         )
-        INSERT INTO minipaas.messages (queue_id, state, priority, visible_at, enqueued_at, payload, errors)
+        INSERT INTO minipaas.messages (queue_id, state, priority, ready_at, enqueued_at, payload, errors)
         SELECT target.queue_id, 'ready', moved.priority, pg_catalog.clock_timestamp(),
                pg_catalog.clock_timestamp(), moved.payload,
                coalesce(moved.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
@@ -363,7 +363,7 @@ BEGIN
     IF queue_enqueue.dedup_key IS NOT NULL THEN
         SELECT m.id INTO v_id FROM minipaas.messages m
          WHERE m.queue_id = q.queue_id AND m.dedup_key = queue_enqueue.dedup_key
-           AND m.state IN ('waiting', 'ready', 'leased');
+           AND m.state IN ('waiting', 'ready');
         IF FOUND THEN
             RETURN v_id;
         END IF;
@@ -379,31 +379,31 @@ BEGIN
         PERFORM minipaas._lane_lock(q.queue_id, queue_enqueue.ordering_key);
         IF EXISTS (SELECT 1 FROM minipaas.messages m
                     WHERE m.queue_id = q.queue_id AND m.ordering_key = queue_enqueue.ordering_key
-                      AND m.state IN ('waiting', 'ready', 'leased')) THEN
+                      AND m.state IN ('waiting', 'ready')) THEN
             v_state := 'waiting';
         END IF;
     END IF;
 
     IF queue_enqueue.dedup_key IS NULL THEN
-        INSERT INTO minipaas.messages (queue_id, state, priority, visible_at, enqueued_at, ordering_key, payload)
+        INSERT INTO minipaas.messages (queue_id, state, priority, ready_at, enqueued_at, ordering_key, payload)
         VALUES (q.queue_id, v_state, queue_enqueue.priority, v_at, v_now, queue_enqueue.ordering_key,
                 queue_enqueue.payload)
         RETURNING id INTO v_id;
     ELSE
         LOOP
-            INSERT INTO minipaas.messages (queue_id, state, priority, visible_at, enqueued_at, dedup_key,
+            INSERT INTO minipaas.messages (queue_id, state, priority, ready_at, enqueued_at, dedup_key,
                                            ordering_key, payload)
             VALUES (q.queue_id, v_state, queue_enqueue.priority, v_at, v_now, queue_enqueue.dedup_key,
                     queue_enqueue.ordering_key, queue_enqueue.payload)
             ON CONFLICT (queue_id, dedup_key)
-               WHERE dedup_key IS NOT NULL AND state IN ('waiting', 'ready', 'leased')
+               WHERE dedup_key IS NOT NULL AND state IN ('waiting', 'ready')
                DO NOTHING
             RETURNING id INTO v_id;
             EXIT WHEN v_id IS NOT NULL;
             -- A concurrent enqueue with the same key committed first: return its id.
             SELECT m.id INTO v_id FROM minipaas.messages m
              WHERE m.queue_id = q.queue_id AND m.dedup_key = queue_enqueue.dedup_key
-               AND m.state IN ('waiting', 'ready', 'leased');
+               AND m.state IN ('waiting', 'ready');
             IF FOUND THEN
                 RETURN v_id;
             END IF;
@@ -489,7 +489,7 @@ BEGIN
     v_at := v_now + coalesce(queue_enqueue_batch.delay, interval '0');
     RETURN QUERY
     WITH ins AS (
-        INSERT INTO minipaas.messages (queue_id, state, priority, visible_at, enqueued_at, payload)
+        INSERT INTO minipaas.messages (queue_id, state, priority, ready_at, enqueued_at, payload)
         SELECT q.queue_id, 'ready', queue_enqueue_batch.priority, v_at, v_now, p.payload
           FROM unnest(payloads) WITH ORDINALITY AS p(payload, n)
          ORDER BY p.n
@@ -522,9 +522,10 @@ CREATE OR REPLACE FUNCTION minipaas.queue_dequeue(
 LANGUAGE plpgsql
 -- Plan once per session: a generic plan cannot see the batch size or the hint, so the planner would re-plan
 -- every call (custom plans look cheaper) — unless told to keep the generic plan and to walk indexes, never to
--- scan or merge/hash-join the whole table.
+-- scan or merge/hash-join the whole table. (The disabled plans' penalty costs would otherwise trigger JIT.)
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+SET jit = off
 SET enable_mergejoin = off
 SET enable_hashjoin = off
 AS $fn$
@@ -569,12 +570,12 @@ BEGIN
 
     -- Consumed messages leave dead entries at the head of the ready index until VACUUM removes them (never,
     -- while a long transaction holds back the xmin horizon). So each session remembers, per queue, where its
-    -- last dequeue stopped, (priority, visible_at, id), and the next scan descends straight past it. A
+    -- last dequeue stopped, (priority, ready_at, id), and the next scan descends straight past it. A
     -- message can end up behind a hint (a producer committing late, a dequeue rolled back): a full scan from
     -- the start finds it, at the latest at the session's rescan time, which moves out when full scans are slow.
     -- A message more urgent than the hint is looked for on every dequeue (usually an empty index range).
     -- The hint lives in a session setting: it costs no shared write and cannot bloat anything.
-    -- Setting: rescan time|next urgency probe time|priority|visible_at|id (times in epoch microseconds).
+    -- Setting: rescan time|next urgency probe time|priority|ready_at|id (times in epoch microseconds).
     v_hint_key := 'minipaas.dequeue_hint_' || q.queue_id::text;
     v_hint := pg_catalog.string_to_array(pg_catalog.current_setting(v_hint_key, true), '|');
     IF pg_catalog.cardinality(v_hint) = 5
@@ -590,8 +591,9 @@ BEGIN
             IF v_now >= v_probe THEN
                 v_probe := v_now + interval '100 milliseconds';
                 v_full := EXISTS (SELECT 1 FROM minipaas.messages m
-                                   WHERE m.queue_id = q.queue_id AND m.state IN ('ready', 'leased')
-                                     AND m.priority < v_from_pri AND m.visible_at <= v_now);
+                                   WHERE m.queue_id = q.queue_id AND m.state = 'ready'
+                                     AND m.priority < v_from_pri AND m.ready_at <= v_now
+                                     AND (m.lease_until IS NULL OR m.lease_until <= v_now));
             END IF;
             IF v_full THEN
                 v_from_pri := -32768;
@@ -603,24 +605,26 @@ BEGIN
 
     FOR r IN
         WITH picked AS (
-            SELECT m.id, m.priority AS old_priority, m.visible_at AS old_visible_at,
-                   m.state = 'leased' AS expired,
-                   m.state = 'leased' AND m.attempts >= q.max_attempts AS exhausted
+            -- Rows locked here cannot move before the UPDATE below: join on ctid, not on another id lookup.
+            SELECT m.ctid AS tid,
+                   m.lease_until IS NOT NULL AS expired,
+                   m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts AS exhausted
               FROM minipaas.messages m
              WHERE m.queue_id = q.queue_id
-               AND m.state IN ('ready', 'leased')
-               AND (m.priority, m.visible_at, m.id) > (v_from_pri, v_from_at, v_from_id)
-               AND m.visible_at <= v_now
-             ORDER BY m.priority, m.visible_at, m.id
+               AND m.state = 'ready'
+               AND (m.priority, m.ready_at, m.id) > (v_from_pri, v_from_at, v_from_id)
+               AND m.ready_at <= v_now
+               AND (m.lease_until IS NULL OR m.lease_until <= v_now)
+             ORDER BY m.priority, m.ready_at, m.id
              LIMIT batch_size
                FOR UPDATE SKIP LOCKED
         ), upd AS (
             UPDATE minipaas.messages m
-               SET state       = CASE WHEN p.exhausted THEN 'dead' ELSE 'leased' END::minipaas.message_state,
+               SET state       = CASE WHEN p.exhausted THEN 'dead' ELSE 'ready' END::minipaas.message_state,
                    attempts    = CASE WHEN p.exhausted THEN m.attempts ELSE m.attempts + 1 END,
                    lease_token = CASE WHEN p.exhausted THEN NULL
                                       ELSE (pg_catalog.random() * 9007199254740991::double precision)::bigint END,
-                   visible_at  = CASE WHEN p.exhausted THEN m.visible_at ELSE v_until END,
+                   lease_until = CASE WHEN p.exhausted THEN NULL ELSE v_until END,
                    leased_at   = CASE WHEN p.exhausted THEN m.leased_at ELSE v_now END,
                    finished_at = CASE WHEN p.exhausted THEN v_now END,
                    errors      = CASE WHEN p.expired
@@ -629,14 +633,14 @@ BEGIN
                                                                              'error', 'lease expired'))
                                       ELSE m.errors END
               FROM picked p
-             WHERE m.id = p.id
-            RETURNING m.id, m.payload, m.lease_token, m.attempts, m.visible_at, m.priority, m.enqueued_at,
-                      m.ordering_key, m.dedup_key, m.state, p.old_priority, p.old_visible_at
+             WHERE m.ctid = p.tid
+            RETURNING m.id, m.payload, m.lease_token, m.attempts, m.lease_until, m.priority, m.enqueued_at,
+                      m.ordering_key, m.dedup_key, m.state, m.ready_at
         )
-        SELECT * FROM upd ORDER BY upd.old_priority, upd.old_visible_at, upd.id
+        SELECT * FROM upd ORDER BY upd.priority, upd.ready_at, upd.id
     LOOP
-        v_last_pri := r.old_priority;
-        v_last_at := r.old_visible_at;
+        v_last_pri := r.priority;
+        v_last_at := r.ready_at;
         v_last_id := r.id;
         IF r.state = 'dead' THEN
             v_dead := v_dead || r.id;
@@ -646,7 +650,7 @@ BEGIN
             payload := r.payload;
             lease_token := r.lease_token;
             attempt := r.attempts;
-            lease_expires_at := r.visible_at;
+            lease_expires_at := r.lease_until;
             priority := r.priority;
             enqueued_at := r.enqueued_at;
             ordering_key := r.ordering_key;
@@ -706,13 +710,13 @@ DECLARE
 BEGIN
     DELETE FROM minipaas.messages m
      USING minipaas.queues q
-     WHERE m.id = queue_ack.id AND m.lease_token = queue_ack.lease_token AND m.state = 'leased'
+     WHERE m.id = queue_ack.id AND m.lease_token = queue_ack.lease_token AND m.state = 'ready'
        AND q.queue_id = m.queue_id AND q.retention = interval '0'
     RETURNING m.queue_id, m.ordering_key INTO v_queue_id, v_lane;
     IF NOT FOUND THEN
         UPDATE minipaas.messages m
-           SET state = 'done', finished_at = pg_catalog.clock_timestamp(), lease_token = NULL
-         WHERE m.id = queue_ack.id AND m.lease_token = queue_ack.lease_token AND m.state = 'leased'
+           SET state = 'done', finished_at = pg_catalog.clock_timestamp(), lease_token = NULL, lease_until = NULL
+         WHERE m.id = queue_ack.id AND m.lease_token = queue_ack.lease_token AND m.state = 'ready'
         RETURNING m.queue_id, m.ordering_key INTO v_queue_id, v_lane;
         IF NOT FOUND THEN
             RETURN false;
@@ -739,7 +743,7 @@ DECLARE
 BEGIN
     SELECT m.lease_token INTO v_token
       FROM minipaas.messages m
-     WHERE m.id = queue_ack.id AND m.state = 'leased' AND m.visible_at > pg_catalog.clock_timestamp();
+     WHERE m.id = queue_ack.id AND m.state = 'ready' AND m.lease_until > pg_catalog.clock_timestamp();
     IF NOT FOUND THEN
         RETURN false;
     END IF;
@@ -755,11 +759,10 @@ COMMENT ON FUNCTION minipaas.queue_ack(bigint) IS
 CREATE OR REPLACE FUNCTION minipaas.queue_ack_batch(ids bigint[], lease_tokens bigint[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
--- Plan once per session: a generic plan cannot see the batch size or the hint, so the planner would re-plan
--- every call (custom plans look cheaper) — unless told to keep the generic plan and to walk indexes, never to
--- scan or merge/hash-join the whole table.
+-- Generic plans cannot see the batch size: keep them on indexes (see queue_dequeue).
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
+SET jit = off
 SET enable_mergejoin = off
 SET enable_hashjoin = off
 AS $fn$
@@ -767,6 +770,7 @@ AS $fn$
 DECLARE
     v_lanes text[];
     v_qids  integer[];
+    v_n     integer := 0;
     r       record;
 BEGIN
     IF ids IS NULL OR lease_tokens IS NULL OR pg_catalog.cardinality(ids) <> pg_catalog.cardinality(lease_tokens) THEN
@@ -777,31 +781,38 @@ BEGIN
         RAISE EXCEPTION 'minipaas: at most 10000 acks per batch, got %', pg_catalog.cardinality(ids)
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
+    -- Messages of queues without retention are deleted; the rest (rare) are kept as done.
     FOR r IN
-        WITH t AS (
-            SELECT a.id, a.token FROM unnest(ids, lease_tokens) AS a(id, token)
-        ), del AS (
-            DELETE FROM minipaas.messages m
-             USING t, minipaas.queues q
-             WHERE m.id = t.id AND m.lease_token = t.token AND m.state = 'leased'
-               AND q.queue_id = m.queue_id AND q.retention = interval '0'
-            RETURNING m.id, m.queue_id, m.ordering_key
-        ), kept AS (
-            UPDATE minipaas.messages m
-               SET state = 'done', finished_at = pg_catalog.clock_timestamp(), lease_token = NULL
-              FROM t, minipaas.queues q
-             WHERE m.id = t.id AND m.lease_token = t.token AND m.state = 'leased'
-               AND q.queue_id = m.queue_id AND q.retention > interval '0'
-            RETURNING m.id, m.queue_id, m.ordering_key
-        )
-        SELECT * FROM del UNION ALL SELECT * FROM kept
+        DELETE FROM minipaas.messages m
+         USING unnest(ids, lease_tokens) AS t(id, token)
+         WHERE m.id = t.id AND m.lease_token = t.token AND m.state = 'ready'
+           AND NOT EXISTS (SELECT 1 FROM minipaas.queues q
+                            WHERE q.queue_id = m.queue_id AND q.retention > interval '0')
+        RETURNING m.id, m.queue_id, m.ordering_key
     LOOP
+        v_n := v_n + 1;
         IF r.ordering_key IS NOT NULL THEN
             v_lanes := v_lanes || r.ordering_key;
             v_qids := v_qids || r.queue_id;
         END IF;
         RETURN NEXT r.id;
     END LOOP;
+    IF v_n < pg_catalog.cardinality(ids) AND EXISTS (SELECT 1 FROM minipaas.queues q WHERE q.retention > interval '0') THEN
+        FOR r IN
+            UPDATE minipaas.messages m
+               SET state = 'done', finished_at = pg_catalog.clock_timestamp(), lease_token = NULL,
+                   lease_until = NULL
+              FROM unnest(ids, lease_tokens) AS t(id, token)
+             WHERE m.id = t.id AND m.lease_token = t.token AND m.state = 'ready'
+            RETURNING m.id, m.queue_id, m.ordering_key
+        LOOP
+            IF r.ordering_key IS NOT NULL THEN
+                v_lanes := v_lanes || r.ordering_key;
+                v_qids := v_qids || r.queue_id;
+            END IF;
+            RETURN NEXT r.id;
+        END LOOP;
+    END IF;
     IF v_lanes IS NOT NULL THEN
         PERFORM minipaas._promote_lanes(v_lanes, v_qids);
     END IF;
@@ -810,6 +821,39 @@ $fn$;
 
 COMMENT ON FUNCTION minipaas.queue_ack_batch(bigint[], bigint[]) IS
     'queue_ack(id, lease_token) for up to 10000 deliveries at once; returns the ids that were acked.';
+
+CREATE OR REPLACE FUNCTION minipaas.queue_ack_dequeue(
+    queue              text,
+    ack_ids            bigint[],
+    ack_lease_tokens   bigint[],
+    batch_size         integer DEFAULT 1,
+    visibility_timeout interval DEFAULT NULL
+) RETURNS TABLE (
+    id               bigint,
+    payload          jsonb,
+    lease_token      bigint,
+    attempt          integer,
+    lease_expires_at timestamptz,
+    priority         smallint,
+    enqueued_at      timestamptz,
+    ordering_key     text,
+    dedup_key        text
+)
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    -- A worker's loop in one round trip and one commit: the finished deliveries are acked and the next ones
+    -- leased together, so a message costs one durable commit instead of two.
+    IF pg_catalog.cardinality(ack_ids) > 0 THEN
+        PERFORM minipaas.queue_ack_batch(ack_ids, ack_lease_tokens);
+    END IF;
+    RETURN QUERY SELECT * FROM minipaas.queue_dequeue(queue, batch_size, visibility_timeout);
+END
+$fn$;
+
+COMMENT ON FUNCTION minipaas.queue_ack_dequeue(text, bigint[], bigint[], integer, interval) IS
+    'queue_ack_batch(ack_ids, ack_lease_tokens) and then queue_dequeue(queue, batch_size, visibility_timeout) in '
+    'one call: a worker acks what it finished and leases its next messages in one round trip and one commit.';
 
 CREATE OR REPLACE FUNCTION minipaas.queue_nack(
     id          bigint,
@@ -832,7 +876,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT * INTO m FROM minipaas.messages t
-     WHERE t.id = queue_nack.id AND t.lease_token = queue_nack.lease_token AND t.state = 'leased'
+     WHERE t.id = queue_nack.id AND t.lease_token = queue_nack.lease_token AND t.state = 'ready'
        FOR UPDATE;
     IF NOT FOUND THEN
         RETURN;
@@ -843,7 +887,7 @@ BEGIN
         'error', coalesce(pg_catalog.left(queue_nack.error, 4000), 'nack'));
     IF NOT coalesce(queue_nack.retry, true) OR m.attempts >= q.max_attempts THEN
         UPDATE minipaas.messages t
-           SET state = 'dead', finished_at = v_now, lease_token = NULL,
+           SET state = 'dead', finished_at = v_now, lease_token = NULL, lease_until = NULL,
                errors = coalesce(t.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(v_err)
          WHERE t.id = m.id;
         PERFORM minipaas._after_dead(m.queue_id, ARRAY[m.id]);
@@ -852,7 +896,7 @@ BEGIN
     ELSE
         retry_at := v_now + coalesce(queue_nack.delay, minipaas._backoff(q, m.attempts));
         UPDATE minipaas.messages t
-           SET state = 'ready', visible_at = retry_at, lease_token = NULL,
+           SET ready_at = retry_at, lease_token = NULL, lease_until = NULL,
                errors = coalesce(t.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(v_err)
          WHERE t.id = m.id;
         PERFORM minipaas._wake(q, retry_at);
@@ -883,11 +927,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     UPDATE minipaas.messages m
-       SET visible_at = pg_catalog.clock_timestamp() + coalesce(queue_extend.visibility_timeout, q.visibility_timeout)
+       SET lease_until = pg_catalog.clock_timestamp() + coalesce(queue_extend.visibility_timeout, q.visibility_timeout)
       FROM minipaas.queues q
-     WHERE m.id = queue_extend.id AND m.lease_token = queue_extend.lease_token AND m.state = 'leased'
+     WHERE m.id = queue_extend.id AND m.lease_token = queue_extend.lease_token AND m.state = 'ready'
        AND q.queue_id = m.queue_id
-    RETURNING m.visible_at INTO v_until;
+    RETURNING m.lease_until INTO v_until;
     RETURN v_until;
 END
 $fn$;
@@ -906,15 +950,15 @@ DECLARE
     q minipaas.queues;
 BEGIN
     UPDATE minipaas.messages t
-       SET state = 'ready', visible_at = pg_catalog.clock_timestamp(), lease_token = NULL,
+       SET ready_at = pg_catalog.clock_timestamp(), lease_token = NULL, lease_until = NULL,
            attempts = greatest(t.attempts - 1, 0)
-     WHERE t.id = queue_release.id AND t.lease_token = queue_release.lease_token AND t.state = 'leased'
+     WHERE t.id = queue_release.id AND t.lease_token = queue_release.lease_token AND t.state = 'ready'
     RETURNING * INTO m;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
     SELECT * INTO q FROM minipaas.queues t WHERE t.queue_id = m.queue_id;
-    PERFORM minipaas._wake(q, m.visible_at);
+    PERFORM minipaas._wake(q, m.ready_at);
     RETURN true;
 END
 $fn$;
@@ -967,13 +1011,14 @@ BEGIN
     q := minipaas._queue(queue, false);
     -- A message whose dedup key has since been enqueued again stays dead: redriving it would duplicate work.
     UPDATE minipaas.messages m
-       SET state = 'ready', attempts = 0, visible_at = v_now, finished_at = NULL, lease_token = NULL
+       SET state = 'ready', attempts = 0, ready_at = v_now, finished_at = NULL, lease_token = NULL,
+           lease_until = NULL
      WHERE m.queue_id = q.queue_id AND m.state = 'dead' AND m.ordering_key IS NULL
        AND (ids IS NULL OR m.id = ANY (ids))
        AND (m.dedup_key IS NULL OR NOT EXISTS (
                SELECT 1 FROM minipaas.messages d
                 WHERE d.queue_id = m.queue_id AND d.dedup_key = m.dedup_key
-                  AND d.state IN ('waiting', 'ready', 'leased')));
+                  AND d.state IN ('waiting', 'ready')));
     GET DIAGNOSTICS v_count = ROW_COUNT;
 
     FOR r IN
@@ -987,13 +1032,14 @@ BEGIN
         PERFORM minipaas._lane_lock(q.queue_id, r.lane);
         -- Dead messages rejoin their lane as waiting, in id order, behind nothing older than themselves.
         UPDATE minipaas.messages m
-           SET state = 'waiting', attempts = 0, visible_at = v_now, finished_at = NULL, lease_token = NULL
+           SET state = 'waiting', attempts = 0, ready_at = v_now, finished_at = NULL, lease_token = NULL,
+               lease_until = NULL
          WHERE m.queue_id = q.queue_id AND m.state = 'dead' AND m.ordering_key = r.lane
            AND (ids IS NULL OR m.id = ANY (ids))
            AND (m.dedup_key IS NULL OR NOT EXISTS (
                    SELECT 1 FROM minipaas.messages d
                     WHERE d.queue_id = m.queue_id AND d.dedup_key = m.dedup_key
-                      AND d.state IN ('waiting', 'ready', 'leased')));
+                      AND d.state IN ('waiting', 'ready')));
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_count := v_count + v_n;
         PERFORM minipaas._lane_promote(q.queue_id, r.lane);
@@ -1051,22 +1097,22 @@ BEGIN
     IF queue_stats.queue IS NOT NULL THEN
         PERFORM minipaas._queue(queue_stats.queue, false);
     END IF;
-    -- Each figure reads only the partial index of its states (ready/leased, lanes, dead, done) — never the
+    -- Each figure reads only the partial index of its states (ready, lanes, dead, done) — never the
     -- table — so in-flight, dead and lane counts cost what those sets hold, not the queue's history.
     FOR q IN SELECT * FROM minipaas.queues t
               WHERE queue_stats.queue IS NULL OR t.name = queue_stats.queue
               ORDER BY t.name
     LOOP
         queue_name := q.name;
-        SELECT count(*) FILTER (WHERE m.state = 'ready' AND m.visible_at <= v_now),
-               count(*) FILTER (WHERE m.state = 'ready' AND m.visible_at > v_now),
-               count(*) FILTER (WHERE m.state = 'leased' AND m.visible_at > v_now),
-               count(*) FILTER (WHERE m.state = 'leased' AND m.visible_at <= v_now),
-               min(m.enqueued_at) FILTER (WHERE m.state = 'ready' AND m.visible_at <= v_now),
-               min(m.visible_at) FILTER (WHERE m.visible_at > v_now)
+        SELECT count(*) FILTER (WHERE m.lease_until IS NULL AND m.ready_at <= v_now),
+               count(*) FILTER (WHERE m.lease_until IS NULL AND m.ready_at > v_now),
+               count(*) FILTER (WHERE m.lease_until > v_now),
+               count(*) FILTER (WHERE m.lease_until <= v_now),
+               min(m.enqueued_at) FILTER (WHERE m.lease_until IS NULL AND m.ready_at <= v_now),
+               min(coalesce(m.lease_until, m.ready_at)) FILTER (WHERE coalesce(m.lease_until, m.ready_at) > v_now)
           INTO ready, scheduled, in_flight, expired, oldest_ready_at, next_visible_at
           FROM minipaas.messages m
-         WHERE m.queue_id = q.queue_id AND m.state IN ('ready', 'leased');
+         WHERE m.queue_id = q.queue_id AND m.state = 'ready';
         SELECT count(*) INTO waiting FROM minipaas.messages m
          WHERE m.queue_id = q.queue_id AND m.ordering_key IS NOT NULL AND m.state = 'waiting';
         SELECT count(*) INTO dead FROM minipaas.messages m WHERE m.queue_id = q.queue_id AND m.state = 'dead';
@@ -1108,7 +1154,7 @@ BEGIN
              WHERE m.queue_id = q.queue_id AND m.ordering_key IS NOT NULL AND m.state = 'waiting'
                AND NOT EXISTS (SELECT 1 FROM minipaas.messages h
                                 WHERE h.queue_id = m.queue_id AND h.ordering_key = m.ordering_key
-                                  AND h.state IN ('ready', 'leased'))
+                                  AND h.state = 'ready')
         LOOP
             PERFORM minipaas._lane_promote(q.queue_id, r.lane);
             v_lanes := v_lanes + 1;

@@ -6,10 +6,10 @@ LANGUAGE plpgsql
 AS $fn$
 BEGIN
     -- Start every test from empty queues, whatever the database held before.
+    PERFORM minipaas.t_forget_hints();
     DELETE FROM minipaas.messages;
     DELETE FROM minipaas.queue_wakeups;
     DELETE FROM minipaas.queues;
-    PERFORM minipaas.t_forget_hints();
 END
 $fn$;
 
@@ -32,7 +32,7 @@ BEGIN
 
     EXECUTE $$SELECT count(*) FROM (SELECT * FROM queue_dequeue('my_queue')) d$$ INTO v_n;
     PERFORM minipaas.t_eq(v_n, 1, 'queue_dequeue returns at most one task by default');
-    SELECT m.id, m.payload INTO v_row FROM minipaas.messages m WHERE m.state = 'leased';
+    SELECT m.id, m.payload INTO v_row FROM minipaas.messages m WHERE m.lease_until IS NOT NULL;
     PERFORM minipaas.t_eq(v_row.id, v_id, 'the first task is dequeued first');
     PERFORM minipaas.t_eq(v_row.payload, '{"task": "process-user", "id": 42}'::jsonb, 'the payload');
 
@@ -224,7 +224,7 @@ BEGIN
     v_past := minipaas.queue_enqueue('q', '{"n": 3}', run_at => clock_timestamp() - interval '1 day');
     SELECT id INTO v_id FROM minipaas.queue_dequeue('q', 10);
     PERFORM minipaas.t_eq(v_id, v_past, 'a run_at in the past means now; delayed messages are not delivered');
-    PERFORM minipaas.t_assert((SELECT visible_at FROM minipaas.messages WHERE id = v_delayed)
+    PERFORM minipaas.t_assert((SELECT ready_at FROM minipaas.messages WHERE id = v_delayed)
                               > clock_timestamp() + interval '59 minutes', 'delay postpones visibility');
     PERFORM minipaas.t_expire(v_delayed);
     SELECT id INTO v_id FROM minipaas.queue_dequeue('q', 10);
@@ -301,7 +301,7 @@ BEGIN
     SELECT lease_token INTO v_token FROM minipaas.queue_dequeue('q', 1, '5 seconds');
     v_until := minipaas.queue_extend(v_id, v_token, '10 minutes');
     PERFORM minipaas.t_assert(v_until > clock_timestamp() + interval '9 minutes', 'extend moves the expiry');
-    PERFORM minipaas.t_eq((SELECT visible_at FROM minipaas.messages WHERE id = v_id), v_until, 'stored expiry');
+    PERFORM minipaas.t_eq((SELECT lease_until FROM minipaas.messages WHERE id = v_id), v_until, 'stored expiry');
     v_until := minipaas.queue_extend(v_id, v_token);
     PERFORM minipaas.t_assert(v_until BETWEEN clock_timestamp() + interval '29 seconds'
                                           AND clock_timestamp() + interval '30 seconds',
@@ -706,8 +706,8 @@ BEGIN
     PERFORM minipaas.queue_enqueue('q', '{}', ordering_key => 'k');
     PERFORM minipaas.queue_enqueue('q', '{}', ordering_key => 'k');
     PERFORM minipaas.queue_dequeue('q', 2);
-    UPDATE minipaas.messages SET visible_at = clock_timestamp() - interval '1 second'
-     WHERE id = (SELECT min(id) FROM minipaas.messages WHERE state = 'leased');
+    UPDATE minipaas.messages SET lease_until = clock_timestamp() - interval '1 second'
+     WHERE id = (SELECT min(id) FROM minipaas.messages WHERE lease_until IS NOT NULL);
     SELECT * INTO s FROM minipaas.queue_stats('q');
     PERFORM minipaas.t_eq(s.queue_name, 'q', 'queue name');
     PERFORM minipaas.t_eq(s.ready, 4::bigint, 'ready: three batch messages and the lane head');
@@ -769,7 +769,7 @@ BEGIN
     -- A message at or behind the hint (as if its producer committed late) is skipped by hinted scans ...
     PERFORM set_config('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'),
                        (SELECT concat_ws('|', v_parts[1], v_parts[2], m.priority,
-                                         (extract(epoch FROM m.visible_at) * 1000000)::bigint, m.id)
+                                         (extract(epoch FROM m.ready_at) * 1000000)::bigint, m.id)
                           FROM minipaas.messages m WHERE m.id = v_late), false);
     PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q')), 'hinted scans skip it');
     -- ... until the session's rescan time, when a full scan from the start finds it.

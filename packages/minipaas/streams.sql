@@ -8,7 +8,8 @@
 -- at or above the horizon. A consumer
 -- that saw offset X can therefore never later find a committed event below X. Publishers never wait for each
 -- other (no counter row held until commit). The price: events from transactions with later ids are held back
--- while an older transaction (publisher or not) is still open; stream_group_lag shows the held-back count.
+-- while an older transaction (publisher or not) of the same database is still open; stream_group_lag shows the
+-- held-back count.
 --
 -- Advisory lock classes: 1297088514 per stream key (publish with a key), 1297088515 consumer-group partitions,
 -- 1297088516 maintenance.
@@ -66,23 +67,53 @@ $fn$;
 COMMENT ON FUNCTION minipaas._next_offsets(integer) IS
     'Internal: reserves n consecutive offsets for the current transaction and returns the first.';
 
-CREATE OR REPLACE FUNCTION minipaas.stream_horizon()
+CREATE OR REPLACE FUNCTION minipaas._foreign_xids()
+RETURNS xid[]
+LANGUAGE sql VOLATILE
+AS $fn$
+    -- Transaction ids are cluster-wide, but a transaction writes only in its own database: the ids running in
+    -- other databases cannot hold back this database's streams. Read before the reading query takes its
+    -- snapshot (and with a fresh copy of the activity array, which is otherwise cached per transaction), so that
+    -- an id only misses from this list if its transaction started in between; a missing id merely counts.
+    SELECT pg_catalog.pg_stat_clear_snapshot();
+    SELECT coalesce(pg_catalog.array_agg(a.backend_xid), '{}')
+      FROM pg_catalog.pg_stat_get_activity(NULL) AS a
+     WHERE a.backend_xid IS NOT NULL
+       AND a.datid <> (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+$fn$;
+
+COMMENT ON FUNCTION minipaas._foreign_xids() IS
+    'Internal: ids of the transactions now running in other databases of the cluster.';
+
+CREATE OR REPLACE FUNCTION minipaas._horizon(foreign_xids xid[])
 RETURNS bigint
 LANGUAGE sql STABLE
 AS $fn$
     -- The oldest other running transaction is the smallest id in xip, or else xmax (ids from xmax up were not
-    -- finished when the snapshot was taken). Our own transaction counts as running too, except when it is
-    -- exactly that oldest one: then its own events (visible to it) are settled as well.
+    -- finished when the snapshot was taken), leaving out ids running in other databases. Our own transaction
+    -- counts as running too, except when it is exactly the oldest: then its own events (visible to it) are
+    -- settled as well.
     SELECT (CASE WHEN h.x = pg_catalog.pg_current_xact_id_if_assigned()::text::bigint THEN h.x + 1 ELSE h.x END)
            * 1048576
-      FROM (SELECT coalesce((SELECT min(x) FROM pg_catalog.pg_snapshot_xip(t.snap) AS x),
+      FROM (SELECT coalesce((SELECT min(x) FROM pg_catalog.pg_snapshot_xip(t.snap) AS x
+                              WHERE x::xid <> ALL (foreign_xids)),
                             pg_catalog.pg_snapshot_xmax(t.snap))::text::bigint AS x
               FROM (SELECT pg_catalog.pg_current_snapshot() AS snap) AS t) AS h;
 $fn$;
 
+COMMENT ON FUNCTION minipaas._horizon(xid[]) IS
+    'Internal: stream_horizon() for the current snapshot, given the ids running in other databases.';
+
+CREATE OR REPLACE FUNCTION minipaas.stream_horizon()
+RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $fn$
+    SELECT minipaas._horizon(minipaas._foreign_xids());
+$fn$;
+
 COMMENT ON FUNCTION minipaas.stream_horizon() IS
     'Exclusive upper bound of the offsets that are settled in the current snapshot: below it, no other running '
-    'transaction can still commit an event.';
+    'transaction of this database can still commit an event.';
 
 CREATE OR REPLACE FUNCTION minipaas._partition_of(s minipaas.streams, key text)
 RETURNS integer
@@ -360,7 +391,8 @@ LANGUAGE plpgsql
 AS $fn$
 #variable_conflict use_column
 DECLARE
-    s minipaas.streams;
+    s         minipaas.streams;
+    v_foreign xid[];
 BEGIN
     IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
         RAISE EXCEPTION 'minipaas: max_events must be between 1 and 10000, got %', coalesce(max_events::text, 'NULL')
@@ -377,6 +409,7 @@ BEGIN
                 s.partitions - 1, only_partition
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    v_foreign := minipaas._foreign_xids();
     RETURN QUERY
     SELECT x.event_offset, x.partition, x.key, x.key_version, x.payload, x.published_at, x.dedup_id
       FROM pg_catalog.generate_series(coalesce(only_partition, 0), coalesce(only_partition, s.partitions - 1)) AS p(n)
@@ -384,7 +417,7 @@ BEGIN
             SELECT e.* FROM minipaas.stream_events e
              WHERE e.stream_id = s.stream_id AND e.partition = p.n
                AND e.event_offset > coalesce(after_offset, 0)
-               AND e.event_offset < (SELECT minipaas.stream_horizon())
+               AND e.event_offset < (SELECT minipaas._horizon(v_foreign))
              ORDER BY e.event_offset
              LIMIT max_events) AS x
      ORDER BY x.event_offset
@@ -439,24 +472,6 @@ $fn$;
 COMMENT ON FUNCTION minipaas.stream_read_key(text, text, bigint, integer) IS
     'The events of one key after a version, in version order (event-store style reads of one entity).';
 
-CREATE OR REPLACE FUNCTION minipaas._group_rows(s minipaas.streams, consumer_group text)
-RETURNS void
-LANGUAGE plpgsql
-AS $fn$
-BEGIN
-    PERFORM minipaas._check_name('consumer group', consumer_group);
-    IF (SELECT count(*) FROM minipaas.stream_group_offsets g
-         WHERE g.stream_id = s.stream_id AND g.group_name = consumer_group) < s.partitions THEN
-        INSERT INTO minipaas.stream_group_offsets (stream_id, group_name, partition)
-        SELECT s.stream_id, consumer_group, n FROM pg_catalog.generate_series(0, s.partitions - 1) AS n
-            ON CONFLICT DO NOTHING;
-    END IF;
-END
-$fn$;
-
-COMMENT ON FUNCTION minipaas._group_rows(minipaas.streams, text) IS
-    'Internal: makes sure a consumer group has an offset row (starting at the beginning) for every partition.';
-
 CREATE OR REPLACE FUNCTION minipaas.stream_group_consume(
     stream         text,
     consumer_group text,
@@ -478,6 +493,7 @@ DECLARE
     s        minipaas.streams;
     v_parts  integer[];
     v_from   bigint[];
+    v_foreign xid[];
     r        record;
 BEGIN
     IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
@@ -495,14 +511,18 @@ BEGIN
                 s.partitions - 1, only_partition
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM minipaas._group_rows(s, consumer_group);
+    PERFORM minipaas._check_name('consumer group', consumer_group);
     -- A member owns a partition until its transaction ends: members that consume and commit in one transaction
-    -- split the partitions between them; a partition another member holds is skipped, not waited for.
+    -- split the partitions between them; a partition another member holds is skipped, not waited for. A group
+    -- without a committed offset starts at the beginning; its rows appear with its first commit (never here:
+    -- an insert would make other members wait for this transaction).
     FOR r IN
-        SELECT g.partition, g.committed_offset FROM minipaas.stream_group_offsets g
-         WHERE g.stream_id = s.stream_id AND g.group_name = consumer_group
-           AND (only_partition IS NULL OR g.partition = only_partition)
-         ORDER BY g.partition
+        SELECT p.n AS partition, coalesce(g.committed_offset, 0) AS committed_offset
+          FROM pg_catalog.generate_series(coalesce(only_partition, 0), coalesce(only_partition, s.partitions - 1))
+               AS p(n)
+          LEFT JOIN minipaas.stream_group_offsets g
+            ON g.stream_id = s.stream_id AND g.group_name = consumer_group AND g.partition = p.n
+         ORDER BY p.n
     LOOP
         IF pg_catalog.pg_try_advisory_xact_lock(1297088515,
                pg_catalog.hashtext(s.stream_id::text || ':' || consumer_group || ':' || r.partition::text)) THEN
@@ -513,6 +533,7 @@ BEGIN
     IF v_parts IS NULL THEN
         RETURN;
     END IF;
+    v_foreign := minipaas._foreign_xids();
     RETURN QUERY
     SELECT x.event_offset, x.partition, x.key, x.key_version, x.payload, x.published_at, x.dedup_id
       FROM unnest(v_parts, v_from) AS p(n, after_offset)
@@ -520,7 +541,7 @@ BEGIN
             SELECT e.* FROM minipaas.stream_events e
              WHERE e.stream_id = s.stream_id AND e.partition = p.n
                AND e.event_offset > p.after_offset
-               AND e.event_offset < (SELECT minipaas.stream_horizon())
+               AND e.event_offset < (SELECT minipaas._horizon(v_foreign))
              ORDER BY e.event_offset
              LIMIT max_events) AS x
      ORDER BY x.event_offset
@@ -556,7 +577,7 @@ BEGIN
                 s.partitions - 1, v_part
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM minipaas._group_rows(s, consumer_group);
+    PERFORM minipaas._check_name('consumer group', consumer_group);
     IF v_part IS NULL AND forward_only THEN
         IF s.partitions = 1 THEN
             v_part := 0;
@@ -572,11 +593,13 @@ BEGIN
             END IF;
         END IF;
     END IF;
-    UPDATE minipaas.stream_group_offsets g
-       SET committed_offset = CASE WHEN forward_only THEN greatest(g.committed_offset, to_offset) ELSE to_offset END,
-           updated_at = pg_catalog.clock_timestamp()
-     WHERE g.stream_id = s.stream_id AND g.group_name = consumer_group
-       AND (v_part IS NULL OR g.partition = v_part);
+    INSERT INTO minipaas.stream_group_offsets AS g (stream_id, group_name, partition, committed_offset, updated_at)
+    SELECT s.stream_id, consumer_group, p.n, to_offset, pg_catalog.clock_timestamp()
+      FROM pg_catalog.generate_series(coalesce(v_part, 0), coalesce(v_part, s.partitions - 1)) AS p(n)
+        ON CONFLICT (stream_id, group_name, partition) DO UPDATE
+       SET committed_offset = CASE WHEN forward_only THEN greatest(g.committed_offset, excluded.committed_offset)
+                                   ELSE excluded.committed_offset END,
+           updated_at = excluded.updated_at;
 END
 $fn$;
 
@@ -621,7 +644,7 @@ RETURNS TABLE (
     pending          bigint,
     held_back        bigint
 )
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 AS $fn$
 #variable_conflict use_column
 DECLARE

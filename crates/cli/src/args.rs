@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Strata: PostgreSQL packages and versioned migrations, recorded in the database.
 #[derive(Debug, Parser)]
@@ -52,6 +52,9 @@ pub struct Global {
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub layout: crate::interop::LayoutFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,8 +63,12 @@ pub enum Command {
     Init(InitArgs),
     /// Create a migration file and append it to the manifest's ordered list.
     New(NewArgs),
-    /// Show what `up` would do, with the SQL; changes nothing.
+    /// Show what `up` would do, with the SQL, lint findings and the locks it takes; changes nothing.
     Plan(PlanArgs),
+    /// Check migrations for statements that lock, rewrite or fail in production (squawk's rules and Strata's own).
+    /// Exit codes: 0 clean (or only warnings), 1 errors (or warnings with --deny-warnings), 2 usage or connection
+    /// error.
+    Lint(LintArgs),
     /// Apply every pending migration, atomically.
     Up(UpArgs),
     /// Applied / pending / changed / missing migrations, and managed code (new, changed, drifted), per package.
@@ -80,6 +87,14 @@ pub enum Command {
     /// Create or drop the database named in the connection settings.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Record the migrations another tool applied (reads its tracking table; runs nothing).
+    Adopt(crate::interop::AdoptArgs),
+    /// Record the migrations up to NAME as applied, for a database no tool tracked (runs nothing).
+    Baseline(crate::interop::BaselineArgs),
+    /// Write the migrations for another tool, or as one self-contained psql script.
+    Export(crate::interop::ExportArgs),
+    /// Write a stable schema file (pg_dump --schema-only, normalised, with Strata's history), or --check one.
+    DumpSchema(crate::interop::DumpSchemaArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +128,38 @@ pub struct PlanFlags {
     /// Accept the changed text of an applied migration: record it without running it (repeatable; `*` = all).
     #[arg(long, value_name = "NAME")]
     pub accept_changed: Vec<String>,
+    /// Deploy even if the migrations about to run have lint errors (`strata lint` shows them).
+    #[arg(long)]
+    pub allow_lint_errors: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Migration files or directories to lint (a directory with a strata.toml is a package). Default: the pending
+    /// migrations of the project (which needs the database).
+    pub paths: Vec<PathBuf>,
+    /// Lint every migration of the project, applied or not (no database needed).
+    #[arg(long, conflicts_with = "paths")]
+    pub all: bool,
+    /// Output: human diagnostics, JSON, or GitHub Actions annotations.
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+    /// Exit with 1 on warnings too.
+    #[arg(long)]
+    pub deny_warnings: bool,
+    /// List every rule, its default severity and whether it is on by default, then exit.
+    #[arg(long)]
+    pub list_rules: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    /// Compiler-style diagnostics.
+    Human,
+    /// One JSON document.
+    Json,
+    /// `::error file=…,line=…::message` workflow commands for GitHub Actions.
+    Github,
 }
 
 #[derive(Debug, Args)]
@@ -126,7 +173,8 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct SessionFlags {
-    /// lock_timeout for the deploy session (e.g. 5s; 0 = off). Default: strata.toml [deploy], else the server's.
+    /// lock_timeout for the deploy session (e.g. 5s; 0 = off). Default: strata.toml [deploy], else 2s for `up`
+    /// (CONCURRENTLY statements run without it), the server's for `down`.
     #[arg(long, value_name = "DURATION")]
     pub lock_timeout: Option<String>,
     /// statement_timeout for the deploy session (e.g. 10min; 0 = off).
@@ -146,6 +194,14 @@ pub struct UpArgs {
     /// Run everything, then roll back.
     #[arg(long)]
     pub dry_run: bool,
+    /// How many times to start over after a statement gave up waiting for a lock (lock_timeout), with a pause
+    /// that doubles each time. Default: strata.toml [deploy] lock_retries, else 3.
+    #[arg(long, value_name = "N")]
+    pub lock_retries: Option<u32>,
+    /// Run a failed no-transaction migration from its first statement, instead of skipping the statements that
+    /// committed before it failed.
+    #[arg(long)]
+    pub no_resume: bool,
     /// Do not run the packages' tests (by default they run when the deploy changes something).
     #[arg(long)]
     pub no_tests: bool,

@@ -2,7 +2,9 @@
 //! the library, render the result. Exit codes: 0 success, 1 failure, 2 usage or connection error.
 
 mod args;
+mod interop;
 mod render;
+mod safety;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,10 +118,12 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             let project = load_project(g)?;
             let (db, target) = connect(g, Some(&project)).await?;
             let plan = pgstrata::plan(&db, &project, &plan_options(&a.flags)).await?;
-            out.plan(&project, &plan, &target, !a.no_sql);
+            let safety = safety::PlanSafety::compute(&db, &project, &plan).await?;
+            out.plan(&project, &plan, &target, !a.no_sql, &safety);
             plan.check(&plan_options(&a.flags))?;
-            Ok(())
+            safety.check(a.flags.allow_lint_errors)
         }
+        Command::Lint(a) => safety::lint(g, a, out).await,
         Command::Up(a) => {
             let project = load_project(g)?;
             let (mut db, target) = connect(g, Some(&project)).await?;
@@ -127,6 +131,9 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
                 plan: plan_options(&a.flags),
                 dry_run: a.dry_run,
                 session: session_settings(&a.session, &project),
+                allow_lint_errors: a.flags.allow_lint_errors,
+                lock_retry: lock_retry(a.lock_retries, &project)?,
+                no_resume: a.no_resume,
                 tests: if a.no_tests {
                     pgstrata::TestMode::Skip
                 } else {
@@ -149,8 +156,10 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             let (db, target) = connect(g, Some(&project)).await?;
             let plan = pgstrata::plan(&db, &project, &pgstrata::PlanOptions::default()).await?;
             let runs = pgstrata::history::runs(db.client(), 1).await?;
+            let schemas: Vec<String> = plan.packages.iter().map(|p| p.schema.clone()).collect();
+            let invalid = pgstrata::invalid_indexes(&db, &schemas).await?;
             let code = pgstrata::managed::status(&db, &project).await?;
-            out.status(&plan, runs.first(), &target, &code);
+            out.status(&plan, runs.first(), &target, &invalid, &code);
             let dirty = plan
                 .packages
                 .iter()
@@ -202,6 +211,10 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             Ok(())
         }
         Command::Dev(cmd) => dev(cmd, out),
+        Command::Adopt(a) => interop::adopt(a, g, out).await,
+        Command::Baseline(a) => interop::baseline(a, g, out).await,
+        Command::Export(a) => interop::export(a, g, out),
+        Command::DumpSchema(a) => interop::dump_schema(a, g, out).await,
         Command::Wait(a) => {
             let timeout = pgstrata::manifest::parse_duration(&a.timeout)
                 .map_err(|m| Failure::Usage(miette::miette!("--timeout: {m}")))?;
@@ -244,6 +257,9 @@ async fn test(g: &Global, a: TestArgs, out: &Out) -> Result<(), Failure> {
             filter: a.filter.clone(),
             packages: if a.all_packages { None } else { Some(roots) },
         },
+        // Tests judge the code; lint findings are for deploys.
+        allow_lint_errors: true,
+        ..Default::default()
     };
     let format = if g.json {
         args::TestFormat::Json
@@ -305,6 +321,18 @@ fn flags_settings(f: &SessionFlags) -> pgstrata::SessionSettings {
     }
 }
 
+/// `--lock-retries` wins over `[deploy]` of the last package in deploy order.
+fn lock_retry(flag: Option<u32>, project: &Project) -> Result<pgstrata::LockRetry, Failure> {
+    let mut retry = match project.packages().last() {
+        Some(p) => pgstrata::LockRetry::from_manifest(p.deploy_settings())?,
+        None => pgstrata::LockRetry::default(),
+    };
+    if let Some(n) = flag {
+        retry.retries = n;
+    }
+    Ok(retry)
+}
+
 /// Flags win over the manifest of the last package in deploy order (the one that uses the others).
 fn session_settings(f: &SessionFlags, project: &Project) -> pgstrata::SessionSettings {
     let manifest = project
@@ -336,6 +364,9 @@ fn package_root(g: &Global) -> Result<PathBuf, Failure> {
 }
 
 fn load_project(g: &Global) -> Result<Project, Failure> {
+    if let Some(project) = interop::layout_project(g)? {
+        return Ok(project);
+    }
     if g.packages.is_empty() {
         let cwd = std::env::current_dir().map_err(|e| {
             Failure::Usage(miette::miette!("cannot read the current directory: {e}"))

@@ -28,6 +28,18 @@ impl Out {
         }
     }
 
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    pub fn json_value(&self, value: &impl serde::Serialize) {
+        self.print_json(value);
+    }
+
     fn print_json(&self, value: &impl serde::Serialize) {
         match serde_json::to_string_pretty(value) {
             Ok(s) => println!("{s}"),
@@ -74,6 +86,9 @@ impl Out {
             if let Some(pgstrata::Error::Changed(c)) = report.downcast_ref::<pgstrata::Error>() {
                 obj["error"]["changed"] = serde_json::to_value(&c.changes).unwrap_or_default();
             }
+            if let Some(pgstrata::Error::Lint(l)) = report.downcast_ref::<pgstrata::Error>() {
+                obj["error"]["lint"] = serde_json::to_value(&l.report).unwrap_or_default();
+            }
             self.print_json(&obj);
         } else {
             eprintln!("{report:?}");
@@ -90,23 +105,33 @@ impl Out {
         }
     }
 
-    pub fn plan(&self, project: &Project, plan: &Plan, target: &str, with_sql: bool) {
+    pub fn plan(
+        &self,
+        project: &Project,
+        plan: &Plan,
+        target: &str,
+        with_sql: bool,
+        safety: &crate::safety::PlanSafety,
+    ) {
         if self.json {
             self.print_json(&serde_json::json!({
+                "lint": safety.lint,
+                "locks": safety.locks,
                 "target": target,
                 "packages": plan.packages,
                 "steps": plan.steps,
                 "segments": plan.segments(),
                 "accepted_changes": plan.accepted_changes,
+                "repeatables": plan.repeatables,
                 "changed": plan.changed(),
                 "out_of_order": plan.out_of_order(),
                 "missing": plan.missing(),
             }));
             return;
         }
-        if plan.steps.is_empty() {
+        if plan.is_empty() {
             println!("Nothing to apply on {target}.");
-        } else {
+        } else if !plan.steps.is_empty() {
             let segments = plan.segments();
             println!(
                 "{} migration(s) to apply on {target}, in {} {}:",
@@ -138,6 +163,22 @@ impl Out {
                 c.0, c.1
             );
         }
+        for r in plan
+            .repeatables
+            .iter()
+            .filter(|r| r.state != pgstrata::RepeatableState::Applied)
+        {
+            println!(
+                "  repeatable {}:{} runs after the migrations ({})",
+                r.package,
+                r.name,
+                if r.state == pgstrata::RepeatableState::Pending {
+                    "new"
+                } else {
+                    "changed"
+                }
+            );
+        }
         for p in plan.packages.iter().filter(|p| !p.internal) {
             if let (Some(from), Some(to)) = (&p.from, &p.to)
                 && from == to
@@ -154,6 +195,7 @@ impl Out {
                 p.to.as_deref().unwrap_or("(nothing)")
             );
         }
+        crate::safety::print_plan_safety(safety);
         if with_sql {
             for s in &plan.steps {
                 let sql = project
@@ -199,6 +241,15 @@ impl Out {
                         } else {
                             ""
                         }
+                    );
+                }
+                for r in &report.repeatables {
+                    println!(
+                        "  {} {}:{}  {:>9}  (repeatable, changed)",
+                        style("✓").green(),
+                        r.package,
+                        r.name,
+                        fmt_ms(r.duration_ms)
                     );
                 }
                 for t in &report.packages {
@@ -281,14 +332,17 @@ impl Out {
         plan: &Plan,
         last_run: Option<&pgstrata::history::RunRecord>,
         target: &str,
+        invalid_indexes: &[pgstrata::InvalidIndex],
         code: &[pgstrata::managed::PackageCode],
     ) {
         if self.json {
             self.print_json(&serde_json::json!({
                 "target": target,
                 "packages": plan.packages,
+                "repeatables": plan.repeatables,
                 "code": code,
                 "last_run": last_run,
+                "invalid_indexes": invalid_indexes,
             }));
             return;
         }
@@ -338,6 +392,17 @@ impl Out {
                 self.code_status(c);
             }
         }
+        if !plan.repeatables.is_empty() {
+            println!("\n{}", style("repeatable scripts").bold());
+            for r in &plan.repeatables {
+                let word = match r.state {
+                    pgstrata::RepeatableState::Applied => style("applied ").green(),
+                    pgstrata::RepeatableState::Pending => style("pending ").yellow(),
+                    pgstrata::RepeatableState::Changed => style("changed ").yellow(),
+                };
+                println!("  {word} {}:{}", r.package, r.name);
+            }
+        }
         if let Some(r) = last_run
             && r.outcome == "failed"
         {
@@ -350,7 +415,35 @@ impl Out {
                 r.error.as_deref().unwrap_or("")
             );
             if let Some(d) = &r.detail {
-                println!("  detail: {d}");
+                let committed: Vec<&str> = d["committed_statements"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+                    .unwrap_or_default();
+                if committed.is_empty() {
+                    println!("  detail: {d}");
+                } else {
+                    println!(
+                        "  {} statement(s) of {} committed before the failure (they stay applied; `strata up` skips \
+                         them and resumes, `--no-resume` runs them again):",
+                        committed.len(),
+                        d["failed_migration"]
+                            .as_str()
+                            .unwrap_or("the failed migration")
+                    );
+                    for s in committed {
+                        println!("    {}", s.lines().next().unwrap_or(""));
+                    }
+                }
+            }
+        }
+        if !invalid_indexes.is_empty() {
+            println!(
+                "\n{} invalid index(es), left by a failed CREATE INDEX CONCURRENTLY (they slow writes and serve no \
+                 query; drop, then build again):",
+                style("!").red()
+            );
+            for i in invalid_indexes {
+                println!("  {}.{} on {}: {}", i.schema, i.name, i.table, i.drop_sql());
             }
         }
     }
@@ -439,6 +532,7 @@ impl Out {
         Progress {
             bar,
             verbose: self.verbose > 0 && !self.json,
+            safety: !self.json && !self.quiet,
         }
     }
 }
@@ -447,6 +541,8 @@ impl Out {
 pub struct Progress {
     bar: Option<ProgressBar>,
     verbose: bool,
+    /// Show lint findings, retries and resumes (not with --json or --quiet).
+    safety: bool,
 }
 
 impl Progress {
@@ -459,6 +555,7 @@ impl Progress {
 
 impl pgstrata::Observer for Progress {
     fn event(&mut self, event: Event<'_>) {
+        crate::safety::event(&event, self.bar.as_ref(), self.safety);
         match event {
             Event::LockWaiting => {
                 let _ = writeln!(std::io::stderr(), "waiting for another deploy to finish…");

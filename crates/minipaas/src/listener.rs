@@ -26,6 +26,7 @@ use crate::error::Result;
 pub struct Listener {
     client: Client,
     notifications: mpsc::UnboundedReceiver<Notification>,
+    ended: bool,
 }
 
 impl Listener {
@@ -57,6 +58,7 @@ impl Listener {
         Listener {
             client,
             notifications,
+            ended: false,
         }
     }
 
@@ -78,11 +80,13 @@ impl Listener {
 
     /// The next notification; `None` once the connection is gone.
     pub async fn recv(&mut self) -> Option<Notification> {
-        self.notifications.recv().await
+        let next = self.notifications.recv().await;
+        self.ended |= next.is_none();
+        next
     }
 
     /// Whether the connection is gone.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.ended || self.client.is_closed()
     }
 }

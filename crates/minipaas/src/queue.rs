@@ -409,13 +409,7 @@ where
         sql_count("a batch", deliveries.len(), MAX_BATCH)?;
         let ids: Vec<i64> = deliveries.iter().map(|d| d.id).collect();
         let tokens: Vec<i64> = deliveries.iter().map(|d| d.lease_token).collect();
-        let rows = client
-            .query_typed(
-                "SELECT minipaas.queue_ack_batch($1, $2)",
-                &[(&ids, Type::INT8_ARRAY), (&tokens, Type::INT8_ARRAY)],
-            )
-            .await?;
-        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+        ack_leases(client, &ids, &tokens).await
     }
 
     /// Gives a delivery back with an error, to be retried (or dead-lettered when its attempts are used up).
@@ -612,4 +606,18 @@ pub(crate) async fn ack_lease<C: GenericClient + Sync>(
         )
         .await?;
     Ok(row.try_get(0)?)
+}
+
+pub(crate) async fn ack_leases<C: GenericClient + Sync>(
+    client: &C,
+    ids: &[i64],
+    lease_tokens: &[i64],
+) -> Result<Vec<i64>> {
+    let rows = client
+        .query_typed(
+            "SELECT minipaas.queue_ack_batch($1, $2)",
+            &[(&ids, Type::INT8_ARRAY), (&lease_tokens, Type::INT8_ARRAY)],
+        )
+        .await?;
+    rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }

@@ -207,6 +207,8 @@ impl<T> fmt::Debug for Worker<T> {
 
 enum Finished {
     Acked,
+    /// The handler succeeded; the worker acks it with the next batch of acks.
+    Succeeded(i64, i64),
     Retried,
     Dead,
     LeaseLost,
@@ -265,6 +267,8 @@ where
         let mut report = WorkerReport::default();
         let mut tasks: JoinSet<Finished> = JoinSet::new();
         let mut leases: HashMap<tokio::task::Id, (i64, i64)> = HashMap::new();
+        // Successes are acked in batches: one round trip and one commit for all that finished meanwhile.
+        let mut pending_acks: Vec<(i64, i64)> = Vec::new();
         let mut next_due: Option<Instant> = None;
         let mut recheck_at: Option<Instant> = None;
         let mut reconnect_at = Instant::now();
@@ -278,7 +282,7 @@ where
 
         let outcome: Result<()> = 'run: loop {
             while let Some(done) = tasks.try_join_next_with_id() {
-                record(&mut report, &mut leases, done);
+                record(&mut report, &mut leases, &mut pending_acks, done);
             }
             if self.listener.as_ref().is_some_and(Listener::is_closed) {
                 tracing::warn!(queue = %self.queue.name(), "minipaas: lost the LISTEN connection; polling");
@@ -327,12 +331,20 @@ where
             if free == 0 {
                 tokio::select! {
                     () = &mut shutdown => break 'run Ok(()),
-                    Some(done) = tasks.join_next_with_id() => record(&mut report, &mut leases, done),
+                    Some(done) = tasks.join_next_with_id() => record(&mut report, &mut leases, &mut pending_acks, done),
                 }
                 continue;
             }
             let want = free.min(batch_size);
-            let deliveries = match self.queue.dequeue(&*client, want, self.options.lease).await {
+            let acks = flush_acks(&client, &mut pending_acks, &mut report);
+            let (deliveries, acked) =
+                tokio::join!(self.queue.dequeue(&*client, want, self.options.lease), acks);
+            if let Err(e) = acked
+                && e.is_closed()
+            {
+                break 'run Err(e);
+            }
+            let deliveries = match deliveries {
                 Ok(deliveries) => deliveries,
                 Err(e) if e.is_closed() => break 'run Err(e),
                 Err(e) => {
@@ -366,6 +378,11 @@ where
             }
 
             // Idle: sleep until a wake-up, a delayed message comes due, the poll interval, or shutdown.
+            if let Err(e) = flush_acks(&client, &mut pending_acks, &mut report).await
+                && e.is_closed()
+            {
+                break 'run Err(e);
+            }
             let now = Instant::now();
             let mut deadline = now + poll_interval;
             for at in [next_due, recheck_at].into_iter().flatten() {
@@ -406,7 +423,15 @@ where
                         }
                     }
                     Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                        record(&mut report, &mut leases, done);
+                        record(&mut report, &mut leases, &mut pending_acks, done);
+                        if !pending_acks.is_empty() {
+                            // Nothing to dequeue, but a finished job's ack should not wait for the next poll.
+                            if let Err(e) = flush_acks(&client, &mut pending_acks, &mut report).await
+                                && e.is_closed()
+                            {
+                                break 'run Err(e);
+                            }
+                        }
                     }
                 }
             }
@@ -416,15 +441,18 @@ where
         let grace_end = Instant::now() + self.options.shutdown_grace;
         while !tasks.is_empty() {
             match tokio::time::timeout_at(grace_end, tasks.join_next_with_id()).await {
-                Ok(Some(done)) => record(&mut report, &mut leases, done),
+                Ok(Some(done)) => record(&mut report, &mut leases, &mut pending_acks, done),
                 Ok(None) => break,
                 Err(_) => {
                     tasks.abort_all();
                     while let Some(done) = tasks.join_next_with_id().await {
-                        record(&mut report, &mut leases, done);
+                        record(&mut report, &mut leases, &mut pending_acks, done);
                     }
                 }
             }
+        }
+        if let Err(e) = flush_acks(&client, &mut pending_acks, &mut report).await {
+            tracing::warn!(error = %e, "minipaas: cannot ack finished jobs at shutdown; they will be redelivered");
         }
         for (_, (id, token)) in leases.drain() {
             match release_lease(&*client, id, token).await {
@@ -436,6 +464,34 @@ where
             }
         }
         outcome.map(|()| report)
+    }
+}
+
+/// Acks the finished jobs in one call; those whose lease went elsewhere meanwhile count as lost.
+async fn flush_acks(
+    client: &Client,
+    pending: &mut Vec<(i64, i64)>,
+    report: &mut WorkerReport,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let batch: Vec<(i64, i64)> = std::mem::take(pending);
+    let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+    let tokens: Vec<i64> = batch.iter().map(|(_, token)| *token).collect();
+    match crate::queue::ack_leases(client, &ids, &tokens).await {
+        Ok(acked) => {
+            let acked = acked.len() as u64;
+            report.acked += acked;
+            report.lease_lost += batch.len() as u64 - acked;
+            Ok(())
+        }
+        Err(e) => {
+            // Unacked, the leases run out and the messages come back: at-least-once.
+            tracing::warn!(error = %e, count = batch.len(), "minipaas: cannot ack finished jobs");
+            report.lease_lost += batch.len() as u64;
+            Err(e)
+        }
     }
 }
 
@@ -461,6 +517,7 @@ fn due_instant(payload: &str) -> Option<Instant> {
 fn record(
     report: &mut WorkerReport,
     leases: &mut HashMap<tokio::task::Id, (i64, i64)>,
+    pending_acks: &mut Vec<(i64, i64)>,
     done: std::result::Result<(tokio::task::Id, Finished), tokio::task::JoinError>,
 ) {
     match done {
@@ -468,6 +525,7 @@ fn record(
             leases.remove(&id);
             match finished {
                 Finished::Acked => report.acked += 1,
+                Finished::Succeeded(message, token) => pending_acks.push((message, token)),
                 Finished::Retried => report.retried += 1,
                 Finished::Dead => report.dead += 1,
                 Finished::LeaseLost => report.lease_lost += 1,
@@ -521,17 +579,7 @@ where
         return Finished::Acked;
     }
     let (message, retry) = match result {
-        Ok(Ok(())) => {
-            return match crate::queue::ack_lease(&*client, id, token).await {
-                Ok(true) => Finished::Acked,
-                Ok(false) => Finished::LeaseLost,
-                Err(e) => {
-                    // The lease runs out and the message comes back: at-least-once.
-                    tracing::warn!(queue = %queue.name(), id, error = %e, "minipaas: cannot ack");
-                    Finished::LeaseLost
-                }
-            };
-        }
+        Ok(Ok(())) => return Finished::Succeeded(id, token),
         Ok(Err(error)) => (error.message, error.retry),
         Err(panic) => {
             let text = panic

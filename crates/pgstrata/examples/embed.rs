@@ -13,7 +13,8 @@ static BILLING: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let project = pgstrata::Project::new(vec![pgstrata::Package::embedded(&BILLING)?])?;
-    let options = pgstrata_conn::ConnectOptions::from_env(std::env::var("DATABASE_URL").ok().as_deref())?;
+    let options =
+        pgstrata_conn::ConnectOptions::from_env(std::env::var("DATABASE_URL").ok().as_deref())?;
     let mut db = pgstrata::Database::connect(&options).await?;
     let report = pgstrata::up(
         &mut db,
@@ -22,7 +23,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &mut pgstrata::Quiet,
     )
     .await?;
-    println!("{:?}: {} migration(s)", report.outcome, report.migrations.len());
+    println!(
+        "{:?}: {} migration(s)",
+        report.outcome,
+        report.migrations.len()
+    );
     for t in &report.packages {
         println!(
             "{}: {} → {}",

@@ -14,14 +14,24 @@
 //!
 //! A migration with a no-transaction section splits the run: the open transaction commits, the section's statements
 //! run one by one in autocommit, and a new transaction starts for what follows.
+//!
+//! Guard-rails (see `crate::guard`): a default `lock_timeout`, retries after lock timeouts, statements that cannot
+//! run in a transaction refused before anything runs, lint errors refused (`crate::lint`), and a failed
+//! no-transaction migration resumed after the statements that committed.
 
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::time::Instant;
 
 use pgstrata_sql::migration::Section;
+use postgres_protocol::escape::escape_literal;
+use tokio_postgres::types::Type;
 
 use crate::error::{Error, Result};
 use crate::exec::{Database, Notice, run_section};
+use crate::guard::{self, LockRetry, Resume};
 use crate::history;
+use crate::lint::{LintRefused, LintReport};
 use crate::managed::CodeReport;
 use crate::observe::{Event, Observer};
 use crate::package::{Migration, Package, Script};
@@ -38,8 +48,16 @@ pub struct UpOptions {
     pub plan: PlanOptions,
     /// Run everything, then roll back (stops before the first no-transaction migration, which cannot be undone).
     pub dry_run: bool,
-    /// Session settings (lock wait timeout, lock_timeout, statement_timeout).
+    /// Session settings (lock wait timeout, lock_timeout, statement_timeout). Without a lock_timeout,
+    /// [`guard::DEFAULT_LOCK_TIMEOUT`] applies (`"0"` turns it off).
     pub session: SessionSettings,
+    /// Deploy even when the migrations about to run have lint errors.
+    pub allow_lint_errors: bool,
+    /// Retries after a statement gave up waiting for a lock.
+    pub lock_retry: LockRetry,
+    /// Run a failed no-transaction migration from its first statement, instead of skipping the statements its
+    /// failed run committed.
+    pub no_resume: bool,
     /// When to run the packages' tests.
     pub tests: TestMode,
     /// Which tests, in which order.
@@ -92,6 +110,17 @@ pub struct Transition {
     pub count: usize,
 }
 
+/// A failed no-transaction migration that `up` resumed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResumedMigration {
+    /// `package:name`.
+    pub migration: String,
+    /// Statements skipped (they had committed).
+    pub skipped_statements: usize,
+    /// The failed run that recorded them.
+    pub failed_run: i64,
+}
+
 /// What `up` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UpReport {
@@ -105,10 +134,18 @@ pub struct UpReport {
     pub packages: Vec<Transition>,
     /// Changed migrations whose new text was recorded (`--accept-changed`).
     pub accepted_changes: Vec<String>,
+    /// Repeatable scripts run because their text changed (Flyway `R__`, functions folders).
+    pub repeatables: Vec<RanMigration>,
     /// A dry run stops before the first no-transaction migration: which one.
     pub stopped_before: Option<String>,
     /// Things worth knowing that did not stop the run.
     pub warnings: Vec<String>,
+    /// What the linter found in the migrations that ran (warnings, or errors allowed by `--allow-lint-errors`).
+    pub lint: LintReport,
+    /// Lock timeouts retried before the run went through.
+    pub lock_retries: u32,
+    /// Failed no-transaction migrations resumed after the statements that had committed.
+    pub resumed: Vec<ResumedMigration>,
     /// What happened to managed code.
     pub code: CodeReport,
     /// The tests, when they ran (they all passed: a failure is an error).
@@ -124,6 +161,7 @@ pub async fn plan(db: &Database, project: &Project, opts: &PlanOptions) -> Resul
     let packages = project.with_internal()?;
     let applied = history::applied(db.client()).await?;
     let mut plan = Plan::compute(&packages, &applied, opts);
+    plan.repeatables = crate::repeatable::statuses(db.client(), &packages).await?;
     if !plan.changed().is_empty() {
         plan.load_diffs(db.client(), &packages).await?;
     }
@@ -147,21 +185,112 @@ pub async fn up(
     opts: &UpOptions,
     observer: &mut dyn Observer,
 ) -> Result<UpReport> {
+    let mut settings = opts.session.clone();
+    if settings.lock_timeout.is_none() {
+        settings.lock_timeout = Some(guard::DEFAULT_LOCK_TIMEOUT.to_string());
+    }
+    let mut retries = 0;
+    loop {
+        let error = match up_once(db, project, opts, &settings, observer).await {
+            Ok(mut report) => {
+                report.lock_retries = retries;
+                return Ok(report);
+            }
+            Err(e) => e,
+        };
+        if error.sqlstate() == Some("55P03") && retries < opts.lock_retry.retries {
+            retries += 1;
+            let delay = opts.lock_retry.delay(retries);
+            observer.event(Event::LockRetry {
+                attempt: retries,
+                of: opts.lock_retry.retries,
+                delay,
+                error: &error.to_string(),
+            });
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        return Err(explain(db, project, &settings, error, retries + 1).await);
+    }
+}
+
+/// Add what Strata can find out about a failed statement: who holds the lock it waited for, invalid indexes left
+/// by a failed concurrent index build.
+async fn explain(
+    db: &Database,
+    project: &Project,
+    settings: &SessionSettings,
+    mut error: Error,
+    attempts: u32,
+) -> Error {
+    let Error::Sql(sql) = &mut error else {
+        return error;
+    };
+    let schema = sql
+        .migration
+        .as_deref()
+        .and_then(|m| m.rsplit_once(':'))
+        .and_then(|(pkg, _)| project.package(pkg))
+        .map(|p| p.schema().to_string());
+    let offset = sql.span.offset();
+    let text = sql.file.inner().clone();
+    let mut hints: Vec<String> = sql.hint.take().into_iter().collect();
+    if sql.sqlstate == "55P03" {
+        hints = vec![
+            guard::explain_lock_timeout(
+                db.client(),
+                &text,
+                offset,
+                schema.as_deref(),
+                settings.lock_timeout.as_deref().unwrap_or("?"),
+                attempts,
+            )
+            .await,
+        ];
+    }
+    let named_already = hints.iter().any(|h| h.contains("DROP INDEX CONCURRENTLY"));
+    if let Some(schema) = &schema
+        && !named_already
+        && let Some(h) = guard::invalid_index_hint(db.client(), &text, offset, schema).await
+    {
+        hints.push(h);
+    }
+    if !hints.is_empty() {
+        sql.hint = Some(hints.join("\n"));
+    }
+    error
+}
+
+async fn up_once(
+    db: &mut Database,
+    project: &Project,
+    opts: &UpOptions,
+    settings: &SessionSettings,
+    observer: &mut dyn Observer,
+) -> Result<UpReport> {
     let started = Instant::now();
     let packages = project.with_internal()?;
-    let mut session = Session::open(db, opts.session.clone(), observer).await?;
+    let mut session = Session::open(db, settings.clone(), observer).await?;
     let mut run = UpRun {
         packages: &packages,
         opts,
+        lint: LintReport::default(),
+        resume: HashMap::new(),
+        resumed: Vec::new(),
+        lock_timeout: settings
+            .lock_timeout
+            .clone()
+            .filter(|t| crate::manifest::parse_duration(t).is_ok_and(|ms| ms > 0)),
         run_id: None,
         history_ready: false,
         from_state: serde_json::Value::Null,
         ran: Vec::new(),
+        repeatables: Vec::new(),
         committed: Vec::new(),
         uncommitted: Vec::new(),
         recorded_packages: Default::default(),
         stopped_before: None,
-        record_statement: None,
+        pending_records: Vec::new(),
         code: CodeReport::default(),
         tests: None,
         roles: roles::Prepared::default(),
@@ -184,6 +313,8 @@ pub async fn up(
                     | Error::Refused { .. }
                     | Error::LockTimeout { .. }
                     | Error::Usage { .. }
+                    | Error::Lint(_)
+                    | Error::Source(_)
             ) && !opts.dry_run
             {
                 let detail = serde_json::json!({
@@ -217,20 +348,42 @@ fn db_client<'s>(session: &'s mut Session<'_>) -> &'s tokio_postgres::Client {
 struct UpRun<'p> {
     packages: &'p [Package],
     opts: &'p UpOptions,
+    /// What the linter found in the plan.
+    lint: LintReport,
+    /// Failed no-transaction migrations to resume, by `package:name`.
+    resume: HashMap<String, Resume>,
+    /// Resumed migrations: (`package:name`, statements skipped, run that recorded them).
+    resumed: Vec<(String, usize, i64)>,
+    /// The session's lock_timeout, when one applies (CONCURRENTLY statements run without it).
+    lock_timeout: Option<String>,
     run_id: Option<i64>,
     history_ready: bool,
     from_state: serde_json::Value,
     ran: Vec<RanMigration>,
+    repeatables: Vec<RanMigration>,
     /// Migrations committed by earlier segments.
     committed: Vec<String>,
     /// Migrations run in the open transaction.
     uncommitted: Vec<String>,
     recorded_packages: std::collections::HashSet<usize>,
     stopped_before: Option<String>,
-    record_statement: Option<tokio_postgres::Statement>,
     code: CodeReport,
     tests: Option<TestReport>,
     roles: roles::Prepared,
+    /// Applied migrations of the open transaction, not yet written to `strata.migration`.
+    pending_records: Vec<PendingRecord>,
+}
+
+/// A migration that ran, to be recorded.
+struct PendingRecord {
+    package: String,
+    name: String,
+    path: String,
+    checksum: String,
+    up_sql: String,
+    down_sql: Option<String>,
+    no_transaction: bool,
+    duration_ms: f64,
 }
 
 impl UpRun<'_> {
@@ -244,6 +397,7 @@ impl UpRun<'_> {
         let applied = history::applied(client).await?;
         self.from_state = history::state_of(&applied);
         let mut plan = Plan::compute(self.packages, &applied, &self.opts.plan);
+        plan.repeatables = crate::repeatable::statuses(client, self.packages).await?;
         if let Err(e) = plan.check(&self.opts.plan) {
             if matches!(e, Error::Changed(_)) {
                 plan.load_diffs(client, self.packages).await?;
@@ -263,7 +417,24 @@ impl UpRun<'_> {
                 session.know_schema(p.schema());
             }
         }
-        if plan.steps.iter().any(|s| s.no_transaction) && !self.opts.dry_run {
+        // Guard-rails, before anything runs.
+        guard::check_transactional(self.packages, &plan)?;
+        let version = crate::lint::server_version(session.db).await?;
+        self.lint = crate::lint::lint_steps(self.packages, &plan, Some(&version), &[])?;
+        observer.event(Event::Linted { report: &self.lint });
+        if self.lint.errors > 0 && !self.opts.allow_lint_errors {
+            return Err(Error::Lint(Box::new(LintRefused {
+                report: self.lint.clone(),
+            })));
+        }
+        if self.history_ready && !self.opts.no_resume && !self.opts.dry_run {
+            self.resume = guard::resume_points(session.db.client(), self.packages, &plan).await?;
+        }
+        let repeatable_no_tx = plan
+            .repeatables
+            .iter()
+            .any(|r| r.no_transaction && r.state != crate::repeatable::RepeatableState::Applied);
+        if (plan.steps.iter().any(|s| s.no_transaction) || repeatable_no_tx) && !self.opts.dry_run {
             session.hold_across_commits().await?;
         }
         if self.history_ready && !self.opts.dry_run {
@@ -291,6 +462,21 @@ impl UpRun<'_> {
                 duration: std::time::Duration::from_secs_f64(ran.duration_ms / 1000.0),
             });
             self.ran.push(ran);
+        }
+        self.flush_records(session).await?;
+        // interop: repeatable scripts whose text changed run after every versioned migration.
+        if self.stopped_before.is_none() {
+            let (ran, stopped) = crate::repeatable::apply_pending(
+                session,
+                self.packages,
+                &plan.repeatables,
+                self.run_id,
+                self.opts.dry_run,
+                observer,
+            )
+            .await?;
+            self.repeatables = ran;
+            self.stopped_before = stopped;
         }
         for (pkg, name) in &plan.accepted_changes {
             self.accept_change(session, pkg, name).await?;
@@ -346,12 +532,19 @@ impl UpRun<'_> {
         }
         if let Some(id) = self.run_id {
             let to_state = history::state_of(&history::applied(session.db.client()).await?);
+            let detail = (!self.resumed.is_empty()).then(|| {
+                serde_json::json!({
+                    "resumed": self.resumed.iter().map(|(m, skipped, run)| serde_json::json!({
+                        "migration": m, "skipped_statements": skipped, "failed_run": run,
+                    })).collect::<Vec<_>>(),
+                })
+            });
             history::finish_run(
                 session.db.client(),
                 id,
                 if changed { "success" } else { "noop" },
                 Some(&to_state),
-                None,
+                detail.as_ref(),
                 None,
             )
             .await?;
@@ -408,10 +601,67 @@ impl UpRun<'_> {
         let mut statements = 0;
         let mut notices = Vec::new();
         let script: &Script = m.up();
+        // Resuming: statements the failed run committed, in order; skipped while they lead the migration.
+        let resume = self.resume.get(&label).cloned();
+        let mut skip: VecDeque<String> = resume
+            .as_ref()
+            .map(|r| r.statements.iter().cloned().collect())
+            .unwrap_or_default();
+        // Statements of this migration that are committed (they stay if it fails), and those run in the open
+        // transaction (they commit with it).
+        let mut committed_here: Vec<String> = Vec::new();
+        let mut open_here: Vec<String> = Vec::new();
         for section in script.sections() {
-            statements += self
-                .run_one_section(session, pkg, script, section, &label)
-                .await?;
+            let all = guard::section_statements(script, section);
+            let text_of = |r: &Range<usize>| script.text()[r.clone()].to_string();
+            let mut first = 0;
+            while first < all.len() && skip.front() == Some(&text_of(&all[first].0)) {
+                skip.pop_front();
+                first += 1;
+            }
+            if first > 0 {
+                committed_here.extend(all[..first].iter().map(|(r, _)| text_of(r)));
+                if let Some(r) = &resume {
+                    observer.event(Event::Resumed {
+                        migration: &label,
+                        skipped: first,
+                        run_id: r.run_id,
+                    });
+                    self.resumed.push((label.clone(), first, r.run_id));
+                }
+            }
+            if first < all.len() {
+                // Once a statement runs, the rest of the migration runs too.
+                skip.clear();
+            } else if !all.is_empty() {
+                continue;
+            }
+            let commits_open = section.no_transaction && session.in_transaction();
+            let result = self
+                .run_one_section(session, pkg, script, section, &all[first..], &label)
+                .await;
+            if commits_open {
+                committed_here.append(&mut open_here);
+            }
+            match result {
+                Ok(n) => {
+                    statements += n;
+                    let ran = all[first..].iter().map(|(r, _)| text_of(r));
+                    if section.no_transaction {
+                        committed_here.extend(ran);
+                    } else {
+                        open_here.extend(ran);
+                    }
+                }
+                Err(mut e) => {
+                    if let Error::Sql(sql) = &mut e {
+                        let mut all_committed = committed_here;
+                        all_committed.append(&mut sql.committed_statements);
+                        sql.committed_statements = all_committed;
+                    }
+                    return Err(e);
+                }
+            }
             for n in session.notices() {
                 observer.event(Event::Notice {
                     package: pkg.name(),
@@ -446,10 +696,12 @@ impl UpRun<'_> {
         pkg: &Package,
         script: &Script,
         section: &Section,
+        statements: &[(Range<usize>, pgstrata_sql::Statement)],
         label: &str,
     ) -> Result<usize> {
         if section.no_transaction {
             if session.in_transaction() {
+                self.flush_records(session).await?;
                 session.leave_transaction().await?;
                 self.committed.append(&mut self.uncommitted);
             } else {
@@ -476,8 +728,9 @@ impl UpRun<'_> {
                     pkg.name()
                 )))?;
         }
-        let result =
-            run_section(session.db.client(), script, section, section.no_transaction).await;
+        let result = self
+            .run_statements(session, pkg, script, section, statements, label)
+            .await;
         if role.is_some() && (result.is_ok() || !session.in_transaction()) {
             // Strata's bookkeeping runs as the login.
             session
@@ -487,15 +740,100 @@ impl UpRun<'_> {
                 .await
                 .map_err(Error::db("resetting the role"))?;
         }
-        match result {
-            Ok(o) => Ok(o.statements),
-            Err(f) => {
-                let mut error = f.error;
-                error.migration = Some(label.to_string());
-                error.committed_statements = f.committed;
-                Err(error.into())
+        result
+    }
+
+    /// The statements of one section (from the first one a resume did not skip), in or outside a transaction.
+    async fn run_statements(
+        &mut self,
+        session: &mut Session<'_>,
+        pkg: &Package,
+        script: &Script,
+        section: &Section,
+        statements: &[(Range<usize>, pgstrata_sql::Statement)],
+        label: &str,
+    ) -> Result<usize> {
+        let fail = |f: Box<crate::exec::SectionFailure>, committed: Vec<String>| -> Error {
+            let mut error = f.error;
+            error.migration = Some(label.to_string());
+            error.committed_statements = committed;
+            error.into()
+        };
+        let Some((first, _)) = statements.first() else {
+            return Ok(0);
+        };
+        if !section.no_transaction {
+            // One transaction: the statements from `first` (earlier ones were skipped by a resume) to the end.
+            let part = Section {
+                range: first.start..section.range.end,
+                ..section.clone()
+            };
+            return match run_section(session.db.client(), script, &part, false).await {
+                Ok(o) => Ok(o.statements),
+                Err(f) => Err(fail(f, Vec::new())),
+            };
+        }
+        // Outside a transaction, statement by statement; CONCURRENTLY statements run without lock_timeout (their
+        // waits block nobody, and a timeout would leave an invalid index behind).
+        let section_text = section.text(script.text());
+        let mut count = 0;
+        let mut committed = Vec::new();
+        for (range, statement) in statements {
+            let relax =
+                self.lock_timeout.is_some() && guard::is_concurrent(section_text, statement);
+            if relax {
+                session
+                    .db
+                    .client()
+                    .batch_execute("SET lock_timeout = 0")
+                    .await
+                    .map_err(Error::db(
+                        "lifting lock_timeout for a CONCURRENTLY statement",
+                    ))?;
+            }
+            let part = Section {
+                range: range.clone(),
+                ..section.clone()
+            };
+            let result = run_section(session.db.client(), script, &part, true).await;
+            if relax && let Some(timeout) = &self.lock_timeout {
+                session
+                    .db
+                    .client()
+                    .batch_execute(&format!("SET lock_timeout = {}", escape_literal(timeout)))
+                    .await
+                    .map_err(Error::db("restoring lock_timeout"))?;
+            }
+            let result = match result {
+                Ok(o) => guard::check_index_valid(
+                    session.db.client(),
+                    script,
+                    range.clone(),
+                    statement,
+                    pkg.schema(),
+                )
+                .await
+                .map(|()| o)
+                .map_err(|error| {
+                    Box::new(crate::exec::SectionFailure {
+                        error,
+                        committed: Vec::new(),
+                    })
+                }),
+                Err(f) => Err(f),
+            };
+            match result {
+                Ok(o) => {
+                    count += o.statements;
+                    committed.push(script.text()[range.clone()].to_string());
+                }
+                Err(f) => {
+                    committed.extend(f.committed.iter().cloned());
+                    return Err(fail(f, committed));
+                }
             }
         }
+        Ok(count)
     }
 
     /// Record an applied migration (and its package, the first time in this run).
@@ -536,50 +874,67 @@ impl UpRun<'_> {
                 .await
                 .map_err(Error::db("recording the package in strata.package"))?;
         }
-        let down_sql = m.down_sql();
-        // Prepared once per run: each record is then one round trip, not a parse and an execute.
-        let statement = match &self.record_statement {
-            Some(statement) => statement.clone(),
-            None => {
-                let statement = client
-                    .prepare(
-                        "WITH m AS (
-                           INSERT INTO strata.migration
-                                  (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms,
-                                   strata_version, run_id)
-                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                           RETURNING package, name, checksum)
-                         INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
-                         SELECT $10, package, name, 'apply', checksum, $8 FROM m",
-                    )
-                    .await
-                    .map_err(Error::db("preparing the record of applied migrations"))?;
-                self.record_statement = Some(statement.clone());
-                statement
-            }
-        };
-        client
-            .execute(
-                &statement,
+        self.pending_records.push(PendingRecord {
+            package: pkg.name().to_string(),
+            name: m.name().to_string(),
+            path: m.path().to_string(),
+            checksum: m.checksum().to_string(),
+            up_sql: m.up_sql().to_string(),
+            down_sql: m.down_sql(),
+            no_transaction: m.no_transaction(),
+            duration_ms,
+        });
+        if !session.in_transaction() {
+            // A no-transaction migration has committed: its record must not wait for a later commit.
+            self.flush_records(session).await?;
+        }
+        Ok(())
+    }
+
+    /// Write the pending records to `strata.migration` (and the log) in one statement: once per transaction
+    /// segment, before it commits, instead of a round trip per migration.
+    async fn flush_records(&mut self, session: &mut Session<'_>) -> Result<()> {
+        if self.pending_records.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.pending_records);
+        let text = |f: fn(&PendingRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+        let down_sql: Vec<Option<&str>> = records.iter().map(|r| r.down_sql.as_deref()).collect();
+        let no_transaction: Vec<bool> = records.iter().map(|r| r.no_transaction).collect();
+        let duration_ms: Vec<f64> = records.iter().map(|r| r.duration_ms).collect();
+        session
+            .db
+            .client()
+            .query_typed(
+                // Identities follow ORDER BY ord, so `id` keeps the order the migrations ran in.
+                "WITH m AS (
+                   INSERT INTO strata.migration
+                          (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms,
+                           strata_version, run_id)
+                   SELECT package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms, $9, $10
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                 $7::boolean[], $8::float8[])
+                          WITH ORDINALITY
+                          AS r (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms, ord)
+                    ORDER BY ord
+                   RETURNING package, name, checksum, duration_ms)
+                 INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
+                 SELECT $10, package, name, 'apply', checksum, duration_ms FROM m",
                 &[
-                    &pkg.name(),
-                    &m.name(),
-                    &m.path(),
-                    &m.checksum(),
-                    &m.up_sql(),
-                    &down_sql,
-                    &m.no_transaction(),
-                    &duration_ms,
-                    &crate::VERSION,
-                    &self.run_id,
+                    (&text(|r| &r.package), Type::TEXT_ARRAY),
+                    (&text(|r| &r.name), Type::TEXT_ARRAY),
+                    (&text(|r| &r.path), Type::TEXT_ARRAY),
+                    (&text(|r| &r.checksum), Type::TEXT_ARRAY),
+                    (&text(|r| &r.up_sql), Type::TEXT_ARRAY),
+                    (&down_sql, Type::TEXT_ARRAY),
+                    (&no_transaction, Type::BOOL_ARRAY),
+                    (&duration_ms, Type::FLOAT8_ARRAY),
+                    (&crate::VERSION, Type::TEXT),
+                    (&self.run_id, Type::INT8),
                 ],
             )
             .await
-            .map_err(Error::db(format!(
-                "recording {}:{} in strata.migration",
-                pkg.name(),
-                m.name()
-            )))?;
+            .map_err(Error::db("recording applied migrations in strata.migration"))?;
         Ok(())
     }
 
@@ -676,8 +1031,20 @@ impl UpRun<'_> {
                 .iter()
                 .map(|(p, n)| format!("{p}:{n}"))
                 .collect(),
+            repeatables: self.repeatables.clone(),
             stopped_before: self.stopped_before.clone(),
             warnings,
+            lint: self.lint.clone(),
+            lock_retries: 0,
+            resumed: self
+                .resumed
+                .iter()
+                .map(|(m, skipped, run)| ResumedMigration {
+                    migration: m.clone(),
+                    skipped_statements: *skipped,
+                    failed_run: *run,
+                })
+                .collect(),
             code: self.code.clone(),
             tests: self.tests.clone(),
             roles: self.roles.actions.clone(),

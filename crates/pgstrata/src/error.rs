@@ -77,6 +77,11 @@ pub enum Error {
         help: Option<String>,
     },
 
+    /// `up` refused: the migrations about to run have lint errors (see [`crate::lint`]).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lint(Box<crate::lint::LintRefused>),
+
     /// Another deployer held the migration lock for longer than the lock wait timeout.
     #[error(
         "another deploy holds the strata lock on this database; gave up after waiting {waited}"
@@ -315,8 +320,9 @@ impl Diagnostic for SqlError {
         }
         if !self.committed_statements.is_empty() {
             lines.push(format!(
-                "this no-transaction migration had already committed {} statement(s) (they stay applied, the migration \
-                 is not recorded as applied; make its statements idempotent, e.g. IF NOT EXISTS, before re-running):\n  {}",
+                "this no-transaction migration had already committed {} statement(s); they stay applied, the migration \
+                 is not recorded as applied, and the next `strata up` skips them and resumes after them (`--no-resume` \
+                 runs them again):\n  {}",
                 self.committed_statements.len(),
                 self.committed_statements.join("\n  ")
             ));

@@ -1,7 +1,11 @@
 //! Strata's history in the database (`strata.*` tables): reading what is applied, recording what runs.
+//!
+//! Queries are sent with their parameter types (`query_typed`): one round trip each, no separate prepare. A no-op
+//! `up` is mostly these queries, so each round trip saved shows.
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use crate::error::{Error, Result};
 
@@ -35,7 +39,7 @@ pub struct AppliedMigration {
 /// True once Strata's history tables exist in this database.
 pub async fn history_exists(client: &Client) -> Result<bool> {
     let row = client
-        .query_one("SELECT to_regclass('strata.migration') IS NOT NULL", &[])
+        .query_typed_one("SELECT to_regclass('strata.migration') IS NOT NULL", &[])
         .await
         .map_err(Error::db("checking for strata's history tables"))?;
     Ok(row.get(0))
@@ -47,7 +51,7 @@ pub async fn applied(client: &Client) -> Result<Vec<AppliedMigration>> {
         return Ok(Vec::new());
     }
     let rows = client
-        .query(
+        .query_typed(
             "SELECT package, name, path, checksum, down_sql IS NOT NULL, no_transaction, applied_at, applied_by,
                     duration_ms, id, source
                FROM strata.migration ORDER BY id",
@@ -76,9 +80,9 @@ pub async fn applied(client: &Client) -> Result<Vec<AppliedMigration>> {
 /// The up SQL stored for an applied migration.
 pub async fn stored_up_sql(client: &Client, package: &str, name: &str) -> Result<Option<String>> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT up_sql FROM strata.migration WHERE package = $1 AND name = $2",
-            &[&package, &name],
+            &[(&package, Type::TEXT), (&name, Type::TEXT)],
         )
         .await
         .map_err(Error::db("reading stored up SQL"))?;
@@ -92,9 +96,9 @@ pub(crate) async fn stored_down_sql(
     name: &str,
 ) -> Result<Option<String>> {
     let row = client
-        .query_opt(
+        .query_typed_opt(
             "SELECT down_sql FROM strata.migration WHERE package = $1 AND name = $2",
-            &[&package, &name],
+            &[(&package, Type::TEXT), (&name, Type::TEXT)],
         )
         .await
         .map_err(Error::db("reading stored down SQL"))?;
@@ -132,10 +136,10 @@ pub async fn runs(client: &Client, limit: i64) -> Result<Vec<RunRecord>> {
         return Ok(Vec::new());
     }
     let rows = client
-        .query(
+        .query_typed(
             "SELECT id, command, outcome, started_at, finished_at, from_state, to_state, detail, error, db_user
                FROM strata.run ORDER BY id DESC LIMIT $1",
-            &[&limit],
+            &[(&limit, Type::INT8)],
         )
         .await
         .map_err(Error::db("reading strata.run"))?;
@@ -165,10 +169,16 @@ pub(crate) async fn start_run(
     let host = whoami::fallible::hostname().ok();
     let os_user = whoami::username();
     let row = client
-        .query_one(
+        .query_typed_one(
             "INSERT INTO strata.run (command, from_state, strata_version, os_user, client_host)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            &[&command, from_state, &crate::VERSION, &os_user, &host],
+            &[
+                (&command, Type::TEXT),
+                (from_state, Type::JSONB),
+                (&crate::VERSION, Type::TEXT),
+                (&os_user, Type::TEXT),
+                (&host, Type::TEXT),
+            ],
         )
         .await
         .map_err(Error::db("recording the run in strata.run"))?;
@@ -185,11 +195,17 @@ pub(crate) async fn finish_run(
     error: Option<&str>,
 ) -> Result<()> {
     client
-        .execute(
+        .query_typed(
             "UPDATE strata.run SET outcome = $2, finished_at = clock_timestamp(), to_state = $3, detail = $4,
                     error = $5
               WHERE id = $1",
-            &[&run_id, &outcome, &to_state, &detail, &error],
+            &[
+                (&run_id, Type::INT8),
+                (&outcome, Type::TEXT),
+                (&to_state, Type::JSONB),
+                (&detail, Type::JSONB),
+                (&error, Type::TEXT),
+            ],
         )
         .await
         .map_err(Error::db("recording the run's outcome"))?;

@@ -36,16 +36,24 @@
 //! ```
 #![deny(missing_docs)]
 
+mod adopt;
 mod deploy;
+mod dump;
 mod error;
 mod exec;
+mod export;
+pub mod guard;
 pub mod history;
+pub mod layout;
+pub mod lint;
+pub mod lock_report;
 pub mod managed;
 pub mod manifest;
 mod observe;
 mod package;
 mod plan;
 mod project;
+mod repeatable;
 mod roles;
 mod rollback;
 pub mod scaffold;
@@ -53,15 +61,25 @@ mod session;
 mod source;
 pub mod testing;
 
-pub use deploy::{Outcome, RanMigration, Transition, UpOptions, UpReport, plan, up};
+pub use deploy::{
+    Outcome, RanMigration, ResumedMigration, Transition, UpOptions, UpReport, plan, up,
+};
 pub use error::{ChangedError, ChangedMigration, Error, Result, SourceError, SqlError};
 pub use exec::{Database, Notice};
+pub use guard::{InvalidIndex, LockRetry, invalid_indexes};
+pub use lock_report::{LockReport, lock_report};
 pub use managed::{CodeAction, CodeChange, CodeKind, CodeReport};
 pub use manifest::{DeploySettings, Manifest, ManifestFormat, SecuritySettings, Use};
 pub use observe::{Event, Observer, Quiet};
 pub use package::{Migration, Package, Script, checksum, migration_name};
 pub use plan::{MigrationState, MigrationStatus, PackagePlan, Plan, PlanOptions, Segment, Step};
 pub use project::{Project, strata_package};
+// interop: other tools' folders, adoption, export, schema dumps.
+pub use adopt::{AdoptOptions, AdoptReport, Adopted, BaselineOptions, Tool, adopt, baseline};
+pub use dump::{DumpOptions, dump_schema, schema_diff};
+pub use export::{ExportFormat, ExportReport, export, psql_script};
+pub use layout::{Layout, default_package_name};
+pub use repeatable::{Repeatable, RepeatableState, RepeatableStatus};
 pub use roles::package_role;
 pub use rollback::{DownOptions, DownReport, DownTarget, down};
 pub use session::{STRATA_LOCK_KEY, SessionSettings};

@@ -9,6 +9,9 @@
 //!     "migrations/0001_init.sql",
 //! ]
 //!
+//! # Instead of `migrations`, read another tool's folder in place (see `crate::layout`):
+//! # layout = "dbmate"                  # dbmate, sqlx, diesel, golang-migrate, flyway, refinery, up-down
+//! # migrations_dir = "db/migrations"   # default: the tool's own default folder
 //! [security]
 //! package_role = true                  # own the schema with a package role, run code as it (default)
 //! allow_security_definer = false       # managed code may declare SECURITY DEFINER routines
@@ -17,6 +20,11 @@
 //! lock_timeout = "5s"                  # SET lock_timeout for deploy sessions
 //! statement_timeout = "0"              # SET statement_timeout for deploy sessions
 //! lock_wait_timeout = "60s"            # how long to wait for another deployer
+//! lock_retries = 3                     # retries after a lock_timeout (55P03), with backoff
+//! lock_retry_backoff = "1s"            # first pause between retries (doubled each time)
+//!
+//! [lint]                               # see `crate::lint`
+//! disable = ["prefer-robust-stmts"]
 //! ```
 
 use std::ops::Range;
@@ -63,6 +71,12 @@ pub struct Manifest {
     pub migrations: Vec<(String, Range<usize>)>,
     /// Deploy session settings.
     pub deploy: DeploySettings,
+    /// interop: another tool's migration folder to read instead of the `migrations` list.
+    pub layout: Option<crate::layout::Layout>,
+    /// interop: where that folder is, relative to the package root (default: the tool's default).
+    pub migrations_dir: Option<String>,
+    /// Lint settings (`[lint]`).
+    pub lint: crate::lint::LintSettings,
     /// Package role and managed-code safety settings.
     pub security: SecuritySettings,
 }
@@ -109,6 +123,10 @@ pub struct DeploySettings {
     pub statement_timeout: Option<String>,
     /// How long to wait for the deploy lock held by another deployer (default: wait indefinitely).
     pub lock_wait_timeout: Option<String>,
+    /// How many times `up` retries after a statement gave up waiting for a lock (lock_timeout).
+    pub lock_retries: Option<u32>,
+    /// Pause before the first retry (doubled before each next one).
+    pub lock_retry_backoff: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -125,9 +143,14 @@ struct RawStrata {
     #[serde(default)]
     deploy: Option<Spanned<DeploySettings>>,
     #[serde(default)]
+    lint: Option<crate::lint::RawLintSettings>,
     security: Option<SecuritySettings>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    layout: Option<Spanned<crate::layout::Layout>>,
+    #[serde(default)]
+    migrations_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -172,9 +195,12 @@ impl Manifest {
             ManifestFormat::Strata => {
                 let raw: RawStrata = toml::from_str(text).map_err(|e| {
                     err(e.span(), format!("invalid {}: {}", format.file_name(), e.message()))
-                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy])")
+                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy], [lint])")
                 })?;
                 let _ = raw.description;
+                check_layout_keys(&raw).map_err(|(span, msg)| err(Some(span), msg))?;
+                let lint = crate::lint::settings_from_raw(raw.lint)
+                    .map_err(|(span, message)| err(span, message))?;
                 Manifest {
                     format,
                     name: raw.name.get_ref().clone(),
@@ -202,6 +228,9 @@ impl Manifest {
                         .map(|m| (m.get_ref().clone(), m.span()))
                         .collect(),
                     deploy: raw.deploy.map(|d| d.into_inner()).unwrap_or_default(),
+                    layout: raw.layout.as_ref().map(|l| *l.get_ref()),
+                    migrations_dir: raw.migrations_dir.as_ref().map(|d| d.get_ref().clone()),
+                    lint,
                     security: raw.security.unwrap_or_default(),
                 }
                 .validated(
@@ -255,6 +284,9 @@ impl Manifest {
                         .map(|m| (m.get_ref().clone(), m.span()))
                         .collect(),
                     deploy: DeploySettings::default(),
+                    layout: None,
+                    migrations_dir: None,
+                    lint: Default::default(),
                     security: SecuritySettings::default(),
                 }
                 .validated(path, text, Some((raw.package.span(), schema_span)))?
@@ -332,12 +364,42 @@ impl Manifest {
             ("lock_timeout", &self.deploy.lock_timeout),
             ("statement_timeout", &self.deploy.statement_timeout),
             ("lock_wait_timeout", &self.deploy.lock_wait_timeout),
+            ("lock_retry_backoff", &self.deploy.lock_retry_backoff),
         ] {
             if let Some(v) = value {
                 parse_duration(v).map_err(|m| err(None, format!("[deploy] {key}: {m}")))?;
             }
         }
         Ok(self)
+    }
+}
+
+/// interop keys: `layout` replaces the `migrations` list, and `migrations_dir` only means something with it.
+fn check_layout_keys(raw: &RawStrata) -> Result<(), (Range<usize>, String)> {
+    match (&raw.layout, &raw.migrations_dir) {
+        (Some(layout), _) if !raw.migrations.is_empty() => Err((
+            layout.span(),
+            "`layout` and `migrations` cannot both be set: with a layout, the migrations are the files of \
+             `migrations_dir`, in the tool's own order"
+                .into(),
+        )),
+        (None, Some(dir)) => Err((
+            dir.span(),
+            "`migrations_dir` needs `layout` (which tool's folder it is)".into(),
+        )),
+        (_, Some(dir)) => {
+            let d = dir.get_ref();
+            if d.starts_with('/') || d.contains('\\') || d.split('/').any(|c| c == "..") {
+                return Err((
+                    dir.span(),
+                    format!(
+                        "migrations_dir `{d}` must be relative to the package root, with `/` separators and no `..`"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -52,6 +52,33 @@ pub enum Event<'a> {
     },
     /// A transaction segment committed (runs with no-transaction migrations have several).
     Committed,
+    /// The migrations about to run were linted (before any of them ran).
+    Linted {
+        /// What the linter found.
+        report: &'a crate::lint::LintReport,
+    },
+    /// A statement gave up waiting for a lock (lock_timeout); everything since the last commit was rolled
+    /// back, and the deploy starts over after a pause.
+    LockRetry {
+        /// The retry about to happen (1-based).
+        attempt: u32,
+        /// Retries allowed.
+        of: u32,
+        /// The pause before it.
+        delay: Duration,
+        /// The error that triggered it (`file:line:col: canceling statement due to lock timeout`).
+        error: &'a str,
+    },
+    /// A no-transaction migration that failed part-way is resumed: its statements that committed before the
+    /// failure are skipped.
+    Resumed {
+        /// `package:name`.
+        migration: &'a str,
+        /// Statements skipped.
+        skipped: usize,
+        /// The failed run that recorded them.
+        run_id: i64,
+    },
 }
 
 /// Receives [`Event`]s.

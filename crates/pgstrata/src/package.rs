@@ -21,6 +21,10 @@ pub struct Package {
     source: PackageSource,
     manifest_path: PathBuf,
     migrations: Vec<Migration>,
+    // interop: set for packages read from another tool's folder (`Package::from_layout`, `layout` in strata.toml).
+    layout: Option<crate::layout::Layout>,
+    repeatables: Vec<crate::repeatable::Repeatable>,
+    layout_files: BTreeSet<String>,
     /// Managed code and tests: every other `.sql` file (see [`crate::managed`]).
     code: Arc<crate::managed::Code>,
 }
@@ -34,6 +38,7 @@ pub struct Migration {
     up_sql: String,
     down: Option<Script>,
     checksum: String,
+    tool_version: Option<String>,
 }
 
 /// SQL text cut into sections, each run as a unit (one transaction, or statement by statement for
@@ -120,7 +125,12 @@ impl Migration {
     /// The text recorded as this migration's down SQL.
     pub fn down_sql(&self) -> Option<String> {
         self.down.as_ref().map(|d| {
-            if d.sections.iter().any(|s| s.marker.is_some()) {
+            // A no-transaction down part without markers (diesel's metadata.toml, detected statements) keeps its
+            // mode through a `transaction:false` marker, so a rollback from the stored SQL runs it the same way.
+            if d.sections
+                .iter()
+                .any(|s| s.marker.is_some() || s.no_transaction)
+            {
                 migration::down_text(&d.text, &d.sections)
             } else {
                 d.text.to_string()
@@ -136,6 +146,45 @@ impl Migration {
     /// True if some up section runs outside a transaction.
     pub fn no_transaction(&self) -> bool {
         self.up.has_no_transaction_section()
+    }
+
+    /// The version the migration's original tool records for it (dbmate's leading digits, Flyway's `1.2`, …);
+    /// `None` for Strata's own layout.
+    pub fn tool_version(&self) -> Option<&str> {
+        self.tool_version.as_deref()
+    }
+
+    /// A migration from an already-read file: `sections` cut `text` (up sections, and inline down sections if the
+    /// file has them); `down` is a separate down script. Used by the layouts of other tools.
+    pub(crate) fn assemble(
+        name: String,
+        path: String,
+        up: Script,
+        down: Option<Script>,
+        tool_version: Option<String>,
+    ) -> Migration {
+        let (up_sections, inline_down): (Vec<Section>, Vec<Section>) = up
+            .sections
+            .iter()
+            .cloned()
+            .partition(|s| s.direction == Direction::Up);
+        let up_sql = up_text(&up.text, &up_sections, &inline_down);
+        let down = match down {
+            Some(d) => Some(d),
+            None if !inline_down.is_empty() => {
+                Some(Script::new(up.origin.clone(), up.text.clone(), inline_down))
+            }
+            None => None,
+        };
+        Migration {
+            name,
+            path,
+            checksum: checksum(&up_sql),
+            up: Script::new(up.origin, up.text, up_sections),
+            up_sql,
+            down,
+            tool_version,
+        }
     }
 }
 
@@ -226,6 +275,10 @@ impl Package {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         })?;
         let manifest = Manifest::parse(&manifest_path.to_string_lossy(), &text, format)?;
+        if let Some(layout) = manifest.layout {
+            // interop: the migrations come from another tool's folder, not from the `migrations` list.
+            return crate::layout::load(source, manifest, manifest_path, layout, &text);
+        }
         let mut migrations = Vec::with_capacity(manifest.migrations.len());
         for (rel, span) in &manifest.migrations {
             migrations.push(load_migration(&source, &manifest_path, &text, rel, span)?);
@@ -237,8 +290,56 @@ impl Package {
             source,
             manifest_path,
             migrations,
+            layout: None,
+            repeatables: Vec::new(),
+            layout_files: BTreeSet::new(),
             code,
         })
+    }
+
+    /// A package assembled by a layout reader (`crate::layout`): everything already loaded and checked.
+    pub(crate) fn from_parts(
+        manifest: Manifest,
+        source: PackageSource,
+        manifest_path: PathBuf,
+        migrations: Vec<Migration>,
+        layout: crate::layout::Layout,
+        repeatables: Vec<crate::repeatable::Repeatable>,
+        layout_files: BTreeSet<String>,
+    ) -> Package {
+        Package {
+            manifest,
+            source,
+            manifest_path,
+            migrations,
+            layout: Some(layout),
+            repeatables,
+            layout_files,
+            // A foreign layout's extra scripts are repeatables (Flyway `R__`, the up/down functions folder).
+            code: Arc::new(crate::managed::Code::default()),
+        }
+    }
+
+    /// The other tool's layout this package was read from (`None`: Strata's own manifest list).
+    pub fn layout(&self) -> Option<crate::layout::Layout> {
+        self.layout
+    }
+
+    /// Repeatable scripts (Flyway's `R__*.sql`, the up/down layout's functions folder): re-run after the
+    /// migrations whenever their text changes.
+    pub fn repeatables(&self) -> &[crate::repeatable::Repeatable] {
+        &self.repeatables
+    }
+
+    /// True if `rel` (a path relative to the package root) is part of the package's migrations: a listed
+    /// migration, its down file, or a file the package's layout owns (down, undo, repeatable files, …).
+    pub fn is_migration_file(&self, rel: &str) -> bool {
+        self.layout_files.contains(rel)
+            || self
+                .manifest
+                .migrations
+                .iter()
+                .any(|(p, _)| p == rel || down_sibling(p) == rel)
     }
 
     /// Unique package id.
@@ -382,6 +483,7 @@ fn load_migration(
         up: Script::new(display, text, up_sections),
         up_sql,
         down,
+        tool_version: None,
     })
 }
 

@@ -107,6 +107,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Changed migrations the caller accepted (their new text is recorded without running).
     pub accepted_changes: Vec<(String, String)>,
+    /// Repeatable scripts and whether they run again (filled from the database by `plan`/`up`).
+    pub repeatables: Vec<crate::repeatable::RepeatableStatus>,
     /// Problems that make `up` refuse (unless allowed by options).
     #[serde(skip)]
     problems: Problems,
@@ -239,6 +241,7 @@ impl Plan {
             packages: plans,
             steps,
             accepted_changes: accepted,
+            repeatables: Vec::new(),
             problems,
         }
     }
@@ -322,7 +325,12 @@ impl Plan {
 
     /// True when there is nothing to apply or record.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty() && self.accepted_changes.is_empty()
+        self.steps.is_empty()
+            && self.accepted_changes.is_empty()
+            && self
+                .repeatables
+                .iter()
+                .all(|r| r.state == crate::repeatable::RepeatableState::Applied)
     }
 
     /// How the steps split into segments: consecutive transactional migrations share one transaction; each

@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
+use tokio_postgres::types::Type;
 
 use crate::error::{Error, Result};
 use crate::exec::{Database, Notice};
@@ -112,7 +113,7 @@ impl<'a> Session<'a> {
         settings.validate()?;
         let client = db.client();
         let row = client
-            .query_one(
+            .query_typed_one(
                 "SELECT current_setting('search_path'),
                         ARRAY(SELECT nspname::text FROM pg_namespace),
                         ARRAY(SELECT extname::text FROM pg_extension),
@@ -156,7 +157,10 @@ impl<'a> Session<'a> {
     async fn lock(&mut self, observer: &mut dyn Observer) -> Result<()> {
         let client = self.db.client();
         let got: bool = client
-            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&STRATA_LOCK_KEY])
+            .query_typed_one(
+                "SELECT pg_try_advisory_xact_lock($1)",
+                &[(&STRATA_LOCK_KEY, Type::INT8)],
+            )
             .await
             .map_err(Error::db("taking the deploy lock"))?
             .get(0);
@@ -187,7 +191,10 @@ impl<'a> Session<'a> {
             let got: bool = self
                 .db
                 .client()
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&STRATA_LOCK_KEY])
+                .query_typed_one(
+                    "SELECT pg_try_advisory_lock($1)",
+                    &[(&STRATA_LOCK_KEY, Type::INT8)],
+                )
                 .await
                 .map_err(Error::db("waiting for the deploy lock"))?
                 .get(0);
@@ -239,7 +246,10 @@ impl<'a> Session<'a> {
         }
         self.db
             .client()
-            .query_one("SELECT pg_advisory_lock($1)", &[&STRATA_LOCK_KEY])
+            .query_typed_one(
+                "SELECT pg_advisory_lock($1)",
+                &[(&STRATA_LOCK_KEY, Type::INT8)],
+            )
             .await
             .map_err(Error::db("taking the session deploy lock"))?;
         self.session_lock = true;

@@ -44,6 +44,8 @@
 
 mod body;
 mod lex;
+pub mod lint;
+pub mod locks;
 pub mod migration;
 pub mod objects;
 mod position;

@@ -2,9 +2,9 @@
 -- Queues are rows, never DDL: every queue shares minipaas.messages.
 CREATE SCHEMA IF NOT EXISTS minipaas;
 
--- waiting: behind an earlier message with the same ordering key; ready: deliverable from visible_at;
--- leased: delivered, lease until visible_at; done: acked and kept for the queue's retention; dead: dead-lettered.
-CREATE TYPE minipaas.message_state AS ENUM ('waiting', 'ready', 'leased', 'done', 'dead');
+-- waiting: behind an earlier message with the same ordering key; ready: deliverable from ready_at, unless
+-- leased (lease_until ahead); done: acked and kept for the queue's retention; dead: dead-lettered.
+CREATE TYPE minipaas.message_state AS ENUM ('waiting', 'ready', 'done', 'dead');
 
 CREATE TABLE minipaas.queues (
     queue_id            integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -35,14 +35,19 @@ CREATE UNLOGGED TABLE minipaas.queue_wakeups (
 
 -- No foreign key to queues: its key-share row lock on every insert would make enqueuers contend on the
 -- queue's row. queue_drop deletes a queue's messages itself.
+--
+-- A lease changes only columns that no index covers (lease_token, lease_until, attempts, leased_at), and the
+-- fillfactor leaves room on each page: a dequeue or a lease extension is a HOT update that writes no index
+-- entry. The price: a leased message keeps its place in the dequeue index, and dequeues step over it.
 CREATE TABLE minipaas.messages (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     queue_id        integer NOT NULL,
     state           minipaas.message_state NOT NULL,
     priority        smallint NOT NULL DEFAULT 0,
     attempts        integer NOT NULL DEFAULT 0,
+    ready_at        timestamptz NOT NULL,
     lease_token     bigint,
-    visible_at      timestamptz NOT NULL,
+    lease_until     timestamptz,
     enqueued_at     timestamptz NOT NULL,
     leased_at       timestamptz,
     finished_at     timestamptz,
@@ -50,19 +55,19 @@ CREATE TABLE minipaas.messages (
     ordering_key    text,
     payload         jsonb NOT NULL,
     errors          jsonb
-) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.05,
+) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_insert_scale_factor = 0.05,
         autovacuum_analyze_scale_factor = 0.02);
 
--- The dequeue index: ready and leased messages in delivery order (lower priority number first, then the
--- time they become visible; a lease's visible_at is its expiry, so expired leases are redelivered).
-CREATE INDEX messages_deliver_idx ON minipaas.messages (queue_id, priority, visible_at, id)
-    WHERE state IN ('ready', 'leased');
+-- The dequeue index: ready messages (leased or not) in delivery order: lower priority number first, then the
+-- time they became ready.
+CREATE INDEX messages_deliver_idx ON minipaas.messages (queue_id, priority, ready_at, id)
+    WHERE state = 'ready';
 -- A dedup key is live while its message is pending or in flight.
 CREATE UNIQUE INDEX messages_dedup_idx ON minipaas.messages (queue_id, dedup_key)
-    WHERE dedup_key IS NOT NULL AND state IN ('waiting', 'ready', 'leased');
+    WHERE dedup_key IS NOT NULL AND state IN ('waiting', 'ready');
 -- Ordering lanes: the active messages of one ordering key, in order.
 CREATE INDEX messages_lane_idx ON minipaas.messages (queue_id, ordering_key, id)
-    WHERE ordering_key IS NOT NULL AND state IN ('waiting', 'ready', 'leased');
+    WHERE ordering_key IS NOT NULL AND state IN ('waiting', 'ready');
 CREATE INDEX messages_dead_idx ON minipaas.messages (queue_id, id) WHERE state = 'dead';
 CREATE INDEX messages_done_idx ON minipaas.messages (queue_id, finished_at) WHERE state = 'done';
 

@@ -13,6 +13,7 @@ mod connection;
 mod deploy;
 mod failures;
 mod json;
+mod lint;
 mod managed;
 mod rollback;
 mod scaffold;

@@ -58,8 +58,23 @@ async fn leases_fence_stale_workers() {
         .await
         .unwrap()
         .remove(0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = queue.dequeue(&client, 1, None).await.unwrap().remove(0);
+    // Redelivered by the next dequeue that scans past it: at the latest the session's next full rescan, about
+    // a second later (the leased message kept its place, behind this session's dequeue hint).
+    let started = std::time::Instant::now();
+    let second = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(d) = queue.dequeue(&client, 1, None).await.unwrap().pop() {
+            break d;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the expired lease never came back"
+        );
+    };
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "not before the lease ran out"
+    );
     assert_eq!(second.id, first.id, "an expired lease is redelivered");
     assert_eq!(second.attempt, 2);
     assert!(

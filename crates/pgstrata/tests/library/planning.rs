@@ -76,7 +76,16 @@ fn states_steps_and_refusals() {
         ]
     );
     let steps: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(steps, ["0002_managed", "0002_b", "0004_d", "0005_e"]);
+    assert_eq!(
+        steps,
+        [
+            "0002_managed",
+            "0003_repeatable",
+            "0002_b",
+            "0004_d",
+            "0005_e"
+        ]
+    );
     assert_eq!(plan.packages[1].from.as_deref(), Some("0000_removed"));
     assert_eq!(plan.packages[1].to.as_deref(), Some("0005_e"));
     let segments: Vec<(bool, usize)> = plan
@@ -84,7 +93,7 @@ fn states_steps_and_refusals() {
         .iter()
         .map(|s| (s.transactional, s.migrations.len()))
         .collect();
-    assert_eq!(segments, [(true, 2), (false, 1), (true, 1)]);
+    assert_eq!(segments, [(true, 3), (false, 1), (true, 1)]);
 
     // Refusals come one kind at a time, the changed file first.
     let Err(Error::Changed(changed)) = plan.check(&PlanOptions::default()) else {
@@ -140,11 +149,20 @@ fn target_cuts_the_steps() {
 
     let plan = Plan::compute(&packages, &[], &opts("0002_b"));
     let steps: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(steps, ["0001_history", "0002_managed", "0001_a", "0002_b"]);
+    assert_eq!(
+        steps,
+        [
+            "0001_history",
+            "0002_managed",
+            "0003_repeatable",
+            "0001_a",
+            "0002_b"
+        ]
+    );
     assert_eq!(plan.packages[1].to.as_deref(), Some("0002_b"));
 
     let plan = Plan::compute(&packages, &[], &opts("acme/p:0003_c.sql"));
-    assert_eq!(plan.steps.len(), 5);
+    assert_eq!(plan.steps.len(), 6);
 
     let history = [applied(&pkg, "0001_a", 1)];
     let plan = Plan::compute(&packages, &history, &opts("0001_a"));

@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# MiniPaaS benchmark: MiniPaaS calls against the raw-SQL floors, on one throwaway PostgreSQL cluster (fsync on),
+# with pgbench, 4 clients. Prints a table; see bench/minipaas/README.md.
+#
+#   bench/minipaas/run.sh [--seconds 20] [--runs 3] [--duration 120] [--skip-sustained] [--only NAMES]
+#
+# --seconds   length of each pgbench run (default 20)
+# --runs      runs per workload; the table shows the median (default 3)
+# --duration  length of each sustained-load run, in seconds (default 120; the goal speaks of 600)
+# --only      comma-separated workload names to run (default: all), e.g. enqueue,insert
+set -euo pipefail
+
+SECONDS_PER_RUN=20
+RUNS=3
+DURATION=120
+SUSTAINED=1
+ONLY=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
+        --runs) RUNS=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --skip-sustained) SUSTAINED=0; shift ;;
+        --only) ONLY=$2; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+PACKAGE=$(cd "$HERE/../../packages/minipaas" && pwd)
+BIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
+CLIENTS=4
+THREADS=2
+
+# A throwaway cluster, owned by the postgres OS user when we are root (initdb refuses root).
+WORK=$(mktemp -d /tmp/minipaas-bench.XXXXXX)
+RUN_AS=()
+if [ "$(id -u)" = 0 ]; then
+    chown postgres "$WORK"
+    RUN_AS=(runuser -u postgres --)
+fi
+PORT=$((20000 + RANDOM % 20000))
+export PGHOST=$WORK PGPORT=$PORT PGUSER=postgres PGDATABASE=bench
+cleanup() {
+    "${RUN_AS[@]}" "$BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+    [ -n "${HOLDER_PID:-}" ] && kill "$HOLDER_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+"${RUN_AS[@]}" "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 >/dev/null
+"${RUN_AS[@]}" "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w \
+    -o "-c listen_addresses='' -c unix_socket_directories=$WORK -p $PORT -c shared_buffers=512MB -c max_connections=50" \
+    start >/dev/null
+
+psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null; }
+psql -d postgres -c "CREATE DATABASE bench"
+
+# Install the package the way Strata does: every migration's up part in manifest order, then the managed code.
+for migration in $(sed -n 's/^ *"\(migrations\/[^"]*\)".*/\1/p' "$PACKAGE/strata.toml"); do
+    sed '/^-- migrate:down/,$d' "$PACKAGE/$migration"
+done | psql
+psql -f "$PACKAGE/queues.sql"
+psql -f "$PACKAGE/streams.sql"
+psql -c "CREATE TABLE q (id bigserial PRIMARY KEY, payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+
+S=$WORK/scripts
+mkdir -p "$S"
+PAYLOAD='{"hello":"world","n":12345}'
+cat > "$S/insert.sql" <<EOF
+INSERT INTO q (payload) VALUES ('$PAYLOAD');
+EOF
+cat > "$S/enqueue.sql" <<EOF
+SELECT minipaas.queue_enqueue('bench', '$PAYLOAD');
+EOF
+cat > "$S/delete.sql" <<'EOF'
+DELETE FROM q WHERE id = (SELECT id FROM q ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id, payload;
+EOF
+cat > "$S/delete100.sql" <<'EOF'
+DELETE FROM q WHERE id IN (SELECT id FROM q ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 100) RETURNING id, payload;
+EOF
+cat > "$S/dequeue_ack.sql" <<'EOF'
+SELECT id, lease_token FROM minipaas.queue_dequeue('bench', 1) \gset
+SELECT minipaas.queue_ack(:id, :lease_token);
+EOF
+cat > "$S/dequeue_ack100.sql" <<'EOF'
+SELECT array_agg(id) AS ids, array_agg(lease_token) AS tokens FROM minipaas.queue_dequeue('bench', 100) \gset
+SELECT count(*) FROM minipaas.queue_ack_batch(:ids, :tokens);
+EOF
+cat > "$S/ack_dequeue.sql" <<'EOF'
+SELECT id, lease_token FROM minipaas.queue_ack_dequeue('bench', ARRAY[:id]::bigint[], ARRAY[:lease_token]::bigint[], 1) \gset
+EOF
+cat > "$S/ack_dequeue100.sql" <<'EOF'
+SELECT coalesce(array_agg(id), '{}') AS ids, coalesce(array_agg(lease_token), '{}') AS tokens FROM minipaas.queue_ack_dequeue('bench', :ids::bigint[], :tokens::bigint[], 100) \gset
+EOF
+cat > "$S/publish.sql" <<EOF
+SELECT minipaas.stream_publish('bench', '$PAYLOAD');
+EOF
+cat > "$S/consume.sql" <<'EOF'
+\set after random(:first, :last)
+SELECT count(*) FROM minipaas.stream_consume('bench', :after, 1000);
+EOF
+
+# Resets the tables a workload uses, optionally fills a backlog, and leaves a quiet, vacuumed, checkpointed server.
+reset() {
+    local fill_raw=$1 fill_queue=$2
+    psql -c "TRUNCATE q; TRUNCATE minipaas.messages; TRUNCATE minipaas.stream_events;
+             DELETE FROM minipaas.queue_wakeups"
+    if [ "$fill_raw" -gt 0 ]; then
+        psql -c "INSERT INTO q (payload) SELECT '$PAYLOAD' FROM generate_series(1, $fill_raw)"
+    fi
+    if [ "$fill_queue" -gt 0 ]; then
+        psql -c "SELECT count(*) FROM (SELECT minipaas.queue_enqueue_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[10000]))
+                                         FROM generate_series(1, ($fill_queue + 9999) / 10000)) b"
+    fi
+    psql -c "VACUUM ANALYZE" -c "CHECKPOINT"
+    sleep 2
+}
+
+# pgbench tps for one script (extra pgbench arguments allowed).
+bench() {
+    local script=$1; shift
+    "$BIN/pgbench" -n -M prepared -c $CLIENTS -j $THREADS -T "$SECONDS_PER_RUN" "$@" -f "$S/$script" 2>&1 \
+        | awk '/^tps = / { print $3 }'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print v[int((NR + 1) / 2)] }'; }
+
+wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+declare -A RESULT
+INSERT_TPS=() ENQUEUE_TPS=() PUBLISH_TPS=() DELETE_TPS=() DEQUEUE_TPS=() DELETE100_TPS=() DEQUEUE100_TPS=() CONSUME_TPS=()
+ACKDEQ_TPS=() ACKDEQ100_TPS=()
+record() { RESULT[$1]=$(printf '%s\n' "${@:2}" | median); }
+
+# Backlogs large enough for a run: dequeue floors reach ~10k/s here, batches ~80k messages/s.
+BACKLOG=$(( SECONDS_PER_RUN * 15000 + 100000 ))
+BACKLOG100=$(( SECONDS_PER_RUN * 60000 + 100000 ))
+
+echo "MiniPaaS benchmark: $CLIENTS clients, ${SECONDS_PER_RUN}s per run, median of $RUNS; PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), fsync on" >&2
+
+# One pgbench run of a workload, from its own fresh state.
+run_workload() {
+    case "$1" in
+        insert) reset 0 0; INSERT_TPS+=("$(bench insert.sql)") ;;
+        enqueue) reset 0 0; ENQUEUE_TPS+=("$(bench enqueue.sql)") ;;
+        publish) reset 0 0; PUBLISH_TPS+=("$(bench publish.sql)") ;;
+        delete) reset "$BACKLOG" 0; DELETE_TPS+=("$(bench delete.sql)") ;;
+        dequeue) reset 0 "$BACKLOG"; DEQUEUE_TPS+=("$(bench dequeue_ack.sql)") ;;
+        ackdequeue) reset 0 "$BACKLOG"; ACKDEQ_TPS+=("$(bench ack_dequeue.sql -D id=0 -D lease_token=0)") ;;
+        delete100) reset "$BACKLOG100" 0; DELETE100_TPS+=("$(bench delete100.sql)") ;;
+        dequeue100) reset 0 "$BACKLOG100"; DEQUEUE100_TPS+=("$(bench dequeue_ack100.sql)") ;;
+        ackdequeue100)
+            reset 0 "$BACKLOG100"
+            ACKDEQ100_TPS+=("$(bench ack_dequeue100.sql -D ids='{}' -D tokens='{}')") ;;
+        consume)
+            reset 0 0
+            for _ in $(seq 50); do
+                psql -c "SELECT count(*) FROM minipaas.stream_publish_batch('bench', array_fill('$PAYLOAD'::jsonb, ARRAY[10000]))"
+            done
+            psql -c "VACUUM ANALYZE minipaas.stream_events"
+            read -r FIRST LAST < <("$BIN/psql" -X -At -F ' ' -c \
+                "SELECT min(event_offset), (SELECT event_offset FROM minipaas.stream_events ORDER BY event_offset DESC
+                                             OFFSET 1000 LIMIT 1) FROM minipaas.stream_events")
+            CONSUME_TPS+=("$(bench consume.sql -D first="$FIRST" -D last="$LAST")") ;;
+    esac
+}
+
+# Each floor runs next to the calls it is compared with, in an order that rotates from run to run, so that a
+# noisy moment (this is a shared machine) or a checkpoint does not always hit the same side.
+WORKLOAD_GROUPS=("insert enqueue publish" "delete dequeue ackdequeue" "delete100 dequeue100 ackdequeue100" "consume")
+for run in $(seq "$RUNS"); do
+    echo "run $run/$RUNS" >&2
+    for group in "${WORKLOAD_GROUPS[@]}"; do
+        read -r -a names <<< "$group"
+        n=${#names[@]}
+        for i in $(seq 0 $((n - 1))); do
+            name=${names[$(( (i + run - 1) % n ))]}
+            if wanted "$name"; then run_workload "$name"; fi
+        done
+    done
+done
+for name in INSERT ENQUEUE PUBLISH DELETE DEQUEUE ACKDEQ DELETE100 DEQUEUE100 ACKDEQ100 CONSUME; do
+    values="${name}_TPS[*]"
+    if [ -n "${!values:-}" ]; then echo "runs $name: ${!values}" >&2; fi
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
+verdict() { awk -v v="$1" -v goal="$2" 'BEGIN { print (v >= goal ? "met" : "NOT met") }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > 0 ? 100 * a / b : 0) }'; }
+
+printf '\n%-44s %14s %14s %8s  %s\n' "workload (4 clients)" "per second" "floor" "ratio" "goal"
+line() {
+    local floor=$3
+    [ -n "$floor" ] && [ "$floor" != "?" ] && floor=$(printf '%.0f' "$floor")
+    printf '%-44s %14.0f %14s %8s  %s\n' "$1" "$2" "$floor" "$4" "$5"
+}
+if wanted insert; then record insert "${INSERT_TPS[@]}"; line "raw INSERT (floor)" "${RESULT[insert]}" "" "" ""; fi
+if wanted enqueue; then
+    record enqueue "${ENQUEUE_TPS[@]}"
+    line "queue_enqueue" "${RESULT[enqueue]}" "${RESULT[insert]:-?}" "$(ratio "${RESULT[enqueue]}" "${RESULT[insert]:-0}")" \
+        ">= 90% of INSERT: $(verdict "$(pct "${RESULT[enqueue]}" "${RESULT[insert]:-0}")" 90)"
+fi
+if wanted delete; then record delete "${DELETE_TPS[@]}"; line "raw DELETE … SKIP LOCKED, 1/tx (floor)" "${RESULT[delete]}" "" "" ""; fi
+if wanted dequeue; then
+    record dequeue "${DEQUEUE_TPS[@]}"
+    line "queue_dequeue + queue_ack, batch 1" "${RESULT[dequeue]}" "${RESULT[delete]:-?}" \
+        "$(ratio "${RESULT[dequeue]}" "${RESULT[delete]:-0}")" \
+        ">= 60% of DELETE: $(verdict "$(pct "${RESULT[dequeue]}" "${RESULT[delete]:-0}")" 60)"
+fi
+if wanted ackdequeue; then
+    record ackdequeue "${ACKDEQ_TPS[@]}"
+    line "queue_ack_dequeue (ack + next lease, 1 commit)" "${RESULT[ackdequeue]}" "${RESULT[delete]:-?}" \
+        "$(ratio "${RESULT[ackdequeue]}" "${RESULT[delete]:-0}")" \
+        ">= 60% of DELETE: $(verdict "$(pct "${RESULT[ackdequeue]}" "${RESULT[delete]:-0}")" 60)"
+fi
+if wanted delete100; then
+    record delete100 "${DELETE100_TPS[@]}"
+    line "raw DELETE … LIMIT 100 (msgs, reference)" "$(awk -v t="${RESULT[delete100]}" 'BEGIN { print t * 100 }')" "" "" ""
+fi
+if wanted dequeue100; then
+    record dequeue100 "${DEQUEUE100_TPS[@]}"
+    MSGS=$(awk -v t="${RESULT[dequeue100]}" 'BEGIN { print t * 100 }')
+    line "queue_dequeue + queue_ack_batch, batch 100 (msgs)" "$MSGS" "" "" ">= 50,000 msgs/s: $(verdict "$MSGS" 50000)"
+fi
+if wanted ackdequeue100; then
+    record ackdequeue100 "${ACKDEQ100_TPS[@]}"
+    MSGS=$(awk -v t="${RESULT[ackdequeue100]}" 'BEGIN { print t * 100 }')
+    line "queue_ack_dequeue, batch 100 (msgs)" "$MSGS" "" "" ">= 50,000 msgs/s: $(verdict "$MSGS" 50000)"
+fi
+if wanted publish; then
+    record publish "${PUBLISH_TPS[@]}"
+    line "stream_publish" "${RESULT[publish]}" "${RESULT[insert]:-?}" "$(ratio "${RESULT[publish]}" "${RESULT[insert]:-0}")" \
+        ">= 80% of INSERT: $(verdict "$(pct "${RESULT[publish]}" "${RESULT[insert]:-0}")" 80)"
+fi
+if wanted consume; then
+    record consume "${CONSUME_TPS[@]}"
+    line "stream_consume, 1000 per call (events)" "$(awk -v t="${RESULT[consume]}" 'BEGIN { print t * 1000 }')" "" "" ""
+fi
+
+# Sustained load: enqueue and dequeue+ack mixed 1:1 over a standing backlog, throughput per 10 s; then again
+# while another session holds a transaction (and its snapshot) open, so that VACUUM can remove nothing.
+sustained() {
+    local label=$1 hold=$2
+    reset 0 200000
+    if [ "$hold" = 1 ]; then
+        "$BIN/psql" -X -q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT pg_current_xact_id()" \
+            -c "SELECT pg_sleep($DURATION + 60)" >/dev/null 2>&1 &
+        HOLDER_PID=$!
+        sleep 1
+    fi
+    local progress
+    progress=$("$BIN/pgbench" -n -M prepared -c $CLIENTS -j $THREADS -T "$DURATION" -P 10 \
+        -f "$S/enqueue.sql@1" -f "$S/dequeue_ack.sql@1" 2>&1 | awk '/^progress:/ { print $4 }')
+    if [ "$hold" = 1 ]; then kill "$HOLDER_PID" 2>/dev/null || true; HOLDER_PID=; fi
+    local n first last
+    n=$(echo "$progress" | wc -l)
+    local window=$(( n < 12 ? (n / 2 > 0 ? n / 2 : 1) : 6 ))
+    first=$(echo "$progress" | head -n "$window" | awk '{ s += $1 } END { print s / NR }')
+    last=$(echo "$progress" | tail -n "$window" | awk '{ s += $1 } END { print s / NR }')
+    local dead
+    dead=$("$BIN/psql" -X -At -c "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'messages'")
+    printf '%-44s %14.0f %14.0f %8s  %s\n' "$label" "$last" "$first" "$(ratio "$last" "$first")" \
+        ">= 80% of the start: $(verdict "$(pct "$last" "$first")" 80) (${DURATION}s, first/last $((window * 10))s; dead tuples $dead)"
+    echo "$label per 10 s: $(echo $progress | tr '\n' ' ')" >&2
+}
+if [ "$SUSTAINED" = 1 ]; then
+    printf '\n%-44s %14s %14s %8s  %s\n' "sustained mixed load (tx/s)" "at the end" "at the start" "ratio" "goal"
+    sustained "enqueue + dequeue/ack" 0
+    sustained "… with a long transaction open" 1
+fi
