@@ -103,6 +103,12 @@ fn failing_tests_roll_the_deploy_back_unless_skipped() {
         !db.has_column("shop.orders", "note"),
         "the migration was rolled back"
     );
+    let json = pkg.run(&db, &["--json", "up"]).expect_code(1).json();
+    assert_eq!(json["error"]["tests"]["failed"], 1, "{json}");
+    assert_eq!(
+        json["error"]["tests"]["results"].as_array().unwrap().len(),
+        2
+    );
 
     let skipped = pkg.run(&db, &["up", "--no-tests"]).ok();
     assert!(

@@ -606,10 +606,14 @@ impl<'p> Installer<'p, '_, '_> {
         let sql = format!("{prefix}{}\n;\nRELEASE SAVEPOINT strata_code", node.obj.sql);
         if let Err(e) = self.client().batch_execute(&sql).await {
             let error = statement_error(node, prefix.chars().count(), &e);
-            self.client()
+            let rolled_back = self
+                .client()
                 .batch_execute("ROLLBACK TO SAVEPOINT strata_code; RELEASE SAVEPOINT strata_code")
-                .await
-                .map_err(|_| Error::from(error.clone_sql()))?;
+                .await;
+            if rolled_back.is_err() {
+                // The transaction is lost: the statement's own error is what matters.
+                return Err(error.into());
+            }
             return Ok(Err(Box::new(Failure {
                 sqlstate: error.sqlstate.clone(),
                 error,
@@ -696,12 +700,16 @@ impl<'p> Installer<'p, '_, '_> {
             Err(e) => {
                 let error = statement_error(node, prefix.chars().count(), &e);
                 // The probe before the savepoint cannot fail on its own; if it did, the transaction is lost.
-                self.client()
+                let rolled_back = self
+                    .client()
                     .batch_execute(
                         "ROLLBACK TO SAVEPOINT strata_code; RELEASE SAVEPOINT strata_code",
                     )
-                    .await
-                    .map_err(|_| Error::from(error.clone_sql()))?;
+                    .await;
+                if rolled_back.is_err() {
+                    // The transaction is lost: the statement's own error is what matters.
+                    return Err(error.into());
+                }
                 let before = self.probe(node).await?;
                 return Ok(Err(Box::new(Failure {
                     sqlstate: error.sqlstate.clone(),
@@ -1341,32 +1349,6 @@ struct Failure {
     error: SqlError,
     /// What the catalog held under the statement's name before it ran.
     before: Vec<CatalogObject>,
-}
-
-trait CloneSql {
-    fn clone_sql(&self) -> SqlError;
-}
-
-impl CloneSql for SqlError {
-    fn clone_sql(&self) -> SqlError {
-        SqlError {
-            origin: self.origin.clone(),
-            line: self.line,
-            col: self.col,
-            sqlstate: self.sqlstate.clone(),
-            message: self.message.clone(),
-            detail: self.detail.clone(),
-            hint: self.hint.clone(),
-            context: self.context.clone(),
-            migration: self.migration.clone(),
-            rolled_back: self.rolled_back,
-            file: NamedSource::new(self.file.name(), self.file.inner().clone())
-                .with_language("SQL"),
-            span: self.span,
-            committed_statements: self.committed_statements.clone(),
-            committed_migrations: self.committed_migrations.clone(),
-        }
-    }
 }
 
 /// Map a failed managed statement's error to its file, line and column. `prefix_chars` is the number of characters
