@@ -124,7 +124,7 @@ bench() {
         | awk '/^tps = / { print $3 }'
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print v[int((NR + 1) / 2)] }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -187,51 +187,67 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
 verdict() { awk -v v="$1" -v goal="$2" 'BEGIN { print (v >= goal ? "met" : "NOT met") }'; }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > 0 ? 100 * a / b : 0) }'; }
+# Median of the per-run ratios a[i]/b[i] (in percent): each MiniPaaS run is paired with the floor's run of the
+# same round, which saw the same disk and CPU weather; medians of the two sides alone would not be.
+paired() {
+    local -n a=$1 b=$2
+    local i
+    for i in "${!a[@]}"; do
+        [ -n "${b[$i]:-}" ] && awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN { if (y > 0) print 100 * x / y }'
+    done | median
+}
 
-printf '\n%-44s %14s %14s %8s  %s\n' "workload (4 clients)" "per second" "floor" "ratio" "goal"
+printf '\n%-48s %12s %12s %9s  %s\n' "workload (4 clients, median of $RUNS)" "per second" "floor" "vs floor" "goal"
 line() {
     local floor=$3
     [ -n "$floor" ] && [ "$floor" != "?" ] && floor=$(printf '%.0f' "$floor")
-    printf '%-44s %14.0f %14s %8s  %s\n' "$1" "$2" "$floor" "$4" "$5"
+    printf '%-48s %12.0f %12s %9s  %s\n' "$1" "$2" "$floor" "$4" "$5"
+}
+# A MiniPaaS workload against its floor: value, floor, median paired ratio, goal.
+versus() {
+    local label=$1 key=$2 floor=$3 series=$4 floor_series=$5 goal=$6 goal_text=$7
+    local r
+    r=$(paired "$series" "$floor_series")
+    line "$label" "${RESULT[$key]}" "${RESULT[$floor]:-?}" "$(printf '%.0f%%' "$r")" \
+        "$goal_text: $(verdict "$r" "$goal")"
 }
 if wanted insert; then record insert "${INSERT_TPS[@]}"; line "raw INSERT (floor)" "${RESULT[insert]}" "" "" ""; fi
 if wanted enqueue; then
     record enqueue "${ENQUEUE_TPS[@]}"
-    line "queue_enqueue" "${RESULT[enqueue]}" "${RESULT[insert]:-?}" "$(ratio "${RESULT[enqueue]}" "${RESULT[insert]:-0}")" \
-        ">= 90% of INSERT: $(verdict "$(pct "${RESULT[enqueue]}" "${RESULT[insert]:-0}")" 90)"
+    versus "queue_enqueue" enqueue insert ENQUEUE_TPS INSERT_TPS 90 ">= 90% of INSERT"
 fi
-if wanted delete; then record delete "${DELETE_TPS[@]}"; line "raw DELETE … SKIP LOCKED, 1/tx (floor)" "${RESULT[delete]}" "" "" ""; fi
+if wanted publish; then
+    record publish "${PUBLISH_TPS[@]}"
+    versus "stream_publish" publish insert PUBLISH_TPS INSERT_TPS 80 ">= 80% of INSERT"
+fi
+if wanted delete; then record delete "${DELETE_TPS[@]}"; line "raw DELETE … SKIP LOCKED, 1 per tx (floor)" "${RESULT[delete]}" "" "" ""; fi
 if wanted dequeue; then
     record dequeue "${DEQUEUE_TPS[@]}"
-    line "queue_dequeue + queue_ack, batch 1" "${RESULT[dequeue]}" "${RESULT[delete]:-?}" \
-        "$(ratio "${RESULT[dequeue]}" "${RESULT[delete]:-0}")" \
-        ">= 60% of DELETE: $(verdict "$(pct "${RESULT[dequeue]}" "${RESULT[delete]:-0}")" 60)"
+    versus "queue_dequeue + queue_ack (2 tx), batch 1" dequeue delete DEQUEUE_TPS DELETE_TPS 60 ">= 60% of DELETE"
 fi
 if wanted ackdequeue; then
     record ackdequeue "${ACKDEQ_TPS[@]}"
-    line "queue_ack_dequeue (ack + next lease, 1 commit)" "${RESULT[ackdequeue]}" "${RESULT[delete]:-?}" \
-        "$(ratio "${RESULT[ackdequeue]}" "${RESULT[delete]:-0}")" \
-        ">= 60% of DELETE: $(verdict "$(pct "${RESULT[ackdequeue]}" "${RESULT[delete]:-0}")" 60)"
+    versus "queue_ack_dequeue (ack + lease, 1 tx), batch 1" ackdequeue delete ACKDEQ_TPS DELETE_TPS 60 ">= 60% of DELETE"
 fi
 if wanted delete100; then
     record delete100 "${DELETE100_TPS[@]}"
     line "raw DELETE … LIMIT 100 (msgs, reference)" "$(awk -v t="${RESULT[delete100]}" 'BEGIN { print t * 100 }')" "" "" ""
 fi
+batch_line() {
+    local label=$1 key=$2 series=$3
+    local msgs r
+    msgs=$(awk -v t="${RESULT[$key]}" 'BEGIN { print t * 100 }')
+    r=$(paired "$series" DELETE100_TPS)
+    line "$label" "$msgs" "$(awk -v t="${RESULT[delete100]:-0}" 'BEGIN { print t * 100 }')" "$(printf '%.0f%%' "$r")" \
+        ">= 50,000 msgs/s: $(verdict "$msgs" 50000)"
+}
 if wanted dequeue100; then
     record dequeue100 "${DEQUEUE100_TPS[@]}"
-    MSGS=$(awk -v t="${RESULT[dequeue100]}" 'BEGIN { print t * 100 }')
-    line "queue_dequeue + queue_ack_batch, batch 100 (msgs)" "$MSGS" "" "" ">= 50,000 msgs/s: $(verdict "$MSGS" 50000)"
+    batch_line "queue_dequeue + queue_ack_batch, 100 (msgs)" dequeue100 DEQUEUE100_TPS
 fi
 if wanted ackdequeue100; then
     record ackdequeue100 "${ACKDEQ100_TPS[@]}"
-    MSGS=$(awk -v t="${RESULT[ackdequeue100]}" 'BEGIN { print t * 100 }')
-    line "queue_ack_dequeue, batch 100 (msgs)" "$MSGS" "" "" ">= 50,000 msgs/s: $(verdict "$MSGS" 50000)"
-fi
-if wanted publish; then
-    record publish "${PUBLISH_TPS[@]}"
-    line "stream_publish" "${RESULT[publish]}" "${RESULT[insert]:-?}" "$(ratio "${RESULT[publish]}" "${RESULT[insert]:-0}")" \
-        ">= 80% of INSERT: $(verdict "$(pct "${RESULT[publish]}" "${RESULT[insert]:-0}")" 80)"
+    batch_line "queue_ack_dequeue, batch 100 (msgs)" ackdequeue100 ACKDEQ100_TPS
 fi
 if wanted consume; then
     record consume "${CONSUME_TPS[@]}"
@@ -260,12 +276,12 @@ sustained() {
     last=$(echo "$progress" | tail -n "$window" | awk '{ s += $1 } END { print s / NR }')
     local dead
     dead=$("$BIN/psql" -X -At -c "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'messages'")
-    printf '%-44s %14.0f %14.0f %8s  %s\n' "$label" "$last" "$first" "$(ratio "$last" "$first")" \
+    printf '%-48s %12.0f %12.0f %9s  %s\n' "$label" "$last" "$first" "$(ratio "$last" "$first")" \
         ">= 80% of the start: $(verdict "$(pct "$last" "$first")" 80) (${DURATION}s, first/last $((window * 10))s; dead tuples $dead)"
     echo "$label per 10 s: $(echo $progress | tr '\n' ' ')" >&2
 }
 if [ "$SUSTAINED" = 1 ]; then
-    printf '\n%-44s %14s %14s %8s  %s\n' "sustained mixed load (tx/s)" "at the end" "at the start" "ratio" "goal"
+    printf '\n%-48s %12s %12s %9s  %s\n' "sustained mixed load (tx/s)" "at the end" "at the start" "ratio" "goal"
     sustained "enqueue + dequeue/ack" 0
     sustained "… with a long transaction open" 1
 fi

@@ -99,12 +99,13 @@ COMMENT ON FUNCTION minipaas._wake(minipaas.queues, timestamptz) IS
 
 CREATE OR REPLACE FUNCTION minipaas._lane_lock(queue_id integer, ordering_key text)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $fn$
+BEGIN
     -- Serialises the producers and the acks of one ordering key until commit, so that "is there an active
     -- message in this lane?" and "promote the next one" never race.
-    SELECT pg_catalog.pg_advisory_xact_lock(
-        1297088513, pg_catalog.hashtext(queue_id::text || ':' || ordering_key));
+    PERFORM pg_catalog.pg_advisory_xact_lock(1297088513, pg_catalog.hashtext(queue_id::text || ':' || ordering_key));
+END
 $fn$;
 
 COMMENT ON FUNCTION minipaas._lane_lock(integer, text) IS

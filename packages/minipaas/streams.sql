@@ -69,17 +69,22 @@ COMMENT ON FUNCTION minipaas._next_offsets(integer) IS
 
 CREATE OR REPLACE FUNCTION minipaas._foreign_xids()
 RETURNS xid[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 AS $fn$
+DECLARE
+    v_ids xid[];
+BEGIN
     -- Transaction ids are cluster-wide, but a transaction writes only in its own database: the ids running in
     -- other databases cannot hold back this database's streams. Read before the reading query takes its
     -- snapshot (and with a fresh copy of the activity array, which is otherwise cached per transaction), so that
     -- an id only misses from this list if its transaction started in between; a missing id merely counts.
-    SELECT pg_catalog.pg_stat_clear_snapshot();
-    SELECT coalesce(pg_catalog.array_agg(a.backend_xid), '{}')
+    PERFORM pg_catalog.pg_stat_clear_snapshot();
+    SELECT coalesce(pg_catalog.array_agg(a.backend_xid), '{}') INTO v_ids
       FROM pg_catalog.pg_stat_get_activity(NULL) AS a
      WHERE a.backend_xid IS NOT NULL
        AND a.datid <> (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+    RETURN v_ids;
+END
 $fn$;
 
 COMMENT ON FUNCTION minipaas._foreign_xids() IS
@@ -87,18 +92,25 @@ COMMENT ON FUNCTION minipaas._foreign_xids() IS
 
 CREATE OR REPLACE FUNCTION minipaas._horizon(foreign_xids xid[])
 RETURNS bigint
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $fn$
+DECLARE
+    -- A STABLE function runs in its caller's snapshot: this is the snapshot that reads the events.
+    v_snap pg_catalog.pg_snapshot := pg_catalog.pg_current_snapshot();
+    v_x    bigint;
+BEGIN
     -- The oldest other running transaction is the smallest id in xip, or else xmax (ids from xmax up were not
     -- finished when the snapshot was taken), leaving out ids running in other databases. Our own transaction
     -- counts as running too, except when it is exactly the oldest: then its own events (visible to it) are
     -- settled as well.
-    SELECT (CASE WHEN h.x = pg_catalog.pg_current_xact_id_if_assigned()::text::bigint THEN h.x + 1 ELSE h.x END)
-           * 1048576
-      FROM (SELECT coalesce((SELECT min(x) FROM pg_catalog.pg_snapshot_xip(t.snap) AS x
-                              WHERE x::xid <> ALL (foreign_xids)),
-                            pg_catalog.pg_snapshot_xmax(t.snap))::text::bigint AS x
-              FROM (SELECT pg_catalog.pg_current_snapshot() AS snap) AS t) AS h;
+    SELECT coalesce(min(x), pg_catalog.pg_snapshot_xmax(v_snap))::text::bigint INTO v_x
+      FROM pg_catalog.pg_snapshot_xip(v_snap) AS x
+     WHERE x::xid <> ALL (foreign_xids);
+    IF v_x = pg_catalog.pg_current_xact_id_if_assigned()::text::bigint THEN
+        v_x := v_x + 1;
+    END IF;
+    RETURN v_x * 1048576;
+END
 $fn$;
 
 COMMENT ON FUNCTION minipaas._horizon(xid[]) IS
@@ -127,7 +139,7 @@ AS $fn$
 $fn$;
 
 COMMENT ON FUNCTION minipaas._partition_of(minipaas.streams, text) IS
-    'Internal: the partition of an event: by hash of its key, at random without a key.';
+    'The partition of an event: by hash of its key, at random without a key (stream_publish inlines the same rule).';
 
 CREATE OR REPLACE FUNCTION minipaas.stream_create(
     stream          text,
@@ -271,7 +283,12 @@ BEGIN
         v_version := v_version + 1;
     END IF;
 
-    v_partition := minipaas._partition_of(s, stream_publish.key);
+    -- (Inline rather than minipaas._partition_of: a SQL function called from PL/pgSQL is planned on every call.)
+    v_partition := CASE
+        WHEN s.partitions = 1 THEN 0
+        WHEN stream_publish.key IS NULL THEN pg_catalog.floor(pg_catalog.random() * s.partitions)::integer
+        ELSE ((pg_catalog.hashtextextended(stream_publish.key, 0) & 9223372036854775807) % s.partitions)::integer
+    END;
     v_offset := minipaas._next_offsets(1);
     IF v_last_offset > v_offset THEN
         -- This transaction's id is older than that of the key's latest event, which committed first: the new
@@ -361,7 +378,10 @@ BEGIN
     RETURN QUERY
     WITH ins AS (
         INSERT INTO minipaas.stream_events (stream_id, partition, event_offset, published_at, payload)
-        SELECT s.stream_id, minipaas._partition_of(s, NULL), v_base + p.n - 1, pg_catalog.clock_timestamp(),
+        SELECT s.stream_id,
+               CASE WHEN s.partitions = 1 THEN 0
+                    ELSE pg_catalog.floor(pg_catalog.random() * s.partitions)::integer END,
+               v_base + p.n - 1, pg_catalog.clock_timestamp(),
                p.payload
           FROM unnest(payloads) WITH ORDINALITY AS p(payload, n)
         RETURNING event_offset
