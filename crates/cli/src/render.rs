@@ -86,6 +86,10 @@ impl Out {
             if let Some(pgstrata::Error::Changed(c)) = report.downcast_ref::<pgstrata::Error>() {
                 obj["error"]["changed"] = serde_json::to_value(&c.changes).unwrap_or_default();
             }
+            if let Some(pgstrata::Error::TestsFailed(t)) = report.downcast_ref::<pgstrata::Error>()
+            {
+                obj["error"]["tests"] = serde_json::to_value(&t.report).unwrap_or_default();
+            }
             if let Some(pgstrata::Error::Lint(l)) = report.downcast_ref::<pgstrata::Error>() {
                 obj["error"]["lint"] = serde_json::to_value(&l.report).unwrap_or_default();
             }

@@ -496,6 +496,10 @@ impl UpRun<'_> {
             )
             .await?;
             self.code = crate::managed::apply::deploy(session, self.packages, self.run_id).await?;
+            if !self.ran.is_empty() || !self.code.is_noop() {
+                // Migrations and managed code ran as package roles: nothing of theirs may be outside their schemas.
+                roles::check_containment(session.db.client(), self.packages).await?;
+            }
             self.run_tests(session).await?;
             if self.tests.is_some() {
                 crate::managed::record_packages(

@@ -24,6 +24,39 @@ impl Out {
                 println!("  {} {r}", style("•").cyan());
             }
         }
+        // A first deploy of a big package: counts, unless -v asks for every object.
+        if report.code.changes.len() > 30 && self.verbose == 0 {
+            let mut counts: Vec<(String, usize)> = Vec::new();
+            for c in &report.code.changes {
+                let key = format!(
+                    "{} {}",
+                    serde_json::to_value(c.action)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    c.kind
+                );
+                match counts.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((key, 1)),
+                }
+            }
+            let list: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!("  managed code: {} (-v lists them)", list.join(", "));
+        } else {
+            self.list_changes(report);
+        }
+        if let Some(t) = &report.tests {
+            println!(
+                "Tests: {} passed in {} (seed {})",
+                t.passed,
+                fmt_ms(t.duration_ms),
+                t.seed
+            );
+        }
+    }
+
+    fn list_changes(&self, report: &UpReport) {
         for c in &report.code.changes {
             let (mark, word) = match c.action {
                 CodeAction::Created => (style("+").green(), "created"),
@@ -42,14 +75,6 @@ impl Out {
                 _ => String::new(),
             };
             println!("  {mark} {} {}  {word}{at}", c.kind, c.identity);
-        }
-        if let Some(t) = &report.tests {
-            println!(
-                "Tests: {} passed in {} (seed {})",
-                t.passed,
-                fmt_ms(t.duration_ms),
-                t.seed
-            );
         }
     }
 

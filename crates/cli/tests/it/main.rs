@@ -14,6 +14,7 @@ mod deploy;
 mod failures;
 mod json;
 mod lint;
+mod managed;
 mod rollback;
 mod scaffold;
 mod sections;

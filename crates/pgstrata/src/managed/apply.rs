@@ -27,6 +27,9 @@ const MAX_PASSES: usize = 10;
 /// names or defaults, view columns, routine kind): the old object must be dropped first.
 const REPLACE_REFUSED: &[&str] = &["42P13", "42P16", "42804", "42809"];
 
+/// Statements of new objects sent in one round trip.
+const BATCH: usize = 100;
+
 /// SQLSTATEs of a statement naming something that does not exist (yet).
 const UNDEFINED: &[&str] = &["42883", "42P01", "42704", "3F000"];
 
@@ -72,8 +75,23 @@ struct Installer<'p, 's, 'a> {
     owners: HashMap<(&'static str, Oid), Owner>,
     /// The package whose role and search_path are active (None: the login's).
     entered: Option<usize>,
+    /// Names (class, schema, name, table) that existed in the catalog when the install began.
+    existing: HashSet<NameKey>,
+    /// How many statements declare each name.
+    declared: HashMap<NameKey, usize>,
+    /// Statements installed without probes, whose identity is still to be read from the catalog (in bulk).
+    pending: Vec<usize>,
+    /// Changes with the moment they happened (statements resolved in bulk report when they ran).
+    changes: Vec<(usize, CodeChange)>,
+    /// Moments: incremented for every statement run and object dropped.
+    clock: usize,
+    /// When each statement last ran.
+    ran_at: Vec<usize>,
     report: CodeReport,
 }
+
+/// (catalog class, schema, name, table for triggers).
+type NameKey = (&'static str, String, String, String);
 
 /// Install what changed in the managed code of `packages` (Strata's own package is skipped).
 pub(crate) async fn deploy(
@@ -83,31 +101,10 @@ pub(crate) async fn deploy(
 ) -> Result<CodeReport> {
     let started = Instant::now();
     let a = assess(session.db.client(), packages).await?;
+    tracing::debug!("managed code: assessed in {:.1} ms", ms(started.elapsed()));
     if a.nodes.is_empty() && a.stored.is_empty() {
         return Ok(CodeReport::default());
     }
-    let items: Vec<Item<'_>> = a
-        .nodes
-        .iter()
-        .map(|n| Item {
-            kind: n.obj.kind,
-            name: &n.obj.name,
-            table: n.obj.table.as_ref(),
-            comment_on: n
-                .obj
-                .comment
-                .as_ref()
-                .map(|c| CodeKind::of(c.target.object_kind())),
-            schema: n.schema(),
-            parsed: &n.obj.parsed,
-        })
-        .collect();
-    let schemas: Vec<&str> = packages.iter().map(|p| p.schema()).collect();
-    let graph = Graph::build(&items, &schemas);
-    drop(items);
-    let order = graph
-        .order()
-        .map_err(|chain| cycle_error(&a.nodes, &chain))?;
     let n = a.nodes.len();
     let mut flagged = vec![false; n];
     let mut reasons = vec![Reason::New; n];
@@ -141,6 +138,35 @@ pub(crate) async fn deploy(
         };
         owners.insert((class(row.kind), oid), Owner::Stale(s));
     }
+    // The graph (which parses routine bodies) is only needed when something is to be installed or dropped.
+    let nothing_to_do = !flagged.iter().any(|f| *f) && a.stale.is_empty();
+    let (graph, order) = if nothing_to_do {
+        (Graph::default(), (0..n).collect())
+    } else {
+        parse_bodies(&a.nodes);
+        let items: Vec<Item<'_>> = a
+            .nodes
+            .iter()
+            .map(|n| Item {
+                kind: n.obj.kind,
+                name: &n.obj.name,
+                table: n.obj.table.as_ref(),
+                comment_on: n
+                    .obj
+                    .comment
+                    .as_ref()
+                    .map(|c| CodeKind::of(c.target.object_kind())),
+                schema: n.schema(),
+                references: n.obj.references(n.code()),
+            })
+            .collect();
+        let schemas: Vec<&str> = packages.iter().map(|p| p.schema()).collect();
+        let graph = Graph::build(&items, &schemas);
+        let order = graph
+            .order()
+            .map_err(|chain| cycle_error(&a.nodes, &chain))?;
+        (graph, order)
+    };
     let stale_count = a.stored.len();
     let mut installer = Installer {
         session,
@@ -153,21 +179,34 @@ pub(crate) async fn deploy(
         stale_done: vec![false; stale_count],
         owners,
         entered: None,
+        existing: HashSet::new(),
+        declared: HashMap::new(),
+        pending: Vec::new(),
+        changes: Vec::new(),
+        clock: 0,
+        ran_at: vec![0; n],
         report: CodeReport::default(),
         a,
     };
-    installer.check_references().await?;
-    let nothing_to_do = !installer.flagged.iter().any(|f| *f) && installer.a.stale.is_empty();
     if nothing_to_do {
         installer.record(run_id).await?;
         installer.report.unchanged = installer.a.nodes.len();
         installer.report.duration_ms = ms(started.elapsed());
         return Ok(installer.report);
     }
+    installer.check_references().await?;
+    tracing::debug!(
+        "managed code: graph and references checked at {:.1} ms",
+        ms(started.elapsed())
+    );
     installer.run().await?;
+    let mut changes = std::mem::take(&mut installer.changes);
+    changes.sort_by_key(|(at, _)| *at);
+    installer.report.changes = changes.into_iter().map(|(_, c)| c).collect();
+    tracing::debug!("managed code: installed at {:.1} ms", ms(started.elapsed()));
     installer.record(run_id).await?;
+    tracing::debug!("managed code: recorded at {:.1} ms", ms(started.elapsed()));
     installer.leave().await?;
-    roles::check_containment(installer.session.db.client(), packages).await?;
     installer.report.unchanged = installer
         .a
         .plan
@@ -194,7 +233,7 @@ impl<'p> Installer<'p, '_, '_> {
                 continue;
             }
             let node = &self.a.nodes[u.item];
-            let r = &node.obj.parsed.references[u.reference];
+            let r = &node.obj.references(node.code())[u.reference];
             let kind = match r.kind {
                 pgstrata_sql::objects::ReferenceKind::Function => "function",
                 pgstrata_sql::objects::ReferenceKind::Relation => "relation",
@@ -223,7 +262,7 @@ impl<'p> Installer<'p, '_, '_> {
                 continue;
             }
             let node = &self.a.nodes[u.item];
-            let r = &node.obj.parsed.references[u.reference];
+            let r = &node.obj.references(node.code())[u.reference];
             let mut chain = vec![format!("{} ({})", node.obj.label(), node.location())];
             for d in self.graph.dependents_chain(u.item) {
                 let dn = &self.a.nodes[d];
@@ -276,24 +315,35 @@ impl<'p> Installer<'p, '_, '_> {
             })
             .collect();
         self.drop_stale(&removed).await?;
+        self.load_existing().await?;
 
         let mut leftovers_dropped = false;
         for pass in 1..=MAX_PASSES {
             let mut progress = false;
             let mut deferred: Vec<(usize, Box<Error>)> = Vec::new();
+            // Consecutive statements creating new names go in batches; the others one by one, in order.
+            let mut batch: Vec<usize> = Vec::new();
             for k in 0..self.order.len() {
                 let i = self.order[k];
                 if !self.flagged[i] {
                     continue;
                 }
-                match self.install(i).await? {
-                    Attempt::Done => {
-                        progress = true;
-                        self.flagged[i] = false;
-                    }
-                    Attempt::Deferred(e) => deferred.push((i, e)),
+                let same_package = batch
+                    .first()
+                    .is_none_or(|&b| self.a.nodes[b].pkg == self.a.nodes[i].pkg);
+                if !self.is_new_name(i) || !same_package || batch.len() >= BATCH {
+                    self.run_batch(&mut batch, &mut progress, &mut deferred)
+                        .await?;
                 }
+                if self.is_new_name(i) {
+                    batch.push(i);
+                    continue;
+                }
+                self.run_one(i, &mut progress, &mut deferred).await?;
             }
+            self.run_batch(&mut batch, &mut progress, &mut deferred)
+                .await?;
+            self.resolve_pending().await?;
             if deferred.is_empty() {
                 if !leftovers_dropped {
                     leftovers_dropped = true;
@@ -323,6 +373,70 @@ impl<'p> Installer<'p, '_, '_> {
                     e
                 ));
             }
+        }
+        Ok(())
+    }
+
+    async fn run_one(
+        &mut self,
+        i: usize,
+        progress: &mut bool,
+        deferred: &mut Vec<(usize, Box<Error>)>,
+    ) -> Result<()> {
+        match self.install(i).await? {
+            Attempt::Done => {
+                *progress = true;
+                self.flagged[i] = false;
+            }
+            Attempt::Deferred(e) => deferred.push((i, e)),
+        }
+        Ok(())
+    }
+
+    /// Create objects with new names in one round trip and one savepoint; if any statement fails, roll the
+    /// batch back and run its statements one by one (to tell which failed, and why).
+    async fn run_batch(
+        &mut self,
+        batch: &mut Vec<usize>,
+        progress: &mut bool,
+        deferred: &mut Vec<(usize, Box<Error>)>,
+    ) -> Result<()> {
+        let items = std::mem::take(batch);
+        match items.as_slice() {
+            [] => return Ok(()),
+            [one] => return self.run_one(*one, progress, deferred).await,
+            _ => {}
+        }
+        self.enter(self.a.nodes[items[0]].pkg).await?;
+        let mut sql = String::from("SAVEPOINT strata_batch;\n");
+        for &i in &items {
+            sql.push_str(&self.a.nodes[i].obj.sql);
+            sql.push_str("\n;\n");
+        }
+        sql.push_str("RELEASE SAVEPOINT strata_batch");
+        let result = self.client().batch_execute(&sql).await;
+        if let Err(e) = &result {
+            tracing::debug!(
+                "a batch of {} statements failed ({e}); running them one by one",
+                items.len()
+            );
+        }
+        if result.is_ok() {
+            for &i in &items {
+                self.clock += 1;
+                self.ran_at[i] = self.clock;
+                self.flagged[i] = false;
+                self.pending.push(i);
+            }
+            *progress = true;
+            return Ok(());
+        }
+        self.client()
+            .batch_execute("ROLLBACK TO SAVEPOINT strata_batch; RELEASE SAVEPOINT strata_batch")
+            .await
+            .map_err(Error::db("rolling back a batch of managed code"))?;
+        for i in items {
+            self.run_one(i, progress, deferred).await?;
         }
         Ok(())
     }
@@ -359,7 +473,90 @@ impl<'p> Installer<'p, '_, '_> {
         Ok(())
     }
 
+    /// The name a statement declares, as a key of [`Installer::existing`] (None for comments).
+    fn name_key(&self, i: usize) -> Option<NameKey> {
+        let node = &self.a.nodes[i];
+        let obj = node.obj;
+        if obj.kind == CodeKind::Comment {
+            return None;
+        }
+        let schema = node.schema();
+        Some(match (&obj.kind, &obj.table) {
+            (CodeKind::Trigger, Some(t)) => (
+                "pg_trigger",
+                t.schema.clone().unwrap_or_else(|| schema.to_string()),
+                obj.name.name.clone(),
+                t.name.clone(),
+            ),
+            _ => (
+                class(obj.kind),
+                obj.name
+                    .schema
+                    .clone()
+                    .unwrap_or_else(|| schema.to_string()),
+                obj.name.name.clone(),
+                String::new(),
+            ),
+        })
+    }
+
+    /// Read which names exist, so statements creating something new can skip the probes.
+    async fn load_existing(&mut self) -> Result<()> {
+        let schemas: Vec<&str> = self.packages.iter().map(|p| p.schema()).collect();
+        let rows = self
+            .client()
+            .query(
+                "SELECT 'pg_proc', n.nspname::text, p.proname::text, ''
+                   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                  WHERE n.nspname = ANY($1)
+                 UNION ALL
+                 SELECT 'pg_class', n.nspname::text, c.relname::text, ''
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = ANY($1)
+                 UNION ALL
+                 SELECT 'pg_trigger', n.nspname::text, t.tgname::text, c.relname::text
+                   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = ANY($1)",
+                &[&schemas],
+            )
+            .await
+            .map_err(Error::db("listing the objects of the packages' schemas"))?;
+        for r in rows {
+            let class: &str = r.get(0);
+            let class: &'static str = match class {
+                "pg_proc" => "pg_proc",
+                "pg_class" => "pg_class",
+                _ => "pg_trigger",
+            };
+            self.existing.insert((class, r.get(1), r.get(2), r.get(3)));
+        }
+        for i in 0..self.a.nodes.len() {
+            if let Some(key) = self.name_key(i) {
+                *self.declared.entry(key).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// A statement creating an object whose name nothing else has (in the catalog or the source) cannot replace
+    /// anything: it needs no probes, and its identity can be read later with the others'.
+    fn is_new_name(&self, i: usize) -> bool {
+        self.name_key(i).is_some_and(|key| {
+            !self.existing.contains(&key) && self.declared.get(&key).copied() == Some(1)
+        })
+    }
+
     async fn install(&mut self, i: usize) -> Result<Attempt> {
+        if self.is_new_name(i) {
+            return match self.try_create(i).await? {
+                Ok(()) => Ok(Attempt::Done),
+                Err(failure) if UNDEFINED.contains(&failure.sqlstate.as_str()) => {
+                    Ok(Attempt::Deferred(Box::new(failure.error.into())))
+                }
+                Err(failure) => Err(failure.error.into()),
+            };
+        }
         match self.try_install(i).await? {
             Ok(()) => Ok(Attempt::Done),
             Err(failure) => {
@@ -398,10 +595,98 @@ impl<'p> Installer<'p, '_, '_> {
         }
     }
 
+    /// Create an object with a new name: the statement in a savepoint, nothing else.
+    async fn try_create(&mut self, i: usize) -> Result<std::result::Result<(), Box<Failure>>> {
+        let node = self.a.nodes[i];
+        self.clock += 1;
+        self.ran_at[i] = self.clock;
+        self.enter(node.pkg).await?;
+        let prefix = "SAVEPOINT strata_code;\n";
+        let sql = format!("{prefix}{}\n;\nRELEASE SAVEPOINT strata_code", node.obj.sql);
+        if let Err(e) = self.client().batch_execute(&sql).await {
+            let error = statement_error(node, prefix.chars().count(), &e);
+            let rolled_back = self
+                .client()
+                .batch_execute("ROLLBACK TO SAVEPOINT strata_code; RELEASE SAVEPOINT strata_code")
+                .await;
+            if rolled_back.is_err() {
+                // The transaction is lost: the statement's own error is what matters.
+                return Err(error.into());
+            }
+            return Ok(Err(Box::new(Failure {
+                sqlstate: error.sqlstate.clone(),
+                error,
+                before: Vec::new(),
+            })));
+        }
+        self.pending.push(i);
+        Ok(Ok(()))
+    }
+
+    /// Read the identities of the objects created without probes, in one query per catalog.
+    async fn resolve_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let keys: Vec<NameKey> = pending.iter().filter_map(|&i| self.name_key(i)).collect();
+        let classes: Vec<&str> = keys.iter().map(|k| k.0).collect();
+        let schemas: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        let names: Vec<&str> = keys.iter().map(|k| k.2.as_str()).collect();
+        let tables: Vec<&str> = keys.iter().map(|k| k.3.as_str()).collect();
+        let rows = self
+            .client()
+            .query(
+                catalog::RESOLVE_NAMES,
+                &[&classes, &schemas, &names, &tables],
+            )
+            .await
+            .map_err(Error::db("reading the identities of new managed objects"))?;
+        let mut found: HashMap<NameKey, CatalogObject> = HashMap::new();
+        for r in rows {
+            let class: &str = r.get(0);
+            let class: &'static str = match class {
+                "pg_proc" => "pg_proc",
+                "pg_class" => "pg_class",
+                _ => "pg_trigger",
+            };
+            found.insert(
+                (class, r.get(1), r.get(2), r.get(3)),
+                CatalogObject {
+                    oid: r.get(4),
+                    sub_id: 0,
+                    version: r.get(5),
+                    identity: r.get(6),
+                    schema: r.get(1),
+                },
+            );
+        }
+        for (i, key) in pending.into_iter().zip(keys) {
+            let Some(cat) = found.remove(&key) else {
+                let node = self.a.nodes[i];
+                return Err(source_error(
+                    node,
+                    format!(
+                        "{} ran, but the catalog shows no {} {} in schema `{}`",
+                        node.obj.label(),
+                        node.obj.kind,
+                        key.2,
+                        key.1
+                    ),
+                    "managed objects must be created in the package's schema",
+                ));
+            };
+            self.installed_object(i, cat, &[])?;
+        }
+        Ok(())
+    }
+
     /// Run one statement in a savepoint, between two probes of the catalog that tell what it created or replaced.
     /// `Ok(Err(_))`: the statement failed and was rolled back to the savepoint.
     async fn try_install(&mut self, i: usize) -> Result<std::result::Result<(), Box<Failure>>> {
         let node = self.a.nodes[i];
+        self.clock += 1;
+        self.ran_at[i] = self.clock;
         self.enter(node.pkg).await?;
         let probe = catalog::probe_sql(node.obj, node.schema());
         let prefix = format!("{probe};\nSAVEPOINT strata_code;\n");
@@ -414,12 +699,16 @@ impl<'p> Installer<'p, '_, '_> {
             Err(e) => {
                 let error = statement_error(node, prefix.chars().count(), &e);
                 // The probe before the savepoint cannot fail on its own; if it did, the transaction is lost.
-                self.client()
+                let rolled_back = self
+                    .client()
                     .batch_execute(
                         "ROLLBACK TO SAVEPOINT strata_code; RELEASE SAVEPOINT strata_code",
                     )
-                    .await
-                    .map_err(|_| Error::from(error.clone_sql()))?;
+                    .await;
+                if rolled_back.is_err() {
+                    // The transaction is lost: the statement's own error is what matters.
+                    return Err(error.into());
+                }
                 let before = self.probe(node).await?;
                 return Ok(Err(Box::new(Failure {
                     sqlstate: error.sqlstate.clone(),
@@ -580,14 +869,17 @@ impl<'p> Installer<'p, '_, '_> {
         if node.obj.kind != CodeKind::Comment {
             self.owners.insert(key, Owner::Node(i));
         }
-        self.report.changes.push(CodeChange {
-            package: node.package.name().to_string(),
-            kind: node.obj.kind,
-            identity: cat.identity.clone(),
-            action,
-            file: Some(node.code().files[node.obj.file].display.clone()),
-            line: Some(node.obj.line),
-        });
+        self.changes.push((
+            self.ran_at[i],
+            CodeChange {
+                package: node.package.name().to_string(),
+                kind: node.obj.kind,
+                identity: cat.identity.clone(),
+                action,
+                file: Some(node.code().files[node.obj.file].display.clone()),
+                line: Some(node.obj.line),
+            },
+        ));
         self.installed[i] = Some(Installed { cat });
         Ok(())
     }
@@ -595,6 +887,8 @@ impl<'p> Installer<'p, '_, '_> {
     /// Drop recorded objects that are stale, with everything managed that depends on them (to be re-created from
     /// the source). Anything unmanaged that depends on them stops the deploy with a message naming it.
     async fn drop_stale(&mut self, stale: &[usize]) -> Result<()> {
+        // New objects may depend on what is dropped: know them first.
+        self.resolve_pending().await?;
         let mut roots: Vec<(String, Oid)> = Vec::new();
         let mut comments = Vec::new();
         for &s in stale {
@@ -611,7 +905,7 @@ impl<'p> Installer<'p, '_, '_> {
                 Catalog::Intact => row.oid,
                 Catalog::Missing => {
                     self.stale_done[s] = true;
-                    self.report.changes.push(CodeChange {
+                    self.note(CodeChange {
                         package: row.package.clone(),
                         kind: row.kind,
                         identity: row.identity.clone(),
@@ -718,7 +1012,7 @@ impl<'p> Installer<'p, '_, '_> {
                     self.flag_comments_of(j);
                 }
                 let row = &self.a.stored[s];
-                self.report.changes.push(CodeChange {
+                self.note(CodeChange {
                     package: row.package.clone(),
                     kind: row.kind,
                     identity: row.identity.clone(),
@@ -730,15 +1024,21 @@ impl<'p> Installer<'p, '_, '_> {
             Some(Owner::Node(i)) => {
                 // Re-created from its source later in the order; so are the comments on it.
                 if let Some(prev) = self.installed[i].take() {
-                    self.report.changes.retain(|c| {
-                        !(c.identity == prev.cat.identity && c.kind == self.a.nodes[i].obj.kind)
-                    });
+                    let kind = self.a.nodes[i].obj.kind;
+                    self.changes
+                        .retain(|(_, c)| !(c.identity == prev.cat.identity && c.kind == kind));
                 }
                 self.flag(i, Reason::Dependency);
             }
             None => {}
         }
         Ok(())
+    }
+
+    /// Record a change happening now.
+    fn note(&mut self, change: CodeChange) {
+        self.clock += 1;
+        self.changes.push((self.clock, change));
     }
 
     /// Mark a statement to be (re)installed, with the comments attached to it.
@@ -814,7 +1114,7 @@ impl<'p> Installer<'p, '_, '_> {
             .batch_execute(&sql)
             .await
             .map_err(Error::db(format!("removing the {}", row.identity)))?;
-        self.report.changes.push(CodeChange {
+        self.note(CodeChange {
             package: row.package.clone(),
             kind: CodeKind::Comment,
             identity: row.identity.clone(),
@@ -912,14 +1212,18 @@ impl<'p> Installer<'p, '_, '_> {
                 (kind, c.oid, c.sub_id, catalog::class_of(kind, &c.identity))
             })
             .collect();
+        let t = Instant::now();
         let versions = catalog::versions(client, &keys).await?;
+        tracing::debug!("record: versions in {:.1} ms", ms(t.elapsed()));
         let installed_keys: Vec<(CodeKind, Oid, i32, &str)> = rows
             .iter()
             .zip(&keys)
             .filter(|((i, _), _)| self.installed[*i].is_some())
             .map(|(_, k)| *k)
             .collect();
+        let t = Instant::now();
         let hashes = catalog::hashes(client, &installed_keys).await?;
+        tracing::debug!("record: hashes in {:.1} ms", ms(t.elapsed()));
         let mut order_of = vec![0i32; self.a.nodes.len()];
         for (pos, &i) in self.order.iter().enumerate() {
             order_of[i] = i32::try_from(pos).unwrap_or(i32::MAX);
@@ -1046,32 +1350,6 @@ struct Failure {
     before: Vec<CatalogObject>,
 }
 
-trait CloneSql {
-    fn clone_sql(&self) -> SqlError;
-}
-
-impl CloneSql for SqlError {
-    fn clone_sql(&self) -> SqlError {
-        SqlError {
-            origin: self.origin.clone(),
-            line: self.line,
-            col: self.col,
-            sqlstate: self.sqlstate.clone(),
-            message: self.message.clone(),
-            detail: self.detail.clone(),
-            hint: self.hint.clone(),
-            context: self.context.clone(),
-            migration: self.migration.clone(),
-            rolled_back: self.rolled_back,
-            file: NamedSource::new(self.file.name(), self.file.inner().clone())
-                .with_language("SQL"),
-            span: self.span,
-            committed_statements: self.committed_statements.clone(),
-            committed_migrations: self.committed_migrations.clone(),
-        }
-    }
-}
-
 /// Map a failed managed statement's error to its file, line and column. `prefix_chars` is the number of characters
 /// sent before the statement in the same query string.
 pub(crate) fn statement_error(
@@ -1166,6 +1444,24 @@ pub(crate) fn object_error(
         committed_statements: Vec::new(),
         committed_migrations: Vec::new(),
     }
+}
+
+/// Parse the routine bodies of every statement (for their references), on all cores: with thousands of routines
+/// it is the bulk of the client's work in a deploy.
+fn parse_bodies(nodes: &[Node<'_>]) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = nodes.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for part in nodes.chunks(chunk) {
+            scope.spawn(move || {
+                for n in part {
+                    n.obj.references(n.code());
+                }
+            });
+        }
+    });
 }
 
 fn source_error(node: Node<'_>, message: String, help: &str) -> Error {

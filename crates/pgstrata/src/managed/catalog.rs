@@ -21,6 +21,31 @@ const VIEW_IDENTITY: &str = "quote_ident(n.nspname) || '.' || quote_ident(c.reln
 const TRIGGER_IDENTITY: &str =
     "quote_ident(t.tgname) || ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)";
 
+/// Identities of objects by name: parameters are arrays of class (`pg_proc`, `pg_class`, `pg_trigger`), schema,
+/// name and (for triggers) table; rows are (class, schema, name, table, oid, version, identity).
+pub(crate) const RESOLVE_NAMES: &str = "
+    WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(cls, schema, name, tbl))
+    SELECT 'pg_proc', n.nspname::text, p.proname::text, '', p.oid, p.xmin::text,
+           quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '('
+               || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')'
+      FROM k JOIN pg_catalog.pg_namespace n ON n.nspname = k.schema
+      JOIN pg_catalog.pg_proc p ON p.pronamespace = n.oid AND p.proname = k.name
+     WHERE k.cls = 'pg_proc'
+    UNION ALL
+    SELECT 'pg_class', n.nspname::text, c.relname::text, '', c.oid, c.xmin::text || ':' || coalesce(r.xmin::text, ''),
+           quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+      FROM k JOIN pg_catalog.pg_namespace n ON n.nspname = k.schema
+      JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = k.name AND c.relkind = 'v'
+      LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
+     WHERE k.cls = 'pg_class'
+    UNION ALL
+    SELECT 'pg_trigger', n.nspname::text, t.tgname::text, c.relname::text, t.oid, t.xmin::text,
+           quote_ident(t.tgname) || ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+      FROM k JOIN pg_catalog.pg_namespace n ON n.nspname = k.schema
+      JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = k.tbl
+      JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND t.tgname = k.name
+     WHERE k.cls = 'pg_trigger'";
+
 /// One object as the catalog shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CatalogObject {
@@ -179,7 +204,10 @@ pub(crate) async fn versions(
     Ok(out)
 }
 
-/// The definition hash of objects, by (kind, oid, sub_id); absent objects are left out.
+/// The definition hash of objects, by (kind, oid, sub_id); absent objects are left out. It is the md5 of the
+/// catalog columns that define the object (for views, the stored query tree) rather than of the deparsed text
+/// (`pg_get_functiondef`, `pg_get_viewdef`): as precise, and several times cheaper with thousands of objects.
+/// Owner and privileges are left out: grants are not drift.
 /// `objects` gives (kind, oid, sub_id, catalog class) for each.
 pub(crate) async fn hashes(
     client: &Client,
@@ -205,14 +233,20 @@ pub(crate) async fn hashes(
     let rows = client
         .query(
             "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0,
-                    md5(pg_catalog.pg_get_functiondef(p.oid))
+                    md5((p.prosrc, p.prosqlbody, p.probin, p.proconfig, p.prorettype, p.proretset, p.prokind,
+                         p.prosecdef, p.provolatile, p.proisstrict, p.proleakproof, p.proparallel, p.procost,
+                         p.prorows, p.prolang, p.proargtypes, p.proallargtypes, p.proargmodes, p.proargnames,
+                         p.proargdefaults, p.prosupport, p.protrftypes)::text)
                FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1) AND p.prokind IN ('f', 'p')
              UNION ALL
              SELECT 'view', c.oid, 0,
-                    md5(pg_catalog.pg_get_viewdef(c.oid) || coalesce(array_to_string(c.reloptions, ','), ''))
-               FROM pg_catalog.pg_class c WHERE c.oid = ANY($2) AND c.relkind = 'v'
+                    md5((r.ev_action, c.reloptions)::text)
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
+              WHERE c.oid = ANY($2) AND c.relkind = 'v'
              UNION ALL
-             SELECT 'trigger', t.oid, 0, md5(pg_catalog.pg_get_triggerdef(t.oid) || t.tgenabled::text)
+             SELECT 'trigger', t.oid, 0, md5((t.tgname, t.tgrelid, t.tgfoid, t.tgtype, t.tgenabled, t.tgattr, t.tgargs, t.tgqual,
+                         t.tgoldtable, t.tgnewtable, t.tgdeferrable, t.tginitdeferred)::text)
                FROM pg_catalog.pg_trigger t WHERE t.oid = ANY($3)
              UNION ALL
              SELECT 'comment', s.oid, s.sub,

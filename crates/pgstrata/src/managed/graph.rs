@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use pgstrata_sql::objects::{ObjectStatement, QualifiedName, ReferenceKind};
+use pgstrata_sql::objects::{QualifiedName, Reference, ReferenceKind};
 
 use super::source::CodeKind;
 
@@ -28,7 +28,8 @@ pub(crate) struct Item<'a> {
     pub comment_on: Option<CodeKind>,
     /// The package's schema (unqualified references resolve there).
     pub schema: &'a str,
-    pub parsed: &'a ObjectStatement,
+    /// Every reference of the statement (bodies included).
+    pub references: &'a [Reference],
 }
 
 /// A checked reference that names an object in one of `schemas` but matches no item: it must
@@ -93,7 +94,7 @@ impl Graph {
             let own_class = class_of(item.kind);
             let mut hard = Vec::new();
             let mut soft = Vec::new();
-            for (ri, r) in item.parsed.references.iter().enumerate() {
+            for (ri, r) in item.references.iter().enumerate() {
                 let qualified = r.name.schema.is_some();
                 let schema = r.name.schema.as_deref().unwrap_or(item.schema);
                 let name = r.name.name.as_str();
@@ -253,7 +254,7 @@ impl Graph {
 }
 
 /// A comment naming its own object is resolved by the comment edge, not reported missing.
-fn own_name_ref(item: &Item<'_>, r: &pgstrata_sql::objects::Reference) -> bool {
+fn own_name_ref(item: &Item<'_>, r: &Reference) -> bool {
     item.comment_on.is_some() && r.name.or_schema(item.schema) == item.name.or_schema(item.schema)
 }
 
@@ -317,7 +318,7 @@ fn tarjan(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgstrata_sql::objects::parse_object;
+    use pgstrata_sql::objects::{ObjectStatement, parse_object};
 
     /// Kind, name and table of each statement.
     type Names = Vec<(CodeKind, QualifiedName, Option<QualifiedName>)>;
@@ -360,7 +361,7 @@ mod tests {
                     _ => None,
                 },
                 schema: "app",
-                parsed: p,
+                references: &p.references,
             })
             .collect();
         Graph::build(&items, &["app"]).order()
@@ -420,7 +421,7 @@ mod tests {
             table: None,
             comment_on: None,
             schema: "app",
-            parsed: &parsed[0],
+            references: &parsed[0].references,
         }];
         let g = Graph::build(&items, &["app"]);
         let names: Vec<String> = g

@@ -17,7 +17,8 @@
 //! `pg_trigger` around it, in the same round trip): `schema.name(identity arguments)` from
 //! `pg_get_function_identity_arguments`, never from text Strata assembled. `strata.managed_object` records, per
 //! object: that identity and oid, the hash of the statement's source, file and line, the `xmin` of its catalog
-//! rows and the md5 of `pg_get_functiondef` / `pg_get_viewdef` / `pg_get_triggerdef` (or of the comment).
+//! rows and the md5 of the catalog columns that define it (owner and privileges left out; for a view, its stored
+//! query tree), or of the comment.
 //!
 //! ## What a deploy does
 //!
@@ -82,7 +83,7 @@ pub(crate) fn test_order(code: &Code, schema: &str) -> Vec<usize> {
             table: None,
             comment_on: None,
             schema,
-            parsed: &t.parsed,
+            references: t.references(code),
         })
         .collect();
     graph::Graph::build(&items, &[])

@@ -4,15 +4,16 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use pgstrata_sql::LineIndex;
 use pgstrata_sql::objects::{
-    self, CommentTarget, Declaration, HazardKind, ObjectKind, ObjectStatement, QualifiedName,
+    self, CommentTarget, Declaration, HazardKind, NotAnObject, ObjectKind, ObjectStatement,
+    QualifiedName, Reference,
 };
-use pgstrata_sql::{LineIndex, StatementKind};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Result, SourceError};
+use crate::error::{Error, Result, SourceError};
 use crate::manifest::Manifest;
 use crate::source::PackageSource;
 
@@ -134,11 +135,31 @@ pub struct CodeObject {
     pub inserted: Option<(usize, usize)>,
     /// `sha256:<hex>` of the normalised statement and the schema it lands in.
     pub hash: String,
-    /// The parse: references and hazards (ranges relative to the statement).
+    /// The parse: declaration, references outside routine bodies, hazards (ranges relative to the statement).
     pub parsed: ObjectStatement,
+    /// All references, bodies included: parsed on first use (only deploys that install something need them).
+    all_references: OnceLock<Vec<Reference>>,
+}
+
+/// Statement references plus, for routines, those of the body (parsed now).
+fn with_body_references(parsed: &ObjectStatement, text: &str) -> Vec<Reference> {
+    let mut all = parsed.references.clone();
+    if let Declaration::Create(c) = &parsed.declaration
+        && matches!(c.kind, ObjectKind::Function | ObjectKind::Procedure)
+    {
+        all.extend(objects::body_references(text, c.language.as_deref()));
+        all.sort_by_key(|r| r.range.start);
+    }
+    all
 }
 
 impl CodeObject {
+    /// Every name the statement refers to, routine bodies included (ranges relative to the statement).
+    pub fn references(&self, code: &Code) -> &[Reference] {
+        self.all_references
+            .get_or_init(|| with_body_references(&self.parsed, self.source(code)))
+    }
+
     /// `function app.f`, `view app.v`, `trigger touch ON app.t`, `comment on function app.f(int)`.
     pub fn label(&self) -> String {
         match (&self.kind, &self.table, &self.comment) {
@@ -198,6 +219,19 @@ pub struct TestFunction {
     pub role: TestRole,
     /// The parse (references order the creation of helpers before their users).
     pub parsed: ObjectStatement,
+    all_references: OnceLock<Vec<Reference>>,
+}
+
+impl TestFunction {
+    /// Every name the function refers to, its body included.
+    pub fn references(&self, code: &Code) -> &[Reference] {
+        self.all_references.get_or_init(|| {
+            with_body_references(
+                &self.parsed,
+                &code.files[self.file].text[self.range.clone()],
+            )
+        })
+    }
 }
 
 /// A package's managed code and tests, parsed and checked.
@@ -272,19 +306,23 @@ impl Code {
             let index = code.files.len();
             code.files.push(file);
             let file = &code.files[index];
-            let script = pgstrata_sql::split(&file.text);
-            for stmt in &script.statements {
+            for parsed in objects::parse_objects(&file.text) {
                 if is_test {
                     code.tests.push(test_function(
                         file,
                         index,
-                        stmt.range.clone(),
-                        &stmt.kind,
+                        parsed.range,
+                        parsed.object,
                         manifest,
                     )?);
                 } else {
-                    code.objects
-                        .push(code_object(file, index, stmt.range.clone(), manifest)?);
+                    code.objects.push(code_object(
+                        file,
+                        index,
+                        parsed.range,
+                        parsed.object,
+                        manifest,
+                    )?);
                 }
             }
         }
@@ -308,11 +346,12 @@ fn code_object(
     file: &CodeFile,
     index: usize,
     range: Range<usize>,
+    parsed: std::result::Result<ObjectStatement, NotAnObject>,
     manifest: &Manifest,
 ) -> Result<CodeObject> {
     let text = &file.text[range.clone()];
     let schema = manifest.schema.as_str();
-    let parsed = objects::parse_object(text).map_err(|e| {
+    let parsed = parsed.map_err(|e| {
         err(file, range.start..range.start + first_line_len(text), e.message)
             .with_label("not managed code")
             .with_help(
@@ -395,6 +434,7 @@ fn code_object(
         inserted,
         hash: format!("sha256:{}", hex::encode(h.finalize())),
         parsed,
+        all_references: OnceLock::new(),
     })
 }
 
@@ -402,34 +442,31 @@ fn test_function(
     file: &CodeFile,
     index: usize,
     range: Range<usize>,
-    kind: &StatementKind,
+    parsed: std::result::Result<ObjectStatement, NotAnObject>,
     manifest: &Manifest,
 ) -> Result<TestFunction> {
     let text = &file.text[range.clone()];
     let first = range.start..range.start + first_line_len(text);
     let help = "test files (`*_test.sql`) may only define functions: `NAME_test()` functions are tests, \
                 `NAME_before()` run before each test, others are helpers";
-    if *kind != StatementKind::CreateFunction {
-        return Err(err(
-            file,
-            first,
-            "only CREATE FUNCTION is allowed in a test file",
+    let only_functions = || {
+        Error::from(
+            err(
+                file,
+                first.clone(),
+                "only CREATE FUNCTION is allowed in a test file",
+            )
+            .with_help(help),
         )
-        .with_help(help)
-        .into());
-    }
-    let parsed = objects::parse_object(text)
-        .map_err(|e| err(file, first.clone(), e.message).with_help(help))?;
+    };
+    let parsed = parsed.map_err(|_| only_functions())?;
     check_hazards(file, &range, &parsed, manifest)?;
     let Declaration::Create(c) = &parsed.declaration else {
-        return Err(err(
-            file,
-            first,
-            "only CREATE FUNCTION is allowed in a test file",
-        )
-        .with_help(help)
-        .into());
+        return Err(only_functions());
     };
+    if c.kind != ObjectKind::Function {
+        return Err(only_functions());
+    }
     check_schema(file, &range, text, &c.name, &manifest.schema, "it")?;
     let name = c.name.or_schema(&manifest.schema);
     let role = if name.name.ends_with("_test") {
@@ -446,6 +483,7 @@ fn test_function(
         name,
         role,
         parsed,
+        all_references: OnceLock::new(),
     })
 }
 

@@ -32,7 +32,6 @@ pub(crate) async fn run(
 ) -> Result<TestReport> {
     let started = Instant::now();
     let seed = opts.seed.unwrap_or_else(new_seed);
-    let frames = frames(packages);
     session.notices();
     session
         .db
@@ -48,7 +47,7 @@ pub(crate) async fn run(
         filtered_out: 0,
         duration_ms: 0.0,
     };
-    let outcome = run_packages(session, packages, opts, seed, &frames, &mut report).await;
+    let outcome = run_packages(session, packages, opts, seed, &mut report).await;
     // Whatever happened, the test functions and everything the tests did go away.
     let cleanup = session
         .db
@@ -59,6 +58,22 @@ pub(crate) async fn run(
     session.forget_search_path();
     outcome?;
     cleanup?;
+    // Failures raised inside the packages' functions point at their source line (computed only when needed).
+    if report.results.iter().any(|r| {
+        r.failure
+            .as_ref()
+            .is_some_and(|f| f.context.is_some() && f.phase != "setup")
+    }) {
+        let frames = frames(packages);
+        for r in &mut report.results {
+            if let Some(f) = &mut r.failure
+                && f.phase != "setup"
+                && let Some(at) = f.context.as_deref().and_then(|c| locate(c, &frames))
+            {
+                f.location = Some(at);
+            }
+        }
+    }
     report.passed = report
         .results
         .iter()
@@ -74,7 +89,6 @@ async fn run_packages(
     packages: &[Package],
     opts: &TestOptions,
     seed: u64,
-    frames: &HashMap<(String, String), Frame>,
     report: &mut TestReport,
 ) -> Result<()> {
     for (index, package) in packages.iter().enumerate() {
@@ -104,6 +118,18 @@ async fn run_packages(
             .map_err(Error::db("switching to the package role for tests"))?;
 
         let failed_setup = create_functions(session, package, report).await?;
+        // pgTAP's functions, if installed where this package's code sees them.
+        let pgtap: bool = session
+            .db
+            .client()
+            .query_one(
+                "SELECT count(DISTINCT proname) = 2 FROM pg_catalog.pg_proc
+                  WHERE proname IN ('no_plan', 'finish') AND pg_catalog.pg_function_is_visible(oid)",
+                &[],
+            )
+            .await
+            .map_err(Error::db("looking for pgTAP"))?
+            .get(0);
         let signatures = signatures(session, package).await?;
         let befores: Vec<&TestFunction> = {
             let mut b: Vec<&TestFunction> = code
@@ -119,7 +145,7 @@ async fn run_packages(
         // another's.
         shuffle(&mut selected, seed.wrapping_add(index as u64));
         for t in selected {
-            let result = run_one(session, package, t, &befores, &signatures, frames).await?;
+            let result = run_one(session, package, t, &befores, &signatures, pgtap).await?;
             report.results.push(result);
         }
     }
@@ -134,6 +160,25 @@ async fn create_functions(
     report: &mut TestReport,
 ) -> Result<Vec<String>> {
     let code = package.code();
+    // All at once first (one round trip); one by one, in dependency order, only to find what failed.
+    let mut batch = String::from("SAVEPOINT strata_test_setup;\n");
+    for t in &code.tests {
+        batch.push_str(&code.files[t.file].text[t.range.clone()]);
+        batch.push_str("\n;\n");
+    }
+    batch.push_str("RELEASE SAVEPOINT strata_test_setup");
+    if session.db.client().batch_execute(&batch).await.is_ok() {
+        return Ok(Vec::new());
+    }
+    session
+        .db
+        .client()
+        .batch_execute(
+            "ROLLBACK TO SAVEPOINT strata_test_setup; RELEASE SAVEPOINT strata_test_setup",
+        )
+        .await
+        .map_err(Error::db("rolling back the test functions"))?;
+    session.notices();
     let order = crate::managed::test_order(code, package.schema());
     let mut failed = Vec::new();
     for i in order {
@@ -223,7 +268,7 @@ async fn run_one(
     t: &TestFunction,
     befores: &[&TestFunction],
     signatures: &HashMap<String, (bool, bool)>,
-    frames: &HashMap<(String, String), Frame>,
+    pgtap: bool,
 ) -> Result<TestResult> {
     let code = package.code();
     let file = &code.files[t.file];
@@ -276,7 +321,7 @@ async fn run_one(
             result.duration_ms = ms(started.elapsed());
             result.notices = session.notices();
             result.outcome = TestOutcome::Failed;
-            let mut failure = failure_from(&e, frames, &result);
+            let mut failure = failure_from(&e, &result);
             let which = befores
                 .iter()
                 .find(|b| {
@@ -295,28 +340,43 @@ async fn run_one(
         }
         sql.clear();
     }
-    let call = if tap {
-        format!("SELECT * FROM {}()", qualified(t))
+    // Statements of the round trip, and whether their rows are the test's TAP output. With pgTAP installed, a
+    // TAP test runs between no_plan() and finish(), as pgTAP's own runtests() does.
+    let mut statements: Vec<(String, bool)> = Vec::new();
+    if !sql.is_empty() {
+        statements.push((sql.trim_end_matches(';').to_string(), false));
+    }
+    if tap && pgtap {
+        statements.push(("SELECT * FROM no_plan()".into(), false));
+    }
+    if tap {
+        statements.push((format!("SELECT * FROM {}()", qualified(t)), true));
     } else {
-        format!("SELECT {}()", qualified(t))
-    };
-    sql.push_str(&format!(
-        "{call}; ROLLBACK TO SAVEPOINT strata_test; RELEASE SAVEPOINT strata_test"
-    ));
-    let outcome = session.db.client().simple_query(&sql).await;
+        statements.push((format!("SELECT {}()", qualified(t)), false));
+    }
+    if tap && pgtap {
+        statements.push(("SELECT * FROM finish()".into(), true));
+    }
+    statements.push(("ROLLBACK TO SAVEPOINT strata_test".into(), false));
+    statements.push(("RELEASE SAVEPOINT strata_test".into(), false));
+    let text: Vec<&str> = statements.iter().map(|(s, _)| s.as_str()).collect();
+    let outcome = session.db.client().simple_query(&text.join(";\n")).await;
     result.duration_ms = ms(started.elapsed());
     match outcome {
         Ok(messages) => {
             result.notices = session.notices();
             if tap {
                 let mut rows = Vec::new();
+                let mut index = 0;
                 for m in &messages {
                     match m {
-                        SimpleQueryMessage::Row(r) => {
-                            rows.push(r.get(0).unwrap_or_default().to_string());
+                        SimpleQueryMessage::Row(r)
+                            if statements.get(index).is_some_and(|s| s.1) =>
+                        {
+                            // pgTAP puts diagnostics in the same row as the result, after newlines.
+                            rows.extend(r.get(0).unwrap_or_default().lines().map(str::to_string));
                         }
-                        // Only the test's own rows: the rollback and release return none anyway.
-                        SimpleQueryMessage::CommandComplete(_) => break,
+                        SimpleQueryMessage::CommandComplete(_) => index += 1,
                         _ => {}
                     }
                 }
@@ -339,7 +399,7 @@ async fn run_one(
             rollback_test(session).await?;
             result.notices = session.notices();
             result.outcome = TestOutcome::Failed;
-            result.failure = Some(failure_from(&e, frames, &result));
+            result.failure = Some(failure_from(&e, &result));
         }
     }
     Ok(result)
@@ -366,11 +426,8 @@ fn simple_failure(phase: &str, message: &str, location: String) -> TestFailure {
     }
 }
 
-fn failure_from(
-    e: &tokio_postgres::Error,
-    frames: &HashMap<(String, String), Frame>,
-    result: &TestResult,
-) -> TestFailure {
+/// A test's error. Its location is the test function until [`locate`] finds the innermost frame.
+fn failure_from(e: &tokio_postgres::Error, result: &TestResult) -> TestFailure {
     match e.as_db_error() {
         Some(db) => TestFailure {
             phase: "test".into(),
@@ -379,10 +436,7 @@ fn failure_from(
             detail: db.detail().map(str::to_string),
             hint: db.hint().map(str::to_string),
             context: db.where_().map(str::to_string),
-            location: db
-                .where_()
-                .and_then(|w| locate(w, frames))
-                .or_else(|| Some(format!("{}:{}", result.file, result.line))),
+            location: Some(format!("{}:{}", result.file, result.line)),
         },
         None => TestFailure {
             phase: "test".into(),

@@ -402,3 +402,33 @@ async fn procedures_and_pgpkg_packages() {
     let said: i64 = db.value("SELECT count(*) FROM example.greeting").await;
     assert_eq!(said, 0, "the test's writes were rolled back");
 }
+
+#[tokio::test]
+async fn a_dependency_the_parser_cannot_see_is_ordered_by_retry_and_reported() {
+    // Backslash-escaped bodies are not parsed for references: `a` looks independent of `b`.
+    let pkg = Pkg::new("acme/retry", "retry", "", &[]);
+    pkg.write(
+        "code.sql",
+        "CREATE FUNCTION retry.a() RETURNS int LANGUAGE sql AS E'SELECT retry.b() + 1';\n\
+         CREATE FUNCTION retry.b() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+    );
+    let mut db = Db::new().await;
+    let report = db.up(&pkg.project()).await.unwrap();
+    assert_eq!(report.code.changes.len(), 2);
+    assert_eq!(report.code.retried.len(), 1, "{:?}", report.code.retried);
+    assert!(
+        report.code.retried[0].starts_with("function retry.a ("),
+        "{:?}",
+        report.code.retried
+    );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("ordered by retry")),
+        "{:?}",
+        report.warnings
+    );
+    let two: i32 = db.value("SELECT retry.a()").await;
+    assert_eq!(two, 2);
+}

@@ -176,3 +176,23 @@ async fn existing_schemas_are_handed_over_and_opting_out_keeps_the_login() {
         .await;
     assert_eq!(owner, "postgres");
 }
+
+#[tokio::test]
+async fn nothing_of_a_package_role_may_land_outside_its_schema() {
+    let mut db = Db::new().await;
+    // A schema anyone may create in: PostgreSQL lets the package role write there, Strata does not.
+    db.exec("CREATE SCHEMA open; GRANT CREATE, USAGE ON SCHEMA open TO PUBLIC")
+        .await;
+    let pkg = Pkg::new("acme/leaky", "leaky", "", &["0001.sql"]);
+    pkg.write("migrations/0001.sql", "CREATE TABLE open.t (id int);\n");
+    let err = db.up(&pkg.project()).await.unwrap_err();
+    let Error::Refused { message, .. } = &err else {
+        panic!("expected a refusal, got {err:?}")
+    };
+    assert!(
+        message.contains("table open.t (owned by $acme/leaky, whose schema is leaky)"),
+        "{message}"
+    );
+    let created: bool = db.value("SELECT to_regclass('open.t') IS NULL").await;
+    assert!(created, "the deploy was rolled back");
+}

@@ -240,3 +240,87 @@ async fn a_failing_before_hook_fails_the_test() {
     assert_eq!(f.phase, "before tested.zz_before");
     assert_eq!(f.message, "no setup");
 }
+
+#[tokio::test]
+async fn tap_output_is_read_as_results() {
+    // A test returning SETOF text in TAP form, without pgTAP.
+    let pkg = Pkg::new("acme/tap", "tap", "", &[]);
+    pkg.write(
+        "plain_test.sql",
+        "CREATE FUNCTION tap.lines_test() RETURNS SETOF text LANGUAGE sql AS $$\n\
+           VALUES ('1..2'), ('ok 1 - first'), ('not ok 2 - second'), ('# have: 1'), ('# want: 2')\n$$;\n\
+         CREATE FUNCTION tap.fine_test() RETURNS SETOF text LANGUAGE sql AS $$ VALUES ('ok 1 - fine') $$;\n",
+    );
+    let mut db = Db::new().await;
+    let Error::TestsFailed(failed) = db
+        .test(&pkg.project(), TestOptions::default())
+        .await
+        .unwrap_err()
+    else {
+        panic!()
+    };
+    let r = &failed.report;
+    assert_eq!((r.passed, r.failed), (1, 1));
+    let lines = r
+        .results
+        .iter()
+        .find(|x| x.name == "tap.lines_test")
+        .unwrap();
+    assert_eq!(lines.tap.len(), 5);
+    let f = lines.failure.as_ref().unwrap();
+    assert_eq!(f.phase, "tap");
+    assert_eq!(f.message, "not ok 2 - second\n# have: 1\n# want: 2");
+}
+
+#[tokio::test]
+async fn pgtap_tests_run_with_a_plan() {
+    let db = Db::new().await;
+    let available: bool = db
+        .value("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgtap')")
+        .await;
+    if !available {
+        eprintln!(
+            "pgTAP is not installed on this server (Debian: postgresql-15-pgtap): not tested"
+        );
+        return;
+    }
+    let pkg = Pkg::new("acme/pgtap", "pt", "extensions = [\"pgtap\"]", &[]);
+    pkg.write(
+        "code.sql",
+        "CREATE FUNCTION pt.double(n int) RETURNS int LANGUAGE sql AS 'SELECT n * 2';\n",
+    );
+    pkg.write(
+        "math_test.sql",
+        "CREATE FUNCTION pt.double_test() RETURNS SETOF text LANGUAGE plpgsql AS $$\nBEGIN\n\
+           RETURN NEXT is(pt.double(2), 4, 'two doubled');\n\
+           RETURN NEXT ok(pt.double(0) = 0, 'zero');\nEND $$;\n\
+         CREATE FUNCTION pt.wrong_test() RETURNS SETOF text LANGUAGE plpgsql AS $$\nBEGIN\n\
+           RETURN NEXT is(pt.double(3), 7, 'three doubled');\nEND $$;\n",
+    );
+    let mut db = db;
+    let Error::TestsFailed(failed) = db.up(&pkg.project()).await.unwrap_err() else {
+        panic!()
+    };
+    let r = &failed.report;
+    assert_eq!((r.passed, r.failed), (1, 1), "{r:#?}");
+    let good = r
+        .results
+        .iter()
+        .find(|x| x.name == "pt.double_test")
+        .unwrap();
+    assert_eq!(good.tap, ["ok 1 - two doubled", "ok 2 - zero", "1..2"]);
+    let bad = r
+        .results
+        .iter()
+        .find(|x| x.name == "pt.wrong_test")
+        .unwrap();
+    let message = &bad.failure.as_ref().unwrap().message;
+    assert!(
+        message.starts_with("not ok 1 - three doubled\n# Failed test 1: \"three doubled\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("have: 6") && message.contains("want: 7"),
+        "{message}"
+    );
+}
