@@ -367,7 +367,8 @@ pub async fn server_version(db: &Database) -> Result<String> {
 }
 
 /// Lint what `plan` would apply, in order: a relation created by an earlier migration of the deploy is new,
-/// so findings about locks on it, or about clients using it, do not apply.
+/// so findings about locks on it, or about clients using it, do not apply; a migration that drops something the
+/// project's managed code uses is reported (`drop-managed-dependency`, see [`managed_references`]).
 pub fn lint_plan(
     project: &Project,
     plan: &Plan,
@@ -376,24 +377,88 @@ pub fn lint_plan(
     lint_plan_with(project, plan, server_version, &[])
 }
 
-/// [`lint_plan`], knowing what managed code refers to: `drop-managed-dependency` reports migrations that drop it.
+/// [`lint_plan`], with more references for `drop-managed-dependency` than the project's own managed code gives
+/// (code deployed by other means, say).
 pub fn lint_plan_with(
     project: &Project,
     plan: &Plan,
     server_version: Option<&str>,
-    managed_references: &[ManagedReference],
+    extra_references: &[ManagedReference],
 ) -> Result<LintReport> {
     let packages = project.with_internal()?;
-    lint_steps(&packages, plan, server_version, managed_references)
+    lint_steps(&packages, plan, server_version, extra_references)
+}
+
+/// What the managed code of `packages` refers to — view queries, routine bodies (PL/pgSQL included, best
+/// effort), trigger tables and functions — each name qualified with the referring package's schema when the
+/// code leaves it unqualified (its `search_path` starts there). `drop-managed-dependency` reports a migration
+/// that drops one of them: the managed code would fail to install after it.
+///
+/// ```no_run
+/// let project = pgstrata::Project::load(&["db/billing"])?;
+/// for r in pgstrata::lint::managed_references(project.packages()) {
+///     println!("{:?} {} used by {}", r.kind, r.name, r.used_by);
+/// }
+/// # Ok::<(), pgstrata::Error>(())
+/// ```
+pub fn managed_references(packages: &[Package]) -> Vec<ManagedReference> {
+    use crate::managed::CodeKind;
+    use pgstrata_sql::lint::ObjectKind;
+    use pgstrata_sql::objects::ReferenceKind;
+
+    let mut out = Vec::new();
+    for pkg in packages {
+        let code = pkg.code();
+        let schema = pkg.schema();
+        for object in code.objects.iter().filter(|o| o.kind != CodeKind::Comment) {
+            let used_by = format!(
+                "{} ({}:{})",
+                object.label(),
+                code.files[object.file].display,
+                object.line
+            );
+            let mut push = |kind: ObjectKind, name: &pgstrata_sql::objects::QualifiedName| {
+                let name = name.or_schema(schema);
+                out.push(ManagedReference {
+                    kind,
+                    name: RelationName::new(name.schema.as_deref(), &name.name),
+                    used_by: used_by.clone(),
+                });
+            };
+            if let Some(table) = &object.table {
+                push(ObjectKind::Relation, table);
+            }
+            for r in object.references(code) {
+                match r.kind {
+                    ReferenceKind::Relation => push(ObjectKind::Relation, &r.name),
+                    ReferenceKind::Function => push(ObjectKind::Routine, &r.name),
+                    ReferenceKind::Type => push(ObjectKind::Type, &r.name),
+                    ReferenceKind::Any => {
+                        push(ObjectKind::Relation, &r.name);
+                        push(ObjectKind::Routine, &r.name);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 pub(crate) fn lint_steps(
     packages: &[Package],
     plan: &Plan,
     server_version: Option<&str>,
-    managed_references: &[ManagedReference],
+    extra_references: &[ManagedReference],
 ) -> Result<LintReport> {
     let mut report = LintReport::default();
+    // Body references are parsed on demand: only a deploy with migrations to lint pays for them.
+    let managed_references: Vec<ManagedReference> = if plan.steps.is_empty() {
+        Vec::new()
+    } else {
+        let mut refs = managed_references(packages);
+        refs.extend_from_slice(extra_references);
+        refs
+    };
     let mut linters: BTreeMap<usize, Linter> = BTreeMap::new();
     let mut created: Vec<RelationName> = Vec::new();
     for step in &plan.steps {
@@ -415,7 +480,7 @@ pub(crate) fn lint_steps(
         let context = MigrationContext {
             created_before: created.clone(),
             default_schema: Some(pkg.schema().to_string()),
-            managed_references: managed_references.to_vec(),
+            managed_references: managed_references.clone(),
         };
         report.push(lint_migration(linter, pkg, m, &context));
         created.extend(created_by(pkg, m));

@@ -526,3 +526,42 @@ fn invalid_indexes_are_reported_and_not_mistaken_for_built_ones() {
     );
     assert!(valid);
 }
+
+#[test]
+fn dropping_what_managed_code_uses_is_a_lint_error_in_lint_and_up() {
+    let db = Db::new();
+    let mut pkg = billing(&db);
+    pkg.write(
+        "views.sql",
+        "CREATE VIEW invoice_summary AS SELECT count(*) AS invoices, sum(total) AS total FROM invoice;\n",
+    );
+    pkg.run(&db, &["up"]).ok();
+    pkg.add(
+        "0002_drop_invoice.sql",
+        "DROP VIEW invoice_summary;\nDROP TABLE invoice;\n",
+    );
+
+    let lint = pkg.run(&db, &["lint"]).expect_code(1);
+    assert!(lint.says("drop-managed-dependency"), "{}", lint.stdout);
+    assert!(
+        lint.says("drops billing.invoice, which managed code still uses: view billing.invoice_summary (views.sql:1)"),
+        "{}",
+        lint.stdout
+    );
+
+    let before = db.catalog();
+    let refused = pkg.run(&db, &["up"]).expect_code(1);
+    assert!(
+        refused.says("drop-managed-dependency"),
+        "{}",
+        refused.stderr
+    );
+    db.assert_catalog(&before, "a refused deploy changes nothing");
+
+    // Changing the managed code in the same release is the fix the finding suggests.
+    pkg.write(
+        "views.sql",
+        "CREATE VIEW invoice_summary AS SELECT 0::bigint AS invoices, 0::numeric AS total;\n",
+    );
+    pkg.run(&db, &["lint"]).ok();
+}
