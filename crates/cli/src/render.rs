@@ -537,6 +537,7 @@ impl Out {
             bar,
             verbose: self.verbose > 0 && !self.json,
             safety: !self.json && !self.quiet,
+            lock_messages: !self.quiet,
         }
     }
 }
@@ -547,6 +548,8 @@ pub struct Progress {
     verbose: bool,
     /// Show lint findings, retries and resumes (not with --json or --quiet).
     safety: bool,
+    /// Say when the deploy waits for another one's lock (on stderr, so also with --json; not with --quiet).
+    lock_messages: bool,
 }
 
 impl Progress {
@@ -561,10 +564,10 @@ impl pgstrata::Observer for Progress {
     fn event(&mut self, event: Event<'_>) {
         crate::safety::event(&event, self.bar.as_ref(), self.safety);
         match event {
-            Event::LockWaiting => {
+            Event::LockWaiting if self.lock_messages => {
                 let _ = writeln!(std::io::stderr(), "waiting for another deploy to finish…");
             }
-            Event::LockAcquired { waited } => {
+            Event::LockAcquired { waited } if self.lock_messages => {
                 let _ = writeln!(
                     std::io::stderr(),
                     "got the deploy lock after {} ms",

@@ -102,6 +102,20 @@ fn a_deployer_gives_up_after_the_lock_wait_timeout() {
         "{}",
         waited.stderr
     );
+    assert!(waited.says("waiting for another deploy to finish"));
+    let quiet = pkg
+        .run(&db, &["-q", "up", "--lock-wait-timeout", "200ms"])
+        .expect_code(1);
+    assert!(
+        !quiet.says("waiting for another deploy"),
+        "{}",
+        quiet.stderr
+    );
+    assert!(
+        quiet.says("gave up after waiting 200ms"),
+        "{}",
+        quiet.stderr
+    );
     db.exec("ROLLBACK");
     pkg.run(&db, &["up"]).ok();
     assert_eq!(db.applied(), ["acme/busy:0001_t"]);
