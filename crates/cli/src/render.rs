@@ -68,7 +68,7 @@ impl Out {
         if self.json {
             let mut obj = serde_json::json!({
                 "error": {
-                    "message": report.to_string(),
+                    "message": message_with_causes(report),
                     "code": report.code().map(|c| c.to_string()),
                     "help": report.help().map(|h| h.to_string()),
                 }
@@ -631,4 +631,18 @@ fn nonzero(fmt: &str, n: usize) -> String {
     } else {
         fmt.replace("{}", &n.to_string())
     }
+}
+
+/// The error and its causes on one line (`cannot read x.sql: Is a directory (os error 21)`), for JSON, where
+/// there is no cause chain to draw.
+fn message_with_causes(report: &miette::Report) -> String {
+    let mut message = report.to_string();
+    for cause in report.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }

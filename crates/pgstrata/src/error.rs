@@ -27,7 +27,7 @@ pub enum Error {
     },
 
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     #[diagnostic(code(strata::io))]
     Read {
         /// The file.
@@ -37,7 +37,7 @@ pub enum Error {
     },
 
     /// A file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     #[diagnostic(code(strata::io))]
     Write {
         /// The file.

@@ -175,3 +175,25 @@ fn an_unreachable_server_is_exit_code_2() {
         assert!(!failed.stderr.is_empty(), "{args:?} says why");
     }
 }
+
+#[test]
+fn an_unreadable_file_names_its_cause_once() {
+    let pkg = package_with_manifest(
+        "name = \"acme/x\"\nschema = \"x\"\nmigrations = [\"migrations/0002_dir.sql\"]\n",
+    );
+    std::fs::create_dir_all(pkg.path("migrations/0002_dir.sql")).unwrap();
+    let human = offline(&pkg, &["plan"]).expect_code(1);
+    assert_eq!(
+        human.stderr.matches("Is a directory").count(),
+        1,
+        "{}",
+        human.stderr
+    );
+    let json = offline(&pkg, &["--json", "plan"]).expect_code(1).json();
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("cannot read "), "{message}");
+    assert!(
+        message.ends_with("Is a directory (os error 21)"),
+        "{message}"
+    );
+}
