@@ -104,10 +104,38 @@ async fn workers_killed_at_random_lose_nothing_and_duplicate_nothing() {
         if open == 0 {
             break;
         }
-        assert!(
-            started.elapsed() < deadline,
-            "not done after {deadline:?}: {stats:?}"
-        );
+        if started.elapsed() >= deadline {
+            // Say why before failing: which messages are open, who holds locks, what each backend does.
+            let open = client
+                .query(
+                    "SELECT row_to_json(m)::text FROM (SELECT id, state, attempts, priority, ready_at, lease_until,
+                            leased_at, errors, now() AS now FROM minipaas.messages
+                      WHERE state NOT IN ('dead', 'done') LIMIT 20) m",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let backends = client
+                .query(
+                    "SELECT row_to_json(a)::text FROM (SELECT pid, state, wait_event_type, wait_event, xact_start,
+                            left(query, 120) AS query FROM pg_stat_activity
+                      WHERE datname = current_database() AND pid <> pg_backend_pid()) a",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let dump = |rows: &[tokio_postgres::Row]| {
+                rows.iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            panic!(
+                "not done after {deadline:?}: {stats:?}\nopen messages:\n{}\nbackends:\n{}",
+                dump(&open),
+                dump(&backends)
+            );
+        }
         // Kill one worker at random, mid-flight, and start a replacement.
         if killed.len() < 30 {
             let victim = rand::rng().random_range(0..workers.len());
