@@ -390,10 +390,12 @@ fn bundle_of_a_small_package() {
         .collect();
     snap!("bundle_small_files", all);
 
-    // It installs with psql, twice, and the trigger and view work; the down parts remove it all.
+    // It installs with psql, then again in one transaction per run as Flyway runs files (down parts included),
+    // and the trigger and view work; the down parts remove it all.
     let db = Db::new();
-    for _ in 0..2 {
-        psql(&db, &["-f", names[0], "-f", names[1], "-f", names[2]], &out);
+    psql(&db, &["-f", names[0], "-f", names[1], "-f", names[2]], &out);
+    for f in names {
+        psql(&db, &["-1", "-f", f], &out);
     }
     db.exec(
         "INSERT INTO notes.notes (body) VALUES ('a note that is longer than twenty characters')",
@@ -423,6 +425,16 @@ fn bundle_of_a_small_package() {
     }
     let r = export();
     assert!(r.says("no longer in the bundle"), "{}", r.stdout);
+    let r = run(strata()
+        .current_dir(tmp.path())
+        .args(["--json", "export", "--to", "dbmate", "--bundle", "-p"])
+        .arg(pkg.root())
+        .arg("bundle"))
+    .ok();
+    let json = r.json();
+    assert_eq!(json["bundle"]["package"], "github.com/acme/notes");
+    assert_eq!(json["bundle"]["files"][1]["name"], "core.sql");
+    assert_eq!(json["report"]["files"].as_array().unwrap().len(), 2);
     assert!(!out.join("api.sql").exists());
     assert!(out.join("core.sql").exists());
 }
