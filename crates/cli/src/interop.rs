@@ -64,6 +64,10 @@ pub struct ExportArgs {
     /// psql (one script), dbmate, flyway, sqlx, golang-migrate or diesel.
     #[arg(long, value_name = "FORMAT")]
     pub to: String,
+    /// With --to dbmate, one package as installable SQL files: tables.sql (all migrations as one) and one file per
+    /// managed-code file, each also valid for psql -f; replaces an earlier bundle in the folder.
+    #[arg(long)]
+    pub bundle: bool,
     /// The script file (psql; `-` for stdout) or the folder to create.
     pub out: PathBuf,
 }
@@ -137,6 +141,9 @@ pub async fn baseline(a: BaselineArgs, g: &Global, out: &Out) -> Result<(), Fail
 pub fn export(a: ExportArgs, g: &Global, out: &Out) -> Result<(), Failure> {
     let project = load_project(g)?;
     let format: pgstrata::ExportFormat = a.to.parse()?;
+    if a.bundle {
+        return crate::bundle::export(&project, format, &a.out, out);
+    }
     if format == pgstrata::ExportFormat::Psql && a.out.as_os_str() == "-" {
         let script = pgstrata::psql_script(&project)?;
         print!("{script}");

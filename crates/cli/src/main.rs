@@ -2,6 +2,7 @@
 //! the library, render the result. Exit codes: 0 success, 1 failure, 2 usage or connection error.
 
 mod args;
+mod bundle;
 mod interop;
 mod render;
 mod safety;

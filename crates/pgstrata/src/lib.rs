@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod adopt;
+mod bundle;
 mod deploy;
 mod dump;
 mod error;
@@ -76,6 +77,10 @@ pub use plan::{MigrationState, MigrationStatus, PackagePlan, Plan, PlanOptions, 
 pub use project::{Project, strata_package};
 // interop: other tools' folders, adoption, export, schema dumps.
 pub use adopt::{AdoptOptions, AdoptReport, Adopted, BaselineOptions, Tool, adopt, baseline};
+pub use bundle::{
+    BUNDLE_APPLIED_SETTING, BUNDLE_MARKER, Bundle, BundleFile, BundleReport, TABLES_FILE, bundle,
+    bundle_project, write_bundle,
+};
 pub use dump::{DumpOptions, dump_schema, schema_diff};
 pub use export::{ExportFormat, ExportReport, export, psql_script};
 pub use layout::{Layout, default_package_name};

@@ -8,6 +8,7 @@
 #[macro_use]
 mod support;
 
+mod bundle;
 mod concurrency;
 mod connection;
 mod deploy;

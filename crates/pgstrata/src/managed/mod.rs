@@ -57,7 +57,7 @@
 pub(crate) mod apply;
 mod assess;
 pub(crate) mod catalog;
-mod graph;
+pub(crate) mod graph;
 mod source;
 
 pub use source::{
