@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod sqlx;
+
 fn strata(db: &pgtest::TestDb) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("strata").expect("strata binary");
     cmd.env_remove("DATABASE_URL")

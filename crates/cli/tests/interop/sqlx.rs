@@ -1,0 +1,248 @@
+//! Against the real sqlx-cli (`sqlx migrate run`): sqlx applies a folder, `strata adopt` takes over (checking
+//! sqlx's SHA-384 checksums) and `strata up --dir` continues; and the reverse, `strata export --to sqlx` applied by
+//! sqlx. sqlx-cli is not on the package registries as a binary (it builds with `cargo install sqlx-cli
+//! --no-default-features --features postgres,rustls`, several minutes): these tests run when `$SQLX` or `sqlx` on
+//! `PATH` points at it, and say they are skipped otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{stdout, strata, write};
+
+fn sqlx() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SQLX").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("sqlx"))
+            .find(|bin| bin.is_file())
+    });
+    if found.is_none() {
+        eprintln!(
+            "skipping: sqlx-cli is not installed; set SQLX=/path/to/sqlx (cargo install sqlx-cli \
+             --no-default-features --features postgres,rustls)"
+        );
+    }
+    found
+}
+
+/// sqlx's URL for the test database (a Unix socket directory goes in `host=`).
+fn sqlx_url(db: &pgtest::TestDb) -> String {
+    let env: std::collections::HashMap<String, String> = db.env().into_iter().collect();
+    let host = env.get("PGHOST").cloned().unwrap_or_default();
+    let port = env.get("PGPORT").cloned().unwrap_or_else(|| "5432".into());
+    let user = env
+        .get("PGUSER")
+        .cloned()
+        .unwrap_or_else(|| "postgres".into());
+    if host.starts_with('/') {
+        format!(
+            "postgres://{user}@localhost/{}?host={host}&port={port}&sslmode=disable",
+            db.name()
+        )
+    } else {
+        format!(
+            "postgres://{user}@{host}:{port}/{}?sslmode=disable",
+            db.name()
+        )
+    }
+}
+
+fn run_sqlx(bin: &Path, db: &pgtest::TestDb, dir: &Path) {
+    let out = Command::new(bin)
+        .args([
+            "migrate",
+            "run",
+            "--database-url",
+            &sqlx_url(db),
+            "--source",
+        ])
+        .arg(dir)
+        .output()
+        .expect("sqlx");
+    assert!(
+        out.status.success(),
+        "sqlx migrate run: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `count` sqlx migrations: a table, columns, and every fifth one a `-- no-transaction` index build.
+fn sqlx_project(dir: &Path, count: usize) {
+    for i in 1..=count {
+        let (name, sql) = if i == 1 {
+            (
+                "hub",
+                "CREATE TABLE hub (id bigint PRIMARY KEY);\n".to_string(),
+            )
+        } else if i % 5 == 0 {
+            (
+                "index",
+                format!("-- no-transaction\nCREATE INDEX CONCURRENTLY hub_{i} ON hub (id);\n"),
+            )
+        } else {
+            (
+                "column",
+                format!(
+                    "ALTER TABLE hub ADD COLUMN c{i} int;\nCOMMENT ON COLUMN hub.c{i} IS 'c{i}';\n"
+                ),
+            )
+        };
+        write(
+            &dir.join(format!("{}_{name}_{i}.sql", 20240101000000u64 + i as u64)),
+            &sql,
+        );
+    }
+}
+
+/// The `public` schema's DDL, without sqlx's tracking table.
+async fn public_schema(db: &pgtest::TestDb) -> String {
+    let out = Command::new(
+        pgstrata_embedded::PgBinaries::find()
+            .expect("PostgreSQL binaries")
+            .tool("pg_dump"),
+    )
+    .envs(db.env())
+    .args([
+        "--schema-only",
+        "--no-owner",
+        "--schema=public",
+        "--exclude-table=public._sqlx_migrations",
+        db.name(),
+    ])
+    .output()
+    .expect("pg_dump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn sqlx_then_adopt_then_strata_gives_the_schema_sqlx_gives() {
+    let Some(bin) = sqlx() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("migrations");
+    sqlx_project(&dir, 10);
+    let db = pgtest::TestDb::new().await;
+    run_sqlx(&bin, &db, &dir);
+
+    sqlx_project(&dir, 15);
+    let out = strata(&db)
+        .args(["adopt", "--from", "sqlx", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("adopt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("Recorded 10 migration(s)"), "{text}");
+    assert!(text.contains("5 migration(s) not applied yet"), "{text}");
+
+    let out = strata(&db)
+        .arg("up")
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .expect("up");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("Applied 5 migration(s)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The same 15 migrations applied by sqlx alone give the same schema.
+    let reference = pgtest::TestDb::new().await;
+    run_sqlx(&bin, &reference, &dir);
+    assert_eq!(public_schema(&db).await, public_schema(&reference).await);
+
+    // A file edited after sqlx applied it: adoption refuses (sqlx's checksum no longer matches).
+    let edited = pgtest::TestDb::new().await;
+    let first = tmp.path().join("first");
+    sqlx_project(&first, 3);
+    run_sqlx(&bin, &edited, &first);
+    let file = first.join("20240101000002_column_2.sql");
+    write(&file, "ALTER TABLE hub ADD COLUMN c2 bigint;\n");
+    let out = strata(&edited)
+        .args(["adopt", "--from", "sqlx", "--dir"])
+        .arg(&first)
+        .output()
+        .expect("adopt edited");
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("20240101000002_column_2"), "{err}");
+}
+
+#[tokio::test]
+async fn export_to_sqlx_then_sqlx_applies_it() {
+    let Some(bin) = sqlx() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pkg = tmp.path().join("shop");
+    write(
+        &pkg.join("strata.toml"),
+        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_idx.sql\"]\n",
+    );
+    write(
+        &pkg.join("migrations/0001_init.sql"),
+        "-- migrate:up\nCREATE TABLE item (id bigint PRIMARY KEY, name text);\n-- migrate:down\nDROP TABLE item;\n",
+    );
+    write(
+        &pkg.join("migrations/0002_idx.sql"),
+        "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY item_name ON shop.item (name);\nCREATE INDEX CONCURRENTLY item_id ON shop.item (id);\n",
+    );
+    let out_dir = tmp.path().join("exported");
+    let db = pgtest::TestDb::new().await;
+    let out = strata(&db)
+        .arg("-p")
+        .arg(&pkg)
+        .args(["export", "--to", "sqlx"])
+        .arg(&out_dir)
+        .output()
+        .expect("export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run_sqlx(&bin, &db, &out_dir);
+    run_sqlx(&bin, &db, &out_dir);
+    let names: Vec<String> = db
+        .client()
+        .await
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'shop' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("indexes")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["item_id", "item_name", "item_pkey"]);
+    let applied: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM _sqlx_migrations WHERE success", &[])
+        .await
+        .expect("sqlx history")
+        .get(0);
+    assert!(applied >= 3, "sqlx recorded {applied} migration(s)");
+}
