@@ -44,6 +44,9 @@ use crate::package::{Migration, Package, Script};
 use crate::project::{Project, STRATA_PACKAGE};
 use crate::session::{STRATA_LOCK_KEY, SessionSettings};
 
+mod code;
+mod roles;
+
 /// What `strata export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -154,7 +157,7 @@ pub fn export(project: &Project, format: ExportFormat, out: &Path) -> Result<Exp
             ));
         }
     }
-    let (items, mut warnings) = items(project, format);
+    let (items, mut warnings) = items(project, format)?;
     let (names, renumbered) = name_items(&items, format);
     let mut files = Vec::new();
     for (item, name) in items.iter().zip(&names) {
@@ -207,8 +210,11 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 /// ```
 pub fn psql_script(project: &Project) -> Result<String> {
     let packages = project.with_internal()?;
+    // Checked before anything is written: a cycle in managed code is an error, as it is for `strata up`.
+    let code_order = crate::managed::install_order(&packages)?;
     let mut w = PsqlWriter::new(&packages);
     w.header(project);
+    roles::psql_roles(&mut w);
     for pkg in &packages {
         for m in pkg.migrations() {
             w.migration(pkg, m);
@@ -219,6 +225,7 @@ pub fn psql_script(project: &Project) -> Result<String> {
             w.repeatable(pkg, r);
         }
     }
+    code::psql_code(&mut w, &code_order);
     w.footer();
     Ok(w.out)
 }
@@ -349,10 +356,11 @@ impl<'p> PsqlWriter<'p> {
         if !m.no_transaction() {
             self.begin();
             let mut body = String::new();
-            body.push_str(&enter_package(pkg, true));
+            body.push_str(&enter_package(pkg, true, true));
             for section in m.up().sections() {
                 body.push_str(&executes(m.up(), section));
             }
+            body.push_str(&reset_role(pkg));
             body.push_str(&record_migration(pkg, m));
             self.guarded_block(
                 "run and record it, unless the history has it",
@@ -368,16 +376,21 @@ impl<'p> PsqlWriter<'p> {
                     self.out,
                     "-- {label}: outside a transaction, statement by statement"
                 );
+                self.pending(&guard);
                 self.guarded_block(
-                    "the package's search_path for the statements below",
+                    "the package's search_path (and role) for the statements below",
                     &guard,
-                    &enter_package(pkg, false),
+                    &enter_package(pkg, false, true),
                 );
-                self.gexec(&guard, m.up(), section);
+                self.gexec(m.up(), section);
+                if crate::roles::role_of(pkg).is_some() {
+                    self.out.push_str("RESET ROLE;\n");
+                }
             } else {
                 self.begin();
-                let mut body = enter_package(pkg, true);
+                let mut body = enter_package(pkg, true, true);
                 body.push_str(&executes(m.up(), section));
+                body.push_str(&reset_role(pkg));
                 self.guarded_block("its transactional part", &guard, &body);
             }
         }
@@ -399,15 +412,16 @@ impl<'p> PsqlWriter<'p> {
         for section in script.sections() {
             if section.no_transaction {
                 self.commit();
+                self.pending(&guard);
                 self.guarded_block(
                     "the package's search_path for the statements below",
                     &guard,
-                    &enter_package(pkg, false),
+                    &enter_package(pkg, false, false),
                 );
-                self.gexec(&guard, script, section);
+                self.gexec(script, section);
             } else {
                 self.begin();
-                let mut body = enter_package(pkg, true);
+                let mut body = enter_package(pkg, true, false);
                 body.push_str(&executes(script, section));
                 self.guarded_block("run it", &guard, &body);
             }
@@ -504,8 +518,9 @@ impl<'p> PsqlWriter<'p> {
         let _ = write!(self.out, "BEGIN\n{body}END\n{tag};\n");
     }
 
-    /// Statements of a no-transaction section, each selected (and run by `\gexec`) while the guard's row is missing.
-    fn gexec(&mut self, guard: &Guard<'_>, script: &Script, section: &Section) {
+    /// Note in `strata.pending` whether the guard's history row is missing, for [`PsqlWriter::gexec`] (whose
+    /// statements may run as a package role, which cannot read Strata's history).
+    fn pending(&mut self, guard: &Guard<'_>) {
         let cond = match guard {
             Guard::Migration(p, n) => format!(
                 "NOT EXISTS (SELECT FROM strata.migration WHERE package = {} AND name = {})",
@@ -520,6 +535,19 @@ impl<'p> PsqlWriter<'p> {
                 escape_literal(c)
             ),
         };
+        self.do_block(
+            "whether the statements below still have to run",
+            "",
+            &format!(
+                "  PERFORM set_config('strata.pending', CASE WHEN {cond} THEN 'on' ELSE 'off' END, false);\n"
+            ),
+        );
+    }
+
+    /// Statements of a no-transaction section, each selected (and run by `\gexec`) while [`PsqlWriter::pending`]
+    /// says the guard's row is missing.
+    fn gexec(&mut self, script: &Script, section: &Section) {
+        let cond = "current_setting('strata.pending') = 'on'";
         for stmt in statements(script, section) {
             let _ = write!(
                 self.out,
@@ -553,8 +581,9 @@ fn executes(script: &Script, section: &Section) -> String {
 }
 
 /// Create the package's schema and extensions if missing and point `search_path` at the schema, then the session's
-/// original path, as `Session::enter_package` does (`local`: for the transaction only).
-fn enter_package(pkg: &Package, local: bool) -> String {
+/// original path, as `Session::enter_package` does (`local`: for the transaction only); with `as_role`, switch to the
+/// package's role as `strata up` does for migrations and managed code ([`reset_role`] switches back).
+fn enter_package(pkg: &Package, local: bool, as_role: bool) -> String {
     let schema = pkg.schema();
     let mut out = format!(
         "  IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = {}) THEN\n    EXECUTE {};\n  END IF;\n",
@@ -580,12 +609,27 @@ fn enter_package(pkg: &Package, local: bool) -> String {
          ELSE ', ' || current_setting('strata.search_path') END, {local});",
         escape_literal(&escape_identifier(schema))
     );
+    if as_role && let Some(role) = crate::roles::role_of(pkg) {
+        let _ = writeln!(
+            out,
+            "  EXECUTE {};",
+            escape_literal(&crate::roles::set_role_sql(Some(&role), local))
+        );
+    }
     out
 }
 
-/// Open the run (once per script run), record the package.
-fn run_and_package(pkg: &Package) -> String {
-    let uses: Vec<String> = pkg.uses().iter().map(|u| u.name.clone()).collect();
+/// Back to the login's role after [`enter_package`] with `as_role` (Strata's bookkeeping runs as the login).
+fn reset_role(pkg: &Package) -> String {
+    if crate::roles::role_of(pkg).is_some() {
+        "  EXECUTE 'RESET ROLE';\n".to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Open the script's run on its first change (needs `v_run bigint` declared); `v_run` is set either way.
+fn open_run() -> String {
     format!(
         "  IF current_setting('strata.run_id') = '' THEN\n    \
          INSERT INTO strata.run (command, from_state, strata_version, client_host)\n    \
@@ -593,14 +637,22 @@ fn run_and_package(pkg: &Package) -> String {
          RETURNING id INTO v_run;\n    \
          PERFORM set_config('strata.run_id', v_run::text, false);\n  \
          END IF;\n  \
-         v_run := current_setting('strata.run_id')::bigint;\n  \
-         INSERT INTO strata.package (name, schema_name, uses, extensions) VALUES ({name}, {schema}, {uses}, {exts})\n  \
+         v_run := current_setting('strata.run_id')::bigint;\n",
+        version = escape_literal(crate::VERSION),
+    )
+}
+
+/// Open the run (once per script run), record the package.
+fn run_and_package(pkg: &Package) -> String {
+    let uses: Vec<String> = pkg.uses().iter().map(|u| u.name.clone()).collect();
+    format!(
+        "{run}  INSERT INTO strata.package (name, schema_name, uses, extensions) VALUES ({name}, {schema}, {uses}, {exts})\n  \
          ON CONFLICT (name) DO UPDATE\n     \
          SET schema_name = EXCLUDED.schema_name, uses = EXCLUDED.uses,\n         \
          extensions = EXCLUDED.extensions, updated_at = clock_timestamp()\n   \
          WHERE (strata.package.schema_name, strata.package.uses, strata.package.extensions)\n         \
          IS DISTINCT FROM (EXCLUDED.schema_name, EXCLUDED.uses, EXCLUDED.extensions);\n",
-        version = escape_literal(crate::VERSION),
+        run = open_run(),
         name = escape_literal(pkg.name()),
         schema = escape_literal(pkg.schema()),
         uses = text_array(&uses),
@@ -711,7 +763,7 @@ struct Item {
 }
 
 /// Turn the project's migrations into items for `format` (see the module docs), with warnings.
-fn items(project: &Project, format: ExportFormat) -> (Vec<Item>, Vec<String>) {
+fn items(project: &Project, format: ExportFormat) -> Result<(Vec<Item>, Vec<String>)> {
     let split = format != ExportFormat::Flyway;
     let mut out = Vec::new();
     let mut warnings = Vec::new();
@@ -846,7 +898,10 @@ fn items(project: &Project, format: ExportFormat) -> (Vec<Item>, Vec<String>) {
             pkg.repeatables().len()
         ));
     }
-    (out, warnings)
+    // Managed code after that, as Strata installs it after repeatable scripts.
+    let order = crate::managed::install_order(project.packages())?;
+    code::tool_items(project.packages(), &order, format, &mut out, &mut warnings);
+    Ok((out, warnings))
 }
 
 /// The down part of a migration cut into `n` pieces: the tool rolls the last piece back first, so it gets the
