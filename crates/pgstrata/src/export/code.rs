@@ -39,6 +39,8 @@ fn terminated(sql: &str) -> String {
     let last_line = sql.rsplit('\n').next().unwrap_or(sql);
     if last_line.contains("--") {
         format!("{sql}\n;\n")
+    } else if sql.ends_with(';') {
+        format!("{sql}\n")
     } else {
         format!("{sql};\n")
     }
