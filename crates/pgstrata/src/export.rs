@@ -1,14 +1,30 @@
-//! `export`: write a project's migrations for another tool, or as one self-contained psql script.
+//! `export`: write a project's migrations and managed code for another tool, or as one self-contained psql script.
 //!
 //! ## The psql script ([`psql_script`])
 //! One file that needs nothing but `psql -f`. It is plain SQL plus PL/pgSQL `DO` blocks (no psql variables, no
-//! `\if`): it takes Strata's deploy lock, creates Strata's history tables if they are missing (Strata's own
-//! migrations, exactly as `strata up` bootstraps them), and for every migration checks `strata.migration` and runs
-//! only what the history lacks — each statement through `EXECUTE`, the package's schema and extensions created and
-//! its `search_path` set as `strata up` does — then records it with its checksum and its up and down SQL
-//! (`source = 'psql'`). Repeatable scripts run when their checksum changed. Everything happens in one transaction,
-//! and the last block reports each package's `from → to` with `RAISE NOTICE`. Run twice, the second run changes
-//! nothing (it records no run either).
+//! `\if`), in this order, as `strata up` does it:
+//!
+//! 1. It takes Strata's deploy lock and notes the state before.
+//! 2. Package roles (unless `[security] package_role = false`): each role created if missing and granted to the
+//!    login, the package's schema created owned by it (or an existing one handed over to it, with its objects), and
+//!    the `uses` grants given or revoked against what `strata.package` recorded — see `export/roles.rs`.
+//! 3. Strata's history tables, created if missing (Strata's own migrations, exactly as `strata up` bootstraps them).
+//! 4. Every migration the history (`strata.migration`) lacks, each statement through `EXECUTE` as the package's
+//!    role (`SET LOCAL ROLE`), its schema and extensions created and its `search_path` set as `strata up` does;
+//!    then recorded, as the login, with its checksum and its up and down SQL (`source = 'psql'`). Repeatable scripts
+//!    run when their checksum changed.
+//! 5. Managed code (see `export/code.rs`): each statement, in the dependency order `strata up` uses, is skipped when
+//!    `strata.managed_object` records an object installed from the same source that the catalog shows untouched;
+//!    otherwise it runs (`CREATE OR REPLACE`) as the package role and its record is written with the identity, oid,
+//!    catalog version and definition hash read by the same queries `strata up` runs. Recorded objects whose source
+//!    is gone are dropped. **Only in-place replacement is supported**: when PostgreSQL refuses `CREATE OR REPLACE`
+//!    (changed return type or parameter names, changed view columns) or an object to drop still has dependents, the
+//!    script stops with an error saying to deploy that change with `strata up`, and nothing is applied. Tests are not
+//!    run.
+//! 6. The last block reports each package's `from → to` with `RAISE NOTICE`.
+//!
+//! Everything happens in one transaction. Run twice, the second run changes nothing (it records no run either), and
+//! after it `strata status` shows nothing pending and no drift, and `strata up` has nothing to do.
 //!
 //! No-transaction migrations cannot run inside that transaction (nor inside a `DO` block): as `strata up` does, the
 //! script commits what came before, runs their statements one by one in autocommit with psql's `\gexec` (each
@@ -29,8 +45,10 @@
 //! migration creating its schema and extensions, and each transactional migration sets `search_path` to the
 //! package's schema for its own transaction (as `strata up` does); single-statement no-transaction migrations
 //! cannot, so their names must be schema-qualified (a warning lists them). Repeatable scripts become Flyway `R__`
-//! scripts, and for the other tools one generated migration per package at the end. Strata's own history tables are
-//! not exported: the other tool keeps its own.
+//! scripts, and for the other tools one generated migration per package at the end. Managed code follows, in
+//! dependency order: Flyway repeatables `R__<rank>_<package>_<file>.sql`, or for the other tools one generated
+//! migration per package whose down part drops it (see `export/code.rs`). Package roles are not exported, nor
+//! Strata's own history tables: the other tool keeps its own.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -281,9 +299,10 @@ impl<'p> PsqlWriter<'p> {
         );
         o.push_str(
             "--\n\
-             -- Creates Strata's history tables if missing, applies only the migrations that strata.migration lacks,\n\
-             -- records each one (checksum, up and down SQL) as `strata up` does, and reports from -> to.\n\
-             -- Running it again changes nothing.\n",
+             -- Creates the package roles and Strata's history tables if missing, applies only the migrations that\n\
+             -- strata.migration lacks, records each one (checksum, up and down SQL) as `strata up` does, installs the\n\
+             -- managed code that changed (only in place: a change PostgreSQL cannot make with CREATE OR REPLACE stops\n\
+             -- the script, deploy it with `strata up`), and reports from -> to. Running it again changes nothing.\n",
         );
         if self.session_lock {
             o.push_str(

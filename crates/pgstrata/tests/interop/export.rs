@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pgstrata::{ExportFormat, Layout, Package};
+use pgstrata::{ExportFormat, Layout, Package, Project};
 
 use crate::support::*;
 
@@ -520,6 +520,7 @@ async fn psql_script_installs_managed_code_and_roles_as_strata_up_does() {
     );
 
     assert_eq!(schema(&by_psql), schema(&by_up));
+    assert_eq!(full_schema(&by_psql), full_schema(&by_up));
     let (a, b) = (dump(&by_psql).await, dump(&by_up).await);
     assert_eq!(pgstrata::schema_diff(&a, &b), None);
     assert_eq!(
@@ -684,4 +685,137 @@ async fn psql_script_installs_managed_code_and_roles_as_strata_up_does() {
     // `strata up` makes that change.
     up(&by_psql, &pkg).await;
     assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
+}
+
+/// `pg_dump --schema-only` of everything but Strata's schema, owners and privileges included (package roles are
+/// shared by the databases of the cluster, so they compare across databases).
+fn full_schema(db: &pgtest::TestDb) -> String {
+    let out = std::process::Command::new("pg_dump")
+        .args(["--schema-only", "--exclude-schema=strata"])
+        .envs(db.env())
+        .output()
+        .expect("pg_dump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Package `acme/core` (a table, a function) and `acme/orders`, whose view calls core's function when it uses core.
+fn core_and_orders(root: &Path, uses: bool) -> Project {
+    let core = root.join("core");
+    std::fs::create_dir_all(core.join("migrations")).expect("mkdir");
+    std::fs::write(
+        core.join("strata.toml"),
+        "name = \"acme/core\"\nschema = \"core\"\nmigrations = [\"migrations/0001.sql\"]\n",
+    )
+    .expect("write");
+    std::fs::write(
+        core.join("migrations/0001.sql"),
+        "CREATE TABLE prices (sku text PRIMARY KEY, cents int);\n",
+    )
+    .expect("write");
+    std::fs::write(
+        core.join("code.sql"),
+        "CREATE FUNCTION price(s text) RETURNS int LANGUAGE sql STABLE AS $$ SELECT cents FROM core.prices WHERE sku = s $$;\n",
+    )
+    .expect("write");
+    let orders = root.join("orders");
+    std::fs::create_dir_all(orders.join("migrations")).expect("mkdir");
+    let extra = if uses {
+        format!(
+            "uses = [{{ name = \"acme/core\", path = {:?} }}]\n",
+            core.display().to_string()
+        )
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        orders.join("strata.toml"),
+        format!("name = \"acme/orders\"\nschema = \"orders\"\nmigrations = [\"migrations/0001.sql\"]\n{extra}"),
+    )
+    .expect("write");
+    std::fs::write(
+        orders.join("migrations/0001.sql"),
+        "CREATE TABLE line (sku text, qty int);\n",
+    )
+    .expect("write");
+    let view = if uses {
+        "CREATE VIEW priced AS SELECT sku, qty, core.price(sku) * qty AS cents FROM line;\n"
+    } else {
+        "CREATE VIEW priced AS SELECT sku, qty, qty * 100 AS cents FROM line;\n"
+    };
+    std::fs::write(orders.join("views.sql"), view).expect("write");
+    Project::new(vec![
+        Package::load(&core).expect("core"),
+        Package::load(&orders).expect("orders"),
+    ])
+    .expect("project")
+}
+
+async fn up_project(db: &pgtest::TestDb, project: &Project) -> pgstrata::UpReport {
+    let mut conn = connect(db).await;
+    pgstrata::up(
+        &mut conn,
+        project,
+        &pgstrata::UpOptions::default(),
+        &mut pgstrata::Quiet,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("strata up failed: {:?}", miette::Report::new(e)))
+}
+
+#[tokio::test]
+async fn psql_script_grants_and_revokes_uses_as_strata_up_does() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pkgs = tmp.path().join("pkgs");
+    let script = tmp.path().join("deploy.sql");
+    let packages_sql = "SELECT concat_ws(' ', name, schema_name, role_name, granted_uses::text) FROM strata.package ORDER BY 1";
+    let usage = "SELECT has_schema_privilege('$acme/orders', 'core', 'USAGE')::text";
+
+    let with_uses = core_and_orders(&pkgs, true);
+    std::fs::write(&script, pgstrata::psql_script(&with_uses).expect("script")).expect("write");
+    let by_up = pgtest::TestDb::new().await;
+    up_project(&by_up, &with_uses).await;
+    let by_psql = pgtest::TestDb::new().await;
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(ok, "{out}");
+    assert_eq!(full_schema(&by_psql), full_schema(&by_up));
+    assert_eq!(
+        query_strings(&by_psql, packages_sql).await,
+        query_strings(&by_up, packages_sql).await
+    );
+    assert_eq!(
+        query_strings(&by_psql, managed_rows_sql()).await,
+        query_strings(&by_up, managed_rows_sql()).await
+    );
+    assert_eq!(query_strings(&by_psql, usage).await, ["true"]);
+    let report = up_project(&by_psql, &with_uses).await;
+    assert_eq!(report.outcome, pgstrata::Outcome::Noop);
+    assert!(report.roles.is_empty(), "{:?}", report.roles);
+
+    // The use is dropped (and the view no longer needs it): the script revokes, as `up` does.
+    let without = core_and_orders(&pkgs, false);
+    std::fs::write(&script, pgstrata::psql_script(&without).expect("script")).expect("write");
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(ok, "{out}");
+    up_project(&by_up, &without).await;
+    assert_eq!(query_strings(&by_psql, usage).await, ["false"]);
+    assert_eq!(full_schema(&by_psql), full_schema(&by_up));
+    assert_eq!(
+        query_strings(&by_psql, packages_sql).await,
+        query_strings(&by_up, packages_sql).await
+    );
+    let report = up_project(&by_psql, &without).await;
+    assert_eq!(report.outcome, pgstrata::Outcome::Noop);
+    assert!(report.roles.is_empty(), "{:?}", report.roles);
 }
