@@ -351,20 +351,9 @@ pub(crate) fn revoke_sql(schema: &str, owner: &str, grantee: &str) -> String {
     )
 }
 
-/// After install: no object owned by a package role may exist outside the package's schema.
-pub(crate) async fn check_containment(client: &Client, packages: &[Package]) -> Result<()> {
-    let pairs: Vec<(String, &str)> = packages
-        .iter()
-        .filter_map(|p| role_of(p).map(|r| (r, p.schema())))
-        .collect();
-    if pairs.is_empty() {
-        return Ok(());
-    }
-    let roles: Vec<&str> = pairs.iter().map(|(r, _)| r.as_str()).collect();
-    let schemas: Vec<&str> = pairs.iter().map(|(_, s)| *s).collect();
-    let rows = client
-        .query(
-            "WITH pkg AS (
+/// Objects owned by package roles ($1) outside their schemas ($2, in the same order): rows of (role, schema, object
+/// description), at most 20. Also run by the psql script of `strata export`.
+pub(crate) const CONTAINMENT_SQL: &str = "WITH pkg AS (
                  SELECT r.oid AS role, s.role AS role_name, s.schema
                    FROM unnest($1::text[], $2::text[]) AS s(role, schema)
                    JOIN pg_catalog.pg_roles r ON r.rolname = s.role
@@ -392,11 +381,25 @@ pub(crate) async fn check_containment(client: &Client, packages: &[Package]) -> 
              SELECT pkg.role_name, pkg.schema, 'schema ' || n.nspname
                FROM pkg JOIN pg_catalog.pg_namespace n ON n.nspowner = pkg.role
               WHERE n.nspname <> pkg.schema AND n.oid NOT IN (SELECT oid FROM temp)
-              LIMIT 20",
-            &[&roles, &schemas],
-        )
+              LIMIT 20";
+
+/// After install: no object owned by a package role may exist outside the package's schema.
+pub(crate) async fn check_containment(client: &Client, packages: &[Package]) -> Result<()> {
+    let pairs: Vec<(String, &str)> = packages
+        .iter()
+        .filter_map(|p| role_of(p).map(|r| (r, p.schema())))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let roles: Vec<&str> = pairs.iter().map(|(r, _)| r.as_str()).collect();
+    let schemas: Vec<&str> = pairs.iter().map(|(_, s)| *s).collect();
+    let rows = client
+        .query(CONTAINMENT_SQL, &[&roles, &schemas])
         .await
-        .map_err(Error::db("checking that package roles own nothing outside their schemas"))?;
+        .map_err(Error::db(
+            "checking that package roles own nothing outside their schemas",
+        ))?;
     if rows.is_empty() {
         return Ok(());
     }

@@ -302,7 +302,8 @@ fn comment_class(obj: &CodeObject) -> &'static str {
 ///    When PostgreSQL refuses the in-place replacement, the script stops: such a change needs `strata up`.
 /// 3. Recorded objects whose source is gone are dropped (comments cleared), found by their recorded identity; if
 ///    something depends on one, the script stops.
-/// 4. When anything changed, every record's catalog version is refreshed (a trigger on a view moves the view's).
+/// 4. When anything changed, every record's catalog version is refreshed (a trigger on a view moves the view's),
+///    and, as `strata up` checks, no object owned by a package role may be outside its schema.
 pub(super) fn psql_code(w: &mut PsqlWriter<'_>, order: &[Ordered<'_>]) {
     let packages = w.packages;
     let deployed: Vec<&Package> = packages
@@ -376,6 +377,44 @@ pub(super) fn psql_code(w: &mut PsqlWriter<'_>, order: &[Ordered<'_>]) {
     }
     drop_removed(w, order, &names);
     refresh_versions(w, &names);
+    check_containment(w);
+}
+
+/// As `strata up` does after migrations or managed code ran as package roles: nothing of theirs may be outside
+/// their schemas ([`crate::roles::CONTAINMENT_SQL`]).
+fn check_containment(w: &mut PsqlWriter<'_>) {
+    let pairs: Vec<(String, String)> = w
+        .packages
+        .iter()
+        .filter_map(|p| crate::roles::role_of(p).map(|r| (r, p.schema().to_string())))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let roles: Vec<String> = pairs.iter().map(|(r, _)| r.clone()).collect();
+    let schemas: Vec<String> = pairs.iter().map(|(_, s)| s.clone()).collect();
+    let body = format!(
+        "  IF current_setting('strata.run_id') = '' THEN\n    RETURN;\n  END IF;\n  \
+         FOR r IN EXECUTE {q} USING {roles}, {schemas} LOOP\n    \
+         found := array_append(found, format('%s (owned by %s, whose schema is %s)', r.what, r.role, r.schema));\n  \
+         END LOOP;\n  \
+         IF cardinality(found) > 0 THEN\n    \
+         RAISE EXCEPTION 'strata: package roles own objects outside their schemas: %', array_to_string(found, '; ')\n      \
+         USING HINT = 'a package''s migrations and code must only create objects in its own schema; move or drop \
+         these objects. Nothing was applied.';\n  \
+         END IF;\n",
+        q = dollar_quote(&format!(
+            "SELECT c.* FROM ({}) AS c(role, schema, what)",
+            crate::roles::CONTAINMENT_SQL
+        )),
+        roles = text_array(&roles),
+        schemas = text_array(&schemas),
+    );
+    w.do_block(
+        "package roles own nothing outside their schemas",
+        "  r record;\n  found text[] := '{}';\n",
+        &body,
+    );
 }
 
 /// Step 2 of [`psql_code`] for one statement.

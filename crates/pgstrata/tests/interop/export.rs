@@ -819,3 +819,36 @@ async fn psql_script_grants_and_revokes_uses_as_strata_up_does() {
     assert_eq!(report.outcome, pgstrata::Outcome::Noop);
     assert!(report.roles.is_empty(), "{:?}", report.roles);
 }
+
+#[tokio::test]
+async fn psql_script_refuses_objects_of_a_package_role_outside_its_schema() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("leaky");
+    std::fs::create_dir_all(dir.join("m")).expect("mkdir");
+    std::fs::write(dir.join("m/0001.sql"), "CREATE TABLE open.t (id int);\n").expect("write");
+    std::fs::write(
+        dir.join("strata.toml"),
+        "name = \"acme/leaky\"\nschema = \"leaky\"\nmigrations = [\"m/0001.sql\"]\n",
+    )
+    .expect("manifest");
+    let script = tmp.path().join("deploy.sql");
+    let pkg = export_psql(&dir, &script);
+    assert_eq!(pkg.name(), "acme/leaky");
+    let db = pgtest::TestDb::new().await;
+    // A schema anyone may create in: PostgreSQL lets the package role write there, Strata does not.
+    db.client()
+        .await
+        .batch_execute("CREATE SCHEMA open; GRANT CREATE, USAGE ON SCHEMA open TO PUBLIC")
+        .await
+        .expect("open schema");
+    let (ok, out) = psql_output(&db, &script);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("table open.t (owned by $acme/leaky, whose schema is leaky)"),
+        "{out}"
+    );
+    assert_eq!(
+        query_strings(&db, "SELECT (to_regclass('open.t') IS NULL)::text").await,
+        ["true"]
+    );
+}
