@@ -22,16 +22,13 @@ use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 use super::{ExportFormat, Item, PsqlWriter, dollar_quote, open_run, sanitize, scope};
 use super::{enter_package, reset_role, text_array};
-use crate::managed::apply::{CLEAR_COMMENT_SQL, FORGET_SQL, RECORD_SQL};
+use crate::managed::apply::{CLEAR_COMMENT_SQL, FORGET_SQL, RECORD_SQL, REPLACE_REFUSED};
 use crate::managed::catalog::{
     HASHES_SQL, VERSIONS_SQL, drop_query, find_by_identity_sql, probe_sql,
 };
 use crate::managed::{CodeKind, CodeObject, Ordered, RECORD_PACKAGES_SQL};
 use crate::package::Package;
 use crate::project::STRATA_PACKAGE;
-
-/// SQLSTATEs of `CREATE OR REPLACE` refusing an in-place change (as `strata up` knows them): the psql script stops.
-const REPLACE_REFUSED: [&str; 4] = ["42P13", "42P16", "42804", "42809"];
 
 /// A statement as sent, terminated (a trailing line comment must not swallow the semicolon).
 fn terminated(sql: &str) -> String {

@@ -24,8 +24,9 @@ use crate::session::{Session, ms};
 const MAX_PASSES: usize = 10;
 
 /// SQLSTATEs of `CREATE OR REPLACE` refusing to change an object in place (return type, parameter
-/// names or defaults, view columns, routine kind): the old object must be dropped first.
-const REPLACE_REFUSED: &[&str] = &["42P13", "42P16", "42804", "42809"];
+/// names or defaults, view columns, routine kind): the old object must be dropped first (the psql script of
+/// `strata export` stops instead).
+pub(crate) const REPLACE_REFUSED: &[&str] = &["42P13", "42P16", "42804", "42809"];
 
 /// Statements of new objects sent in one round trip.
 const BATCH: usize = 100;
