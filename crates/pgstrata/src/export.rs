@@ -1,14 +1,30 @@
-//! `export`: write a project's migrations for another tool, or as one self-contained psql script.
+//! `export`: write a project's migrations and managed code for another tool, or as one self-contained psql script.
 //!
 //! ## The psql script ([`psql_script`])
 //! One file that needs nothing but `psql -f`. It is plain SQL plus PL/pgSQL `DO` blocks (no psql variables, no
-//! `\if`): it takes Strata's deploy lock, creates Strata's history tables if they are missing (Strata's own
-//! migrations, exactly as `strata up` bootstraps them), and for every migration checks `strata.migration` and runs
-//! only what the history lacks — each statement through `EXECUTE`, the package's schema and extensions created and
-//! its `search_path` set as `strata up` does — then records it with its checksum and its up and down SQL
-//! (`source = 'psql'`). Repeatable scripts run when their checksum changed. Everything happens in one transaction,
-//! and the last block reports each package's `from → to` with `RAISE NOTICE`. Run twice, the second run changes
-//! nothing (it records no run either).
+//! `\if`), in this order, as `strata up` does it:
+//!
+//! 1. It takes Strata's deploy lock and notes the state before.
+//! 2. Package roles (unless `[security] package_role = false`): each role created if missing and granted to the
+//!    login, the package's schema created owned by it (or an existing one handed over to it, with its objects), and
+//!    the `uses` grants given or revoked against what `strata.package` recorded — see `export/roles.rs`.
+//! 3. Strata's history tables, created if missing (Strata's own migrations, exactly as `strata up` bootstraps them).
+//! 4. Every migration the history (`strata.migration`) lacks, each statement through `EXECUTE` as the package's
+//!    role (`SET LOCAL ROLE`), its schema and extensions created and its `search_path` set as `strata up` does;
+//!    then recorded, as the login, with its checksum and its up and down SQL (`source = 'psql'`). Repeatable scripts
+//!    run when their checksum changed.
+//! 5. Managed code (see `export/code.rs`): each statement, in the dependency order `strata up` uses, is skipped when
+//!    `strata.managed_object` records an object installed from the same source that the catalog shows untouched;
+//!    otherwise it runs (`CREATE OR REPLACE`) as the package role and its record is written with the identity, oid,
+//!    catalog version and definition hash read by the same queries `strata up` runs. Recorded objects whose source
+//!    is gone are dropped. **Only in-place replacement is supported**: when PostgreSQL refuses `CREATE OR REPLACE`
+//!    (changed return type or parameter names, changed view columns) or an object to drop still has dependents, the
+//!    script stops with an error saying to deploy that change with `strata up`, and nothing is applied. Tests are not
+//!    run.
+//! 6. The last block reports each package's `from → to` with `RAISE NOTICE`.
+//!
+//! Everything happens in one transaction. Run twice, the second run changes nothing (it records no run either), and
+//! after it `strata status` shows nothing pending and no drift, and `strata up` has nothing to do.
 //!
 //! No-transaction migrations cannot run inside that transaction (nor inside a `DO` block): as `strata up` does, the
 //! script commits what came before, runs their statements one by one in autocommit with psql's `\gexec` (each
@@ -29,8 +45,10 @@
 //! migration creating its schema and extensions, and each transactional migration sets `search_path` to the
 //! package's schema for its own transaction (as `strata up` does); single-statement no-transaction migrations
 //! cannot, so their names must be schema-qualified (a warning lists them). Repeatable scripts become Flyway `R__`
-//! scripts, and for the other tools one generated migration per package at the end. Strata's own history tables are
-//! not exported: the other tool keeps its own.
+//! scripts, and for the other tools one generated migration per package at the end. Managed code follows, in
+//! dependency order: Flyway repeatables `R__<rank>_<package>_<file>.sql`, or for the other tools one generated
+//! migration per package whose down part drops it (see `export/code.rs`). Package roles are not exported, nor
+//! Strata's own history tables: the other tool keeps its own.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,6 +61,9 @@ use crate::error::{Error, Result};
 use crate::package::{Migration, Package, Script};
 use crate::project::{Project, STRATA_PACKAGE};
 use crate::session::{STRATA_LOCK_KEY, SessionSettings};
+
+mod code;
+mod roles;
 
 /// What `strata export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -154,7 +175,7 @@ pub fn export(project: &Project, format: ExportFormat, out: &Path) -> Result<Exp
             ));
         }
     }
-    let (items, mut warnings) = items(project, format);
+    let (items, mut warnings) = items(project, format)?;
     let (names, renumbered) = name_items(&items, format);
     let mut files = Vec::new();
     for (item, name) in items.iter().zip(&names) {
@@ -207,8 +228,11 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 /// ```
 pub fn psql_script(project: &Project) -> Result<String> {
     let packages = project.with_internal()?;
+    // Checked before anything is written: a cycle in managed code is an error, as it is for `strata up`.
+    let code_order = crate::managed::install_order(&packages)?;
     let mut w = PsqlWriter::new(&packages);
     w.header(project);
+    roles::psql_roles(&mut w);
     for pkg in &packages {
         for m in pkg.migrations() {
             w.migration(pkg, m);
@@ -219,6 +243,7 @@ pub fn psql_script(project: &Project) -> Result<String> {
             w.repeatable(pkg, r);
         }
     }
+    code::psql_code(&mut w, &code_order);
     w.footer();
     Ok(w.out)
 }
@@ -274,9 +299,10 @@ impl<'p> PsqlWriter<'p> {
         );
         o.push_str(
             "--\n\
-             -- Creates Strata's history tables if missing, applies only the migrations that strata.migration lacks,\n\
-             -- records each one (checksum, up and down SQL) as `strata up` does, and reports from -> to.\n\
-             -- Running it again changes nothing.\n",
+             -- Creates the package roles and Strata's history tables if missing, applies only the migrations that\n\
+             -- strata.migration lacks, records each one (checksum, up and down SQL) as `strata up` does, installs the\n\
+             -- managed code that changed (only in place: a change PostgreSQL cannot make with CREATE OR REPLACE stops\n\
+             -- the script, deploy it with `strata up`), and reports from -> to. Running it again changes nothing.\n",
         );
         if self.session_lock {
             o.push_str(
@@ -349,10 +375,11 @@ impl<'p> PsqlWriter<'p> {
         if !m.no_transaction() {
             self.begin();
             let mut body = String::new();
-            body.push_str(&enter_package(pkg, true));
+            body.push_str(&enter_package(pkg, true, true));
             for section in m.up().sections() {
                 body.push_str(&executes(m.up(), section));
             }
+            body.push_str(&reset_role(pkg));
             body.push_str(&record_migration(pkg, m));
             self.guarded_block(
                 "run and record it, unless the history has it",
@@ -368,16 +395,21 @@ impl<'p> PsqlWriter<'p> {
                     self.out,
                     "-- {label}: outside a transaction, statement by statement"
                 );
+                self.pending(&guard);
                 self.guarded_block(
-                    "the package's search_path for the statements below",
+                    "the package's search_path (and role) for the statements below",
                     &guard,
-                    &enter_package(pkg, false),
+                    &enter_package(pkg, false, true),
                 );
-                self.gexec(&guard, m.up(), section);
+                self.gexec(m.up(), section);
+                if crate::roles::role_of(pkg).is_some() {
+                    self.out.push_str("RESET ROLE;\n");
+                }
             } else {
                 self.begin();
-                let mut body = enter_package(pkg, true);
+                let mut body = enter_package(pkg, true, true);
                 body.push_str(&executes(m.up(), section));
+                body.push_str(&reset_role(pkg));
                 self.guarded_block("its transactional part", &guard, &body);
             }
         }
@@ -399,15 +431,16 @@ impl<'p> PsqlWriter<'p> {
         for section in script.sections() {
             if section.no_transaction {
                 self.commit();
+                self.pending(&guard);
                 self.guarded_block(
                     "the package's search_path for the statements below",
                     &guard,
-                    &enter_package(pkg, false),
+                    &enter_package(pkg, false, false),
                 );
-                self.gexec(&guard, script, section);
+                self.gexec(script, section);
             } else {
                 self.begin();
-                let mut body = enter_package(pkg, true);
+                let mut body = enter_package(pkg, true, false);
                 body.push_str(&executes(script, section));
                 self.guarded_block("run it", &guard, &body);
             }
@@ -504,8 +537,9 @@ impl<'p> PsqlWriter<'p> {
         let _ = write!(self.out, "BEGIN\n{body}END\n{tag};\n");
     }
 
-    /// Statements of a no-transaction section, each selected (and run by `\gexec`) while the guard's row is missing.
-    fn gexec(&mut self, guard: &Guard<'_>, script: &Script, section: &Section) {
+    /// Note in `strata.pending` whether the guard's history row is missing, for [`PsqlWriter::gexec`] (whose
+    /// statements may run as a package role, which cannot read Strata's history).
+    fn pending(&mut self, guard: &Guard<'_>) {
         let cond = match guard {
             Guard::Migration(p, n) => format!(
                 "NOT EXISTS (SELECT FROM strata.migration WHERE package = {} AND name = {})",
@@ -520,6 +554,19 @@ impl<'p> PsqlWriter<'p> {
                 escape_literal(c)
             ),
         };
+        self.do_block(
+            "whether the statements below still have to run",
+            "",
+            &format!(
+                "  PERFORM set_config('strata.pending', CASE WHEN {cond} THEN 'on' ELSE 'off' END, false);\n"
+            ),
+        );
+    }
+
+    /// Statements of a no-transaction section, each selected (and run by `\gexec`) while [`PsqlWriter::pending`]
+    /// says the guard's row is missing.
+    fn gexec(&mut self, script: &Script, section: &Section) {
+        let cond = "current_setting('strata.pending') = 'on'";
         for stmt in statements(script, section) {
             let _ = write!(
                 self.out,
@@ -553,8 +600,9 @@ fn executes(script: &Script, section: &Section) -> String {
 }
 
 /// Create the package's schema and extensions if missing and point `search_path` at the schema, then the session's
-/// original path, as `Session::enter_package` does (`local`: for the transaction only).
-fn enter_package(pkg: &Package, local: bool) -> String {
+/// original path, as `Session::enter_package` does (`local`: for the transaction only); with `as_role`, switch to the
+/// package's role as `strata up` does for migrations and managed code ([`reset_role`] switches back).
+fn enter_package(pkg: &Package, local: bool, as_role: bool) -> String {
     let schema = pkg.schema();
     let mut out = format!(
         "  IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = {}) THEN\n    EXECUTE {};\n  END IF;\n",
@@ -580,12 +628,27 @@ fn enter_package(pkg: &Package, local: bool) -> String {
          ELSE ', ' || current_setting('strata.search_path') END, {local});",
         escape_literal(&escape_identifier(schema))
     );
+    if as_role && let Some(role) = crate::roles::role_of(pkg) {
+        let _ = writeln!(
+            out,
+            "  EXECUTE {};",
+            escape_literal(&crate::roles::set_role_sql(Some(&role), local))
+        );
+    }
     out
 }
 
-/// Open the run (once per script run), record the package.
-fn run_and_package(pkg: &Package) -> String {
-    let uses: Vec<String> = pkg.uses().iter().map(|u| u.name.clone()).collect();
+/// Back to the login's role after [`enter_package`] with `as_role` (Strata's bookkeeping runs as the login).
+fn reset_role(pkg: &Package) -> String {
+    if crate::roles::role_of(pkg).is_some() {
+        "  EXECUTE 'RESET ROLE';\n".to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Open the script's run on its first change (needs `v_run bigint` declared); `v_run` is set either way.
+fn open_run() -> String {
     format!(
         "  IF current_setting('strata.run_id') = '' THEN\n    \
          INSERT INTO strata.run (command, from_state, strata_version, client_host)\n    \
@@ -593,14 +656,22 @@ fn run_and_package(pkg: &Package) -> String {
          RETURNING id INTO v_run;\n    \
          PERFORM set_config('strata.run_id', v_run::text, false);\n  \
          END IF;\n  \
-         v_run := current_setting('strata.run_id')::bigint;\n  \
-         INSERT INTO strata.package (name, schema_name, uses, extensions) VALUES ({name}, {schema}, {uses}, {exts})\n  \
+         v_run := current_setting('strata.run_id')::bigint;\n",
+        version = escape_literal(crate::VERSION),
+    )
+}
+
+/// Open the run (once per script run), record the package.
+fn run_and_package(pkg: &Package) -> String {
+    let uses: Vec<String> = pkg.uses().iter().map(|u| u.name.clone()).collect();
+    format!(
+        "{run}  INSERT INTO strata.package (name, schema_name, uses, extensions) VALUES ({name}, {schema}, {uses}, {exts})\n  \
          ON CONFLICT (name) DO UPDATE\n     \
          SET schema_name = EXCLUDED.schema_name, uses = EXCLUDED.uses,\n         \
          extensions = EXCLUDED.extensions, updated_at = clock_timestamp()\n   \
          WHERE (strata.package.schema_name, strata.package.uses, strata.package.extensions)\n         \
          IS DISTINCT FROM (EXCLUDED.schema_name, EXCLUDED.uses, EXCLUDED.extensions);\n",
-        version = escape_literal(crate::VERSION),
+        run = open_run(),
         name = escape_literal(pkg.name()),
         schema = escape_literal(pkg.schema()),
         uses = text_array(&uses),
@@ -711,7 +782,7 @@ struct Item {
 }
 
 /// Turn the project's migrations into items for `format` (see the module docs), with warnings.
-fn items(project: &Project, format: ExportFormat) -> (Vec<Item>, Vec<String>) {
+fn items(project: &Project, format: ExportFormat) -> Result<(Vec<Item>, Vec<String>)> {
     let split = format != ExportFormat::Flyway;
     let mut out = Vec::new();
     let mut warnings = Vec::new();
@@ -846,7 +917,10 @@ fn items(project: &Project, format: ExportFormat) -> (Vec<Item>, Vec<String>) {
             pkg.repeatables().len()
         ));
     }
-    (out, warnings)
+    // Managed code after that, as Strata installs it after repeatable scripts.
+    let order = crate::managed::install_order(project.packages())?;
+    code::tool_items(project.packages(), &order, format, &mut out, &mut warnings);
+    Ok((out, warnings))
 }
 
 /// The down part of a migration cut into `n` pieces: the tool rolls the last piece back first, so it gets the

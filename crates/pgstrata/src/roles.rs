@@ -163,12 +163,10 @@ fn role_error(role: &str, doing: &str) -> impl FnOnce(tokio_postgres::Error) -> 
     move |source| Error::Database { context, source }
 }
 
-/// Make `role` own the schema and every object in it (tables, views, sequences not owned by a column, routines,
-/// types), so migrations running as the role can change what earlier deploys created as the login.
-async fn adopt_schema(client: &Client, schema: &str, role: &str) -> Result<()> {
-    let rows = client
-        .query(
-            "WITH ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1::text),
+/// The `ALTER … OWNER TO` statements (one per row) that hand the objects of schema $1 over to role $2: tables,
+/// views, sequences not owned by a column, routines, types — not extension members. Also run by the psql script of
+/// `strata export`.
+pub(crate) const ADOPT_SQL: &str = "WITH ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1::text),
                   ext AS (SELECT objid, classid FROM pg_catalog.pg_depend WHERE deptype = 'e')
              SELECT format('ALTER %s %s OWNER TO %I',
                            CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
@@ -198,9 +196,13 @@ async fn adopt_schema(client: &Client, schema: &str, role: &str) -> Result<()> {
                 AND t.typowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2::text::text)
                 AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
                 -- multiranges follow their range type
-                AND t.typtype <> 'm'",
-            &[&schema, &role],
-        )
+                AND t.typtype <> 'm'";
+
+/// Make `role` own the schema and every object in it (tables, views, sequences not owned by a column, routines,
+/// types), so migrations running as the role can change what earlier deploys created as the login.
+async fn adopt_schema(client: &Client, schema: &str, role: &str) -> Result<()> {
+    let rows = client
+        .query(ADOPT_SQL, &[&schema, &role])
         .await
         .map_err(Error::db(format!("listing the objects of schema {schema}")))?;
     let mut sql = format!(
@@ -254,16 +256,7 @@ async fn grant_uses(
     let by_name: BTreeMap<&str, &Package> = packages.iter().map(|p| (p.name(), p)).collect();
     let mut sql = String::new();
     for (pkg, role) in with_roles {
-        let wanted: BTreeSet<String> = pkg
-            .uses()
-            .iter()
-            .filter(|u| {
-                by_name
-                    .get(u.name.as_str())
-                    .is_some_and(|p| role_of(p).is_some())
-            })
-            .map(|u| u.name.clone())
-            .collect();
+        let wanted = wanted_uses(pkg, packages);
         let before = previous.remove(pkg.name()).unwrap_or_default();
         for used in wanted.difference(&before) {
             if let Some(target) = by_name.get(used.as_str()) {
@@ -297,6 +290,20 @@ async fn grant_uses(
     Ok(())
 }
 
+/// The packages whose schema a package's role is granted the use of: its `uses` that are deployed with it and have a
+/// role themselves.
+pub(crate) fn wanted_uses(pkg: &Package, packages: &[Package]) -> BTreeSet<String> {
+    pkg.uses()
+        .iter()
+        .filter(|u| {
+            packages
+                .iter()
+                .any(|p| p.name() == u.name && role_of(p).is_some())
+        })
+        .map(|u| u.name.clone())
+        .collect()
+}
+
 async fn schema_of(client: &Client, package: &str) -> Result<Option<String>> {
     let row = client
         .query_opt(
@@ -308,7 +315,8 @@ async fn schema_of(client: &Client, package: &str) -> Result<Option<String>> {
     Ok(row.map(|r| r.get(0)))
 }
 
-fn grant_sql(target: &Package, grantee: &str) -> String {
+/// What a package role is granted on a used package's schema (see the module docs).
+pub(crate) fn grant_sql(target: &Package, grantee: &str) -> String {
     let s = escape_identifier(target.schema());
     let g = escape_identifier(grantee);
     let owner = escape_identifier(&package_role(target.name()));
@@ -321,7 +329,8 @@ fn grant_sql(target: &Package, grantee: &str) -> String {
     )
 }
 
-fn revoke_sql(schema: &str, owner: &str, grantee: &str) -> String {
+/// Revoke everything [`grant_sql`] granted (a no-op for a schema that is gone).
+pub(crate) fn revoke_sql(schema: &str, owner: &str, grantee: &str) -> String {
     let s = escape_identifier(schema);
     let g = escape_identifier(grantee);
     let o = escape_identifier(owner);
@@ -342,20 +351,9 @@ fn revoke_sql(schema: &str, owner: &str, grantee: &str) -> String {
     )
 }
 
-/// After install: no object owned by a package role may exist outside the package's schema.
-pub(crate) async fn check_containment(client: &Client, packages: &[Package]) -> Result<()> {
-    let pairs: Vec<(String, &str)> = packages
-        .iter()
-        .filter_map(|p| role_of(p).map(|r| (r, p.schema())))
-        .collect();
-    if pairs.is_empty() {
-        return Ok(());
-    }
-    let roles: Vec<&str> = pairs.iter().map(|(r, _)| r.as_str()).collect();
-    let schemas: Vec<&str> = pairs.iter().map(|(_, s)| *s).collect();
-    let rows = client
-        .query(
-            "WITH pkg AS (
+/// Objects owned by package roles ($1) outside their schemas ($2, in the same order): rows of (role, schema, object
+/// description), at most 20. Also run by the psql script of `strata export`.
+pub(crate) const CONTAINMENT_SQL: &str = "WITH pkg AS (
                  SELECT r.oid AS role, s.role AS role_name, s.schema
                    FROM unnest($1::text[], $2::text[]) AS s(role, schema)
                    JOIN pg_catalog.pg_roles r ON r.rolname = s.role
@@ -383,11 +381,25 @@ pub(crate) async fn check_containment(client: &Client, packages: &[Package]) -> 
              SELECT pkg.role_name, pkg.schema, 'schema ' || n.nspname
                FROM pkg JOIN pg_catalog.pg_namespace n ON n.nspowner = pkg.role
               WHERE n.nspname <> pkg.schema AND n.oid NOT IN (SELECT oid FROM temp)
-              LIMIT 20",
-            &[&roles, &schemas],
-        )
+              LIMIT 20";
+
+/// After install: no object owned by a package role may exist outside the package's schema.
+pub(crate) async fn check_containment(client: &Client, packages: &[Package]) -> Result<()> {
+    let pairs: Vec<(String, &str)> = packages
+        .iter()
+        .filter_map(|p| role_of(p).map(|r| (r, p.schema())))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let roles: Vec<&str> = pairs.iter().map(|(r, _)| r.as_str()).collect();
+    let schemas: Vec<&str> = pairs.iter().map(|(_, s)| *s).collect();
+    let rows = client
+        .query(CONTAINMENT_SQL, &[&roles, &schemas])
         .await
-        .map_err(Error::db("checking that package roles own nothing outside their schemas"))?;
+        .map_err(Error::db(
+            "checking that package roles own nothing outside their schemas",
+        ))?;
     if rows.is_empty() {
         return Ok(());
     }

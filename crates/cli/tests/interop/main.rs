@@ -412,8 +412,7 @@ async fn export_to_dbmate_then_dbmate_applies_it() {
     let pkg = tmp.path().join("shop");
     write(
         &pkg.join("strata.toml"),
-        // The psql script does not set up package roles (yet).
-        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_idx.sql\"]\n\n[security]\npackage_role = false\n",
+        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_idx.sql\"]\n",
     );
     write(
         &pkg.join("migrations/0001_init.sql"),
@@ -452,4 +451,190 @@ async fn export_to_dbmate_then_dbmate_applies_it() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(names, ["item_id", "item_name", "item_pkey"]);
+}
+
+/// A package with its own schema, migrations and managed code (functions, a view on one, a trigger on another,
+/// comments), with its package role.
+fn shop_with_code(root: &Path) -> PathBuf {
+    let pkg = root.join("shop");
+    write(
+        &pkg.join("strata.toml"),
+        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_price.sql\"]\n",
+    );
+    write(
+        &pkg.join("migrations/0001_init.sql"),
+        "-- migrate:up\nCREATE TABLE item (id bigint PRIMARY KEY, name text);\n-- migrate:down\nDROP TABLE item;\n",
+    );
+    write(
+        &pkg.join("migrations/0002_price.sql"),
+        "-- migrate:up\nALTER TABLE item ADD COLUMN price numeric;\n-- migrate:down\nALTER TABLE item DROP COLUMN price;\n",
+    );
+    write(
+        &pkg.join("code/functions.sql"),
+        "CREATE FUNCTION net(i item) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$ SELECT i.price / 1.2 $$;\n\
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  NEW.name := coalesce(NEW.name, '?');\n  RETURN NEW;\nEND\n$$;\n\
+         COMMENT ON FUNCTION net(item) IS 'price without tax';\n",
+    );
+    write(
+        &pkg.join("code/views.sql"),
+        "CREATE VIEW priced AS SELECT id, name, net(item) AS net FROM item;\nCOMMENT ON VIEW priced IS 'net prices';\n",
+    );
+    write(
+        &pkg.join("code/triggers.sql"),
+        "CREATE TRIGGER item_touch BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION touch();\n",
+    );
+    pkg
+}
+
+/// `pg_dump --schema-only` without Strata's schema, the tools' tables, owners and grants (package roles differ
+/// between a Strata package and a folder read with `--dir`).
+fn user_schema(db: &pgtest::TestDb) -> String {
+    let out = Command::new("pg_dump")
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--exclude-schema=strata",
+        ])
+        .envs(db.env())
+        .output()
+        .expect("pg_dump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn export_managed_code_to_dbmate_then_up_dir_gives_the_same_schema() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pkg = shop_with_code(tmp.path());
+    let by_up = pgtest::TestDb::new().await;
+    strata(&by_up)
+        .arg("-p")
+        .arg(&pkg)
+        .arg("up")
+        .assert()
+        .success();
+    let out_dir = tmp.path().join("exported");
+    let out = strata(&by_up)
+        .arg("-p")
+        .arg(&pkg)
+        .args(["export", "--to", "dbmate"])
+        .arg(&out_dir)
+        .output()
+        .expect("export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<String> = std::fs::read_dir(&out_dir)
+        .expect("exported")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("0004_shop_managed_")),
+        "{names:?}"
+    );
+
+    let by_dir = pgtest::TestDb::new().await;
+    strata(&by_dir)
+        .arg("up")
+        .arg("--dir")
+        .arg(&out_dir)
+        .args(["--layout", "dbmate"])
+        .assert()
+        .success();
+    assert_eq!(user_schema(&by_dir), user_schema(&by_up));
+    assert!(user_schema(&by_dir).contains("CREATE TRIGGER item_touch"));
+    // The generated migration's down part drops the managed code, dependents first.
+    strata(&by_dir)
+        .arg("down")
+        .arg("--dir")
+        .arg(&out_dir)
+        .args(["--layout", "dbmate"])
+        .assert()
+        .success();
+    let left = by_dir
+        .client()
+        .await
+        .query(
+            "SELECT count(*) FROM pg_proc WHERE pronamespace = 'shop'::regnamespace
+             UNION ALL SELECT count(*) FROM pg_class WHERE relnamespace = 'shop'::regnamespace AND relkind = 'v'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .iter()
+        .map(|r| r.get::<_, i64>(0))
+        .collect::<Vec<_>>();
+    assert_eq!(left, [0, 0]);
+}
+
+#[tokio::test]
+async fn psql_script_with_managed_code_then_status_is_clean_and_up_has_nothing_to_do() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pkg = shop_with_code(tmp.path());
+    let script = tmp.path().join("deploy.sql");
+    let by_psql = pgtest::TestDb::new().await;
+    strata(&by_psql)
+        .arg("-p")
+        .arg(&pkg)
+        .args(["export", "--to", "psql"])
+        .arg(&script)
+        .assert()
+        .success();
+    for _ in 0..2 {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-f"])
+            .arg(&script)
+            .envs(by_psql.env())
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let by_up = pgtest::TestDb::new().await;
+    strata(&by_up)
+        .arg("-p")
+        .arg(&pkg)
+        .arg("up")
+        .assert()
+        .success();
+    let pkg_args = ["-p", pkg.to_str().expect("utf-8 path")];
+    strata(&by_psql)
+        .args(pkg_args)
+        .args(["status", "--exit-code"])
+        .assert()
+        .success();
+    assert_eq!(
+        status_json(&by_psql, &pkg_args),
+        status_json(&by_up, &pkg_args)
+    );
+    let up = strata(&by_psql)
+        .args(pkg_args)
+        .args(["up", "--json"])
+        .output()
+        .expect("up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&up.stdout).expect("json");
+    assert_eq!(report["outcome"], "noop", "{report}");
+    assert_eq!(user_schema(&by_psql), user_schema(&by_up));
 }

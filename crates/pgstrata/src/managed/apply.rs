@@ -24,14 +24,56 @@ use crate::session::{Session, ms};
 const MAX_PASSES: usize = 10;
 
 /// SQLSTATEs of `CREATE OR REPLACE` refusing to change an object in place (return type, parameter
-/// names or defaults, view columns, routine kind): the old object must be dropped first.
-const REPLACE_REFUSED: &[&str] = &["42P13", "42P16", "42804", "42809"];
+/// names or defaults, view columns, routine kind): the old object must be dropped first (the psql script of
+/// `strata export` stops instead).
+pub(crate) const REPLACE_REFUSED: &[&str] = &["42P13", "42P16", "42804", "42809"];
 
 /// Statements of new objects sent in one round trip.
 const BATCH: usize = 100;
 
 /// SQLSTATEs of a statement naming something that does not exist (yet).
 const UNDEFINED: &[&str] = &["42883", "42P01", "42704", "3F000"];
+
+/// Upsert rows of `strata.managed_object` from arrays: package, kind, identity, object_oid, sub_id,
+/// catalog_version, catalog_hash (empty: keep the recorded one), source_hash, file, line, seq ($1..$11) and the run
+/// ($12). Also run by the psql script of `strata export`, so both record objects the same way.
+pub(crate) const RECORD_SQL: &str = "INSERT INTO strata.managed_object AS m
+                            (package, kind, identity, object_oid, sub_id, catalog_version, catalog_hash, source_hash,
+                             file, line, seq, run_id)
+                     SELECT u.*, $12::bigint
+                       FROM unnest($1::text[], $2::text[], $3::text[], $4::oid[], $5::int4[], $6::text[], $7::text[],
+                                   $8::text[], $9::text[], $10::int4[], $11::int4[]) AS u
+                     ON CONFLICT (package, kind, identity) DO UPDATE
+                        SET object_oid = EXCLUDED.object_oid, sub_id = EXCLUDED.sub_id,
+                            catalog_version = EXCLUDED.catalog_version,
+                            catalog_hash = CASE WHEN EXCLUDED.catalog_hash = '' THEN m.catalog_hash
+                                                ELSE EXCLUDED.catalog_hash END,
+                            source_hash = EXCLUDED.source_hash, file = EXCLUDED.file, line = EXCLUDED.line,
+                            seq = EXCLUDED.seq,
+                            installed_at = CASE WHEN EXCLUDED.catalog_hash = '' THEN m.installed_at
+                                                ELSE clock_timestamp() END,
+                            run_id = CASE WHEN EXCLUDED.catalog_hash = '' THEN m.run_id ELSE EXCLUDED.run_id END";
+
+/// Delete rows of `strata.managed_object` given as arrays of package, kind and identity.
+pub(crate) const FORGET_SQL: &str = "DELETE FROM strata.managed_object m
+                      USING unnest($1::text[], $2::text[], $3::text[]) AS d(package, kind, identity)
+                      WHERE (m.package, m.kind, m.identity) = (d.package, d.kind, d.identity)";
+
+/// The statement removing a comment recorded as `<target> …` ($1: `function`, `procedure`, `view`, `column` or
+/// `trigger`) on object $2 (column $3), built by the catalog; no row when the object is gone. Also run by the psql
+/// script of `strata export`.
+pub(crate) const CLEAR_COMMENT_SQL: &str =
+    "SELECT format('COMMENT ON %s %s IS NULL', upper($1::text), p.oid::regprocedure)
+       FROM pg_catalog.pg_proc p WHERE $1::text IN ('function', 'procedure') AND p.oid = $2::oid
+     UNION ALL
+     SELECT format('COMMENT ON VIEW %s IS NULL', c.oid::regclass)
+       FROM pg_catalog.pg_class c WHERE $1::text = 'view' AND c.oid = $2::oid
+     UNION ALL
+     SELECT format('COMMENT ON COLUMN %s.%I IS NULL', a.attrelid::regclass, a.attname)
+       FROM pg_catalog.pg_attribute a WHERE $1::text = 'column' AND a.attrelid = $2::oid AND a.attnum = $3::int4
+     UNION ALL
+     SELECT format('COMMENT ON TRIGGER %I ON %s IS NULL', t.tgname, t.tgrelid::regclass)
+       FROM pg_catalog.pg_trigger t WHERE $1::text = 'trigger' AND t.oid = $2::oid";
 
 /// The catalog table an object lives in, which with its oid identifies it.
 fn class(kind: CodeKind) -> &'static str {
@@ -144,24 +186,7 @@ pub(crate) async fn deploy(
         (Graph::default(), (0..n).collect())
     } else {
         parse_bodies(&a.nodes);
-        let items: Vec<Item<'_>> = a
-            .nodes
-            .iter()
-            .map(|n| Item {
-                kind: n.obj.kind,
-                name: &n.obj.name,
-                table: n.obj.table.as_ref(),
-                comment_on: n
-                    .obj
-                    .comment
-                    .as_ref()
-                    .map(|c| CodeKind::of(c.target.object_kind())),
-                schema: n.schema(),
-                references: n.obj.references(n.code()),
-            })
-            .collect();
-        let schemas: Vec<&str> = packages.iter().map(|p| p.schema()).collect();
-        let graph = Graph::build(&items, &schemas);
+        let graph = build_graph(&a.nodes, packages);
         let order = graph
             .order()
             .map_err(|chain| cycle_error(&a.nodes, &chain))?;
@@ -1075,45 +1100,19 @@ impl<'p> Installer<'p, '_, '_> {
             _ => row.oid,
         };
         let target = row.identity.split(' ').next().unwrap_or_default();
-        let (exists, build) = match target {
-            "function" | "procedure" => (
-                format!("SELECT 1 FROM pg_catalog.pg_proc WHERE oid = {oid}"),
-                format!(
-                    "format('COMMENT ON {} %s IS NULL', {oid}::oid::regprocedure)",
-                    target.to_uppercase()
-                ),
-            ),
-            "view" => (
-                format!("SELECT 1 FROM pg_catalog.pg_class WHERE oid = {oid}"),
-                format!("format('COMMENT ON VIEW %s IS NULL', {oid}::oid::regclass)"),
-            ),
-            "column" => (
-                format!(
-                    "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = {oid} AND attnum = {}",
-                    row.sub_id
-                ),
-                format!(
-                    "(SELECT format('COMMENT ON COLUMN %s.%I IS NULL', {oid}::oid::regclass, attname)
-                        FROM pg_catalog.pg_attribute WHERE attrelid = {oid} AND attnum = {})",
-                    row.sub_id
-                ),
-            ),
-            "trigger" => (
-                format!("SELECT 1 FROM pg_catalog.pg_trigger WHERE oid = {oid}"),
-                format!(
-                    "(SELECT format('COMMENT ON TRIGGER %I ON %s IS NULL', tgname, tgrelid::regclass)
-                        FROM pg_catalog.pg_trigger WHERE oid = {oid})"
-                ),
-            ),
-            _ => return Ok(()),
-        };
-        let sql = format!(
-            "DO $strata$ BEGIN IF EXISTS ({exists}) THEN EXECUTE {build}; END IF; END $strata$"
-        );
-        self.client()
-            .batch_execute(&sql)
+        let clear: Option<String> = self
+            .client()
+            .query_opt(CLEAR_COMMENT_SQL, &[&target, &oid, &row.sub_id])
             .await
-            .map_err(Error::db(format!("removing the {}", row.identity)))?;
+            .map_err(Error::db(format!("finding the {}", row.identity)))?
+            .map(|r| r.get(0));
+        // A comment whose object is gone went with it.
+        if let Some(sql) = clear {
+            self.client()
+                .batch_execute(&sql)
+                .await
+                .map_err(Error::db(format!("removing the {}", row.identity)))?;
+        }
         self.note(CodeChange {
             package: row.package.clone(),
             kind: CodeKind::Comment,
@@ -1303,40 +1302,23 @@ impl<'p> Installer<'p, '_, '_> {
             .collect();
         if !deleted.is_empty() {
             client
-                .execute(
-                    "DELETE FROM strata.managed_object m
-                      USING unnest($1::text[], $2::text[], $3::text[]) AS d(package, kind, identity)
-                      WHERE (m.package, m.kind, m.identity) = (d.package, d.kind, d.identity)",
-                    &[&del_pkg, &del_kind, &del_identity],
-                )
+                .execute(FORGET_SQL, &[&del_pkg, &del_kind, &del_identity])
                 .await
                 .map_err(Error::db("deleting rows of strata.managed_object"))?;
         }
         if !pkg.is_empty() {
             client
                 .execute(
-                    "INSERT INTO strata.managed_object AS m
-                            (package, kind, identity, object_oid, sub_id, catalog_version, catalog_hash, source_hash,
-                             file, line, seq, run_id)
-                     SELECT u.*, $12::bigint
-                       FROM unnest($1::text[], $2::text[], $3::text[], $4::oid[], $5::int4[], $6::text[], $7::text[],
-                                   $8::text[], $9::text[], $10::int4[], $11::int4[]) AS u
-                     ON CONFLICT (package, kind, identity) DO UPDATE
-                        SET object_oid = EXCLUDED.object_oid, sub_id = EXCLUDED.sub_id,
-                            catalog_version = EXCLUDED.catalog_version,
-                            catalog_hash = CASE WHEN EXCLUDED.catalog_hash = '' THEN m.catalog_hash
-                                                ELSE EXCLUDED.catalog_hash END,
-                            source_hash = EXCLUDED.source_hash, file = EXCLUDED.file, line = EXCLUDED.line,
-                            seq = EXCLUDED.seq,
-                            installed_at = CASE WHEN EXCLUDED.catalog_hash = '' THEN m.installed_at
-                                                ELSE clock_timestamp() END,
-                            run_id = CASE WHEN EXCLUDED.catalog_hash = '' THEN m.run_id ELSE EXCLUDED.run_id END",
+                    RECORD_SQL,
                     &[
-                        &pkg, &kind, &identity, &oid, &sub, &version, &hash, &source, &file, &line, &seq, &run_id,
+                        &pkg, &kind, &identity, &oid, &sub, &version, &hash, &source, &file, &line,
+                        &seq, &run_id,
                     ],
                 )
                 .await
-                .map_err(Error::db("recording managed objects in strata.managed_object"))?;
+                .map_err(Error::db(
+                    "recording managed objects in strata.managed_object",
+                ))?;
         }
         Ok(())
     }
@@ -1446,6 +1428,27 @@ pub(crate) fn object_error(
     }
 }
 
+/// The dependency graph of the managed statements `nodes` of a deploy of `packages`.
+pub(crate) fn build_graph(nodes: &[Node<'_>], packages: &[Package]) -> Graph {
+    let items: Vec<Item<'_>> = nodes
+        .iter()
+        .map(|n| Item {
+            kind: n.obj.kind,
+            name: &n.obj.name,
+            table: n.obj.table.as_ref(),
+            comment_on: n
+                .obj
+                .comment
+                .as_ref()
+                .map(|c| CodeKind::of(c.target.object_kind())),
+            schema: n.schema(),
+            references: n.obj.references(n.code()),
+        })
+        .collect();
+    let schemas: Vec<&str> = packages.iter().map(|p| p.schema()).collect();
+    Graph::build(&items, &schemas)
+}
+
 /// Parse the routine bodies of every statement (for their references), on all cores: with thousands of routines
 /// it is the bulk of the client's work in a deploy.
 fn parse_bodies(nodes: &[Node<'_>]) {
@@ -1478,7 +1481,7 @@ fn source_error(node: Node<'_>, message: String, help: &str) -> Error {
     .into()
 }
 
-fn cycle_error(nodes: &[Node<'_>], chain: &[usize]) -> Error {
+pub(crate) fn cycle_error(nodes: &[Node<'_>], chain: &[usize]) -> Error {
     let first = nodes[chain[0]];
     let names: Vec<String> = chain
         .iter()

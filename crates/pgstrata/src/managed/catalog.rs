@@ -46,6 +46,66 @@ pub(crate) const RESOLVE_NAMES: &str = "
       JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND t.tgname = k.name
      WHERE k.cls = 'pg_trigger'";
 
+/// The current version of objects: `xmin` of their catalog rows (a view's with its `_RETURN` rule's), or for
+/// comments the md5 of the text. Parameters: oids of routines ($1), views ($2), triggers ($3), and comments as
+/// commented object's catalog ($4), oid ($5) and column ($6); rows are (kind, oid, sub_id, version). Objects that
+/// no longer exist are absent. Also run by the psql script of `strata export` (so both record the same thing).
+pub(crate) const VERSIONS_SQL: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0, p.xmin::text
+               FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1)
+             UNION ALL
+             SELECT 'view', c.oid, 0, c.xmin::text || ':' || coalesce(r.xmin::text, '')
+               FROM pg_catalog.pg_class c
+               LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
+              WHERE c.oid = ANY($2) AND c.relkind = 'v'
+             UNION ALL
+             SELECT 'trigger', t.oid, 0, t.xmin::text FROM pg_catalog.pg_trigger t WHERE t.oid = ANY($3)
+             UNION ALL
+             SELECT 'comment', s.oid, s.sub,
+                    md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
+                                   WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
+               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)";
+
+/// The definition hash of objects (same parameters as [`VERSIONS_SQL`]; rows are (kind, oid, sub_id, hash)): the md5
+/// of the catalog columns that define the object (see [`hashes`]). Also run by the psql script of `strata export`.
+pub(crate) const HASHES_SQL: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0,
+                    md5((p.prosrc, p.prosqlbody, p.probin, p.proconfig, p.prorettype, p.proretset, p.prokind,
+                         p.prosecdef, p.provolatile, p.proisstrict, p.proleakproof, p.proparallel, p.procost,
+                         p.prorows, p.prolang, p.proargtypes, p.proallargtypes, p.proargmodes, p.proargnames,
+                         p.proargdefaults, p.prosupport, p.protrftypes)::text)
+               FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1) AND p.prokind IN ('f', 'p')
+             UNION ALL
+             SELECT 'view', c.oid, 0,
+                    md5((r.ev_action, c.reloptions)::text)
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
+              WHERE c.oid = ANY($2) AND c.relkind = 'v'
+             UNION ALL
+             SELECT 'trigger', t.oid, 0, md5((t.tgname, t.tgrelid, t.tgfoid, t.tgtype, t.tgenabled, t.tgattr, t.tgargs, t.tgqual,
+                         t.tgoldtable, t.tgnewtable, t.tgdeferrable, t.tginitdeferred)::text)
+               FROM pg_catalog.pg_trigger t WHERE t.oid = ANY($3)
+             UNION ALL
+             SELECT 'comment', s.oid, s.sub,
+                    md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
+                                   WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
+               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)";
+
+/// A query giving the oid of the object of catalog $1 (`pg_proc`, `pg_class`, `pg_trigger`) whose identity (as
+/// recorded, from the same expressions as [`probe_sql`]) is $2; no row when there is none. Used by the psql script
+/// of `strata export` to find what it drops.
+pub(crate) fn find_by_identity_sql() -> String {
+    format!(
+        "SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+          WHERE $1::text = 'pg_proc' AND {ROUTINE_IDENTITY} = $2::text
+         UNION ALL
+         SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE $1::text = 'pg_class' AND c.relkind = 'v' AND {VIEW_IDENTITY} = $2::text
+         UNION ALL
+         SELECT t.oid FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE $1::text = 'pg_trigger' AND {TRIGGER_IDENTITY} = $2::text"
+    )
+}
+
 /// One object as the catalog shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CatalogObject {
@@ -176,21 +236,15 @@ pub(crate) async fn versions(
     let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
     let rows = client
         .query(
-            "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0, p.xmin::text
-               FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1)
-             UNION ALL
-             SELECT 'view', c.oid, 0, c.xmin::text || ':' || coalesce(r.xmin::text, '')
-               FROM pg_catalog.pg_class c
-               LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
-              WHERE c.oid = ANY($2) AND c.relkind = 'v'
-             UNION ALL
-             SELECT 'trigger', t.oid, 0, t.xmin::text FROM pg_catalog.pg_trigger t WHERE t.oid = ANY($3)
-             UNION ALL
-             SELECT 'comment', s.oid, s.sub,
-                    md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
-                                   WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
-               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)",
-            &[&routines, &views, &triggers, &comment_class, &comment_oid, &comment_sub],
+            VERSIONS_SQL,
+            &[
+                &routines,
+                &views,
+                &triggers,
+                &comment_class,
+                &comment_oid,
+                &comment_sub,
+            ],
         )
         .await
         .map_err(Error::db("reading the catalog state of managed objects"))?;
@@ -232,28 +286,15 @@ pub(crate) async fn hashes(
     let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
     let rows = client
         .query(
-            "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0,
-                    md5((p.prosrc, p.prosqlbody, p.probin, p.proconfig, p.prorettype, p.proretset, p.prokind,
-                         p.prosecdef, p.provolatile, p.proisstrict, p.proleakproof, p.proparallel, p.procost,
-                         p.prorows, p.prolang, p.proargtypes, p.proallargtypes, p.proargmodes, p.proargnames,
-                         p.proargdefaults, p.prosupport, p.protrftypes)::text)
-               FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1) AND p.prokind IN ('f', 'p')
-             UNION ALL
-             SELECT 'view', c.oid, 0,
-                    md5((r.ev_action, c.reloptions)::text)
-               FROM pg_catalog.pg_class c
-               JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
-              WHERE c.oid = ANY($2) AND c.relkind = 'v'
-             UNION ALL
-             SELECT 'trigger', t.oid, 0, md5((t.tgname, t.tgrelid, t.tgfoid, t.tgtype, t.tgenabled, t.tgattr, t.tgargs, t.tgqual,
-                         t.tgoldtable, t.tgnewtable, t.tgdeferrable, t.tginitdeferred)::text)
-               FROM pg_catalog.pg_trigger t WHERE t.oid = ANY($3)
-             UNION ALL
-             SELECT 'comment', s.oid, s.sub,
-                    md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
-                                   WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
-               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)",
-            &[&routines, &views, &triggers, &comment_class, &comment_oid, &comment_sub],
+            HASHES_SQL,
+            &[
+                &routines,
+                &views,
+                &triggers,
+                &comment_class,
+                &comment_oid,
+                &comment_sub,
+            ],
         )
         .await
         .map_err(Error::db("hashing the definitions of managed objects"))?;
@@ -517,9 +558,11 @@ pub(crate) async fn dependents(
         .collect())
 }
 
-/// SQL dropping a catalog object, built from the catalog (`regprocedure` output and friends).
-pub(crate) async fn drop_sql(client: &Client, class: &str, oid: Oid) -> Result<Option<String>> {
-    let sql = match class {
+/// A query (parameter: the oid) giving the statement that drops a catalog object of `class`, built by the catalog
+/// (`regprocedure` output and friends); no row when no such object exists. Also run by the psql script of
+/// `strata export`.
+pub(crate) fn drop_query(class: &str) -> Option<&'static str> {
+    Some(match class {
         "pg_proc" => {
             "SELECT CASE p.prokind WHEN 'p' THEN 'DROP PROCEDURE ' ELSE 'DROP FUNCTION ' END
                     || p.oid::regprocedure::text
@@ -533,7 +576,14 @@ pub(crate) async fn drop_sql(client: &Client, class: &str, oid: Oid) -> Result<O
             "SELECT 'DROP TRIGGER ' || quote_ident(t.tgname) || ' ON ' || t.tgrelid::regclass::text
                FROM pg_catalog.pg_trigger t WHERE t.oid = $1"
         }
-        _ => return Ok(None),
+        _ => return None,
+    })
+}
+
+/// SQL dropping a catalog object, built from the catalog (see [`drop_query`]).
+pub(crate) async fn drop_sql(client: &Client, class: &str, oid: Oid) -> Result<Option<String>> {
+    let Some(sql) = drop_query(class) else {
+        return Ok(None);
     };
     let row = client
         .query_opt(sql, &[&oid])

@@ -260,7 +260,7 @@ fn own_name_ref(item: &Item<'_>, r: &Reference) -> bool {
 
 /// Strongly connected components, each emitted after the components it has edges to
 /// (iterative Tarjan; roots and edges visited in index order, so the result is deterministic).
-fn tarjan(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+pub(crate) fn tarjan(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
     let n = edges.len();
     let mut index = vec![usize::MAX; n];
     let mut low = vec![0usize; n];

@@ -71,6 +71,65 @@ use crate::exec::Database;
 use crate::package::Package;
 use crate::project::{Project, STRATA_PACKAGE};
 
+/// A managed statement in the order `strata up` installs it (see [`install_order`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Ordered<'p> {
+    /// Index of its package in the packages given.
+    pub pkg: usize,
+    pub obj: &'p CodeObject,
+    /// Positions in the same list of the statements it depends on: hard edges (always earlier) and soft ones
+    /// (PL/pgSQL bodies; later when they are part of a cycle).
+    pub needs: Vec<usize>,
+}
+
+/// The managed statements of `packages` (Strata's own skipped) in the order `strata up` installs them: the
+/// dependency graph's, over all packages at once. A statement's position in the list is the `seq` `strata up`
+/// records for it. A cycle is an error naming its chain.
+pub(crate) fn install_order(packages: &[Package]) -> Result<Vec<Ordered<'_>>> {
+    let mut nodes = Vec::new();
+    for (pkg, package) in packages.iter().enumerate() {
+        if package.name() == STRATA_PACKAGE {
+            continue;
+        }
+        for obj in &package.code().objects {
+            nodes.push(assess::Node { pkg, package, obj });
+        }
+    }
+    if nodes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let graph = apply::build_graph(&nodes, packages);
+    let order = graph
+        .order()
+        .map_err(|chain| apply::cycle_error(&nodes, &chain))?;
+    let mut position = vec![0usize; nodes.len()];
+    for (at, &i) in order.iter().enumerate() {
+        position[i] = at;
+    }
+    Ok(order
+        .iter()
+        .map(|&i| {
+            let mut needs: Vec<usize> = graph.hard[i]
+                .iter()
+                .chain(&graph.soft[i])
+                .map(|&d| position[d])
+                .collect();
+            needs.sort_unstable();
+            needs.dedup();
+            Ordered {
+                pkg: nodes[i].pkg,
+                obj: nodes[i].obj,
+                needs,
+            }
+        })
+        .collect())
+}
+
+/// Strongly connected components of a graph given as edge lists, each after those it has edges to.
+pub(crate) fn components(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    graph::tarjan(edges)
+}
+
 /// Dependency order of the functions of test files (helpers a LANGUAGE sql test calls come first); file order
 /// when they form a cycle (PostgreSQL then reports what is missing).
 pub(crate) fn test_order(code: &Code, schema: &str) -> Vec<usize> {
@@ -305,6 +364,19 @@ pub(crate) async fn tests_changed(
     }))
 }
 
+/// Upsert `strata.package` rows from arrays: name, schema, role, granted uses (each a JSON array) and test hash (NULL:
+/// keep the recorded one). Writes only what differs. Also run by the psql script of `strata export`.
+pub(crate) const RECORD_PACKAGES_SQL: &str = "INSERT INTO strata.package AS p (name, schema_name, role_name, granted_uses, tests_hash)
+             SELECT u.name, u.schema, u.role,
+                    ARRAY(SELECT jsonb_array_elements_text(u.uses)), u.tests
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[])
+                    AS u(name, schema, role, uses, tests)
+             ON CONFLICT (name) DO UPDATE
+                SET role_name = EXCLUDED.role_name, granted_uses = EXCLUDED.granted_uses,
+                    tests_hash = coalesce(EXCLUDED.tests_hash, p.tests_hash)
+              WHERE (p.role_name, p.granted_uses) IS DISTINCT FROM (EXCLUDED.role_name, EXCLUDED.granted_uses)
+                 OR (EXCLUDED.tests_hash IS NOT NULL AND p.tests_hash IS DISTINCT FROM EXCLUDED.tests_hash)";
+
 /// Make sure every deployed package has a row in `strata.package`, and record its role, what its role was granted
 /// for `uses`, and (when the tests ran) the hash of its test files. Writes only what differs.
 pub(crate) async fn record_packages(
@@ -333,16 +405,7 @@ pub(crate) async fn record_packages(
     }
     client
         .execute(
-            "INSERT INTO strata.package AS p (name, schema_name, role_name, granted_uses, tests_hash)
-             SELECT u.name, u.schema, u.role,
-                    ARRAY(SELECT jsonb_array_elements_text(u.uses)), u.tests
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[])
-                    AS u(name, schema, role, uses, tests)
-             ON CONFLICT (name) DO UPDATE
-                SET role_name = EXCLUDED.role_name, granted_uses = EXCLUDED.granted_uses,
-                    tests_hash = coalesce(EXCLUDED.tests_hash, p.tests_hash)
-              WHERE (p.role_name, p.granted_uses) IS DISTINCT FROM (EXCLUDED.role_name, EXCLUDED.granted_uses)
-                 OR (EXCLUDED.tests_hash IS NOT NULL AND p.tests_hash IS DISTINCT FROM EXCLUDED.tests_hash)",
+            RECORD_PACKAGES_SQL,
             &[&names, &schemas, &roles, &uses, &tests],
         )
         .await

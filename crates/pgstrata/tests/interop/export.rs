@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pgstrata::{ExportFormat, Layout, Package};
+use pgstrata::{ExportFormat, Layout, Package, Project};
 
 use crate::support::*;
 
@@ -51,13 +51,47 @@ pub fn shop(dir: &Path, migrations: usize) -> Package {
         "DROP TABLE item;\n",
     )
     .expect("write");
+    write_code(dir, &CODE);
     std::fs::write(
         dir.join("strata.toml"),
-        // The psql script does not set up package roles (yet): compare with `up` without them.
-        format!("name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\n{list}]\n\n[security]\npackage_role = false\n"),
+        format!("name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\n{list}]\n"),
     )
     .expect("manifest");
     Package::load(dir).expect("load shop")
+}
+
+/// The shop's managed code: functions (one used by a view, one by a trigger), a view, a trigger and comments, in
+/// files whose order is not the dependency order.
+const CODE: [(&str, &str); 3] = [
+    (
+        "code/functions.sql",
+        "CREATE FUNCTION item_label(i item) RETURNS text LANGUAGE sql STABLE AS $$ SELECT i.name || ' #' || i.id $$;\n\
+         CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN\n  NEW.name := coalesce(NEW.name, 'unnamed');\n  RETURN NEW;\nEND\n$$;\n\
+         COMMENT ON FUNCTION touch() IS 'fills in names';\n",
+    ),
+    (
+        "code/triggers.sql",
+        "CREATE TRIGGER item_touch BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION touch();\n",
+    ),
+    (
+        "code/views.sql",
+        "CREATE VIEW item_labels AS SELECT id, item_label(item) AS label FROM item;\n\
+         COMMENT ON VIEW item_labels IS 'labels of items';\n",
+    ),
+];
+
+/// Write (or with an empty text, remove) managed code files.
+fn write_code(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let path = dir.join(name);
+        if text.is_empty() {
+            std::fs::remove_file(&path).expect("remove code file");
+            continue;
+        }
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write code");
+    }
 }
 
 fn history_rows_sql() -> &'static str {
@@ -155,23 +189,33 @@ async fn psql_script_leaves_what_strata_up_leaves() {
         query_strings(&by_psql, "SELECT count(*)::text FROM strata.run").await,
         runs
     );
-    // And `strata up` agrees there is nothing to do; `down` works from the stored SQL.
+    // And `strata up` agrees there is nothing to do; `down` works from the stored SQL (as far as the managed code,
+    // which uses the table of 0001, lets it).
     assert_eq!(up(&by_psql, &pkg).await.outcome, pgstrata::Outcome::Noop);
     let mut conn = connect(&by_psql).await;
-    let all = pgstrata::DownOptions {
-        target: pgstrata::DownTarget::Steps(5),
+    let three = pgstrata::DownOptions {
+        target: pgstrata::DownTarget::Steps(3),
         ..Default::default()
     };
-    pgstrata::down(&mut conn, &all, &mut pgstrata::Quiet)
+    pgstrata::down(&mut conn, &three, &mut pgstrata::Quiet)
         .await
         .expect("down");
-    assert!(
+    assert_eq!(
         query_strings(
             &by_psql,
-            "SELECT relname::text FROM pg_class WHERE relnamespace = 'shop'::regnamespace"
+            "SELECT string_agg(relname::text, ' ' ORDER BY relname) FROM pg_class
+              WHERE relnamespace = 'shop'::regnamespace AND relkind IN ('r', 'i')"
         )
-        .await
-        .is_empty()
+        .await,
+        ["item item_pkey item_tag tag tag_pkey"]
+    );
+    assert_eq!(
+        query_strings(
+            &by_psql,
+            "SELECT (to_regprocedure('shop.label()') IS NULL)::text"
+        )
+        .await,
+        ["true"]
     );
 }
 
@@ -264,7 +308,10 @@ async fn export_to_dbmate_then_real_dbmate() {
         report.renumbered,
         "the no-transaction migration is split in two"
     );
-    assert_eq!(report.migrations, 7, "setup + 4 + 2 pieces");
+    assert_eq!(
+        report.migrations, 8,
+        "setup + 4 + 2 pieces + the managed code"
+    );
     let by_dbmate = pgtest::TestDb::new().await;
     let out = run_dbmate(&bin, &by_dbmate, &out_dir, &["migrate"]);
     assert!(
@@ -275,8 +322,8 @@ async fn export_to_dbmate_then_real_dbmate() {
     let by_up = pgtest::TestDb::new().await;
     up(&by_up, &pkg).await;
     assert_eq!(schema(&by_dbmate), schema(&by_up));
-    // dbmate rolls back with the exported down parts.
-    for _ in 0..7 {
+    // dbmate rolls back with the exported down parts, the managed code's first.
+    for _ in 0..8 {
         let out = run_dbmate(&bin, &by_dbmate, &out_dir, &["rollback"]);
         assert!(
             out.status.success(),
@@ -390,4 +437,418 @@ async fn dump_schema_check_finds_drift() {
         .expect("dump");
     let diff = pgstrata::schema_diff(&first, &third).expect("differs");
     assert!(diff.contains("+    sneaky integer"), "{diff}");
+}
+
+/// Every row of `strata.managed_object` that does not depend on the database (oids and row versions do).
+fn managed_rows_sql() -> &'static str {
+    "SELECT concat_ws(' | ', package, kind, identity, source_hash, file, line, seq)
+       FROM strata.managed_object ORDER BY package, seq, kind, identity"
+}
+
+/// Oid and row version of every routine, view and trigger of the shop's schema: any DDL on them changes these.
+fn catalog_rows_sql() -> &'static str {
+    "SELECT 'proc ' || p.oid::regprocedure::text || ' ' || p.oid::text || ' ' || p.xmin::text
+       FROM pg_proc p WHERE p.pronamespace = 'shop'::regnamespace
+     UNION ALL
+     SELECT 'class ' || c.relname || ' ' || c.oid::text || ' ' || c.xmin::text
+       FROM pg_class c WHERE c.relnamespace = 'shop'::regnamespace
+     UNION ALL
+     SELECT 'trigger ' || t.tgname || ' ' || t.oid::text || ' ' || t.xmin::text
+       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = 'shop'::regnamespace
+     ORDER BY 1"
+}
+
+/// Who owns what in the shop's schema (the package role, as `strata up` leaves it).
+fn owners_sql() -> &'static str {
+    "SELECT 'schema ' || pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'shop'
+     UNION ALL
+     SELECT 'class ' || relname || ' ' || pg_get_userbyid(relowner) FROM pg_class
+      WHERE relnamespace = 'shop'::regnamespace
+     UNION ALL
+     SELECT 'proc ' || proname || ' ' || pg_get_userbyid(proowner) FROM pg_proc
+      WHERE pronamespace = 'shop'::regnamespace
+     ORDER BY 1"
+}
+
+/// The managed code's status lines that are not in sync.
+async fn code_out_of_sync(db: &pgtest::TestDb, pkg: &Package) -> Vec<String> {
+    let conn = connect(db).await;
+    pgstrata::managed::status(&conn, &project(pkg.clone()))
+        .await
+        .expect("status")
+        .iter()
+        .flat_map(|p| p.objects.iter())
+        .filter(|o| o.state != pgstrata::managed::ObjectState::InSync)
+        .map(|o| format!("{:?} {} {}", o.state, o.kind, o.name))
+        .collect()
+}
+
+/// `strata up` after the script: nothing to do, and no DDL at all (oids and row versions unchanged).
+async fn up_is_a_noop(db: &pgtest::TestDb, pkg: &Package) {
+    let before = query_strings(db, catalog_rows_sql()).await;
+    let report = up(db, pkg).await;
+    assert_eq!(report.outcome, pgstrata::Outcome::Noop);
+    assert!(report.code.is_noop(), "{:?}", report.code.changes);
+    assert_eq!(query_strings(db, catalog_rows_sql()).await, before);
+}
+
+fn export_psql(pkg_dir: &Path, script: &Path) -> Package {
+    let pkg = Package::load(pkg_dir).expect("load shop");
+    if script.exists() {
+        std::fs::remove_file(script).expect("remove old script");
+    }
+    pgstrata::export(&project(pkg.clone()), ExportFormat::Psql, script).expect("export");
+    pkg
+}
+
+#[tokio::test]
+async fn psql_script_installs_managed_code_and_roles_as_strata_up_does() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("shop");
+    let pkg = shop(&dir, 5);
+    let script = tmp.path().join("deploy.sql");
+    export_psql(&dir, &script);
+
+    let by_up = pgtest::TestDb::new().await;
+    up(&by_up, &pkg).await;
+    let by_psql = pgtest::TestDb::new().await;
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("strata: created view shop.item_labels"),
+        "{out}"
+    );
+
+    assert_eq!(schema(&by_psql), schema(&by_up));
+    assert_eq!(full_schema(&by_psql), full_schema(&by_up));
+    let (a, b) = (dump(&by_psql).await, dump(&by_up).await);
+    assert_eq!(pgstrata::schema_diff(&a, &b), None);
+    assert_eq!(
+        query_strings(&by_psql, owners_sql()).await,
+        query_strings(&by_up, owners_sql()).await
+    );
+    assert!(
+        query_strings(&by_psql, owners_sql())
+            .await
+            .contains(&"schema $acme/shop".to_string())
+    );
+    assert_eq!(
+        query_strings(&by_psql, managed_rows_sql()).await,
+        query_strings(&by_up, managed_rows_sql()).await
+    );
+    assert_eq!(
+        query_strings(&by_psql, "SELECT concat_ws(' ', name, role_name, granted_uses::text) FROM strata.package ORDER BY 1").await,
+        query_strings(&by_up, "SELECT concat_ws(' ', name, role_name, granted_uses::text) FROM strata.package ORDER BY 1").await
+    );
+    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
+    assert_eq!(statuses(&by_psql, &pkg).await, statuses(&by_up, &pkg).await);
+
+    // Twice: nothing changes, not even a run row or a catalog row.
+    let runs = query_strings(&by_psql, "SELECT count(*)::text FROM strata.run").await;
+    let catalog = query_strings(&by_psql, catalog_rows_sql()).await;
+    let records = query_strings(
+        &by_psql,
+        "SELECT m::text FROM strata.managed_object m ORDER BY seq",
+    )
+    .await;
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(ok, "{out}");
+    assert!(out.contains("nothing to apply"), "{out}");
+    assert_eq!(
+        query_strings(&by_psql, "SELECT count(*)::text FROM strata.run").await,
+        runs
+    );
+    assert_eq!(query_strings(&by_psql, catalog_rows_sql()).await, catalog);
+    assert_eq!(
+        query_strings(
+            &by_psql,
+            "SELECT m::text FROM strata.managed_object m ORDER BY seq"
+        )
+        .await,
+        records
+    );
+    up_is_a_noop(&by_psql, &pkg).await;
+
+    // The recorded definition hashes are the ones `strata up` computes: a grant moves the function's catalog row,
+    // and status still finds it intact (not drifted).
+    by_psql
+        .client()
+        .await
+        .batch_execute("GRANT EXECUTE ON FUNCTION shop.touch() TO PUBLIC")
+        .await
+        .expect("grant");
+    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
+    let catalog = query_strings(&by_psql, catalog_rows_sql()).await;
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(ok, "{out}");
+    assert_eq!(query_strings(&by_psql, catalog_rows_sql()).await, catalog);
+
+    // A function body and a view change: replaced in place (same oids), status clean, `up` has nothing to do.
+    let oids = "SELECT to_regprocedure('shop.touch()')::oid::text || ' ' || to_regclass('shop.item_labels')::oid::text";
+    let before = query_strings(&by_psql, oids).await;
+    write_code(
+        &dir,
+        &[
+            (
+                "code/functions.sql",
+                "CREATE FUNCTION item_label(i item) RETURNS text LANGUAGE sql STABLE AS $$ SELECT i.name || ' #' || i.id $$;\n\
+                 CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+                 BEGIN\n  NEW.name := coalesce(NEW.name, 'anonymous');\n  RETURN NEW;\nEND\n$$;\n\
+                 COMMENT ON FUNCTION touch() IS 'fills in names';\n",
+            ),
+            (
+                "code/views.sql",
+                "CREATE VIEW item_labels AS SELECT id, item_label(item) AS label, upper(name) AS shout FROM item;\n\
+                 COMMENT ON VIEW item_labels IS 'labels of items, loud';\n",
+            ),
+        ],
+    );
+    let pkg = export_psql(&dir, &script);
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("strata: replaced function shop.touch()"),
+        "{out}"
+    );
+    assert!(
+        out.contains("strata: replaced view shop.item_labels"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("item_label(i"),
+        "unchanged objects are left alone: {out}"
+    );
+    assert_eq!(query_strings(&by_psql, oids).await, before);
+    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
+    up_is_a_noop(&by_psql, &pkg).await;
+    up(&by_up, &pkg).await;
+    assert_eq!(schema(&by_psql), schema(&by_up));
+    assert_eq!(
+        query_strings(&by_psql, managed_rows_sql()).await,
+        query_strings(&by_up, managed_rows_sql()).await
+    );
+
+    // The trigger and the comment on the view leave the source: the script drops them.
+    write_code(
+        &dir,
+        &[
+            ("code/triggers.sql", ""),
+            (
+                "code/views.sql",
+                "CREATE VIEW item_labels AS SELECT id, item_label(item) AS label, upper(name) AS shout FROM item;\n",
+            ),
+        ],
+    );
+    let pkg = export_psql(&dir, &script);
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("strata: dropped trigger item_touch ON shop.item"),
+        "{out}"
+    );
+    assert_eq!(
+        query_strings(
+            &by_psql,
+            "SELECT count(*)::text FROM pg_trigger WHERE tgname = 'item_touch'"
+        )
+        .await,
+        ["0"]
+    );
+    assert_eq!(
+        query_strings(
+            &by_psql,
+            "SELECT coalesce(obj_description('shop.item_labels'::regclass, 'pg_class'), '-')"
+        )
+        .await,
+        ["-"]
+    );
+    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
+    up_is_a_noop(&by_psql, &pkg).await;
+    up(&by_up, &pkg).await;
+    assert_eq!(schema(&by_psql), schema(&by_up));
+
+    // A change PostgreSQL cannot make in place stops the script, which applies nothing.
+    write_code(
+        &dir,
+        &[(
+            "code/views.sql",
+            "CREATE VIEW item_labels AS SELECT id, upper(name) AS shout FROM item;\n",
+        )],
+    );
+    let pkg = export_psql(&dir, &script);
+    let catalog = query_strings(&by_psql, catalog_rows_sql()).await;
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(!ok, "{out}");
+    assert!(out.contains("cannot be replaced in place"), "{out}");
+    assert!(out.contains("strata up"), "{out}");
+    assert_eq!(query_strings(&by_psql, catalog_rows_sql()).await, catalog);
+    // `strata up` makes that change.
+    up(&by_psql, &pkg).await;
+    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
+}
+
+/// `pg_dump --schema-only` of everything but Strata's schema, owners and privileges included (package roles are
+/// shared by the databases of the cluster, so they compare across databases).
+fn full_schema(db: &pgtest::TestDb) -> String {
+    let out = std::process::Command::new("pg_dump")
+        .args(["--schema-only", "--exclude-schema=strata"])
+        .envs(db.env())
+        .output()
+        .expect("pg_dump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Package `acme/core` (a table, a function) and `acme/orders`, whose view calls core's function when it uses core.
+fn core_and_orders(root: &Path, uses: bool) -> Project {
+    let core = root.join("core");
+    std::fs::create_dir_all(core.join("migrations")).expect("mkdir");
+    std::fs::write(
+        core.join("strata.toml"),
+        "name = \"acme/core\"\nschema = \"core\"\nmigrations = [\"migrations/0001.sql\"]\n",
+    )
+    .expect("write");
+    std::fs::write(
+        core.join("migrations/0001.sql"),
+        "CREATE TABLE prices (sku text PRIMARY KEY, cents int);\n",
+    )
+    .expect("write");
+    std::fs::write(
+        core.join("code.sql"),
+        "CREATE FUNCTION price(s text) RETURNS int LANGUAGE sql STABLE AS $$ SELECT cents FROM core.prices WHERE sku = s $$;\n",
+    )
+    .expect("write");
+    let orders = root.join("orders");
+    std::fs::create_dir_all(orders.join("migrations")).expect("mkdir");
+    let extra = if uses {
+        format!(
+            "uses = [{{ name = \"acme/core\", path = {:?} }}]\n",
+            core.display().to_string()
+        )
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        orders.join("strata.toml"),
+        format!("name = \"acme/orders\"\nschema = \"orders\"\nmigrations = [\"migrations/0001.sql\"]\n{extra}"),
+    )
+    .expect("write");
+    std::fs::write(
+        orders.join("migrations/0001.sql"),
+        "CREATE TABLE line (sku text, qty int);\n",
+    )
+    .expect("write");
+    let view = if uses {
+        "CREATE VIEW priced AS SELECT sku, qty, core.price(sku) * qty AS cents FROM line;\n"
+    } else {
+        "CREATE VIEW priced AS SELECT sku, qty, qty * 100 AS cents FROM line;\n"
+    };
+    std::fs::write(orders.join("views.sql"), view).expect("write");
+    Project::new(vec![
+        Package::load(&core).expect("core"),
+        Package::load(&orders).expect("orders"),
+    ])
+    .expect("project")
+}
+
+async fn up_project(db: &pgtest::TestDb, project: &Project) -> pgstrata::UpReport {
+    let mut conn = connect(db).await;
+    pgstrata::up(
+        &mut conn,
+        project,
+        &pgstrata::UpOptions::default(),
+        &mut pgstrata::Quiet,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("strata up failed: {:?}", miette::Report::new(e)))
+}
+
+#[tokio::test]
+async fn psql_script_grants_and_revokes_uses_as_strata_up_does() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pkgs = tmp.path().join("pkgs");
+    let script = tmp.path().join("deploy.sql");
+    let packages_sql = "SELECT concat_ws(' ', name, schema_name, role_name, granted_uses::text) FROM strata.package ORDER BY 1";
+    let usage = "SELECT has_schema_privilege('$acme/orders', 'core', 'USAGE')::text";
+
+    let with_uses = core_and_orders(&pkgs, true);
+    std::fs::write(&script, pgstrata::psql_script(&with_uses).expect("script")).expect("write");
+    let by_up = pgtest::TestDb::new().await;
+    up_project(&by_up, &with_uses).await;
+    let by_psql = pgtest::TestDb::new().await;
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(ok, "{out}");
+    assert_eq!(full_schema(&by_psql), full_schema(&by_up));
+    assert_eq!(
+        query_strings(&by_psql, packages_sql).await,
+        query_strings(&by_up, packages_sql).await
+    );
+    assert_eq!(
+        query_strings(&by_psql, managed_rows_sql()).await,
+        query_strings(&by_up, managed_rows_sql()).await
+    );
+    assert_eq!(query_strings(&by_psql, usage).await, ["true"]);
+    let report = up_project(&by_psql, &with_uses).await;
+    assert_eq!(report.outcome, pgstrata::Outcome::Noop);
+    assert!(report.roles.is_empty(), "{:?}", report.roles);
+
+    // The use is dropped (and the view no longer needs it): the script revokes, as `up` does.
+    let without = core_and_orders(&pkgs, false);
+    std::fs::write(&script, pgstrata::psql_script(&without).expect("script")).expect("write");
+    let (ok, out) = psql_output(&by_psql, &script);
+    assert!(ok, "{out}");
+    up_project(&by_up, &without).await;
+    assert_eq!(query_strings(&by_psql, usage).await, ["false"]);
+    assert_eq!(full_schema(&by_psql), full_schema(&by_up));
+    assert_eq!(
+        query_strings(&by_psql, packages_sql).await,
+        query_strings(&by_up, packages_sql).await
+    );
+    let report = up_project(&by_psql, &without).await;
+    assert_eq!(report.outcome, pgstrata::Outcome::Noop);
+    assert!(report.roles.is_empty(), "{:?}", report.roles);
+}
+
+#[tokio::test]
+async fn psql_script_refuses_objects_of_a_package_role_outside_its_schema() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("leaky");
+    std::fs::create_dir_all(dir.join("m")).expect("mkdir");
+    std::fs::write(dir.join("m/0001.sql"), "CREATE TABLE open.t (id int);\n").expect("write");
+    std::fs::write(
+        dir.join("strata.toml"),
+        "name = \"acme/leaky\"\nschema = \"leaky\"\nmigrations = [\"m/0001.sql\"]\n",
+    )
+    .expect("manifest");
+    let script = tmp.path().join("deploy.sql");
+    let pkg = export_psql(&dir, &script);
+    assert_eq!(pkg.name(), "acme/leaky");
+    let db = pgtest::TestDb::new().await;
+    // A schema anyone may create in: PostgreSQL lets the package role write there, Strata does not.
+    db.client()
+        .await
+        .batch_execute("CREATE SCHEMA open; GRANT CREATE, USAGE ON SCHEMA open TO PUBLIC")
+        .await
+        .expect("open schema");
+    let (ok, out) = psql_output(&db, &script);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("table open.t (owned by $acme/leaky, whose schema is leaky)"),
+        "{out}"
+    );
+    assert_eq!(
+        query_strings(&db, "SELECT (to_regclass('open.t') IS NULL)::text").await,
+        ["true"]
+    );
 }
