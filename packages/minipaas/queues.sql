@@ -928,19 +928,31 @@ BEGIN
         RAISE EXCEPTION 'minipaas: visibility_timeout must be positive, got %', queue_extend.visibility_timeout
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Never wait for the row: the transaction holding it is usually the worker's own handler, acking the message
+    -- in its transaction, and a worker that waits for its own handler while the handler waits for the worker
+    -- (one client connection, requests in order) deadlocks. A busy row keeps its lease; the next extension retries.
     UPDATE minipaas.messages m
        SET lease_until = pg_catalog.clock_timestamp() + coalesce(queue_extend.visibility_timeout, q.visibility_timeout)
       FROM minipaas.queues q
-     WHERE m.id = queue_extend.id AND m.lease_token = queue_extend.lease_token AND m.state = 'ready'
+     WHERE m.id = (SELECT s.id FROM minipaas.messages s
+                    WHERE s.id = queue_extend.id AND s.lease_token = queue_extend.lease_token AND s.state = 'ready'
+                      FOR NO KEY UPDATE SKIP LOCKED)
+       AND m.lease_token = queue_extend.lease_token AND m.state = 'ready'
        AND q.queue_id = m.queue_id
     RETURNING m.lease_until INTO v_until;
+    IF v_until IS NULL THEN
+        SELECT m.lease_until INTO v_until FROM minipaas.messages m
+         WHERE m.id = queue_extend.id AND m.lease_token = queue_extend.lease_token AND m.state = 'ready';
+    END IF;
     RETURN v_until;
 END
 $fn$;
 
 COMMENT ON FUNCTION minipaas.queue_extend(bigint, bigint, interval) IS
     'Extends a lease to now + visibility_timeout (default: the queue''s) and returns the new expiry; NULL if '
-    'lease_token is not the current lease (the worker should stop: the message may be delivered to someone else).';
+    'lease_token is not the current lease (the worker should stop: the message may be delivered to someone else). '
+    'Never waits: while another transaction holds the message (an ack in progress), the lease stays as it is and '
+    'its current expiry is returned.';
 
 CREATE OR REPLACE FUNCTION minipaas.queue_release(id bigint, lease_token bigint)
 RETURNS boolean

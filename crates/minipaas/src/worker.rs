@@ -541,6 +541,40 @@ fn record(
     }
 }
 
+/// Stops the lease extension when the job ends, however it ends (also when the shutdown grace aborts it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Extends a running job's lease every `every`, until aborted.
+async fn keep_extending(
+    queue: String,
+    client: Arc<Client>,
+    id: i64,
+    token: i64,
+    every: Duration,
+    asked: Option<Duration>,
+) {
+    let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+    loop {
+        ticker.tick().await;
+        match extend_lease(&*client, id, token, asked).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                tracing::warn!(queue = %queue, id, "minipaas: lost the lease of a running job");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(queue = %queue, id, error = %e, "minipaas: cannot extend a lease")
+            }
+        }
+    }
+}
+
 async fn handle<T, F, Fut>(
     queue: Queue<T>,
     client: Arc<Client>,
@@ -561,20 +595,19 @@ where
         queue: queue.clone(),
         acked: Arc::clone(&acked),
     };
-    let run = AssertUnwindSafe(handler(job)).catch_unwind();
-    let mut run = std::pin::pin!(run);
-    let every = lease / 3;
-    let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
-    let result = loop {
-        tokio::select! {
-            result = &mut run => break result,
-            _ = ticker.tick() => match extend_lease(&*client, id, token, asked).await {
-                Ok(Some(_)) => {}
-                Ok(None) => tracing::warn!(queue = %queue.name(), id, "minipaas: lost the lease of a running job"),
-                Err(e) => tracing::warn!(queue = %queue.name(), id, error = %e, "minipaas: cannot extend a lease"),
-            },
-        }
-    };
+    // The lease is extended by a task of its own: were the extension awaited in the handler's task, the handler
+    // would not be polled meanwhile, and a handler holding the message's row (acking in its own transaction)
+    // could never commit while the extension waited.
+    let extender = AbortOnDrop(tokio::spawn(keep_extending(
+        queue.name().to_owned(),
+        Arc::clone(&client),
+        id,
+        token,
+        lease / 3,
+        asked,
+    )));
+    let result = AssertUnwindSafe(handler(job)).catch_unwind().await;
+    drop(extender);
     if acked.load(Ordering::SeqCst) {
         return Finished::Acked;
     }

@@ -347,3 +347,117 @@ async fn a_handler_can_ack_inside_its_own_transaction() {
         .get(0);
     assert_eq!(left, 0, "acked in the handlers' transactions, once");
 }
+
+/// A handler that acks in its own transaction holds the message's row until it commits; the lease extension
+/// that comes due meanwhile must neither wait for that row nor keep the handler from running (it did, and the
+/// worker and its handler waited for each other forever).
+#[tokio::test]
+async fn a_lease_extension_never_waits_for_the_handlers_own_transaction() {
+    let db = pgtest::TestDb::new().await;
+    let client = Arc::new(db.client().await);
+    support::install(&client).await;
+    client
+        .batch_execute("CREATE TABLE done (n int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let queue = Queue::<Job>::new("slowcommit").unwrap();
+    for n in 1..=4 {
+        queue.enqueue(&*client, &Job { n }).await.unwrap();
+    }
+    let own = Arc::new(tokio::sync::Mutex::new(db.client().await));
+    let committed = Arc::new(AtomicU32::new(0));
+    let c2 = committed.clone();
+    let started = Instant::now();
+    let report = run_until(
+        Worker::new(
+            queue.clone(),
+            WorkerOptions {
+                concurrency: 1,
+                batch_size: 1,
+                // Extended every 100 ms: several extensions come due while each handler holds its row.
+                lease: Some(Duration::from_millis(300)),
+                ..options()
+            },
+        ),
+        client.clone(),
+        move |job| {
+            let (own, committed) = (own.clone(), c2.clone());
+            async move {
+                let mut conn = own.lock().await;
+                let tx = conn.transaction().await?;
+                tx.execute("INSERT INTO done VALUES ($1)", &[&(job.payload().n as i32)])
+                    .await?;
+                if !job.ack_with(&tx).await? {
+                    return Err(JobError::retry("lease lost"));
+                }
+                tokio::time::sleep(Duration::from_millis(450)).await;
+                tx.commit().await?;
+                committed.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        },
+        {
+            let committed = committed.clone();
+            move || committed.load(Ordering::SeqCst) == 4
+        },
+    )
+    .await;
+    assert_eq!(
+        committed.load(Ordering::SeqCst),
+        4,
+        "every handler committed (after {:?}): {report:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.acked, 4, "{report:?}");
+    let done: i64 = client
+        .query_one("SELECT count(*) FROM done", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(done, 4);
+
+    // In SQL: while another transaction holds the row, queue_extend returns the lease unchanged at once.
+    let id = queue.enqueue(&*client, &Job { n: 5 }).await.unwrap();
+    let delivery = queue
+        .dequeue(&*client, 1, None)
+        .await
+        .unwrap()
+        .pop()
+        .expect("a delivery");
+    assert_eq!(delivery.id, id);
+    let mut holder = db.client().await;
+    let tx = holder.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM minipaas.messages WHERE id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await
+    .unwrap();
+    client
+        .batch_execute("SET statement_timeout = '2s'")
+        .await
+        .unwrap();
+    let until: Option<chrono::DateTime<chrono::Utc>> = client
+        .query_one(
+            "SELECT minipaas.queue_extend($1, $2, '1 hour')",
+            &[&id, &delivery.lease_token],
+        )
+        .await
+        .expect("queue_extend does not wait for the row")
+        .get(0);
+    let until = until.expect("the lease is still ours");
+    assert!(
+        until < chrono::Utc::now() + chrono::Duration::minutes(59),
+        "a busy row keeps its lease as it was: {until}"
+    );
+    tx.rollback().await.unwrap();
+    let extended: Option<chrono::DateTime<chrono::Utc>> = client
+        .query_one(
+            "SELECT minipaas.queue_extend($1, $2, '1 hour')",
+            &[&id, &delivery.lease_token],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(extended.expect("extended") > chrono::Utc::now() + chrono::Duration::minutes(59));
+}
