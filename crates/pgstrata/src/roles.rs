@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use crate::error::{Error, Result};
 use crate::package::Package;
@@ -90,8 +91,10 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
     }
     let roles: Vec<&str> = with_roles.iter().map(|(_, r)| r.as_str()).collect();
     let schemas: Vec<&str> = with_roles.iter().map(|(p, _)| p.schema()).collect();
-    let rows = client
-        .query(
+    // Both reads in one round trip (tokio-postgres pipelines concurrent queries).
+    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+        [(&roles, Type::TEXT_ARRAY), (&schemas, Type::TEXT_ARRAY)];
+    let roles_read = client.query_typed(
             "SELECT s.role,
                     EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.role),
                     -- A superuser may SET ROLE to any role: no membership needed.
@@ -101,10 +104,18 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
                     (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
                       WHERE n.nspname = s.schema)
                FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
-            &[&roles, &schemas],
-        )
-        .await
-        .map_err(Error::db("reading package roles"))?;
+            &params,
+        );
+    let column_read = client.query_typed_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                         WHERE attrelid = to_regclass('strata.package') AND attname = 'granted_uses')",
+        &[],
+    );
+    let (rows, has_column) = tokio::join!(roles_read, column_read);
+    let rows = rows.map_err(Error::db("reading package roles"))?;
+    let has_column: bool = has_column
+        .map_err(Error::db("checking strata.package"))?
+        .get(0);
     for ((pkg, role), row) in with_roles.iter().zip(&rows) {
         let exists: bool = row.get(1);
         let member: bool = row.get(2);
@@ -152,7 +163,7 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
             Some(_) => {}
         }
     }
-    grant_uses(client, packages, &with_roles, &mut out).await?;
+    grant_uses(client, packages, &with_roles, has_column, &mut out).await?;
     Ok(out)
 }
 
@@ -225,24 +236,16 @@ async fn grant_uses(
     client: &Client,
     packages: &[Package],
     with_roles: &[(&Package, String)],
+    has_column: bool,
     out: &mut Prepared,
 ) -> Result<()> {
-    let has_column: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                             WHERE attrelid = to_regclass('strata.package') AND attname = 'granted_uses')",
-            &[],
-        )
-        .await
-        .map_err(Error::db("checking strata.package"))?
-        .get(0);
     let mut previous: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     if has_column {
         let names: Vec<&str> = with_roles.iter().map(|(p, _)| p.name()).collect();
         for r in client
-            .query(
+            .query_typed(
                 "SELECT name, granted_uses FROM strata.package WHERE name = ANY($1)",
-                &[&names],
+                &[(&names, Type::TEXT_ARRAY)],
             )
             .await
             .map_err(Error::db("reading strata.package"))?

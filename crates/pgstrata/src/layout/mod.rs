@@ -429,15 +429,18 @@ fn build(
 
     let mut owned = BTreeSet::new();
     let mut migrations = Vec::with_capacity(scan.migrations.len());
+    let cwd = std::env::current_dir().ok();
+    let cwd = cwd.as_deref();
     for found in &scan.migrations {
         let up_rel = folder.rel(&found.up);
-        let up = read_script(&source, &up_rel, found.tx, Direction::Up, layout)?;
+        let up = read_script(&source, cwd, &up_rel, found.tx, Direction::Up, layout)?;
         let down = match &found.down {
             Some(d) => {
                 let rel = folder.rel(d);
                 owned.insert(rel.clone());
                 Some(read_script(
                     &source,
+                    cwd,
                     &rel,
                     found.tx,
                     Direction::Down,
@@ -458,7 +461,7 @@ fn build(
     let mut repeatables = Vec::with_capacity(scan.repeatables.len());
     for r in &scan.repeatables {
         let rel = folder.rel(&r.path);
-        let script = read_script(&source, &rel, r.tx, Direction::Up, layout)?;
+        let script = read_script(&source, cwd, &rel, r.tx, Direction::Up, layout)?;
         owned.insert(rel.clone());
         repeatables.push(Repeatable::new(r.name.clone(), rel, script));
     }
@@ -510,12 +513,16 @@ fn check_unique(layout: Layout, found: &[Found], folder: &Folder<'_>) -> Result<
 /// Read a file and cut it into sections according to the layout's rule.
 fn read_script(
     source: &PackageSource,
+    cwd: Option<&Path>,
     rel: &str,
     tx: TxRule,
     direction: Direction,
     layout: Layout,
 ) -> Result<Script> {
-    let display = source.display_path(rel).to_string_lossy().into_owned();
+    let display = source
+        .display_path_in(rel, cwd)
+        .to_string_lossy()
+        .into_owned();
     let raw = source.read(rel)?.ok_or_else(|| Error::Read {
         path: PathBuf::from(&display),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use postgres_protocol::escape::escape_literal;
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use super::source::{CodeKind, CodeObject};
 use crate::error::{Error, Result};
@@ -95,7 +96,7 @@ pub(crate) fn lookup<V>(
 /// The recorded managed objects of `packages`. Empty when the table does not exist yet.
 pub(crate) async fn stored(client: &Client, packages: &[String]) -> Result<Vec<StoredObject>> {
     let exists: bool = client
-        .query_one(
+        .query_typed_one(
             "SELECT to_regclass('strata.managed_object') IS NOT NULL",
             &[],
         )
@@ -106,11 +107,11 @@ pub(crate) async fn stored(client: &Client, packages: &[String]) -> Result<Vec<S
         return Ok(Vec::new());
     }
     let rows = client
-        .query(
+        .query_typed(
             "SELECT package, kind, identity, object_oid, sub_id, catalog_version, catalog_hash, source_hash, file,
                     line
                FROM strata.managed_object WHERE package = ANY($1) ORDER BY package, seq",
-            &[&packages],
+            &[(&packages, tokio_postgres::types::Type::TEXT_ARRAY)],
         )
         .await
         .map_err(Error::db("reading strata.managed_object"))?;
@@ -175,7 +176,7 @@ pub(crate) async fn versions(
     let comment_oid: Vec<Oid> = comments.iter().map(|o| o.1).collect();
     let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
     let rows = client
-        .query(
+        .query_typed(
             "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0, p.xmin::text
                FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1)
              UNION ALL
@@ -190,7 +191,14 @@ pub(crate) async fn versions(
                     md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
                                    WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
                FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)",
-            &[&routines, &views, &triggers, &comment_class, &comment_oid, &comment_sub],
+            &[
+                (&routines, Type::OID_ARRAY),
+                (&views, Type::OID_ARRAY),
+                (&triggers, Type::OID_ARRAY),
+                (&comment_class, Type::TEXT_ARRAY),
+                (&comment_oid, Type::OID_ARRAY),
+                (&comment_sub, Type::INT4_ARRAY),
+            ],
         )
         .await
         .map_err(Error::db("reading the catalog state of managed objects"))?;
@@ -231,7 +239,7 @@ pub(crate) async fn hashes(
     let comment_oid: Vec<Oid> = comments.iter().map(|o| o.1).collect();
     let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
     let rows = client
-        .query(
+        .query_typed(
             "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0,
                     md5((p.prosrc, p.prosqlbody, p.probin, p.proconfig, p.prorettype, p.proretset, p.prokind,
                          p.prosecdef, p.provolatile, p.proisstrict, p.proleakproof, p.proparallel, p.procost,
@@ -253,7 +261,14 @@ pub(crate) async fn hashes(
                     md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
                                    WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
                FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)",
-            &[&routines, &views, &triggers, &comment_class, &comment_oid, &comment_sub],
+            &[
+                (&routines, Type::OID_ARRAY),
+                (&views, Type::OID_ARRAY),
+                (&triggers, Type::OID_ARRAY),
+                (&comment_class, Type::TEXT_ARRAY),
+                (&comment_oid, Type::OID_ARRAY),
+                (&comment_sub, Type::INT4_ARRAY),
+            ],
         )
         .await
         .map_err(Error::db("hashing the definitions of managed objects"))?;

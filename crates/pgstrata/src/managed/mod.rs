@@ -292,9 +292,9 @@ pub(crate) async fn tests_changed(
     }
     let names: Vec<&str> = with_tests.iter().map(|p| p.name()).collect();
     let rows = client
-        .query(
+        .query_typed(
             "SELECT name, tests_hash FROM strata.package WHERE name = ANY($1)",
-            &[&names],
+            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
         )
         .await
         .map_err(Error::db("reading strata.package"))?;
@@ -331,19 +331,34 @@ pub(crate) async fn record_packages(
     if names.is_empty() {
         return Ok(());
     }
+    use tokio_postgres::types::Type;
+    // Rows already as wanted are filtered out before the upsert: `ON CONFLICT DO UPDATE` locks every conflicting
+    // row even when its WHERE is false, which would make a deploy with nothing to do write (and wait for the WAL
+    // flush at commit).
     client
-        .execute(
+        .query_typed(
             "INSERT INTO strata.package AS p (name, schema_name, role_name, granted_uses, tests_hash)
-             SELECT u.name, u.schema, u.role,
-                    ARRAY(SELECT jsonb_array_elements_text(u.uses)), u.tests
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[])
-                    AS u(name, schema, role, uses, tests)
+             SELECT u.name, u.schema, u.role, u.uses, u.tests
+               FROM (SELECT u.name, u.schema, u.role, ARRAY(SELECT jsonb_array_elements_text(u.uses)) AS uses,
+                            u.tests
+                       FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[])
+                            AS u(name, schema, role, uses, tests)) AS u
+              WHERE NOT EXISTS (SELECT FROM strata.package q
+                                 WHERE q.name = u.name
+                                   AND (q.role_name, q.granted_uses) IS NOT DISTINCT FROM (u.role, u.uses)
+                                   AND (u.tests IS NULL OR q.tests_hash IS NOT DISTINCT FROM u.tests))
              ON CONFLICT (name) DO UPDATE
                 SET role_name = EXCLUDED.role_name, granted_uses = EXCLUDED.granted_uses,
                     tests_hash = coalesce(EXCLUDED.tests_hash, p.tests_hash)
               WHERE (p.role_name, p.granted_uses) IS DISTINCT FROM (EXCLUDED.role_name, EXCLUDED.granted_uses)
                  OR (EXCLUDED.tests_hash IS NOT NULL AND p.tests_hash IS DISTINCT FROM EXCLUDED.tests_hash)",
-            &[&names, &schemas, &roles, &uses, &tests],
+            &[
+                (&names, Type::TEXT_ARRAY),
+                (&schemas, Type::TEXT_ARRAY),
+                (&roles, Type::TEXT_ARRAY),
+                (&uses, Type::JSONB_ARRAY),
+                (&tests, Type::TEXT_ARRAY),
+            ],
         )
         .await
         .map_err(Error::db("recording packages in strata.package"))?;
