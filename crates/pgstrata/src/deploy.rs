@@ -417,7 +417,7 @@ impl UpRun<'_> {
             total: plan.steps.len(),
         });
         // Package roles and schemas exist before migrations run as those roles.
-        self.roles = roles::prepare(session.db.client(), self.packages).await?;
+        self.roles = roles::prepare(session.db.client(), self.packages, self.history_ready).await?;
         // Its notices ("already a member", …) are not a migration's.
         session.notices();
         for p in self.packages {

@@ -20,7 +20,8 @@ pub struct Package {
     manifest: Manifest,
     source: PackageSource,
     manifest_path: PathBuf,
-    migrations: Vec<Migration>,
+    /// Shared: a project hands copies of its packages to every deploy, and a package may hold thousands.
+    migrations: Arc<[Migration]>,
     // interop: set for packages read from another tool's folder (`Package::from_layout`, `layout` in strata.toml).
     layout: Option<crate::layout::Layout>,
     repeatables: Vec<crate::repeatable::Repeatable>,
@@ -300,13 +301,15 @@ impl Package {
             };
             migrations.push(load_migration(&files, &manifest_path, &text, rel, span)?);
         }
-        check_unlisted(&source, &manifest, &manifest_path, &text)?;
-        let code = Arc::new(crate::managed::Code::load(&source, &manifest)?);
+        // One walk of the package's files, for both the unlisted-file check and the managed code.
+        let sql_files = source.sql_files()?;
+        check_unlisted(&source, &sql_files, &manifest, &manifest_path, &text)?;
+        let code = Arc::new(crate::managed::Code::load(&source, &sql_files, &manifest)?);
         Ok(Package {
             manifest,
             source,
             manifest_path,
-            migrations,
+            migrations: migrations.into(),
             layout: None,
             repeatables: Vec::new(),
             layout_files: BTreeSet::new(),
@@ -328,7 +331,7 @@ impl Package {
             manifest,
             source,
             manifest_path,
-            migrations,
+            migrations: migrations.into(),
             layout: Some(layout),
             repeatables,
             layout_files,
@@ -561,6 +564,7 @@ pub(crate) fn down_sibling(rel: &str) -> String {
 /// migration someone forgot to list: say so before it silently never runs.
 fn check_unlisted(
     source: &PackageSource,
+    sql_files: &[String],
     manifest: &Manifest,
     manifest_path: &Path,
     manifest_text: &str,
@@ -578,16 +582,16 @@ fn check_unlisted(
     if dirs.is_empty() {
         return Ok(());
     }
-    for f in source.sql_files()? {
+    for f in sql_files {
         let Some((dir, _)) = f.rsplit_once('/') else {
             continue;
         };
         if dirs.contains(dir)
             && !listed.contains(f.as_str())
-            && !downs.contains(&f)
+            && !downs.contains(f)
             && !f.ends_with("_test.sql")
         {
-            let display = source.display_path(&f).to_string_lossy().into_owned();
+            let display = source.display_path(f).to_string_lossy().into_owned();
             return Err(SourceError::new(
                 "strata::unlisted",
                 manifest_path.to_string_lossy(),

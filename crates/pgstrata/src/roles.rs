@@ -80,7 +80,13 @@ pub(crate) struct Prepared {
 
 /// Create missing package roles and schemas, hand existing schemas (and what is in them) over to their package
 /// role, and grant or revoke what `uses` asks for. Runs in the deploy transaction, before migrations.
-pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Prepared> {
+///
+/// `history_exists`: Strata's history tables existed when the deploy began (else nothing was granted before).
+pub(crate) async fn prepare(
+    client: &Client,
+    packages: &[Package],
+    history_exists: bool,
+) -> Result<Prepared> {
     let with_roles: Vec<(&Package, String)> = packages
         .iter()
         .filter_map(|p| role_of(p).map(|r| (p, r)))
@@ -106,16 +112,30 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
                FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
             &params,
         );
-    let column_read = client.query_typed_one(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                         WHERE attrelid = to_regclass('strata.package') AND attname = 'granted_uses')",
-        &[],
-    );
-    let (rows, has_column) = tokio::join!(roles_read, column_read);
+    // What the last deploy granted, read without naming the column: `granted_uses` came with Strata's second
+    // migration, and a database whose history predates it has none yet (NULL then).
+    let names: Vec<&str> = with_roles.iter().map(|(p, _)| p.name()).collect();
+    let granted_read = async {
+        if !history_exists {
+            return Ok(Vec::new());
+        }
+        client
+            .query_typed(
+                "SELECT name, to_jsonb(p) -> 'granted_uses' FROM strata.package p WHERE name = ANY($1)",
+                &[(&names, Type::TEXT_ARRAY)],
+            )
+            .await
+    };
+    let (rows, granted) = tokio::join!(roles_read, granted_read);
     let rows = rows.map_err(Error::db("reading package roles"))?;
-    let has_column: bool = has_column
-        .map_err(Error::db("checking strata.package"))?
-        .get(0);
+    let mut previous: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in granted.map_err(Error::db("reading strata.package"))? {
+        let uses: Option<serde_json::Value> = r.get(1);
+        if let Some(serde_json::Value::Array(uses)) = uses {
+            let uses = uses.iter().filter_map(|u| u.as_str().map(str::to_string));
+            previous.insert(r.get(0), uses.collect());
+        }
+    }
     for ((pkg, role), row) in with_roles.iter().zip(&rows) {
         let exists: bool = row.get(1);
         let member: bool = row.get(2);
@@ -163,7 +183,7 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
             Some(_) => {}
         }
     }
-    grant_uses(client, packages, &with_roles, has_column, &mut out).await?;
+    grant_uses(client, packages, &with_roles, previous, &mut out).await?;
     Ok(out)
 }
 
@@ -236,24 +256,9 @@ async fn grant_uses(
     client: &Client,
     packages: &[Package],
     with_roles: &[(&Package, String)],
-    has_column: bool,
+    mut previous: BTreeMap<String, BTreeSet<String>>,
     out: &mut Prepared,
 ) -> Result<()> {
-    let mut previous: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    if has_column {
-        let names: Vec<&str> = with_roles.iter().map(|(p, _)| p.name()).collect();
-        for r in client
-            .query_typed(
-                "SELECT name, granted_uses FROM strata.package WHERE name = ANY($1)",
-                &[(&names, Type::TEXT_ARRAY)],
-            )
-            .await
-            .map_err(Error::db("reading strata.package"))?
-        {
-            let uses: Vec<String> = r.get(1);
-            previous.insert(r.get(0), uses.into_iter().collect());
-        }
-    }
     let by_name: BTreeMap<&str, &Package> = packages.iter().map(|p| (p.name(), p)).collect();
     let mut sql = String::new();
     for (pkg, role) in with_roles {

@@ -88,8 +88,8 @@ impl SessionSettings {
     }
 }
 
-/// Whether Strata's history tables exist.
-const HISTORY_PROBE: &str = "SELECT to_regclass('strata.migration') IS NOT NULL";
+/// Whether Strata's history tables exist, and its table of managed objects.
+const HISTORY_PROBE: &str = "SELECT to_regclass('strata.migration') IS NOT NULL, to_regclass('strata.managed_object') IS NOT NULL";
 
 /// The deploy's `SET LOCAL`s, after resetting what the lock wait may have changed.
 fn local_settings_sql(settings: &SessionSettings) -> String {
@@ -110,6 +110,9 @@ pub(crate) struct Session<'a> {
     original_timeouts: (String, String),
     server_version_num: i32,
     history_exists: bool,
+    /// `strata.managed_object` existed once the lock was held (only ever turns true later in the run: Strata's
+    /// own migrations create it).
+    managed_table_exists: bool,
     search_path_for: Option<String>,
     schemas: HashSet<String>,
     extensions: HashSet<String>,
@@ -174,6 +177,7 @@ impl<'a> Session<'a> {
             original_timeouts: (facts.get(3), facts.get(4)),
             server_version_num: facts.get(5),
             history_exists: probe.get(0),
+            managed_table_exists: probe.get(1),
             search_path_for: None,
             schemas: schemas.into_iter().collect(),
             extensions: extensions.into_iter().collect(),
@@ -183,12 +187,13 @@ impl<'a> Session<'a> {
                 s.wait_for_lock(observer).await?;
                 s.apply_local_settings().await?;
                 // Another deployer may have created the history tables meanwhile.
-                s.history_exists =
+                let probe =
                     s.db.client()
                         .query_typed_one(HISTORY_PROBE, &[])
                         .await
-                        .map_err(Error::db("checking for strata's history tables"))?
-                        .get(0);
+                        .map_err(Error::db("checking for strata's history tables"))?;
+                s.history_exists = probe.get(0);
+                s.managed_table_exists = probe.get(1);
                 Ok::<(), Error>(())
             }
             .await;
@@ -203,6 +208,11 @@ impl<'a> Session<'a> {
     /// True if Strata's history tables existed once the deploy lock was held.
     pub fn history_exists(&self) -> bool {
         self.history_exists
+    }
+
+    /// True if `strata.managed_object` is known to exist (false: unknown, check again).
+    pub fn managed_table_exists(&self) -> bool {
+        self.managed_table_exists
     }
 
     /// The server's version as `major.minor` (from `server_version_num`), for the linter.

@@ -100,7 +100,12 @@ pub(crate) async fn deploy(
     run: &mut crate::history::RunRow,
 ) -> Result<CodeReport> {
     let started = Instant::now();
-    let a = assess(session.db.client(), packages).await?;
+    let a = assess(
+        session.db.client(),
+        packages,
+        session.managed_table_exists(),
+    )
+    .await?;
     tracing::debug!("managed code: assessed in {:.1} ms", ms(started.elapsed()));
     if a.nodes.is_empty() && a.stored.is_empty() {
         return Ok(CodeReport::default());

@@ -93,16 +93,22 @@ pub(crate) fn lookup<V>(
     })
 }
 
-/// The recorded managed objects of `packages`. Empty when the table does not exist yet.
-pub(crate) async fn stored(client: &Client, packages: &[String]) -> Result<Vec<StoredObject>> {
-    let exists: bool = client
-        .query_typed_one(
-            "SELECT to_regclass('strata.managed_object') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(Error::db("checking for strata.managed_object"))?
-        .get(0);
+/// The recorded managed objects of `packages`. Empty when the table does not exist yet (`known`: it is known to
+/// exist, no need to check).
+pub(crate) async fn stored(
+    client: &Client,
+    packages: &[String],
+    known: bool,
+) -> Result<Vec<StoredObject>> {
+    let exists: bool = known
+        || client
+            .query_typed_one(
+                "SELECT to_regclass('strata.managed_object') IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(Error::db("checking for strata.managed_object"))?
+            .get(0);
     if !exists {
         return Ok(Vec::new());
     }

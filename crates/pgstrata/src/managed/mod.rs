@@ -201,7 +201,7 @@ impl PackageCode {
 /// (changed or dropped outside Strata). Changes nothing.
 pub async fn status(db: &Database, project: &Project) -> Result<Vec<PackageCode>> {
     let packages = project.packages();
-    let a = assess::assess(db.client(), packages).await?;
+    let a = assess::assess(db.client(), packages, false).await?;
     let mut out: Vec<PackageCode> = packages
         .iter()
         .map(|p| PackageCode {
