@@ -1,7 +1,8 @@
 //! `up`: apply every pending migration of a project, atomically.
 //!
 //! Order of work inside the deploy transaction:
-//! 1. take the deploy lock (waiting for other deployers), apply session settings;
+//! 1. take the deploy lock (waiting for other deployers), apply session settings (one pipelined round trip with
+//!    the session's facts and the history probe, see `Session::open`);
 //! 2. read the history (after the lock, so a deployer that waited sees what the previous one applied);
 //! 3. plan and refuse changed / missing / out-of-order migrations unless allowed;
 //! 4. create missing package roles and schemas, grant what `uses` asks for ([`crate::roles`]);
@@ -11,6 +12,13 @@
 //! 6. bring managed code up to date, all packages in one dependency graph ([`crate::managed`]);
 //! 7. run the tests when something changed ([`crate::testing`]); a failure rolls everything back;
 //! 8. record the run, commit (or roll back for `--dry-run`).
+//!
+//! The run's row in `strata.run` is written just before the first record that points at it
+//! (`history::RunRow`): a run with nothing to do writes nothing at all (no run row, no package row update), so it
+//! commits a read-only transaction without waiting for a WAL flush. It costs six round trips after connecting:
+//! open + lock, the applied migrations, package roles and grants, the package rows check, the managed objects, and
+//! the commit (plus one for the catalog state of recorded managed objects and one for the tests' hash, when the
+//! packages have them).
 //!
 //! A migration with a no-transaction section splits the run: the open transaction commits, the section's statements
 //! run one by one in autocommit, and a new transaction starts for what follows.

@@ -761,9 +761,10 @@ impl Listing {
         }
         sql_files.sort();
         dirs.sort();
+        let texts = prefetch(dir, &sql_files);
         Ok(Listing {
             root: dir.to_path_buf(),
-            texts: Default::default(),
+            texts: std::cell::RefCell::new(texts),
             sql_files,
             dirs,
         })
@@ -774,13 +775,8 @@ impl Listing {
         if let Some((t, _)) = self.texts.borrow().get(name) {
             return t.clone();
         }
-        let (text, exact): (std::rc::Rc<str>, bool) = match std::fs::read(self.root.join(name)) {
-            Ok(b) => match String::from_utf8(b) {
-                Ok(s) => (s.into(), true),
-                Err(e) => (String::from_utf8_lossy(e.as_bytes()).into(), false),
-            },
-            Err(_) => ("".into(), false),
-        };
+        let (text, exact) = read_text(&self.root.join(name));
+        let text: std::rc::Rc<str> = text.into();
         self.texts
             .borrow_mut()
             .insert(name.to_string(), (text.clone(), exact));
@@ -804,6 +800,53 @@ impl Listing {
     }
 }
 
+/// A file's text for detection: lossy if it is not UTF-8 (then `false`: not its exact text), empty if unreadable.
+fn read_text(path: &Path) -> (String, bool) {
+    match std::fs::read(path) {
+        Ok(b) => match String::from_utf8(b) {
+            Ok(s) => (s, true),
+            Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
+        },
+        Err(_) => (String::new(), false),
+    }
+}
+
+/// Read the top-level `.sql` files of a folder up front, on a few threads: detection and loading read them all
+/// (dbmate's detection looks for a marker in every file), and a folder may hold thousands. Small folders are left
+/// to be read on demand.
+fn prefetch(root: &Path, files: &[String]) -> BTreeMap<String, (std::rc::Rc<str>, bool)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut out = BTreeMap::new();
+    if files.len() < 64 || threads < 2 {
+        return out;
+    }
+    let chunk = files.len().div_ceil(threads);
+    let parts: Vec<(&[String], Option<Vec<(String, bool)>>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let handle = scope.spawn(move || {
+                    part.iter()
+                        .map(|f| read_text(&root.join(f)))
+                        .collect::<Vec<_>>()
+                });
+                (part, handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(part, handle)| (part, handle.join().ok()))
+            .collect()
+    });
+    // A part whose thread failed is simply read again on demand.
+    for (part, texts) in parts {
+        for (name, (text, exact)) in part.iter().zip(texts.into_iter().flatten()) {
+            out.insert(name.clone(), (text.into(), exact));
+        }
+    }
+    out
+}
+
 fn read_names(dir: &Path) -> Result<Vec<(String, bool)>> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
         path: dir.to_path_buf(),
@@ -819,7 +862,12 @@ fn read_names(dir: &Path) -> Result<Vec<(String, bool)>> {
         if name.starts_with('.') {
             continue;
         }
-        let is_dir = entry.path().is_dir();
+        // The entry's type comes with the listing; only a symbolic link needs a stat to know where it points.
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => entry.path().is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => entry.path().is_dir(),
+        };
         out.push((name, is_dir));
     }
     out.sort();
@@ -852,6 +900,33 @@ mod tests {
     fn leading_digits_needs_one_digit() {
         assert_eq!(leading_digits("001_x"), Some(("001", "_x")));
         assert_eq!(leading_digits("x"), None);
+    }
+
+    #[test]
+    fn detection_and_loading_share_their_reads() {
+        // Enough files for the threaded prefetch; the package must be the same as one loaded without detection.
+        let tmp = tempfile::tempdir().unwrap();
+        for i in 1..=100 {
+            std::fs::write(
+                tmp.path().join(format!("{i:04}_t{i}.sql")),
+                format!("-- migrate:up\r\nCREATE TABLE t{i} (id int);\n-- migrate:down\nDROP TABLE t{i};\n"),
+            )
+            .unwrap();
+        }
+        let detected = Package::from_folder(tmp.path(), None, Some("app"), None).unwrap();
+        let named =
+            Package::from_layout_named(tmp.path(), Layout::Dbmate, Some("app"), None).unwrap();
+        assert_eq!(detected.layout(), Some(Layout::Dbmate));
+        assert_eq!(detected.migrations().len(), 100);
+        for (a, b) in detected.migrations().iter().zip(named.migrations()) {
+            assert_eq!(
+                (a.name(), a.checksum(), a.up_sql()),
+                (b.name(), b.checksum(), b.up_sql())
+            );
+            assert_eq!(a.down_sql(), b.down_sql());
+        }
+        assert_eq!(detected.migrations()[41].name(), "0042_t42");
+        assert!(!detected.migrations()[41].up_sql().contains('\r'));
     }
 
     #[test]
