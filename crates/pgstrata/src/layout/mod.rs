@@ -821,7 +821,7 @@ fn prefetch(root: &Path, files: &[String]) -> BTreeMap<String, (std::rc::Rc<str>
         return out;
     }
     let chunk = files.len().div_ceil(threads);
-    let parts: Vec<(&[String], Option<Vec<(String, bool)>>)> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
@@ -833,17 +833,16 @@ fn prefetch(root: &Path, files: &[String]) -> BTreeMap<String, (std::rc::Rc<str>
                 (part, handle)
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|(part, handle)| (part, handle.join().ok()))
-            .collect()
-    });
-    // A part whose thread failed is simply read again on demand.
-    for (part, texts) in parts {
-        for (name, (text, exact)) in part.iter().zip(texts.into_iter().flatten()) {
-            out.insert(name.clone(), (text.into(), exact));
+        for (part, handle) in handles {
+            // A part whose thread failed is simply read again on demand.
+            let Ok(texts) = handle.join() else {
+                continue;
+            };
+            for (name, (text, exact)) in part.iter().zip(texts) {
+                out.insert(name.clone(), (text.into(), exact));
+            }
         }
-    }
+    });
     out
 }
 
