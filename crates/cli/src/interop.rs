@@ -92,10 +92,11 @@ pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
         return Ok(None);
     };
     let layout = match &f.layout {
-        Some(l) => l.parse::<Layout>()?,
-        None => Layout::detect(dir)?,
+        Some(l) => Some(l.parse::<Layout>()?),
+        None => None,
     };
-    let pkg = Package::from_layout_named(
+    // Detection and loading share their reads: each file is read once.
+    let pkg = Package::from_folder(
         dir,
         layout,
         f.package_name.as_deref(),

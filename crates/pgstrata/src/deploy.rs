@@ -1,7 +1,8 @@
 //! `up`: apply every pending migration of a project, atomically.
 //!
 //! Order of work inside the deploy transaction:
-//! 1. take the deploy lock (waiting for other deployers), apply session settings;
+//! 1. take the deploy lock (waiting for other deployers), apply session settings (one pipelined round trip with
+//!    the session's facts and the history probe, see `Session::open`);
 //! 2. read the history (after the lock, so a deployer that waited sees what the previous one applied);
 //! 3. plan and refuse changed / missing / out-of-order migrations unless allowed;
 //! 4. create missing package roles and schemas, grant what `uses` asks for ([`crate::roles`]);
@@ -11,6 +12,13 @@
 //! 6. bring managed code up to date, all packages in one dependency graph ([`crate::managed`]);
 //! 7. run the tests when something changed ([`crate::testing`]); a failure rolls everything back;
 //! 8. record the run, commit (or roll back for `--dry-run`).
+//!
+//! The run's row in `strata.run` is written just before the first record that points at it
+//! (`history::RunRow`): a run with nothing to do writes nothing at all (no run row, no package row update), so it
+//! commits a read-only transaction without waiting for a WAL flush. It costs six round trips after connecting:
+//! open + lock, the applied migrations, package roles and grants, the package rows check, the managed objects, and
+//! the commit (plus one for the catalog state of recorded managed objects and one for the tests' hash, when the
+//! packages have them).
 //!
 //! A migration with a no-transaction section splits the run: the open transaction commits, the section's statements
 //! run one by one in autocommit, and a new transaction starts for what follows.
@@ -281,7 +289,7 @@ async fn up_once(
             .lock_timeout
             .clone()
             .filter(|t| crate::manifest::parse_duration(t).is_ok_and(|ms| ms > 0)),
-        run_id: None,
+        run: history::RunRow::new("up"),
         history_ready: false,
         from_state: serde_json::Value::Null,
         ran: Vec::new(),
@@ -331,7 +339,7 @@ async fn up_once(
                     if run.committed.is_empty() {
                         None
                     } else {
-                        run.run_id
+                        run.run.id()
                     },
                 )
                 .await;
@@ -356,7 +364,8 @@ struct UpRun<'p> {
     resumed: Vec<(String, usize, i64)>,
     /// The session's lock_timeout, when one applies (CONCURRENTLY statements run without it).
     lock_timeout: Option<String>,
-    run_id: Option<i64>,
+    /// The run's row in `strata.run`, written once something is recorded.
+    run: history::RunRow,
     history_ready: bool,
     from_state: serde_json::Value,
     ran: Vec<RanMigration>,
@@ -393,9 +402,16 @@ impl UpRun<'_> {
         observer: &mut dyn Observer,
     ) -> Result<(Plan, Outcome)> {
         let client = session.db.client();
-        self.history_ready = history::history_exists(client).await?;
-        let applied = history::applied(client).await?;
+        self.history_ready = session.history_exists();
+        let applied = if self.history_ready {
+            history::read_applied(client).await?
+        } else {
+            Vec::new()
+        };
         self.from_state = history::state_of(&applied);
+        if self.history_ready && !self.opts.dry_run {
+            self.run.allow(self.from_state.clone());
+        }
         let mut plan = Plan::compute(self.packages, &applied, &self.opts.plan);
         plan.repeatables = crate::repeatable::statuses(client, self.packages).await?;
         if let Err(e) = plan.check(&self.opts.plan) {
@@ -409,7 +425,7 @@ impl UpRun<'_> {
             total: plan.steps.len(),
         });
         // Package roles and schemas exist before migrations run as those roles.
-        self.roles = roles::prepare(session.db.client(), self.packages).await?;
+        self.roles = roles::prepare(session.db.client(), self.packages, self.history_ready).await?;
         // Its notices ("already a member", …) are not a migration's.
         session.notices();
         for p in self.packages {
@@ -419,7 +435,7 @@ impl UpRun<'_> {
         }
         // Guard-rails, before anything runs.
         guard::check_transactional(self.packages, &plan)?;
-        let version = crate::lint::server_version(session.db).await?;
+        let version = session.server_version();
         self.lint = crate::lint::lint_steps(self.packages, &plan, Some(&version), &[])?;
         observer.event(Event::Linted { report: &self.lint });
         if self.lint.errors > 0 && !self.opts.allow_lint_errors {
@@ -430,6 +446,10 @@ impl UpRun<'_> {
         if self.history_ready && !self.opts.no_resume && !self.opts.dry_run {
             self.resume = guard::resume_points(session.db.client(), self.packages, &plan).await?;
         }
+        let repeatable_pending = plan
+            .repeatables
+            .iter()
+            .any(|r| r.state != crate::repeatable::RepeatableState::Applied);
         let repeatable_no_tx = plan
             .repeatables
             .iter()
@@ -437,9 +457,9 @@ impl UpRun<'_> {
         if (plan.steps.iter().any(|s| s.no_transaction) || repeatable_no_tx) && !self.opts.dry_run {
             session.hold_across_commits().await?;
         }
-        if self.history_ready && !self.opts.dry_run {
-            self.run_id =
-                Some(history::start_run(session.db.client(), "up", &self.from_state).await?);
+        if !plan.steps.is_empty() || repeatable_pending || !plan.accepted_changes.is_empty() {
+            // The run's row comes first: every record of the run points at it.
+            self.run.ensure(session.db.client()).await?;
         }
         let total = plan.steps.len();
         for (index, step) in plan.steps.clone().iter().enumerate() {
@@ -470,7 +490,7 @@ impl UpRun<'_> {
                 session,
                 self.packages,
                 &plan.repeatables,
-                self.run_id,
+                self.run.id(),
                 self.opts.dry_run,
                 observer,
             )
@@ -495,7 +515,8 @@ impl UpRun<'_> {
                 false,
             )
             .await?;
-            self.code = crate::managed::apply::deploy(session, self.packages, self.run_id).await?;
+            self.code =
+                crate::managed::apply::deploy(session, self.packages, &mut self.run).await?;
             if !self.ran.is_empty() || !self.code.is_noop() {
                 // Migrations and managed code ran as package roles: nothing of theirs may be outside their schemas.
                 roles::check_containment(session.db.client(), self.packages).await?;
@@ -520,9 +541,11 @@ impl UpRun<'_> {
             return Ok((plan, Outcome::DryRun));
         }
         session.ensure_transaction().await?;
-        if !changed {
-            // Only the record of a no-op is written: not worth waiting for the WAL flush (a crash loses at most
-            // this record). Keeps `up` with nothing to do fast on busy disks.
+        if changed {
+            self.run.ensure(session.db.client()).await?;
+        } else if self.run.id().is_some() {
+            // Nothing changed, but bookkeeping was refreshed (managed objects whose catalog rows moved): not worth
+            // waiting for the WAL flush (a crash loses at most that refresh, done again next time).
             session
                 .db
                 .client()
@@ -530,12 +553,9 @@ impl UpRun<'_> {
                 .await
                 .map_err(Error::db("recording a run with nothing to do"))?;
         }
-        if !changed && self.run_id.is_none() && self.history_ready {
-            self.run_id =
-                Some(history::start_run(session.db.client(), "up", &self.from_state).await?);
-        }
-        if let Some(id) = self.run_id {
-            let to_state = history::state_of(&history::applied(session.db.client()).await?);
+        // A run that changed nothing wrote nothing: it commits a read-only transaction, with no row in strata.run.
+        if let Some(id) = self.run.id() {
+            let to_state = self.to_state();
             let detail = (!self.resumed.is_empty()).then(|| {
                 serde_json::json!({
                     "resumed": self.resumed.iter().map(|(m, skipped, run)| serde_json::json!({
@@ -860,7 +880,8 @@ impl UpRun<'_> {
                 ));
             }
             if !self.opts.dry_run {
-                self.run_id = Some(history::start_run(client, "up", &self.from_state).await?);
+                self.run.allow(self.from_state.clone());
+                self.run.ensure(client).await?;
             }
         }
         if self.recorded_packages.insert(package_index) {
@@ -934,7 +955,7 @@ impl UpRun<'_> {
                     (&no_transaction, Type::BOOL_ARRAY),
                     (&duration_ms, Type::FLOAT8_ARRAY),
                     (&crate::VERSION, Type::TEXT),
-                    (&self.run_id, Type::INT8),
+                    (&self.run.id(), Type::INT8),
                 ],
             )
             .await
@@ -957,6 +978,7 @@ impl UpRun<'_> {
             return Ok(());
         };
         session.ensure_transaction().await?;
+        let run_id = self.run.ensure(session.db.client()).await?;
         let down_sql = m.down_sql();
         session
             .db
@@ -974,12 +996,24 @@ impl UpRun<'_> {
                     &m.up_sql(),
                     &down_sql,
                     &m.path(),
-                    &self.run_id,
+                    &run_id,
                 ],
             )
             .await
             .map_err(Error::db("recording an accepted change"))?;
         Ok(())
+    }
+
+    /// The last applied migration of each package after the run: the state before, moved on by what ran (new
+    /// history rows are the newest of their package, in the order they ran).
+    fn to_state(&self) -> serde_json::Value {
+        let mut state = self.from_state.clone();
+        if let Some(map) = state.as_object_mut() {
+            for r in &self.ran {
+                map.insert(r.package.clone(), serde_json::Value::String(r.name.clone()));
+            }
+        }
+        state
     }
 
     fn report(&self, plan: &Plan, outcome: Outcome, started: Instant) -> UpReport {
@@ -1027,7 +1061,7 @@ impl UpRun<'_> {
         }));
         UpReport {
             outcome,
-            run_id: self.run_id,
+            run_id: self.run.id(),
             migrations: self.ran.clone(),
             packages: transitions,
             accepted_changes: plan

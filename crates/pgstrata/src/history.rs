@@ -50,6 +50,11 @@ pub async fn applied(client: &Client) -> Result<Vec<AppliedMigration>> {
     if !history_exists(client).await? {
         return Ok(Vec::new());
     }
+    read_applied(client).await
+}
+
+/// Every applied migration, oldest first, when the caller knows the history tables exist.
+pub(crate) async fn read_applied(client: &Client) -> Result<Vec<AppliedMigration>> {
     let rows = client
         .query_typed(
             "SELECT package, name, path, checksum, down_sql IS NOT NULL, no_transaction, applied_at, applied_by,
@@ -158,6 +163,46 @@ pub async fn runs(client: &Client, limit: i64) -> Result<Vec<RunRecord>> {
             db_user: r.get(9),
         })
         .collect())
+}
+
+/// The `strata.run` row of a deploy, inserted only when something needs it: a run with nothing to do writes
+/// nothing (no row, no WAL flush at commit).
+#[derive(Debug)]
+pub(crate) struct RunRow {
+    command: &'static str,
+    id: Option<i64>,
+    /// The state before the run, once a row may be written (the history tables exist, not a dry run).
+    from_state: Option<serde_json::Value>,
+}
+
+impl RunRow {
+    pub(crate) fn new(command: &'static str) -> RunRow {
+        RunRow {
+            command,
+            id: None,
+            from_state: None,
+        }
+    }
+
+    /// From now on a row may be written, recording `from_state`.
+    pub(crate) fn allow(&mut self, from_state: serde_json::Value) {
+        self.from_state = Some(from_state);
+    }
+
+    /// The row's id, if it was written.
+    pub(crate) fn id(&self) -> Option<i64> {
+        self.id
+    }
+
+    /// The row's id, inserting the row first if it is allowed and not written yet.
+    pub(crate) async fn ensure(&mut self, client: &Client) -> Result<Option<i64>> {
+        if self.id.is_none()
+            && let Some(from_state) = &self.from_state
+        {
+            self.id = Some(start_run(client, self.command, from_state).await?);
+        }
+        Ok(self.id)
+    }
 }
 
 /// Insert a run row; returns its id.

@@ -20,7 +20,8 @@ pub struct Package {
     manifest: Manifest,
     source: PackageSource,
     manifest_path: PathBuf,
-    migrations: Vec<Migration>,
+    /// Shared: a project hands copies of its packages to every deploy, and a package may hold thousands.
+    migrations: Arc<[Migration]>,
     // interop: set for packages read from another tool's folder (`Package::from_layout`, `layout` in strata.toml).
     layout: Option<crate::layout::Layout>,
     repeatables: Vec<crate::repeatable::Repeatable>,
@@ -280,16 +281,35 @@ impl Package {
             return crate::layout::load(source, manifest, manifest_path, layout, &text);
         }
         let mut migrations = Vec::with_capacity(manifest.migrations.len());
+        let cwd = std::env::current_dir().ok();
+        // The folders of the listed migrations, listed once: a missing `NAME.down.sql` is then known without a
+        // failed open per migration.
+        let mut folders: std::collections::HashMap<
+            &str,
+            Option<std::collections::HashSet<String>>,
+        > = std::collections::HashMap::new();
         for (rel, span) in &manifest.migrations {
-            migrations.push(load_migration(&source, &manifest_path, &text, rel, span)?);
+            let (dir, _) = rel.rsplit_once('/').unwrap_or(("", rel));
+            let names = folders
+                .entry(dir)
+                .or_insert_with(|| source.entry_names(dir))
+                .as_ref();
+            let files = Files {
+                source: &source,
+                cwd: cwd.as_deref(),
+                names,
+            };
+            migrations.push(load_migration(&files, &manifest_path, &text, rel, span)?);
         }
-        check_unlisted(&source, &manifest, &manifest_path, &text)?;
-        let code = Arc::new(crate::managed::Code::load(&source, &manifest)?);
+        // One walk of the package's files, for both the unlisted-file check and the managed code.
+        let sql_files = source.sql_files()?;
+        check_unlisted(&source, &sql_files, &manifest, &manifest_path, &text)?;
+        let code = Arc::new(crate::managed::Code::load(&source, &sql_files, &manifest)?);
         Ok(Package {
             manifest,
             source,
             manifest_path,
-            migrations,
+            migrations: migrations.into(),
             layout: None,
             repeatables: Vec::new(),
             layout_files: BTreeSet::new(),
@@ -311,7 +331,7 @@ impl Package {
             manifest,
             source,
             manifest_path,
-            migrations,
+            migrations: migrations.into(),
             layout: Some(layout),
             repeatables,
             layout_files,
@@ -402,14 +422,37 @@ impl Package {
     }
 }
 
+/// How `load_migration` finds files: the source, the working directory for display paths, and the names in the
+/// migration's folder when it could be listed.
+struct Files<'a> {
+    source: &'a PackageSource,
+    cwd: Option<&'a Path>,
+    names: Option<&'a std::collections::HashSet<String>>,
+}
+
+impl Files<'_> {
+    /// Read `rel` (in the migration's folder), skipping the open when the folder's listing says it is not there.
+    fn read_sibling(&self, rel: &str) -> Result<Option<String>> {
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        if self.names.is_some_and(|names| !names.contains(base)) {
+            return Ok(None);
+        }
+        self.source.read(rel)
+    }
+}
+
 fn load_migration(
-    source: &PackageSource,
+    files: &Files<'_>,
     manifest_path: &Path,
     manifest_text: &str,
     rel: &str,
     span: &std::ops::Range<usize>,
 ) -> Result<Migration> {
-    let display = source.display_path(rel).to_string_lossy().into_owned();
+    let source = files.source;
+    let display = source
+        .display_path_in(rel, files.cwd)
+        .to_string_lossy()
+        .into_owned();
     let raw = source.read(rel)?.ok_or_else(|| {
         SourceError::new(
             "strata::missing_file",
@@ -441,7 +484,7 @@ fn load_migration(
     }
     let up_sql = up_text(&text, &up_sections, &inline_down);
     let down_rel = down_sibling(rel);
-    let sibling = source.read(&down_rel)?;
+    let sibling = files.read_sibling(&down_rel)?;
     let down = match (sibling, inline_down.is_empty()) {
         (Some(_), false) => {
             return Err(SourceError::new(
@@ -458,7 +501,7 @@ fn load_migration(
         }
         (Some(down_raw), true) => {
             let down_display = source
-                .display_path(&down_rel)
+                .display_path_in(&down_rel, files.cwd)
                 .to_string_lossy()
                 .into_owned();
             let down_text: Arc<str> = Arc::from(pgstrata_sql::normalize(&down_raw).as_ref());
@@ -521,6 +564,7 @@ pub(crate) fn down_sibling(rel: &str) -> String {
 /// migration someone forgot to list: say so before it silently never runs.
 fn check_unlisted(
     source: &PackageSource,
+    sql_files: &[String],
     manifest: &Manifest,
     manifest_path: &Path,
     manifest_text: &str,
@@ -538,16 +582,16 @@ fn check_unlisted(
     if dirs.is_empty() {
         return Ok(());
     }
-    for f in source.sql_files()? {
+    for f in sql_files {
         let Some((dir, _)) = f.rsplit_once('/') else {
             continue;
         };
         if dirs.contains(dir)
             && !listed.contains(f.as_str())
-            && !downs.contains(&f)
+            && !downs.contains(f)
             && !f.ends_with("_test.sql")
         {
-            let display = source.display_path(&f).to_string_lossy().into_owned();
+            let display = source.display_path(f).to_string_lossy().into_owned();
             return Err(SourceError::new(
                 "strata::unlisted",
                 manifest_path.to_string_lossy(),

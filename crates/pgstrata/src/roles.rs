@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use crate::error::{Error, Result};
 use crate::package::Package;
@@ -79,7 +80,13 @@ pub(crate) struct Prepared {
 
 /// Create missing package roles and schemas, hand existing schemas (and what is in them) over to their package
 /// role, and grant or revoke what `uses` asks for. Runs in the deploy transaction, before migrations.
-pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Prepared> {
+///
+/// `history_exists`: Strata's history tables existed when the deploy began (else nothing was granted before).
+pub(crate) async fn prepare(
+    client: &Client,
+    packages: &[Package],
+    history_exists: bool,
+) -> Result<Prepared> {
     let with_roles: Vec<(&Package, String)> = packages
         .iter()
         .filter_map(|p| role_of(p).map(|r| (p, r)))
@@ -90,8 +97,10 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
     }
     let roles: Vec<&str> = with_roles.iter().map(|(_, r)| r.as_str()).collect();
     let schemas: Vec<&str> = with_roles.iter().map(|(p, _)| p.schema()).collect();
-    let rows = client
-        .query(
+    // Both reads in one round trip (tokio-postgres pipelines concurrent queries).
+    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+        [(&roles, Type::TEXT_ARRAY), (&schemas, Type::TEXT_ARRAY)];
+    let roles_read = client.query_typed(
             "SELECT s.role,
                     EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.role),
                     -- A superuser may SET ROLE to any role: no membership needed.
@@ -101,10 +110,32 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
                     (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
                       WHERE n.nspname = s.schema)
                FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
-            &[&roles, &schemas],
-        )
-        .await
-        .map_err(Error::db("reading package roles"))?;
+            &params,
+        );
+    // What the last deploy granted, read without naming the column: `granted_uses` came with Strata's second
+    // migration, and a database whose history predates it has none yet (NULL then).
+    let names: Vec<&str> = with_roles.iter().map(|(p, _)| p.name()).collect();
+    let granted_read = async {
+        if !history_exists {
+            return Ok(Vec::new());
+        }
+        client
+            .query_typed(
+                "SELECT name, to_jsonb(p) -> 'granted_uses' FROM strata.package p WHERE name = ANY($1)",
+                &[(&names, Type::TEXT_ARRAY)],
+            )
+            .await
+    };
+    let (rows, granted) = tokio::join!(roles_read, granted_read);
+    let rows = rows.map_err(Error::db("reading package roles"))?;
+    let mut previous: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in granted.map_err(Error::db("reading strata.package"))? {
+        let uses: Option<serde_json::Value> = r.get(1);
+        if let Some(serde_json::Value::Array(uses)) = uses {
+            let uses = uses.iter().filter_map(|u| u.as_str().map(str::to_string));
+            previous.insert(r.get(0), uses.collect());
+        }
+    }
     for ((pkg, role), row) in with_roles.iter().zip(&rows) {
         let exists: bool = row.get(1);
         let member: bool = row.get(2);
@@ -152,7 +183,7 @@ pub(crate) async fn prepare(client: &Client, packages: &[Package]) -> Result<Pre
             Some(_) => {}
         }
     }
-    grant_uses(client, packages, &with_roles, &mut out).await?;
+    grant_uses(client, packages, &with_roles, previous, &mut out).await?;
     Ok(out)
 }
 
@@ -227,32 +258,9 @@ async fn grant_uses(
     client: &Client,
     packages: &[Package],
     with_roles: &[(&Package, String)],
+    mut previous: BTreeMap<String, BTreeSet<String>>,
     out: &mut Prepared,
 ) -> Result<()> {
-    let has_column: bool = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                             WHERE attrelid = to_regclass('strata.package') AND attname = 'granted_uses')",
-            &[],
-        )
-        .await
-        .map_err(Error::db("checking strata.package"))?
-        .get(0);
-    let mut previous: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    if has_column {
-        let names: Vec<&str> = with_roles.iter().map(|(p, _)| p.name()).collect();
-        for r in client
-            .query(
-                "SELECT name, granted_uses FROM strata.package WHERE name = ANY($1)",
-                &[&names],
-            )
-            .await
-            .map_err(Error::db("reading strata.package"))?
-        {
-            let uses: Vec<String> = r.get(1);
-            previous.insert(r.get(0), uses.into_iter().collect());
-        }
-    }
     let by_name: BTreeMap<&str, &Package> = packages.iter().map(|p| (p.name(), p)).collect();
     let mut sql = String::new();
     for (pkg, role) in with_roles {

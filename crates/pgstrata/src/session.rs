@@ -88,6 +88,16 @@ impl SessionSettings {
     }
 }
 
+/// Whether Strata's history tables exist, and its table of managed objects.
+const HISTORY_PROBE: &str = "SELECT to_regclass('strata.migration') IS NOT NULL, to_regclass('strata.managed_object') IS NOT NULL";
+
+/// The deploy's `SET LOCAL`s, after resetting what the lock wait may have changed.
+fn local_settings_sql(settings: &SessionSettings) -> String {
+    let mut sql = String::from("SET LOCAL lock_timeout TO DEFAULT;");
+    sql.push_str(&settings.set_sql(true));
+    sql
+}
+
 /// A deploy session over one connection.
 pub(crate) struct Session<'a> {
     pub db: &'a mut Database,
@@ -98,6 +108,11 @@ pub(crate) struct Session<'a> {
     original_search_path: String,
     /// The caller's `lock_timeout` and `statement_timeout`, restored by `close`.
     original_timeouts: (String, String),
+    server_version_num: i32,
+    history_exists: bool,
+    /// `strata.managed_object` existed once the lock was held (only ever turns true later in the run: Strata's
+    /// own migrations create it).
+    managed_table_exists: bool,
     search_path_for: Option<String>,
     schemas: HashSet<String>,
     extensions: HashSet<String>,
@@ -105,6 +120,10 @@ pub(crate) struct Session<'a> {
 
 impl<'a> Session<'a> {
     /// Begin the first transaction and take the deploy lock (waiting at most `lock_wait_timeout`).
+    ///
+    /// One round trip when the lock is free: the session facts, `BEGIN`, the lock, the deploy's `SET LOCAL`s and the
+    /// history probe are pipelined (tokio-postgres sends concurrent requests back to back on the connection). The
+    /// probe is a statement of its own after the lock, so its snapshot sees what the previous holder committed.
     pub async fn open(
         db: &'a mut Database,
         settings: SessionSettings,
@@ -112,61 +131,98 @@ impl<'a> Session<'a> {
     ) -> Result<Session<'a>> {
         settings.validate()?;
         let client = db.client();
-        let row = client
-            .query_typed_one(
+        let local_settings = local_settings_sql(&settings);
+        let (facts, begin, lock, local, probe) = tokio::join!(
+            client.query_typed_one(
                 "SELECT current_setting('search_path'),
                         ARRAY(SELECT nspname::text FROM pg_namespace),
                         ARRAY(SELECT extname::text FROM pg_extension),
-                        current_setting('lock_timeout'), current_setting('statement_timeout')",
+                        current_setting('lock_timeout'), current_setting('statement_timeout'),
+                        current_setting('server_version_num')::int",
                 &[],
-            )
-            .await
-            .map_err(Error::db("reading the session's search_path"))?;
-        let original_search_path: String = row.get(0);
-        let schemas: Vec<String> = row.get(1);
-        let extensions: Vec<String> = row.get(2);
-        let original_timeouts = (row.get(3), row.get(4));
+            ),
+            client.batch_execute("BEGIN"),
+            client.query_typed_one(
+                "SELECT pg_try_advisory_xact_lock($1)",
+                &[(&STRATA_LOCK_KEY, Type::INT8)],
+            ),
+            client.batch_execute(&local_settings),
+            client.query_typed_one(HISTORY_PROBE, &[]),
+        );
+        let checked = (|| {
+            let facts = facts.map_err(Error::db("reading the session's search_path"))?;
+            begin.map_err(Error::db("starting the deploy transaction"))?;
+            let lock = lock.map_err(Error::db("taking the deploy lock"))?;
+            local.map_err(Error::db("applying lock_timeout/statement_timeout"))?;
+            let probe = probe.map_err(Error::db("checking for strata's history tables"))?;
+            Ok::<_, Error>((facts, lock, probe))
+        })();
+        let (facts, lock, probe) = match checked {
+            Ok(rows) => rows,
+            Err(e) => {
+                // A transaction may be open (BEGIN went through before the failure): leave it.
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        let schemas: Vec<String> = facts.get(1);
+        let extensions: Vec<String> = facts.get(2);
         let mut s = Session {
             db,
             settings,
-            in_tx: false,
+            in_tx: true,
             session_lock: false,
             session_settings_dirty: false,
-            original_search_path,
-            original_timeouts,
+            original_search_path: facts.get(0),
+            original_timeouts: (facts.get(3), facts.get(4)),
+            server_version_num: facts.get(5),
+            history_exists: probe.get(0),
+            managed_table_exists: probe.get(1),
             search_path_for: None,
             schemas: schemas.into_iter().collect(),
             extensions: extensions.into_iter().collect(),
         };
-        s.db.client()
-            .batch_execute("BEGIN")
-            .await
-            .map_err(Error::db("starting the deploy transaction"))?;
-        s.in_tx = true;
-        if let Err(e) = s.lock(observer).await {
-            s.abort().await;
-            return Err(e);
-        }
-        if let Err(e) = s.apply_local_settings().await {
-            s.abort().await;
-            return Err(e);
+        if !lock.get::<_, bool>(0) {
+            let waited = async {
+                s.wait_for_lock(observer).await?;
+                s.apply_local_settings().await?;
+                // Another deployer may have created the history tables meanwhile.
+                let probe =
+                    s.db.client()
+                        .query_typed_one(HISTORY_PROBE, &[])
+                        .await
+                        .map_err(Error::db("checking for strata's history tables"))?;
+                s.history_exists = probe.get(0);
+                s.managed_table_exists = probe.get(1);
+                Ok::<(), Error>(())
+            }
+            .await;
+            if let Err(e) = waited {
+                s.abort().await;
+                return Err(e);
+            }
         }
         Ok(s)
     }
 
-    async fn lock(&mut self, observer: &mut dyn Observer) -> Result<()> {
-        let client = self.db.client();
-        let got: bool = client
-            .query_typed_one(
-                "SELECT pg_try_advisory_xact_lock($1)",
-                &[(&STRATA_LOCK_KEY, Type::INT8)],
-            )
-            .await
-            .map_err(Error::db("taking the deploy lock"))?
-            .get(0);
-        if got {
-            return Ok(());
-        }
+    /// True if Strata's history tables existed once the deploy lock was held.
+    pub fn history_exists(&self) -> bool {
+        self.history_exists
+    }
+
+    /// True if `strata.managed_object` is known to exist (false: unknown, check again).
+    pub fn managed_table_exists(&self) -> bool {
+        self.managed_table_exists
+    }
+
+    /// The server's version as `major.minor` (from `server_version_num`), for the linter.
+    pub fn server_version(&self) -> String {
+        let n = self.server_version_num;
+        format!("{}.{}", n / 10_000, n % 10_000)
+    }
+
+    /// The transaction lock was taken by another deployer: leave the transaction and wait for the session lock.
+    async fn wait_for_lock(&mut self, observer: &mut dyn Observer) -> Result<()> {
         observer.event(Event::LockWaiting);
         // Wait outside any transaction, polling, never blocked inside a statement: a waiter that sat in an open
         // transaction (or in a running `pg_advisory_lock` call, which holds a snapshot) would be waited for by
@@ -229,12 +285,9 @@ impl<'a> Session<'a> {
     }
 
     async fn apply_local_settings(&mut self) -> Result<()> {
-        // Reset what the lock wait may have changed, then apply the deploy's own settings.
-        let mut sql = String::from("SET LOCAL lock_timeout TO DEFAULT;");
-        sql.push_str(&self.settings.set_sql(true));
         self.db
             .client()
-            .batch_execute(&sql)
+            .batch_execute(&local_settings_sql(&self.settings))
             .await
             .map_err(Error::db("applying lock_timeout/statement_timeout"))
     }

@@ -43,19 +43,39 @@ impl PackageSource {
 
     /// The path to show to a user for a file of this package.
     pub fn display_path(&self, rel: &str) -> PathBuf {
+        self.display_path_in(rel, std::env::current_dir().ok().as_deref())
+    }
+
+    /// [`display_path`](Self::display_path) with the working directory already known (loading a package shows
+    /// the paths of all its files: one `getcwd` instead of one per file).
+    pub(crate) fn display_path_in(&self, rel: &str, cwd: Option<&Path>) -> PathBuf {
         match self {
             PackageSource::Dir(root) => {
                 let full = root.join(rel);
                 // Relative to the working directory when possible: shorter, and clickable in terminals.
-                match std::env::current_dir() {
-                    Ok(cwd) => full
-                        .strip_prefix(&cwd)
+                match cwd {
+                    Some(cwd) => full
+                        .strip_prefix(cwd)
                         .map(Path::to_path_buf)
                         .unwrap_or(full),
-                    Err(_) => full,
+                    None => full,
                 }
             }
             PackageSource::Embedded(_) => PathBuf::from(format!("<embedded>/{rel}")),
+        }
+    }
+
+    /// The names of the entries of the package folder `rel_dir` (`""`: the root). `None` when it cannot be listed
+    /// (then callers look files up one by one) or for an embedded source.
+    pub(crate) fn entry_names(&self, rel_dir: &str) -> Option<std::collections::HashSet<String>> {
+        match self {
+            PackageSource::Dir(root) => {
+                let entries = std::fs::read_dir(root.join(rel_dir)).ok()?;
+                entries
+                    .map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                    .collect()
+            }
+            PackageSource::Embedded(_) => None,
         }
     }
 

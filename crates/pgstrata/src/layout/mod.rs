@@ -250,7 +250,40 @@ impl Package {
         name: Option<&str>,
         schema: Option<&str>,
     ) -> Result<Package> {
+        Package::from_layout_read(dir.as_ref(), layout, name, schema, None)
+    }
+
+    /// Another tool's folder, its layout detected when not given ([`Layout::detect`]), with an explicit package
+    /// name and schema. Files that detection read are not read again.
+    ///
+    /// ```no_run
+    /// let package = pgstrata::Package::from_folder("db/migrations", None, None, None)?;
+    /// println!("{} migrations", package.migrations().len());
+    /// # Ok::<(), pgstrata::Error>(())
+    /// ```
+    pub fn from_folder(
+        dir: impl AsRef<Path>,
+        layout: Option<Layout>,
+        name: Option<&str>,
+        schema: Option<&str>,
+    ) -> Result<Package> {
         let dir = dir.as_ref();
+        match layout {
+            Some(layout) => Package::from_layout_read(dir, layout, name, schema, None),
+            None => {
+                let (layout, listing) = detect_listing(dir)?;
+                Package::from_layout_read(dir, layout, name, schema, Some(&listing))
+            }
+        }
+    }
+
+    fn from_layout_read(
+        dir: &Path,
+        layout: Layout,
+        name: Option<&str>,
+        schema: Option<&str>,
+        preread: Option<&Listing>,
+    ) -> Result<Package> {
         if !dir.is_dir() {
             return Err(Error::usage(
                 format!("{} is not a directory", dir.display()),
@@ -300,6 +333,7 @@ impl Package {
             manifest_path,
             layout,
             "",
+            preread,
         )
     }
 }
@@ -389,7 +423,7 @@ pub(crate) fn load(
             .into());
         }
     }
-    build(source, manifest, manifest_path, layout, &dir)
+    build(source, manifest, manifest_path, layout, &dir, None)
 }
 
 /// Scan, order, read and check the folder `dir` (relative to the source root; `""` = the root).
@@ -399,6 +433,7 @@ fn build(
     manifest_path: PathBuf,
     layout: Layout,
     dir: &str,
+    preread: Option<&Listing>,
 ) -> Result<Package> {
     let prefix = if dir.is_empty() {
         String::new()
@@ -429,15 +464,22 @@ fn build(
 
     let mut owned = BTreeSet::new();
     let mut migrations = Vec::with_capacity(scan.migrations.len());
+    let cwd = std::env::current_dir().ok();
+    let files = Files {
+        source: &source,
+        cwd: cwd.as_deref(),
+        // Detection read the folder's files from its root: only valid for a package rooted there.
+        preread: preread.filter(|_| dir.is_empty()),
+    };
     for found in &scan.migrations {
         let up_rel = folder.rel(&found.up);
-        let up = read_script(&source, &up_rel, found.tx, Direction::Up, layout)?;
+        let up = read_script(&files, &up_rel, found.tx, Direction::Up, layout)?;
         let down = match &found.down {
             Some(d) => {
                 let rel = folder.rel(d);
                 owned.insert(rel.clone());
                 Some(read_script(
-                    &source,
+                    &files,
                     &rel,
                     found.tx,
                     Direction::Down,
@@ -458,7 +500,7 @@ fn build(
     let mut repeatables = Vec::with_capacity(scan.repeatables.len());
     for r in &scan.repeatables {
         let rel = folder.rel(&r.path);
-        let script = read_script(&source, &rel, r.tx, Direction::Up, layout)?;
+        let script = read_script(&files, &rel, r.tx, Direction::Up, layout)?;
         owned.insert(rel.clone());
         repeatables.push(Repeatable::new(r.name.clone(), rel, script));
     }
@@ -508,15 +550,31 @@ fn check_unique(layout: Layout, found: &[Found], folder: &Folder<'_>) -> Result<
 }
 
 /// Read a file and cut it into sections according to the layout's rule.
+/// Where `build` reads files: the source, the working directory (for display paths), and what detection read.
+struct Files<'a> {
+    source: &'a PackageSource,
+    cwd: Option<&'a Path>,
+    preread: Option<&'a Listing>,
+}
+
 fn read_script(
-    source: &PackageSource,
+    files: &Files<'_>,
     rel: &str,
     tx: TxRule,
     direction: Direction,
     layout: Layout,
 ) -> Result<Script> {
-    let display = source.display_path(rel).to_string_lossy().into_owned();
-    let raw = source.read(rel)?.ok_or_else(|| Error::Read {
+    let source = files.source;
+    let display = source
+        .display_path_in(rel, files.cwd)
+        .to_string_lossy()
+        .into_owned();
+    let preread = files.preread.and_then(|l| l.exact_text(rel));
+    let raw = match preread {
+        Some(text) => Some(text.to_string()),
+        None => source.read(rel)?,
+    };
+    let raw = raw.ok_or_else(|| Error::Read {
         path: PathBuf::from(&display),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
     })?;
@@ -594,6 +652,11 @@ pub(crate) fn leading_digits(s: &str) -> Option<(&str, &str)> {
 
 /// Detection: which layouts fit every migration-like file of `dir`.
 fn detect(dir: &Path) -> Result<Layout> {
+    detect_listing(dir).map(|(layout, _)| layout)
+}
+
+/// The layout of `dir`, and the listing detection read (with the texts it read).
+fn detect_listing(dir: &Path) -> Result<(Layout, Listing)> {
     if dir.join("strata.toml").is_file() || dir.join("pgpkg.toml").is_file() {
         return Err(Error::usage(
             format!(
@@ -625,7 +688,7 @@ fn detect(dir: &Path) -> Result<Layout> {
         }
     }
     match fits.as_slice() {
-        [(one, _)] => Ok(*one),
+        [(one, _)] => Ok((*one, listing)),
         [] => Err(Error::usage(
             format!(
                 "cannot tell which tool's migrations {} holds:\n{}",
@@ -672,8 +735,9 @@ pub(crate) enum Verdict {
 /// The top level of a folder (and one level of subfolders), for detection.
 pub(crate) struct Listing {
     root: PathBuf,
-    /// Texts read so far (several layouts look at the same files).
-    texts: std::cell::RefCell<BTreeMap<String, std::rc::Rc<str>>>,
+    /// Texts read so far (several layouts look at the same files), and whether each is the file's exact text
+    /// (valid UTF-8), which loading can use instead of reading the file again.
+    texts: std::cell::RefCell<BTreeMap<String, (std::rc::Rc<str>, bool)>>,
     /// Top-level `.sql` file names.
     pub sql_files: Vec<String>,
     /// Subfolder names, with the names of the files they hold.
@@ -697,9 +761,10 @@ impl Listing {
         }
         sql_files.sort();
         dirs.sort();
+        let texts = prefetch(dir, &sql_files);
         Ok(Listing {
             root: dir.to_path_buf(),
-            texts: Default::default(),
+            texts: std::cell::RefCell::new(texts),
             sql_files,
             dirs,
         })
@@ -707,16 +772,23 @@ impl Listing {
 
     /// A top-level (or nested, `a/b.sql`) file's text; empty if unreadable (detection only looks).
     pub fn text(&self, name: &str) -> std::rc::Rc<str> {
-        if let Some(t) = self.texts.borrow().get(name) {
+        if let Some((t, _)) = self.texts.borrow().get(name) {
             return t.clone();
         }
-        let text: std::rc::Rc<str> = std::fs::read(self.root.join(name))
-            .map(|b| String::from_utf8_lossy(&b).into())
-            .unwrap_or_else(|_| "".into());
+        let (text, exact) = read_text(&self.root.join(name));
+        let text: std::rc::Rc<str> = text.into();
         self.texts
             .borrow_mut()
-            .insert(name.to_string(), text.clone());
+            .insert(name.to_string(), (text.clone(), exact));
         text
+    }
+
+    /// The exact text of a file detection read, if it read it (and it is valid UTF-8).
+    fn exact_text(&self, name: &str) -> Option<std::rc::Rc<str>> {
+        match self.texts.borrow().get(name) {
+            Some((t, true)) => Some(t.clone()),
+            _ => None,
+        }
     }
 
     /// The files of subfolder `name`, if it exists.
@@ -726,6 +798,52 @@ impl Listing {
             .find(|(n, _)| n == name)
             .map(|(_, files)| files.as_slice())
     }
+}
+
+/// A file's text for detection: lossy if it is not UTF-8 (then `false`: not its exact text), empty if unreadable.
+fn read_text(path: &Path) -> (String, bool) {
+    match std::fs::read(path) {
+        Ok(b) => match String::from_utf8(b) {
+            Ok(s) => (s, true),
+            Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
+        },
+        Err(_) => (String::new(), false),
+    }
+}
+
+/// Read the top-level `.sql` files of a folder up front, on a few threads: detection and loading read them all
+/// (dbmate's detection looks for a marker in every file), and a folder may hold thousands. Small folders are left
+/// to be read on demand.
+fn prefetch(root: &Path, files: &[String]) -> BTreeMap<String, (std::rc::Rc<str>, bool)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut out = BTreeMap::new();
+    if files.len() < 64 || threads < 2 {
+        return out;
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let handle = scope.spawn(move || {
+                    part.iter()
+                        .map(|f| read_text(&root.join(f)))
+                        .collect::<Vec<_>>()
+                });
+                (part, handle)
+            })
+            .collect();
+        for (part, handle) in handles {
+            // A part whose thread failed is simply read again on demand.
+            let Ok(texts) = handle.join() else {
+                continue;
+            };
+            for (name, (text, exact)) in part.iter().zip(texts) {
+                out.insert(name.clone(), (text.into(), exact));
+            }
+        }
+    });
+    out
 }
 
 fn read_names(dir: &Path) -> Result<Vec<(String, bool)>> {
@@ -743,7 +861,12 @@ fn read_names(dir: &Path) -> Result<Vec<(String, bool)>> {
         if name.starts_with('.') {
             continue;
         }
-        let is_dir = entry.path().is_dir();
+        // The entry's type comes with the listing; only a symbolic link needs a stat to know where it points.
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => entry.path().is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => entry.path().is_dir(),
+        };
         out.push((name, is_dir));
     }
     out.sort();
@@ -776,6 +899,33 @@ mod tests {
     fn leading_digits_needs_one_digit() {
         assert_eq!(leading_digits("001_x"), Some(("001", "_x")));
         assert_eq!(leading_digits("x"), None);
+    }
+
+    #[test]
+    fn detection_and_loading_share_their_reads() {
+        // Enough files for the threaded prefetch; the package must be the same as one loaded without detection.
+        let tmp = tempfile::tempdir().unwrap();
+        for i in 1..=100 {
+            std::fs::write(
+                tmp.path().join(format!("{i:04}_t{i}.sql")),
+                format!("-- migrate:up\r\nCREATE TABLE t{i} (id int);\n-- migrate:down\nDROP TABLE t{i};\n"),
+            )
+            .unwrap();
+        }
+        let detected = Package::from_folder(tmp.path(), None, Some("app"), None).unwrap();
+        let named =
+            Package::from_layout_named(tmp.path(), Layout::Dbmate, Some("app"), None).unwrap();
+        assert_eq!(detected.layout(), Some(Layout::Dbmate));
+        assert_eq!(detected.migrations().len(), 100);
+        for (a, b) in detected.migrations().iter().zip(named.migrations()) {
+            assert_eq!(
+                (a.name(), a.checksum(), a.up_sql()),
+                (b.name(), b.checksum(), b.up_sql())
+            );
+            assert_eq!(a.down_sql(), b.down_sql());
+        }
+        assert_eq!(detected.migrations()[41].name(), "0042_t42");
+        assert!(!detected.migrations()[41].up_sql().contains('\r'));
     }
 
     #[test]

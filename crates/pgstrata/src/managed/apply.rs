@@ -139,10 +139,15 @@ type NameKey = (&'static str, String, String, String);
 pub(crate) async fn deploy(
     session: &mut Session<'_>,
     packages: &[Package],
-    run_id: Option<i64>,
+    run: &mut crate::history::RunRow,
 ) -> Result<CodeReport> {
     let started = Instant::now();
-    let a = assess(session.db.client(), packages).await?;
+    let a = assess(
+        session.db.client(),
+        packages,
+        session.managed_table_exists(),
+    )
+    .await?;
     tracing::debug!("managed code: assessed in {:.1} ms", ms(started.elapsed()));
     if a.nodes.is_empty() && a.stored.is_empty() {
         return Ok(CodeReport::default());
@@ -214,7 +219,7 @@ pub(crate) async fn deploy(
         a,
     };
     if nothing_to_do {
-        installer.record(run_id).await?;
+        installer.record(run).await?;
         installer.report.unchanged = installer.a.nodes.len();
         installer.report.duration_ms = ms(started.elapsed());
         return Ok(installer.report);
@@ -229,7 +234,7 @@ pub(crate) async fn deploy(
     changes.sort_by_key(|(at, _)| *at);
     installer.report.changes = changes.into_iter().map(|(_, c)| c).collect();
     tracing::debug!("managed code: installed at {:.1} ms", ms(started.elapsed()));
-    installer.record(run_id).await?;
+    installer.record(run).await?;
     tracing::debug!("managed code: recorded at {:.1} ms", ms(started.elapsed()));
     installer.leave().await?;
     installer.report.unchanged = installer
@@ -1161,7 +1166,7 @@ impl<'p> Installer<'p, '_, '_> {
     }
 
     /// Write what was installed to `strata.managed_object`, refresh moved rows, delete dropped ones.
-    async fn record(&mut self, run_id: Option<i64>) -> Result<()> {
+    async fn record(&mut self, run: &mut crate::history::RunRow) -> Result<()> {
         self.leave().await?;
         let client = self.session.db.client();
         // Rows to write: installed objects, and kept ones whose catalog row moved (or that we changed, e.g. a
@@ -1287,6 +1292,11 @@ impl<'p> Installer<'p, '_, '_> {
             line.push(i32::try_from(node.obj.line).unwrap_or(i32::MAX));
             seq.push(order_of[*i]);
         }
+        if deleted.is_empty() && pkg.is_empty() {
+            return Ok(());
+        }
+        // The rows point at the run: its row is written now, if this is the run's first record.
+        let run_id = run.ensure(client).await?;
         // Deleted rows first (an object replaced under a new identity, a removed one), then the upsert.
         let del_pkg: Vec<&str> = deleted
             .iter()

@@ -83,10 +83,12 @@ pub(crate) struct Assessment<'p> {
     pub stale: Vec<usize>,
 }
 
-/// Compare the code of `packages` with the records and the catalog.
+/// Compare the code of `packages` with the records and the catalog. `table_known`: `strata.managed_object` is
+/// known to exist (saves checking).
 pub(crate) async fn assess<'p>(
     client: &tokio_postgres::Client,
     packages: &'p [Package],
+    table_known: bool,
 ) -> Result<Assessment<'p>> {
     let mut nodes = Vec::new();
     for (pkg, package) in packages.iter().enumerate() {
@@ -102,7 +104,7 @@ pub(crate) async fn assess<'p>(
         .filter(|p| p.name() != STRATA_PACKAGE)
         .map(|p| p.name().to_string())
         .collect();
-    let stored = catalog::stored(client, &names).await?;
+    let stored = catalog::stored(client, &names, table_known).await?;
     let catalog = catalog_state(client, &stored).await?;
 
     let mut by_hash: HashMap<(&str, &str), usize> = HashMap::new();

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use postgres_protocol::escape::escape_literal;
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use super::source::{CodeKind, CodeObject};
 use crate::error::{Error, Result};
@@ -152,25 +153,31 @@ pub(crate) fn lookup<V>(
     })
 }
 
-/// The recorded managed objects of `packages`. Empty when the table does not exist yet.
-pub(crate) async fn stored(client: &Client, packages: &[String]) -> Result<Vec<StoredObject>> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('strata.managed_object') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(Error::db("checking for strata.managed_object"))?
-        .get(0);
+/// The recorded managed objects of `packages`. Empty when the table does not exist yet (`known`: it is known to
+/// exist, no need to check).
+pub(crate) async fn stored(
+    client: &Client,
+    packages: &[String],
+    known: bool,
+) -> Result<Vec<StoredObject>> {
+    let exists: bool = known
+        || client
+            .query_typed_one(
+                "SELECT to_regclass('strata.managed_object') IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(Error::db("checking for strata.managed_object"))?
+            .get(0);
     if !exists {
         return Ok(Vec::new());
     }
     let rows = client
-        .query(
+        .query_typed(
             "SELECT package, kind, identity, object_oid, sub_id, catalog_version, catalog_hash, source_hash, file,
                     line
                FROM strata.managed_object WHERE package = ANY($1) ORDER BY package, seq",
-            &[&packages],
+            &[(&packages, tokio_postgres::types::Type::TEXT_ARRAY)],
         )
         .await
         .map_err(Error::db("reading strata.managed_object"))?;
@@ -235,15 +242,15 @@ pub(crate) async fn versions(
     let comment_oid: Vec<Oid> = comments.iter().map(|o| o.1).collect();
     let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
     let rows = client
-        .query(
+        .query_typed(
             VERSIONS_SQL,
             &[
-                &routines,
-                &views,
-                &triggers,
-                &comment_class,
-                &comment_oid,
-                &comment_sub,
+                (&routines, Type::OID_ARRAY),
+                (&views, Type::OID_ARRAY),
+                (&triggers, Type::OID_ARRAY),
+                (&comment_class, Type::TEXT_ARRAY),
+                (&comment_oid, Type::OID_ARRAY),
+                (&comment_sub, Type::INT4_ARRAY),
             ],
         )
         .await
@@ -285,15 +292,15 @@ pub(crate) async fn hashes(
     let comment_oid: Vec<Oid> = comments.iter().map(|o| o.1).collect();
     let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
     let rows = client
-        .query(
+        .query_typed(
             HASHES_SQL,
             &[
-                &routines,
-                &views,
-                &triggers,
-                &comment_class,
-                &comment_oid,
-                &comment_sub,
+                (&routines, Type::OID_ARRAY),
+                (&views, Type::OID_ARRAY),
+                (&triggers, Type::OID_ARRAY),
+                (&comment_class, Type::TEXT_ARRAY),
+                (&comment_oid, Type::OID_ARRAY),
+                (&comment_sub, Type::INT4_ARRAY),
             ],
         )
         .await

@@ -260,7 +260,7 @@ impl PackageCode {
 /// (changed or dropped outside Strata). Changes nothing.
 pub async fn status(db: &Database, project: &Project) -> Result<Vec<PackageCode>> {
     let packages = project.packages();
-    let a = assess::assess(db.client(), packages).await?;
+    let a = assess::assess(db.client(), packages, false).await?;
     let mut out: Vec<PackageCode> = packages
         .iter()
         .map(|p| PackageCode {
@@ -351,9 +351,9 @@ pub(crate) async fn tests_changed(
     }
     let names: Vec<&str> = with_tests.iter().map(|p| p.name()).collect();
     let rows = client
-        .query(
+        .query_typed(
             "SELECT name, tests_hash FROM strata.package WHERE name = ANY($1)",
-            &[&names],
+            &[(&names, tokio_postgres::types::Type::TEXT_ARRAY)],
         )
         .await
         .map_err(Error::db("reading strata.package"))?;
@@ -367,10 +367,15 @@ pub(crate) async fn tests_changed(
 /// Upsert `strata.package` rows from arrays: name, schema, role, granted uses (each a JSON array) and test hash (NULL:
 /// keep the recorded one). Writes only what differs. Also run by the psql script of `strata export`.
 pub(crate) const RECORD_PACKAGES_SQL: &str = "INSERT INTO strata.package AS p (name, schema_name, role_name, granted_uses, tests_hash)
-             SELECT u.name, u.schema, u.role,
-                    ARRAY(SELECT jsonb_array_elements_text(u.uses)), u.tests
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[])
-                    AS u(name, schema, role, uses, tests)
+             SELECT u.name, u.schema, u.role, u.uses, u.tests
+               FROM (SELECT u.name, u.schema, u.role, ARRAY(SELECT jsonb_array_elements_text(u.uses)) AS uses,
+                            u.tests
+                       FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[])
+                            AS u(name, schema, role, uses, tests)) AS u
+              WHERE NOT EXISTS (SELECT FROM strata.package q
+                                 WHERE q.name = u.name
+                                   AND (q.role_name, q.granted_uses) IS NOT DISTINCT FROM (u.role, u.uses)
+                                   AND (u.tests IS NULL OR q.tests_hash IS NOT DISTINCT FROM u.tests))
              ON CONFLICT (name) DO UPDATE
                 SET role_name = EXCLUDED.role_name, granted_uses = EXCLUDED.granted_uses,
                     tests_hash = coalesce(EXCLUDED.tests_hash, p.tests_hash)
@@ -403,10 +408,20 @@ pub(crate) async fn record_packages(
     if names.is_empty() {
         return Ok(());
     }
+    use tokio_postgres::types::Type;
+    // Rows already as wanted are filtered out before the upsert: `ON CONFLICT DO UPDATE` locks every conflicting
+    // row even when its WHERE is false, which would make a deploy with nothing to do write (and wait for the WAL
+    // flush at commit).
     client
-        .execute(
+        .query_typed(
             RECORD_PACKAGES_SQL,
-            &[&names, &schemas, &roles, &uses, &tests],
+            &[
+                (&names, Type::TEXT_ARRAY),
+                (&schemas, Type::TEXT_ARRAY),
+                (&roles, Type::TEXT_ARRAY),
+                (&uses, Type::JSONB_ARRAY),
+                (&tests, Type::TEXT_ARRAY),
+            ],
         )
         .await
         .map_err(Error::db("recording packages in strata.package"))?;

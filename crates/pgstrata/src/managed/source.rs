@@ -271,7 +271,12 @@ impl Code {
 
     /// Load the managed code and tests of a package: every `.sql` file that is neither a listed
     /// migration nor a down file. `*_test.sql` files hold tests, the others managed objects.
-    pub(crate) fn load(source: &PackageSource, manifest: &Manifest) -> Result<Code> {
+    /// `sql_files`: every `.sql` file of the package ([`PackageSource::sql_files`]).
+    pub(crate) fn load(
+        source: &PackageSource,
+        sql_files: &[String],
+        manifest: &Manifest,
+    ) -> Result<Code> {
         let listed: BTreeSet<&str> = manifest
             .migrations
             .iter()
@@ -282,10 +287,11 @@ impl Code {
             .map(|p| crate::package::down_sibling(p))
             .collect();
         let mut code = Code::default();
-        for rel in source.sql_files()? {
-            if listed.contains(rel.as_str()) || downs.contains(&rel) {
+        for rel in sql_files {
+            if listed.contains(rel.as_str()) || downs.contains(rel) {
                 continue;
             }
+            let rel = rel.clone();
             let display = source.display_path(&rel).to_string_lossy().into_owned();
             let Some(raw) = source.read(&rel)? else {
                 continue;
