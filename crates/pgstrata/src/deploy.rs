@@ -14,10 +14,11 @@
 //! 8. record the run, commit (or roll back for `--dry-run`).
 //!
 //! The run's row in `strata.run` is written just before the first record that points at it
-//! (`history::RunRow`): a run with nothing to do writes nothing at all (no run row, no package row update), so it
-//! commits a read-only transaction without waiting for a WAL flush. It costs six round trips after connecting:
-//! open + lock, the applied migrations, package roles and grants, the package rows check, the managed objects, and
-//! the commit (plus one for the catalog state of recorded managed objects and one for the tests' hash, when the
+//! (`history::RunRow`). A run with nothing to do writes only its `noop` run row, in one statement at the end, and
+//! commits without waiting for the WAL flush (`synchronous_commit = off` for that transaction: the log keeps every
+//! run, and a crash can only lose the record of a run that did nothing). It costs seven round trips after
+//! connecting: open + lock, the applied migrations, package roles and grants, the package rows check, the managed
+//! objects, the run row, and the commit (plus one for the catalog state of recorded managed objects and one for the tests' hash, when the
 //! packages have them).
 //!
 //! A migration with a no-transaction section splits the run: the open transaction commits, the section's statements
@@ -541,9 +542,15 @@ impl UpRun<'_> {
             return Ok((plan, Outcome::DryRun));
         }
         session.ensure_transaction().await?;
+        let mut recorded_whole = false;
         if changed {
             self.run.ensure(session.db.client()).await?;
-        } else if self.run.id().is_some() {
+        } else if self.run.id().is_none() {
+            // The run log keeps runs that found nothing to do too, at the cost of one small asynchronous commit.
+            let state = self.to_state();
+            self.run.record_noop(session.db.client(), &state).await?;
+            recorded_whole = true;
+        } else {
             // Nothing changed, but bookkeeping was refreshed (managed objects whose catalog rows moved): not worth
             // waiting for the WAL flush (a crash loses at most that refresh, done again next time).
             session
@@ -553,8 +560,7 @@ impl UpRun<'_> {
                 .await
                 .map_err(Error::db("recording a run with nothing to do"))?;
         }
-        // A run that changed nothing wrote nothing: it commits a read-only transaction, with no row in strata.run.
-        if let Some(id) = self.run.id() {
+        if let Some(id) = self.run.id().filter(|_| !recorded_whole) {
             let to_state = self.to_state();
             let detail = (!self.resumed.is_empty()).then(|| {
                 serde_json::json!({

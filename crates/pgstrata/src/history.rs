@@ -165,8 +165,8 @@ pub async fn runs(client: &Client, limit: i64) -> Result<Vec<RunRecord>> {
         .collect())
 }
 
-/// The `strata.run` row of a deploy, inserted only when something needs it: a run with nothing to do writes
-/// nothing (no row, no WAL flush at commit).
+/// The `strata.run` row of a deploy, inserted when something needs it, or at the end (with outcome `noop`) for
+/// a run with nothing to do — without waiting for the WAL flush at commit.
 #[derive(Debug)]
 pub(crate) struct RunRow {
     command: &'static str,
@@ -202,6 +202,46 @@ impl RunRow {
             self.id = Some(start_run(client, self.command, from_state).await?);
         }
         Ok(self.id)
+    }
+}
+
+impl RunRow {
+    /// Record a run that changed nothing, in one statement, if a row may be written and none was: the run log
+    /// keeps every run, and the transaction commits without waiting for the WAL flush (`synchronous_commit = off`
+    /// for it alone: a crash can lose the record of a run that did nothing, never anything else).
+    pub(crate) async fn record_noop(
+        &mut self,
+        client: &Client,
+        state: &serde_json::Value,
+    ) -> Result<()> {
+        if self.id.is_some() {
+            return Ok(());
+        }
+        let Some(from_state) = &self.from_state else {
+            return Ok(());
+        };
+        let host = whoami::fallible::hostname().ok();
+        let os_user = whoami::username();
+        let row = client
+            .query_typed_one(
+                "INSERT INTO strata.run (command, from_state, to_state, outcome, finished_at, strata_version, os_user,
+                                         client_host)
+                 SELECT $1, $2, $3, 'noop', clock_timestamp(), $4, $5, $6
+                   FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
+                 RETURNING id",
+                &[
+                    (&self.command, Type::TEXT),
+                    (from_state, Type::JSONB),
+                    (state, Type::JSONB),
+                    (&crate::VERSION, Type::TEXT),
+                    (&os_user, Type::TEXT),
+                    (&host, Type::TEXT),
+                ],
+            )
+            .await
+            .map_err(Error::db("recording the run in strata.run"))?;
+        self.id = Some(row.get(0));
+        Ok(())
     }
 }
 

@@ -76,10 +76,10 @@ fn fresh_deploy_then_noop_redeploy() {
     // Not even a row lock (`INSERT … ON CONFLICT DO UPDATE` takes one when nothing differs): nothing to flush.
     assert_eq!(db.column::<String>(package_rows), before);
     assert_eq!(db.applied().len(), 2);
-    // A run with nothing to do writes nothing, not even a row in strata.run.
+    // A run with nothing to do is logged (asynchronously committed), and writes nothing else.
     assert_eq!(
         db.column::<String>("SELECT outcome FROM strata.run ORDER BY id"),
-        ["success"]
+        ["success", "noop"]
     );
 
     let status = pkg.run(&db, &["status", "--exit-code"]).ok();

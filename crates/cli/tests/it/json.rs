@@ -44,8 +44,7 @@ fn plan_up_status_down_and_log_as_json() {
 
     let status = pkg.run(&db, &["--json", "status"]).ok().json();
     assert_eq!(status["packages"][1]["migrations"][0]["state"], "applied");
-    // The no-op run left no record: the last run is the one that applied.
-    assert_eq!(status["last_run"]["outcome"], "success");
+    assert_eq!(status["last_run"]["outcome"], "noop");
     snap_json!("json_status", status);
 
     let down = pkg
@@ -67,7 +66,10 @@ fn plan_up_status_down_and_log_as_json() {
             )
         })
         .collect();
-    assert_eq!(commands, [("down", "success"), ("up", "success")]);
+    assert_eq!(
+        commands,
+        [("down", "success"), ("up", "noop"), ("up", "success")]
+    );
 }
 
 #[test]
