@@ -298,6 +298,7 @@ async fn up_once(
         committed: Vec::new(),
         uncommitted: Vec::new(),
         recorded_packages: Default::default(),
+        role_in_effect: None,
         stopped_before: None,
         pending_records: Vec::new(),
         code: CodeReport::default(),
@@ -382,6 +383,9 @@ struct UpRun<'p> {
     roles: roles::Prepared,
     /// Applied migrations of the open transaction, not yet written to `strata.migration`.
     pending_records: Vec<PendingRecord>,
+    /// The package role set with `SET LOCAL ROLE` in the open transaction: consecutive migrations of one package
+    /// keep it (two round trips per migration saved), Strata's own queries reset it first.
+    role_in_effect: Option<String>,
 }
 
 /// A migration that ran, to be recorded.
@@ -484,6 +488,7 @@ impl UpRun<'_> {
             });
             self.ran.push(ran);
         }
+        self.reset_role(session).await?;
         self.flush_records(session).await?;
         // interop: repeatable scripts whose text changed run after every versioned migration.
         if self.stopped_before.is_none() {
@@ -740,29 +745,39 @@ impl UpRun<'_> {
         } else {
             session.ensure_transaction().await?;
         }
+        if !session.in_transaction() {
+            // A SET LOCAL ROLE ended with its transaction.
+            self.role_in_effect = None;
+        }
+        let role = roles::role_of(pkg);
+        if self.role_in_effect != role {
+            // Schemas and extensions are created as the login.
+            self.reset_role(session).await?;
+        }
         session
             .enter_package(pkg.schema(), pkg.extensions())
             .await?;
-        let role = roles::role_of(pkg);
-        if role.is_some() {
+        let in_transaction = session.in_transaction();
+        if role.is_some() && self.role_in_effect != role {
             session
                 .db
                 .client()
-                .batch_execute(&roles::set_role_sql(
-                    role.as_deref(),
-                    session.in_transaction(),
-                ))
+                .batch_execute(&roles::set_role_sql(role.as_deref(), in_transaction))
                 .await
                 .map_err(Error::db(format!(
                     "switching to the role of {}",
                     pkg.name()
                 )))?;
+            if in_transaction {
+                self.role_in_effect = role.clone();
+            }
         }
         let result = self
             .run_statements(session, pkg, script, section, statements, label)
             .await;
-        if role.is_some() && (result.is_ok() || !session.in_transaction()) {
-            // Strata's bookkeeping runs as the login.
+        if role.is_some() && !session.in_transaction() {
+            // Outside a transaction the role was set for the session: back to the login at once.
+            self.role_in_effect = None;
             session
                 .db
                 .client()
@@ -771,6 +786,19 @@ impl UpRun<'_> {
                 .map_err(Error::db("resetting the role"))?;
         }
         result
+    }
+
+    /// Back to the login's role, if a package role is in effect (before Strata's own queries).
+    async fn reset_role(&mut self, session: &mut Session<'_>) -> Result<()> {
+        if self.role_in_effect.take().is_some() && session.in_transaction() {
+            session
+                .db
+                .client()
+                .batch_execute("RESET ROLE")
+                .await
+                .map_err(Error::db("resetting the role"))?;
+        }
+        Ok(())
     }
 
     /// The statements of one section (from the first one a resume did not skip), in or outside a transaction.
@@ -874,6 +902,10 @@ impl UpRun<'_> {
         m: &Migration,
         duration_ms: f64,
     ) -> Result<()> {
+        if !self.history_ready || !self.recorded_packages.contains(&package_index) {
+            // Strata's bookkeeping runs as the login.
+            self.reset_role(session).await?;
+        }
         let pkg = &self.packages[package_index];
         let client = session.db.client();
         if !self.history_ready {
@@ -928,6 +960,7 @@ impl UpRun<'_> {
         if self.pending_records.is_empty() {
             return Ok(());
         }
+        self.reset_role(session).await?;
         let records = std::mem::take(&mut self.pending_records);
         let text = |f: fn(&PendingRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
         let down_sql: Vec<Option<&str>> = records.iter().map(|r| r.down_sql.as_deref()).collect();

@@ -332,3 +332,51 @@ fn used_packages_deploy_first_and_down_all_packages_reverts_across_them() {
     assert_eq!(db.applied(), Vec::<String>::new());
     assert!(!db.has("core.customer"));
 }
+
+#[test]
+fn every_migration_runs_as_its_packages_role_and_bookkeeping_as_the_login() {
+    let db = Db::new();
+    let mut first = Pkg::new("acme/first", "first");
+    first.add(
+        "0001_a.sql",
+        "CREATE TABLE a AS SELECT current_user::text AS who;\n",
+    );
+    first.add(
+        "0002_b.sql",
+        "CREATE TABLE b AS SELECT current_user::text AS who;\n",
+    );
+    first.add(
+        "0003_c.sql",
+        "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY a_who ON first.a (who);\n",
+    );
+    first.add(
+        "0004_d.sql",
+        "CREATE TABLE d AS SELECT current_user::text AS who;\n",
+    );
+    first.run(&db, &["up"]).ok();
+    let role = "$acme/first";
+    for t in ["first.a", "first.b", "first.d"] {
+        assert_eq!(
+            db.value::<String>(&format!("SELECT who FROM {t}")),
+            role,
+            "{t}"
+        );
+        assert_eq!(
+            db.value::<String>(&format!(
+                "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = '{t}'::regclass"
+            )),
+            role
+        );
+    }
+    assert_eq!(
+        db.value::<String>(
+            "SELECT pg_get_userbyid(c.relowner)::text FROM pg_class c WHERE c.oid = 'first.a_who'::regclass"
+        ),
+        role
+    );
+    // The history rows were written by the login, not by the package role (which may not touch strata.*).
+    assert_eq!(
+        db.value::<i64>("SELECT count(*) FROM strata.migration WHERE package = 'acme/first'"),
+        4
+    );
+}
