@@ -187,6 +187,8 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
 verdict() { awk -v v="$1" -v goal="$2" 'BEGIN { print (v >= goal ? "met" : "NOT met") }'; }
+# a as a percentage of b (a number, for verdict).
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > 0 ? 100 * a / b : 0) }'; }
 # Median of the per-run ratios a[i]/b[i] (in percent): each MiniPaaS run is paired with the floor's run of the
 # same round, which saw the same disk and CPU weather; medians of the two sides alone would not be.
 paired() {

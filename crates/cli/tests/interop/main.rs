@@ -409,19 +409,7 @@ async fn baseline_then_up() {
 async fn export_to_dbmate_then_dbmate_applies_it() {
     let Some(bin) = dbmate() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
-    let pkg = tmp.path().join("shop");
-    write(
-        &pkg.join("strata.toml"),
-        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_idx.sql\"]\n",
-    );
-    write(
-        &pkg.join("migrations/0001_init.sql"),
-        "-- migrate:up\nCREATE TABLE item (id bigint PRIMARY KEY, name text);\n-- migrate:down\nDROP TABLE item;\n",
-    );
-    write(
-        &pkg.join("migrations/0002_idx.sql"),
-        "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY item_name ON shop.item (name);\nCREATE INDEX CONCURRENTLY item_id ON shop.item (id);\n",
-    );
+    let pkg = shop_with_concurrent_indexes(tmp.path());
     let out_dir = tmp.path().join("exported");
     let db = pgtest::TestDb::new().await;
     let out = strata(&db)
@@ -438,8 +426,33 @@ async fn export_to_dbmate_then_dbmate_applies_it() {
     );
     assert!(stdout(&out).contains("renumbered"), "{}", stdout(&out));
     run_dbmate(&bin, &db, &out_dir, "migrate");
-    let names: Vec<String> = db
-        .client()
+    assert_eq!(
+        shop_indexes(&db).await,
+        ["item_id", "item_name", "item_pkey"]
+    );
+}
+
+/// A package whose second migration builds two indexes CONCURRENTLY (no transaction, several statements).
+fn shop_with_concurrent_indexes(root: &Path) -> PathBuf {
+    let pkg = root.join("shop");
+    write(
+        &pkg.join("strata.toml"),
+        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_idx.sql\"]\n",
+    );
+    write(
+        &pkg.join("migrations/0001_init.sql"),
+        "-- migrate:up\nCREATE TABLE item (id bigint PRIMARY KEY, name text);\n-- migrate:down\nDROP TABLE item;\n",
+    );
+    write(
+        &pkg.join("migrations/0002_idx.sql"),
+        "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY item_name ON shop.item (name);\nCREATE INDEX CONCURRENTLY item_id ON shop.item (id);\n",
+    );
+    pkg
+}
+
+/// The indexes of schema `shop`, by name.
+async fn shop_indexes(db: &pgtest::TestDb) -> Vec<String> {
+    db.client()
         .await
         .query(
             "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'shop' ORDER BY 1",
@@ -449,8 +462,7 @@ async fn export_to_dbmate_then_dbmate_applies_it() {
         .expect("indexes")
         .iter()
         .map(|r| r.get(0))
-        .collect();
-    assert_eq!(names, ["item_id", "item_name", "item_pkey"]);
+        .collect()
 }
 
 /// A package with its own schema, migrations and managed code (functions, a view on one, a trigger on another,

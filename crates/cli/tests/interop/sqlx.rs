@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{stdout, strata, write};
+use super::{shop_indexes, shop_with_concurrent_indexes, stdout, strata, write};
 
 fn sqlx() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SQLX").filter(|p| !p.is_empty()) {
@@ -195,19 +195,7 @@ async fn sqlx_then_adopt_then_strata_gives_the_schema_sqlx_gives() {
 async fn export_to_sqlx_then_sqlx_applies_it() {
     let Some(bin) = sqlx() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
-    let pkg = tmp.path().join("shop");
-    write(
-        &pkg.join("strata.toml"),
-        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_idx.sql\"]\n",
-    );
-    write(
-        &pkg.join("migrations/0001_init.sql"),
-        "-- migrate:up\nCREATE TABLE item (id bigint PRIMARY KEY, name text);\n-- migrate:down\nDROP TABLE item;\n",
-    );
-    write(
-        &pkg.join("migrations/0002_idx.sql"),
-        "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY item_name ON shop.item (name);\nCREATE INDEX CONCURRENTLY item_id ON shop.item (id);\n",
-    );
+    let pkg = shop_with_concurrent_indexes(tmp.path());
     let out_dir = tmp.path().join("exported");
     let db = pgtest::TestDb::new().await;
     let out = strata(&db)
@@ -224,19 +212,10 @@ async fn export_to_sqlx_then_sqlx_applies_it() {
     );
     run_sqlx(&bin, &db, &out_dir);
     run_sqlx(&bin, &db, &out_dir);
-    let names: Vec<String> = db
-        .client()
-        .await
-        .query(
-            "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'shop' ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("indexes")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(names, ["item_id", "item_name", "item_pkey"]);
+    assert_eq!(
+        shop_indexes(&db).await,
+        ["item_id", "item_name", "item_pkey"]
+    );
     let applied: i64 = db
         .client()
         .await
