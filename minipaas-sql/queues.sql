@@ -361,34 +361,41 @@ LANGUAGE plpgsql
 AS $fn$
 #variable_conflict use_column
 DECLARE
-    q       minipaas.queues;
-    v_now   timestamptz := pg_catalog.clock_timestamp();
-    v_at    timestamptz;
-    v_state minipaas.message_state := 'ready';
-    v_id    bigint;
+    q            minipaas.queues;
+    v_queue_id   integer;
+    v_idle_until timestamptz;
+    v_now        timestamptz := pg_catalog.clock_timestamp();
+    v_at         timestamptz;
+    v_state      minipaas.message_state := 'ready';
+    v_id         bigint;
 BEGIN
-    IF queue_enqueue.payload IS NULL THEN
-        RAISE EXCEPTION 'minipaas: the payload must not be NULL (use ''null''::jsonb for a JSON null)'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF queue_enqueue.delay < interval '0' THEN
-        RAISE EXCEPTION 'minipaas: delay must not be negative, got %', queue_enqueue.delay
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF queue_enqueue.priority IS NULL OR queue_enqueue.priority NOT BETWEEN -32768 AND 32767 THEN
+    -- Enqueue is the hottest call: valid arguments cost one test, and the queue two columns, not a row variable.
+    IF queue_enqueue.payload IS NULL OR queue_enqueue.delay < interval '0' OR queue_enqueue.priority IS NULL
+       OR queue_enqueue.priority NOT BETWEEN -32768 AND 32767 THEN
+        IF queue_enqueue.payload IS NULL THEN
+            RAISE EXCEPTION 'minipaas: the payload must not be NULL (use ''null''::jsonb for a JSON null)'
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        IF queue_enqueue.delay < interval '0' THEN
+            RAISE EXCEPTION 'minipaas: delay must not be negative, got %', queue_enqueue.delay
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
         RAISE EXCEPTION 'minipaas: priority must be between -32768 and 32767, got %', queue_enqueue.priority
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    SELECT * INTO q FROM minipaas.queues t WHERE t.name = queue_enqueue.queue;
+    SELECT t.queue_id, t.consumers_idle_until INTO v_queue_id, v_idle_until
+      FROM minipaas.queues t WHERE t.name = queue_enqueue.queue;
     IF NOT FOUND THEN
         q := minipaas._queue(queue_enqueue.queue, true);
+        v_queue_id := q.queue_id;
+        v_idle_until := q.consumers_idle_until;
     END IF;
     v_at := greatest(v_now + coalesce(queue_enqueue.delay, interval '0'), queue_enqueue.run_at);
 
     IF queue_enqueue.dedup_key IS NOT NULL THEN
         SELECT m.id INTO v_id FROM minipaas.messages m
-         WHERE m.queue_id = q.queue_id AND m.dedup_key = queue_enqueue.dedup_key
+         WHERE m.queue_id = v_queue_id AND m.dedup_key = queue_enqueue.dedup_key
            AND m.state IN ('waiting', 'ready');
         IF FOUND THEN
             RETURN v_id;
@@ -402,9 +409,9 @@ BEGIN
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'A snapshot from the start of the transaction cannot see the ordering lane''s latest state.';
         END IF;
-        PERFORM minipaas._lane_lock(q.queue_id, queue_enqueue.ordering_key);
+        PERFORM minipaas._lane_lock(v_queue_id, queue_enqueue.ordering_key);
         IF EXISTS (SELECT 1 FROM minipaas.messages m
-                    WHERE m.queue_id = q.queue_id AND m.ordering_key = queue_enqueue.ordering_key
+                    WHERE m.queue_id = v_queue_id AND m.ordering_key = queue_enqueue.ordering_key
                       AND m.state IN ('waiting', 'ready')) THEN
             v_state := 'waiting';
         END IF;
@@ -412,14 +419,14 @@ BEGIN
 
     IF queue_enqueue.dedup_key IS NULL THEN
         INSERT INTO minipaas.messages (queue_id, state, priority, ready_at, enqueued_at, ordering_key, payload)
-        VALUES (q.queue_id, v_state, queue_enqueue.priority, v_at, v_now, queue_enqueue.ordering_key,
+        VALUES (v_queue_id, v_state, queue_enqueue.priority, v_at, v_now, queue_enqueue.ordering_key,
                 queue_enqueue.payload)
         RETURNING id INTO v_id;
     ELSE
         LOOP
             INSERT INTO minipaas.messages (queue_id, state, priority, ready_at, enqueued_at, dedup_key,
                                            ordering_key, payload)
-            VALUES (q.queue_id, v_state, queue_enqueue.priority, v_at, v_now, queue_enqueue.dedup_key,
+            VALUES (v_queue_id, v_state, queue_enqueue.priority, v_at, v_now, queue_enqueue.dedup_key,
                     queue_enqueue.ordering_key, queue_enqueue.payload)
             ON CONFLICT (queue_id, dedup_key)
                WHERE dedup_key IS NOT NULL AND state IN ('waiting', 'ready')
@@ -428,7 +435,7 @@ BEGIN
             EXIT WHEN v_id IS NOT NULL;
             -- A concurrent enqueue with the same key committed first: return its id.
             SELECT m.id INTO v_id FROM minipaas.messages m
-             WHERE m.queue_id = q.queue_id AND m.dedup_key = queue_enqueue.dedup_key
+             WHERE m.queue_id = v_queue_id AND m.dedup_key = queue_enqueue.dedup_key
                AND m.state IN ('waiting', 'ready');
             IF FOUND THEN
                 RETURN v_id;
@@ -436,10 +443,9 @@ BEGIN
         END LOOP;
     END IF;
 
-    IF v_state = 'ready' THEN
-        IF q.consumers_idle_until > v_now THEN
-            PERFORM minipaas._wake(q, v_at);
-        END IF;
+    IF v_idle_until > v_now AND v_state = 'ready' THEN
+        SELECT * INTO q FROM minipaas.queues t WHERE t.queue_id = v_queue_id;
+        PERFORM minipaas._wake(q, v_at);
     END IF;
     RETURN v_id;
 END
