@@ -460,7 +460,11 @@ pub(crate) fn lint_steps(
         refs
     };
     let mut linters: BTreeMap<usize, Linter> = BTreeMap::new();
-    let mut created: Vec<RelationName> = Vec::new();
+    // One context for the whole deploy: each migration adds what it creates, for the ones after it.
+    let mut context = MigrationContext {
+        managed_references,
+        ..MigrationContext::default()
+    };
     for step in &plan.steps {
         let Some(pkg) = packages.get(step.package_index) else {
             continue;
@@ -477,13 +481,19 @@ pub(crate) fn lint_steps(
                 e.insert(pkg.manifest().lint.linter(server_version)?)
             }
         };
-        let context = MigrationContext {
-            created_before: created.clone(),
-            default_schema: Some(pkg.schema().to_string()),
-            managed_references: managed_references.clone(),
-        };
-        report.push(lint_migration(linter, pkg, m, &context));
-        created.extend(created_by(pkg, m));
+        if context.default_schema.as_deref() != Some(pkg.schema()) {
+            context.default_schema = Some(pkg.schema().to_string());
+        }
+        let script = m.up();
+        let text: Arc<str> = Arc::from(script.text());
+        let findings = linter.migration_in_deploy(&text, script.sections(), &mut context);
+        report.push(file_lint(
+            script.origin().to_string(),
+            Some(pkg.name().to_string()),
+            Some(m.name().to_string()),
+            text,
+            findings,
+        ));
     }
     Ok(report)
 }
@@ -670,17 +680,6 @@ fn file_lint(
 }
 
 /// Relations a migration creates, qualified with the package's schema.
-fn created_by(pkg: &Package, m: &Migration) -> Vec<RelationName> {
-    let script = m.up();
-    script
-        .sections()
-        .iter()
-        .flat_map(|s| pgstrata_sql::locks::analyze(s.text(script.text())))
-        .flat_map(|s| s.creates)
-        .map(|r| r.qualified_or(pkg.schema()))
-        .collect()
-}
-
 fn owning_migration<'p>(project: &'p Project, file: &Path) -> Option<(&'p Package, &'p Migration)> {
     let file = file.canonicalize().ok()?;
     project.packages().iter().find_map(|pkg| {

@@ -264,16 +264,29 @@ pub fn analyze(source: &str) -> Vec<StatementLocks> {
 /// deploy) counted as new too. Names are compared as written, so pass them the way the script
 /// spells them, or qualify both sides first.
 pub fn analyze_with(source: &str, created_before: &[RelationName]) -> Vec<StatementLocks> {
-    let mut created: Vec<RelationName> = created_before.to_vec();
+    analyze_after(source, &[created_before])
+}
+
+/// [`analyze_with`] with the earlier relations in several lists, so that callers which keep a deploy-wide list
+/// and a per-file one need not concatenate them for every script (that copy made long deploys quadratic).
+pub(crate) fn analyze_after(
+    source: &str,
+    created_before: &[&[RelationName]],
+) -> Vec<StatementLocks> {
+    let mut created_here: Vec<RelationName> = Vec::new();
     let mut out = Vec::new();
     for statement in split(source).statements {
         let text = statement.text(source);
         let mut analysis = analyze_statement(text, &statement.kind);
         analysis.range = statement.range.clone();
         for lock in &mut analysis.locks {
-            lock.created_earlier = created.iter().any(|c| same_relation(c, &lock.relation));
+            lock.created_earlier = created_before
+                .iter()
+                .flat_map(|list| list.iter())
+                .chain(&created_here)
+                .any(|c| same_relation(c, &lock.relation));
         }
-        created.extend(analysis.creates.iter().cloned());
+        created_here.extend(analysis.creates.iter().cloned());
         out.push(analysis);
     }
     out

@@ -299,12 +299,54 @@ impl Linter {
         sections: &[Section],
         context: &MigrationContext,
     ) -> Vec<Finding> {
+        self.lint_migration(source, sections, context).0
+    }
+
+    /// Lint one migration of a deploy, like [`Linter::migration`], then add the relations it creates to
+    /// `context.created_before` (qualified with `context.default_schema` when they are not), ready for the
+    /// migration after it. A deploy linted this way parses each migration once.
+    ///
+    /// ```
+    /// use pgstrata_sql::lint::{LintConfig, Linter, MigrationContext};
+    /// use pgstrata_sql::migration::parse;
+    /// let linter = Linter::new(&LintConfig::default()).unwrap();
+    /// let mut context = MigrationContext { default_schema: Some("app".into()), ..MigrationContext::default() };
+    /// let first = "CREATE TABLE t (id int);";
+    /// linter.migration_in_deploy(first, &parse(first).unwrap(), &mut context);
+    /// // The index is built on a table the same deploy created: nobody can be blocked.
+    /// let second = "CREATE INDEX t_id ON t (id);";
+    /// assert!(linter.migration_in_deploy(second, &parse(second).unwrap(), &mut context).is_empty());
+    /// // What the deploy has created so far: the table and the index.
+    /// assert_eq!(context.created_before.len(), 2);
+    /// ```
+    pub fn migration_in_deploy(
+        &self,
+        source: &str,
+        sections: &[Section],
+        context: &mut MigrationContext,
+    ) -> Vec<Finding> {
+        let (findings, created) = self.lint_migration(source, sections, context);
+        let qualified = created.into_iter().map(|r| match &context.default_schema {
+            Some(schema) => r.qualified_or(schema),
+            None => r,
+        });
+        context.created_before.extend(qualified);
+        findings
+    }
+
+    /// The findings, and the relations the file's up sections create (as written).
+    fn lint_migration(
+        &self,
+        source: &str,
+        sections: &[Section],
+        context: &MigrationContext,
+    ) -> (Vec<Finding>, Vec<RelationName>) {
         let preamble_end = sections
             .iter()
             .filter_map(|s| s.marker.as_ref().map(|m| m.start))
             .min()
             .unwrap_or(0);
-        let mut created = context.created_before.clone();
+        let mut created: Vec<RelationName> = Vec::new();
         let mut out = Vec::new();
         for section in sections.iter().filter(|s| s.direction == Direction::Up) {
             // Lint the section with everything but the file's preamble (its leading comments,
@@ -322,7 +364,8 @@ impl Linter {
             ));
             findings.extend(self.syntax_errors(source, section.range.clone()));
 
-            let analysis = locks::analyze_with(section.text(source), &created);
+            let analysis =
+                locks::analyze_after(section.text(source), &[&context.created_before, &created]);
             drop_findings_on_new_relations(&mut findings, &analysis, section.range.start);
             created.extend(analysis.iter().flat_map(|s| s.creates.iter().cloned()));
 
@@ -330,7 +373,7 @@ impl Linter {
             out.extend(findings);
         }
         sort(&mut out);
-        out
+        (out, created)
     }
 
     /// Lint managed code (functions, views, … re-created on every deploy) with the managed rule
