@@ -70,6 +70,11 @@ PAYLOAD='{"hello":"world","n":12345}'
 cat > "$S/insert.sql" <<EOF
 INSERT INTO q (payload) VALUES ('$PAYLOAD');
 EOF
+# The same INSERT into MiniPaaS's own table (its dequeue index included): the least any enqueue function costs.
+cat > "$S/msginsert.sql" <<EOF
+INSERT INTO minipaas.messages (queue_id, state, ready_at, enqueued_at, payload)
+VALUES (1, 'ready', clock_timestamp(), clock_timestamp(), '$PAYLOAD');
+EOF
 cat > "$S/enqueue.sql" <<EOF
 SELECT minipaas.queue_enqueue('bench', '$PAYLOAD');
 EOF
@@ -129,7 +134,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if
 wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 declare -A RESULT
-INSERT_TPS=() ENQUEUE_TPS=() PUBLISH_TPS=() DELETE_TPS=() DEQUEUE_TPS=() DELETE100_TPS=() DEQUEUE100_TPS=() CONSUME_TPS=()
+INSERT_TPS=() MSGINSERT_TPS=() ENQUEUE_TPS=() PUBLISH_TPS=() DELETE_TPS=() DEQUEUE_TPS=() DELETE100_TPS=() DEQUEUE100_TPS=() CONSUME_TPS=()
 ACKDEQ_TPS=() ACKDEQ100_TPS=()
 record() { RESULT[$1]=$(printf '%s\n' "${@:2}" | median); }
 
@@ -144,6 +149,7 @@ run_workload() {
     case "$1" in
         insert) reset 0 0; INSERT_TPS+=("$(bench insert.sql)") ;;
         enqueue) reset 0 0; ENQUEUE_TPS+=("$(bench enqueue.sql)") ;;
+        msginsert) reset 0 0; MSGINSERT_TPS+=("$(bench msginsert.sql)") ;;
         publish) reset 0 0; PUBLISH_TPS+=("$(bench publish.sql)") ;;
         delete) reset "$BACKLOG" 0; DELETE_TPS+=("$(bench delete.sql)") ;;
         dequeue) reset 0 "$BACKLOG"; DEQUEUE_TPS+=("$(bench dequeue_ack.sql)") ;;
@@ -168,7 +174,7 @@ run_workload() {
 
 # Each floor runs next to the calls it is compared with, in an order that rotates from run to run, so that a
 # noisy moment (this is a shared machine) or a checkpoint does not always hit the same side.
-WORKLOAD_GROUPS=("insert enqueue publish" "delete dequeue ackdequeue" "delete100 dequeue100 ackdequeue100" "consume")
+WORKLOAD_GROUPS=("insert enqueue msginsert publish" "delete dequeue ackdequeue" "delete100 dequeue100 ackdequeue100" "consume")
 for run in $(seq "$RUNS"); do
     echo "run $run/$RUNS" >&2
     for group in "${WORKLOAD_GROUPS[@]}"; do
@@ -180,7 +186,7 @@ for run in $(seq "$RUNS"); do
         done
     done
 done
-for name in INSERT ENQUEUE PUBLISH DELETE DEQUEUE ACKDEQ DELETE100 DEQUEUE100 ACKDEQ100 CONSUME; do
+for name in INSERT MSGINSERT ENQUEUE PUBLISH DELETE DEQUEUE ACKDEQ DELETE100 DEQUEUE100 ACKDEQ100 CONSUME; do
     values="${name}_TPS[*]"
     if [ -n "${!values:-}" ]; then echo "runs $name: ${!values}" >&2; fi
 done
@@ -214,6 +220,11 @@ versus() {
         "$goal_text: $(verdict "$r" "$goal")"
 }
 if wanted insert; then record insert "${INSERT_TPS[@]}"; line "raw INSERT (floor)" "${RESULT[insert]}" "" "" ""; fi
+if wanted msginsert; then
+    record msginsert "${MSGINSERT_TPS[@]}"
+    line "raw INSERT into minipaas.messages (reference)" "${RESULT[msginsert]}" "${RESULT[insert]:-?}" \
+        "$(printf '%.0f%%' "$(paired MSGINSERT_TPS INSERT_TPS)")" "the ceiling for queue_enqueue"
+fi
 if wanted enqueue; then
     record enqueue "${ENQUEUE_TPS[@]}"
     versus "queue_enqueue" enqueue insert ENQUEUE_TPS INSERT_TPS 90 ">= 90% of INSERT"
