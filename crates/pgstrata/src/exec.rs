@@ -118,13 +118,24 @@ pub(crate) async fn run_section(
         .iter()
         .map(|s| (s.range.start + section.range.start)..(s.range.end + section.range.start))
         .collect();
+    run_split(client, script, &ranges, autocommit).await
+}
+
+/// Run statements already split (`ranges`: in order, into `script`'s text), as [`run_section`] does: callers that
+/// split a section for their own checks pass the result instead of having it parsed again.
+pub(crate) async fn run_split(
+    client: &Client,
+    script: &Script,
+    ranges: &[Range<usize>],
+    autocommit: bool,
+) -> Result<SectionOutcome, Box<SectionFailure>> {
     let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
         return Ok(SectionOutcome { statements: 0 });
     };
     if !autocommit {
         let sent = first.start..last.end;
         if let Err((completed, e)) = run_batch(client, &script.text()[sent.clone()]).await {
-            let stmt = failing_statement(script.text(), &sent, &ranges, completed, &e);
+            let stmt = failing_statement(script.text(), &sent, ranges, completed, &e);
             return Err(Box::new(SectionFailure {
                 error: map_error(script, sent, stmt, &e),
                 committed: Vec::new(),
@@ -135,7 +146,7 @@ pub(crate) async fn run_section(
         });
     }
     let mut committed = Vec::new();
-    for range in &ranges {
+    for range in ranges {
         let sql = &script.text()[range.clone()];
         if let Err(e) = client.batch_execute(sql).await {
             return Err(Box::new(SectionFailure {
