@@ -253,11 +253,6 @@ AS $fn$
 #variable_conflict use_column
 DECLARE
     s             minipaas.streams;
-    v_stream_id   integer;
-    v_partitions  integer;
-    v_xid         bigint;
-    v_seq         text;
-    v_used        bigint := 0;
     v_offset      bigint;
     v_existing    bigint;
     v_partition   integer;
@@ -276,18 +271,14 @@ BEGIN
         RAISE EXCEPTION 'minipaas: expected_version must not be negative (0: the key has no events yet)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- Two columns, not the whole row: filling a row variable costs more than the checks above.
-    SELECT t.stream_id, t.partitions INTO v_stream_id, v_partitions
-      FROM minipaas.streams t WHERE t.name = stream_publish.stream;
+    SELECT * INTO s FROM minipaas.streams t WHERE t.name = stream_publish.stream;
     IF NOT FOUND THEN
         s := minipaas._stream(stream_publish.stream, true);
-        v_stream_id := s.stream_id;
-        v_partitions := s.partitions;
     END IF;
 
     IF stream_publish.dedup_id IS NOT NULL THEN
         SELECT e.event_offset INTO v_existing FROM minipaas.stream_events e
-         WHERE e.stream_id = v_stream_id AND e.dedup_id = stream_publish.dedup_id;
+         WHERE e.stream_id = s.stream_id AND e.dedup_id = stream_publish.dedup_id;
         IF FOUND THEN
             RETURN v_existing;
         END IF;
@@ -302,16 +293,16 @@ BEGIN
         END IF;
         -- Publishers of one key take turns until commit, so versions are gapless and in commit order.
         PERFORM pg_catalog.pg_advisory_xact_lock(
-            1297088514, pg_catalog.hashtext(v_stream_id::text || ':' || stream_publish.key));
+            1297088514, pg_catalog.hashtext(s.stream_id::text || ':' || stream_publish.key));
         SELECT e.key_version, e.event_offset INTO v_version, v_last_offset
           FROM minipaas.stream_events e
-         WHERE e.stream_id = v_stream_id AND e.key = stream_publish.key AND e.key IS NOT NULL
+         WHERE e.stream_id = s.stream_id AND e.key = stream_publish.key AND e.key IS NOT NULL
          ORDER BY e.key_version DESC
          LIMIT 1;
         v_version := coalesce(v_version, 0);
         IF stream_publish.expected_version IS NOT NULL AND stream_publish.expected_version <> v_version THEN
             RAISE EXCEPTION 'minipaas: wrong expected version for key % of stream %: expected %, current %',
-                    quote_literal(stream_publish.key), quote_literal(stream_publish.stream), stream_publish.expected_version,
+                    quote_literal(stream_publish.key), quote_literal(s.name), stream_publish.expected_version,
                     v_version
                 USING ERRCODE = 'MP409', HINT = 'Another writer published to this key first; reload and retry.';
         END IF;
@@ -320,46 +311,34 @@ BEGIN
 
     -- (Inline rather than minipaas._partition_of: a SQL function called from PL/pgSQL is planned on every call.)
     v_partition := CASE
-        WHEN v_partitions = 1 THEN 0
-        WHEN stream_publish.key IS NULL THEN pg_catalog.floor(pg_catalog.random() * v_partitions)::integer
-        ELSE ((pg_catalog.hashtextextended(stream_publish.key, 0) & 9223372036854775807) % v_partitions)::integer
+        WHEN s.partitions = 1 THEN 0
+        WHEN stream_publish.key IS NULL THEN pg_catalog.floor(pg_catalog.random() * s.partitions)::integer
+        ELSE ((pg_catalog.hashtextextended(stream_publish.key, 0) & 9223372036854775807) % s.partitions)::integer
     END;
-    -- minipaas._next_offsets(1), inlined (keep the two in step): the nested PL/pgSQL call and its PERFORM cost
-    -- about a tenth of a plain publish.
-    v_xid := pg_catalog.pg_current_xact_id()::text::bigint;
-    v_seq := pg_catalog.current_setting('minipaas.publish_seq', true);
-    IF v_seq LIKE v_xid::text || ':%' THEN
-        v_used := pg_catalog.split_part(v_seq, ':', 2)::bigint;
-        IF v_used >= 1048576 THEN
-            RAISE EXCEPTION 'minipaas: at most 1048576 stream events per transaction'
-                USING ERRCODE = 'program_limit_exceeded';
-        END IF;
-    END IF;
-    v_seq := pg_catalog.set_config('minipaas.publish_seq', v_xid::text || ':' || (v_used + 1)::text, false);
-    v_offset := v_xid * 1048576 + v_used;
+    v_offset := minipaas._next_offsets(1);
     IF v_last_offset > v_offset THEN
         -- This transaction's id is older than that of the key's latest event, which committed first: the new
         -- event would sort before an earlier version of its key.
         RAISE EXCEPTION 'minipaas: key % of stream % was published by a newer transaction; retry this transaction',
-                quote_literal(stream_publish.key), quote_literal(stream_publish.stream)
+                quote_literal(stream_publish.key), quote_literal(s.name)
             USING ERRCODE = 'serialization_failure';
     END IF;
 
     IF stream_publish.dedup_id IS NULL THEN
         INSERT INTO minipaas.stream_events (stream_id, partition, event_offset, key, key_version, published_at,
                                             payload)
-        VALUES (v_stream_id, v_partition, v_offset, stream_publish.key, v_version, pg_catalog.clock_timestamp(),
+        VALUES (s.stream_id, v_partition, v_offset, stream_publish.key, v_version, pg_catalog.clock_timestamp(),
                 stream_publish.payload);
     ELSE
         INSERT INTO minipaas.stream_events (stream_id, partition, event_offset, key, key_version, dedup_id,
                                             published_at, payload)
-        VALUES (v_stream_id, v_partition, v_offset, stream_publish.key, v_version, stream_publish.dedup_id,
+        VALUES (s.stream_id, v_partition, v_offset, stream_publish.key, v_version, stream_publish.dedup_id,
                 pg_catalog.clock_timestamp(), stream_publish.payload)
         ON CONFLICT (stream_id, dedup_id) WHERE dedup_id IS NOT NULL DO NOTHING;
         IF NOT FOUND THEN
             -- A concurrent publish with the same dedup id committed first.
             SELECT e.event_offset INTO v_offset FROM minipaas.stream_events e
-             WHERE e.stream_id = v_stream_id AND e.dedup_id = stream_publish.dedup_id;
+             WHERE e.stream_id = s.stream_id AND e.dedup_id = stream_publish.dedup_id;
         END IF;
     END IF;
     RETURN v_offset;

@@ -323,6 +323,25 @@ $fn$;
 COMMENT ON FUNCTION minipaas.queue_drop(text, boolean) IS
     'Drops a queue and all its messages. An unknown queue is an error unless if_exists, then it returns false.';
 
+CREATE OR REPLACE FUNCTION minipaas._check_enqueue_options(delay interval, priority integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    IF delay < interval '0' THEN
+        RAISE EXCEPTION 'minipaas: delay must not be negative, got %', delay
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF priority IS NULL OR priority NOT BETWEEN -32768 AND 32767 THEN
+        RAISE EXCEPTION 'minipaas: priority must be between -32768 and 32767, got %', priority
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$fn$;
+
+COMMENT ON FUNCTION minipaas._check_enqueue_options(interval, integer) IS
+    'Internal: raises a clear error for a negative delay or a priority outside smallint.';
+
 CREATE OR REPLACE FUNCTION minipaas.queue_enqueue(
     queue        text,
     payload      jsonb,
@@ -351,12 +370,7 @@ BEGIN
             RAISE EXCEPTION 'minipaas: the payload must not be NULL (use ''null''::jsonb for a JSON null)'
                 USING ERRCODE = 'null_value_not_allowed';
         END IF;
-        IF queue_enqueue.delay < interval '0' THEN
-            RAISE EXCEPTION 'minipaas: delay must not be negative, got %', queue_enqueue.delay
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        RAISE EXCEPTION 'minipaas: priority must be between -32768 and 32767, got %', queue_enqueue.priority
-            USING ERRCODE = 'invalid_parameter_value';
+        PERFORM minipaas._check_enqueue_options(queue_enqueue.delay, queue_enqueue.priority);
     END IF;
 
     SELECT t.queue_id, t.consumers_idle_until INTO v_queue_id, v_idle_until
@@ -467,14 +481,7 @@ BEGIN
         RAISE EXCEPTION 'minipaas: dedup_keys and ordering_keys must have one entry per payload'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF queue_enqueue_batch.delay < interval '0' THEN
-        RAISE EXCEPTION 'minipaas: delay must not be negative, got %', queue_enqueue_batch.delay
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF queue_enqueue_batch.priority IS NULL OR queue_enqueue_batch.priority NOT BETWEEN -32768 AND 32767 THEN
-        RAISE EXCEPTION 'minipaas: priority must be between -32768 and 32767, got %', queue_enqueue_batch.priority
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM minipaas._check_enqueue_options(queue_enqueue_batch.delay, queue_enqueue_batch.priority);
     q := minipaas._queue(queue, true);
     IF v_n = 0 THEN
         RETURN;

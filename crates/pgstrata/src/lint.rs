@@ -484,16 +484,9 @@ pub(crate) fn lint_steps(
         if context.default_schema.as_deref() != Some(pkg.schema()) {
             context.default_schema = Some(pkg.schema().to_string());
         }
-        let script = m.up();
-        let text: Arc<str> = Arc::from(script.text());
-        let findings = linter.migration_in_deploy(&text, script.sections(), &mut context);
-        report.push(file_lint(
-            script.origin().to_string(),
-            Some(pkg.name().to_string()),
-            Some(m.name().to_string()),
-            text,
-            findings,
-        ));
+        report.push(migration_file_lint(pkg, m, |text, sections| {
+            linter.migration_in_deploy(text, sections, &mut context)
+        }));
     }
     Ok(report)
 }
@@ -595,9 +588,20 @@ fn lint_migration(
     m: &Migration,
     context: &MigrationContext,
 ) -> FileLint {
+    migration_file_lint(pkg, m, |text, sections| {
+        linter.migration(text, sections, context)
+    })
+}
+
+/// A migration's up script linted by `lint` (given its text and sections), as a [`FileLint`].
+fn migration_file_lint(
+    pkg: &Package,
+    m: &Migration,
+    lint: impl FnOnce(&str, &[pgstrata_sql::migration::Section]) -> Vec<pgstrata_sql::lint::Finding>,
+) -> FileLint {
     let script = m.up();
     let text: Arc<str> = Arc::from(script.text());
-    let findings = linter.migration(&text, script.sections(), context);
+    let findings = lint(&text, script.sections());
     file_lint(
         script.origin().to_string(),
         Some(pkg.name().to_string()),
@@ -679,7 +683,6 @@ fn file_lint(
     }
 }
 
-/// Relations a migration creates, qualified with the package's schema.
 fn owning_migration<'p>(project: &'p Project, file: &Path) -> Option<(&'p Package, &'p Migration)> {
     let file = file.canonicalize().ok()?;
     project.packages().iter().find_map(|pkg| {
