@@ -518,6 +518,82 @@ COMMENT ON FUNCTION minipaas.queue_enqueue_batch(text, jsonb[], interval, intege
     'Enqueues up to 10000 messages in one call (all or nothing) and returns their ids in input order. '
     'dedup_keys and ordering_keys, if given, have one entry (or NULL) per payload.';
 
+CREATE OR REPLACE FUNCTION minipaas._lease_batch(
+    queue_id       integer,
+    max_attempts   integer,
+    from_priority  smallint,
+    from_ready_at  timestamptz,
+    from_id        bigint,
+    as_of          timestamptz,
+    lease_until_at timestamptz,
+    batch_size     integer
+) RETURNS TABLE (
+    id           bigint,
+    payload      jsonb,
+    lease_token  bigint,
+    attempts     integer,
+    lease_until  timestamptz,
+    priority     smallint,
+    enqueued_at  timestamptz,
+    ordering_key text,
+    dedup_key    text,
+    state        minipaas.message_state,
+    ready_at     timestamptz
+)
+LANGUAGE plpgsql
+-- Plan once per session: a generic plan cannot see the batch size, so the planner would re-plan every call
+-- (custom plans look cheaper) — unless told to keep the generic plan and to walk indexes, never to scan or
+-- merge/hash-join the whole table. (The disabled plans' penalty costs would otherwise trigger JIT.)
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
+SET enable_mergejoin = off
+SET enable_hashjoin = off
+AS $fn$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH picked AS (
+        -- Rows locked here cannot move before the UPDATE below: join on ctid, not on another id lookup.
+        SELECT m.ctid AS tid,
+               m.lease_until IS NOT NULL AS expired,
+               m.lease_until IS NOT NULL AND m.attempts >= _lease_batch.max_attempts AS exhausted
+          FROM minipaas.messages m
+         WHERE m.queue_id = _lease_batch.queue_id
+           AND m.state = 'ready'
+           AND (m.priority, m.ready_at, m.id) > (from_priority, from_ready_at, from_id)
+           AND m.ready_at <= as_of
+           AND (m.lease_until IS NULL OR m.lease_until <= as_of)
+         ORDER BY m.priority, m.ready_at, m.id
+         LIMIT _lease_batch.batch_size
+           FOR UPDATE SKIP LOCKED
+    ), upd AS (
+        UPDATE minipaas.messages m
+           SET state       = CASE WHEN p.exhausted THEN 'dead' ELSE 'ready' END::minipaas.message_state,
+               attempts    = CASE WHEN p.exhausted THEN m.attempts ELSE m.attempts + 1 END,
+               lease_token = CASE WHEN p.exhausted THEN NULL
+                                  ELSE (pg_catalog.random() * 9007199254740991::double precision)::bigint END,
+               lease_until = CASE WHEN p.exhausted THEN NULL ELSE lease_until_at END,
+               leased_at   = CASE WHEN p.exhausted THEN m.leased_at ELSE as_of END,
+               finished_at = CASE WHEN p.exhausted THEN as_of END,
+               errors      = CASE WHEN p.expired
+                                  THEN coalesce(m.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(
+                                           pg_catalog.jsonb_build_object('attempt', m.attempts, 'at', as_of,
+                                                                         'error', 'lease expired'))
+                                  ELSE m.errors END
+          FROM picked p
+         WHERE m.ctid = p.tid
+        RETURNING m.id, m.payload, m.lease_token, m.attempts, m.lease_until, m.priority, m.enqueued_at,
+                  m.ordering_key, m.dedup_key, m.state, m.ready_at
+    )
+    SELECT * FROM upd ORDER BY upd.priority, upd.ready_at, upd.id;
+END
+$fn$;
+
+COMMENT ON FUNCTION minipaas._lease_batch(integer, integer, smallint, timestamptz, bigint, timestamptz, timestamptz, integer) IS
+    'Internal: leases up to batch_size ready messages of a queue after (from_priority, from_ready_at, from_id), in '
+    'delivery order; messages whose expired lease used up max_attempts come back as dead.';
+
 CREATE OR REPLACE FUNCTION minipaas.queue_dequeue(
     queue              text,
     batch_size         integer DEFAULT 1,
@@ -534,14 +610,9 @@ CREATE OR REPLACE FUNCTION minipaas.queue_dequeue(
     dedup_key        text
 )
 LANGUAGE plpgsql
--- Plan once per session: a generic plan cannot see the batch size or the hint, so the planner would re-plan
--- every call (custom plans look cheaper) — unless told to keep the generic plan and to walk indexes, never to
--- scan or merge/hash-join the whole table. (The disabled plans' penalty costs would otherwise trigger JIT.)
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off
-SET jit = off
-SET enable_mergejoin = off
-SET enable_hashjoin = off
+-- No SET clauses here: each costs a configuration change on every call. Every query below has a plan that the
+-- planner keeps (generic) and that walks the dequeue index; the batch query, whose generic plan cannot see the
+-- batch size, lives in _lease_batch, which pins its plan with SET clauses once per batch.
 AS $fn$
 #variable_conflict use_column
 DECLARE
@@ -604,10 +675,14 @@ BEGIN
             -- Look for messages more urgent than the hint every 100 ms (usually an empty index range).
             IF v_now >= v_probe THEN
                 v_probe := v_now + interval '100 milliseconds';
-                v_full := EXISTS (SELECT 1 FROM minipaas.messages m
-                                   WHERE m.queue_id = q.queue_id AND m.state = 'ready'
-                                     AND m.priority < v_from_pri AND m.ready_at <= v_now
-                                     AND (m.lease_until IS NULL OR m.lease_until <= v_now));
+                -- Not EXISTS: the planner drops an EXISTS's ORDER BY and LIMIT, and then its generic plan (a
+                -- priority below "some value" looks common) scans the whole table for a row that is not there.
+                v_full := (SELECT true FROM minipaas.messages m
+                            WHERE m.queue_id = q.queue_id AND m.state = 'ready'
+                              AND m.priority < v_from_pri AND m.ready_at <= v_now
+                              AND (m.lease_until IS NULL OR m.lease_until <= v_now)
+                            ORDER BY m.priority, m.ready_at, m.id
+                            LIMIT 1) IS NOT NULL;
             END IF;
             IF v_full THEN
                 v_from_pri := -32768;
@@ -617,61 +692,76 @@ BEGIN
         END IF;
     END IF;
 
-    FOR r IN
-        WITH picked AS (
-            -- Rows locked here cannot move before the UPDATE below: join on ctid, not on another id lookup.
-            SELECT m.ctid AS tid,
-                   m.lease_until IS NOT NULL AS expired,
-                   m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts AS exhausted
-              FROM minipaas.messages m
-             WHERE m.queue_id = q.queue_id
-               AND m.state = 'ready'
-               AND (m.priority, m.ready_at, m.id) > (v_from_pri, v_from_at, v_from_id)
-               AND m.ready_at <= v_now
-               AND (m.lease_until IS NULL OR m.lease_until <= v_now)
-             ORDER BY m.priority, m.ready_at, m.id
-             LIMIT batch_size
-               FOR UPDATE SKIP LOCKED
-        ), upd AS (
-            UPDATE minipaas.messages m
-               SET state       = CASE WHEN p.exhausted THEN 'dead' ELSE 'ready' END::minipaas.message_state,
-                   attempts    = CASE WHEN p.exhausted THEN m.attempts ELSE m.attempts + 1 END,
-                   lease_token = CASE WHEN p.exhausted THEN NULL
-                                      ELSE (pg_catalog.random() * 9007199254740991::double precision)::bigint END,
-                   lease_until = CASE WHEN p.exhausted THEN NULL ELSE v_until END,
-                   leased_at   = CASE WHEN p.exhausted THEN m.leased_at ELSE v_now END,
-                   finished_at = CASE WHEN p.exhausted THEN v_now END,
-                   errors      = CASE WHEN p.expired
-                                      THEN coalesce(m.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(
-                                               pg_catalog.jsonb_build_object('attempt', m.attempts, 'at', v_now,
-                                                                             'error', 'lease expired'))
-                                      ELSE m.errors END
-              FROM picked p
-             WHERE m.ctid = p.tid
-            RETURNING m.id, m.payload, m.lease_token, m.attempts, m.lease_until, m.priority, m.enqueued_at,
-                      m.ordering_key, m.dedup_key, m.state, m.ready_at
-        )
-        SELECT * FROM upd ORDER BY upd.priority, upd.ready_at, upd.id
-    LOOP
-        v_last_pri := r.priority;
-        v_last_at := r.ready_at;
-        v_last_id := r.id;
-        IF r.state = 'dead' THEN
-            v_dead := v_dead || r.id;
-        ELSE
-            v_got := v_got + 1;
-            id := r.id;
-            payload := r.payload;
-            lease_token := r.lease_token;
-            attempt := r.attempts;
-            lease_expires_at := r.lease_until;
-            priority := r.priority;
-            enqueued_at := r.enqueued_at;
-            ordering_key := r.ordering_key;
-            dedup_key := r.dedup_key;
-            RETURN NEXT;
+    IF batch_size = 1 THEN
+        -- The usual worker loop leases one message: one statement, no CTE, join or sort. The subquery locks the
+        -- row, so its ctid cannot change before the UPDATE reads it. Column references on the right-hand side
+        -- are the old values: a lease that expired (lease_until set) counts as a failed attempt.
+        UPDATE minipaas.messages m
+           SET state       = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts
+                                  THEN 'dead' ELSE 'ready' END::minipaas.message_state,
+               attempts    = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts
+                                  THEN m.attempts ELSE m.attempts + 1 END,
+               lease_token = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts THEN NULL
+                                  ELSE (pg_catalog.random() * 9007199254740991::double precision)::bigint END,
+               lease_until = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts
+                                  THEN NULL ELSE v_until END,
+               leased_at   = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts
+                                  THEN m.leased_at ELSE v_now END,
+               finished_at = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts THEN v_now END,
+               errors      = CASE WHEN m.lease_until IS NOT NULL
+                                  THEN coalesce(m.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(
+                                           pg_catalog.jsonb_build_object('attempt', m.attempts, 'at', v_now,
+                                                                         'error', 'lease expired'))
+                                  ELSE m.errors END
+         WHERE m.ctid = (SELECT s.ctid FROM minipaas.messages s
+                          WHERE s.queue_id = q.queue_id
+                            AND s.state = 'ready'
+                            AND (s.priority, s.ready_at, s.id) > (v_from_pri, v_from_at, v_from_id)
+                            AND s.ready_at <= v_now
+                            AND (s.lease_until IS NULL OR s.lease_until <= v_now)
+                          ORDER BY s.priority, s.ready_at, s.id
+                          LIMIT 1
+                            FOR UPDATE SKIP LOCKED)
+        RETURNING m.id, m.payload, m.lease_token, m.attempts, m.lease_until, m.priority, m.enqueued_at,
+                  m.ordering_key, m.dedup_key, m.state, m.ready_at
+        INTO r;
+        IF FOUND THEN
+            v_last_pri := r.priority;
+            v_last_at := r.ready_at;
+            v_last_id := r.id;
+            IF r.state = 'dead' THEN
+                v_dead := ARRAY[r.id];
+            ELSE
+                v_got := 1;
+                RETURN QUERY SELECT r.id, r.payload, r.lease_token, r.attempts, r.lease_until, r.priority,
+                                    r.enqueued_at, r.ordering_key, r.dedup_key;
+            END IF;
         END IF;
-    END LOOP;
+    ELSE
+        FOR r IN
+            SELECT * FROM minipaas._lease_batch(q.queue_id, q.max_attempts, v_from_pri, v_from_at, v_from_id,
+                                                v_now, v_until, batch_size)
+        LOOP
+            v_last_pri := r.priority;
+            v_last_at := r.ready_at;
+            v_last_id := r.id;
+            IF r.state = 'dead' THEN
+                v_dead := v_dead || r.id;
+            ELSE
+                v_got := v_got + 1;
+                id := r.id;
+                payload := r.payload;
+                lease_token := r.lease_token;
+                attempt := r.attempts;
+                lease_expires_at := r.lease_until;
+                priority := r.priority;
+                enqueued_at := r.enqueued_at;
+                ordering_key := r.ordering_key;
+                dedup_key := r.dedup_key;
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+    END IF;
 
     IF v_dead IS NOT NULL THEN
         PERFORM minipaas._after_dead(q.queue_id, v_dead);
@@ -858,8 +948,11 @@ LANGUAGE plpgsql
 AS $fn$
 BEGIN
     -- A worker's loop in one round trip and one commit: the finished deliveries are acked and the next ones
-    -- leased together, so a message costs one durable commit instead of two.
-    IF pg_catalog.cardinality(ack_ids) > 0 THEN
+    -- leased together, so a message costs one durable commit instead of two. One ack (the usual loop) takes
+    -- the single-message path, which is cheaper than the batch's.
+    IF pg_catalog.cardinality(ack_ids) = 1 AND pg_catalog.cardinality(ack_lease_tokens) = 1 THEN
+        PERFORM minipaas.queue_ack(ack_ids[1], ack_lease_tokens[1]);
+    ELSIF pg_catalog.cardinality(ack_ids) > 0 OR pg_catalog.cardinality(ack_lease_tokens) > 0 THEN
         PERFORM minipaas.queue_ack_batch(ack_ids, ack_lease_tokens);
     END IF;
     RETURN QUERY SELECT * FROM minipaas.queue_dequeue(queue, batch_size, visibility_timeout);

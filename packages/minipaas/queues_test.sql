@@ -662,6 +662,82 @@ BEGIN
 END
 $fn$;
 
+CREATE OR REPLACE FUNCTION minipaas.queue_ack_dequeue_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_ids bigint[];
+    v_first record;
+    v_second record;
+    v_third record;
+    v_batch bigint[];
+    v_tokens bigint[];
+BEGIN
+    SELECT array_agg(minipaas.queue_enqueue('q', jsonb_build_object('n', i)) ORDER BY i) INTO v_ids
+      FROM generate_series(1, 5) i;
+    SELECT * INTO v_first FROM minipaas.queue_ack_dequeue('q', '{}', '{}');
+    PERFORM minipaas.t_eq(v_first.id, v_ids[1], 'nothing to ack: the first message is leased');
+
+    SELECT * INTO v_second FROM minipaas.queue_ack_dequeue('q', ARRAY[v_first.id], ARRAY[v_first.lease_token]);
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.messages WHERE id = v_first.id),
+                              'the finished delivery is acked');
+    PERFORM minipaas.t_eq(v_second.id, v_ids[2], 'and the next message leased');
+
+    SELECT * INTO v_third FROM minipaas.queue_ack_dequeue('q', ARRAY[v_second.id], ARRAY[v_second.lease_token + 1]);
+    PERFORM minipaas.t_eq(minipaas.t_token(v_second.id), v_second.lease_token,
+                          'a wrong token acks nothing: the delivery keeps its lease');
+    PERFORM minipaas.t_eq(v_third.id, v_ids[3], 'the next message is leased all the same');
+
+    SELECT array_agg(d.id ORDER BY d.id), array_agg(d.lease_token ORDER BY d.id) INTO v_batch, v_tokens
+      FROM minipaas.queue_ack_dequeue('q', ARRAY[v_second.id, v_third.id],
+                                      ARRAY[v_second.lease_token, v_third.lease_token], 10) d;
+    PERFORM minipaas.t_eq(v_batch, v_ids[4:5], 'a batch of acks, then a batch of leases');
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.messages), 2::bigint, 'only the leased two are left');
+
+    PERFORM minipaas.t_raises(format('SELECT * FROM minipaas.queue_ack_dequeue(%L, %L, %L)', 'q',
+                                     ARRAY[v_batch[1]], ARRAY[v_tokens[1], v_tokens[2]]),
+                              '22023', 'same length');
+    PERFORM minipaas.t_raises(format('SELECT * FROM minipaas.queue_ack_dequeue(%L, %L, %L)', 'q', '{}', v_tokens),
+                              '22023', 'same length');
+END
+$fn$;
+
+-- A batch dequeue delivers expired leases again and dead-letters those that used up their attempts, like a
+-- dequeue of one (the two take different paths).
+CREATE OR REPLACE FUNCTION minipaas.queue_batch_lease_expiry_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_ids bigint[];
+    v_rows record;
+    v_got bigint[];
+    v_attempts integer[];
+BEGIN
+    PERFORM minipaas.queue_create('q', max_attempts => 2);
+    SELECT array_agg(minipaas.queue_enqueue('q', jsonb_build_object('n', i)) ORDER BY i) INTO v_ids
+      FROM generate_series(1, 3) i;
+    PERFORM minipaas.queue_dequeue('q', 2);
+    PERFORM minipaas.t_expire(v_ids[1]);
+    PERFORM minipaas.t_expire(v_ids[2]);
+    SELECT array_agg(d.id ORDER BY d.id), array_agg(d.attempt ORDER BY d.id) INTO v_got, v_attempts
+      FROM minipaas.queue_dequeue('q', 10) d;
+    PERFORM minipaas.t_eq(v_got, v_ids, 'expired leases come back in a batch, with the message never leased');
+    PERFORM minipaas.t_eq(v_attempts, ARRAY[2, 2, 1], 'as further attempts');
+    PERFORM minipaas.t_eq((SELECT errors->0->>'error' FROM minipaas.messages WHERE id = v_ids[1]), 'lease expired',
+                          'each expiry is recorded');
+    PERFORM minipaas.t_expire(v_ids[1]);
+    PERFORM minipaas.t_expire(v_ids[3]);
+    SELECT array_agg(d.id ORDER BY d.id) INTO v_got FROM minipaas.queue_dequeue('q', 10) d;
+    PERFORM minipaas.t_eq(v_got, ARRAY[v_ids[3]], 'a batch skips a message whose last attempt expired');
+    PERFORM minipaas.t_eq((SELECT state FROM minipaas.messages WHERE id = v_ids[1]), 'dead'::minipaas.message_state,
+                          'and dead-letters it');
+    SELECT * INTO v_rows FROM minipaas.queue_stats('q');
+    PERFORM minipaas.t_eq(v_rows.dead, 1::bigint, 'stats count it as dead');
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION minipaas.queue_release_test()
 RETURNS void
 LANGUAGE plpgsql
