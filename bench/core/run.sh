@@ -58,8 +58,14 @@ trap cleanup EXIT
     -o "-k $work -c listen_addresses='' -p $port -c shared_buffers=128MB" start >/dev/null
 url() { echo "postgresql://postgres@/$1?host=$work&port=$port"; }
 psql_admin() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$(url postgres)" "$@"; }
-fresh_db() {
-    psql_admin -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
+# Every fresh database is created before any deploy is timed, and none is dropped: on ext4 without a journal (this
+# VM's disk), creating a file steps over each inode freed in the last seconds, and a DROP DATABASE frees thousands,
+# which slowed every CREATE TABLE of the next deploy (a 1,000-migration floor: 2.8-3.6 s right after a drop,
+# 1.0-1.2 s without one).
+create_dbs() {
+    local db
+    for db in "$@"; do psql_admin -c "CREATE DATABASE $db" >/dev/null; done
+    psql_admin -c CHECKPOINT >/dev/null
 }
 
 # --- the package ----------------------------------------------------------------------------------------------------
@@ -76,24 +82,26 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 floor_times=()
 fresh_times=()
 for ((r = 1; r <= runs; r++)); do
-    fresh_db floor_db
+    create_dbs "floor_db_$r" "strata_db_$r"
+done
+for ((r = 1; r <= runs; r++)); do
     start=$(now)
-    "$bindir/psql" -X -q -1 -v ON_ERROR_STOP=1 -d "$(url floor_db)" -f "$floor_sql" >/dev/null
+    "$bindir/psql" -X -q -1 -v ON_ERROR_STOP=1 -d "$(url "floor_db_$r")" -f "$floor_sql" >/dev/null
     floor_times+=("$(ms_since "$start")")
 
-    fresh_db strata_db
     start=$(now)
-    (cd "$pkg" && "$strata" -q --database-url "$(url strata_db)" up)
+    (cd "$pkg" && "$strata" -q --database-url "$(url "strata_db_$r")" up)
     fresh_times+=("$(ms_since "$start")")
 done
+strata_db="strata_db_$runs"
 
-applied=$("$bindir/psql" -X -A -t -d "$(url strata_db)" -c "SELECT count(*) FROM strata.migration WHERE package = 'bench/core'")
+applied=$("$bindir/psql" -X -A -t -d "$(url "$strata_db")" -c "SELECT count(*) FROM strata.migration WHERE package = 'bench/core'")
 [ "$applied" = "$migrations" ] || { echo "strata applied $applied migrations, expected $migrations" >&2; exit 1; }
 
 noop_times=()
 for ((r = 1; r <= runs * 2 + 1; r++)); do
     start=$(now)
-    (cd "$pkg" && "$strata" -q --database-url "$(url strata_db)" up)
+    (cd "$pkg" && "$strata" -q --database-url "$(url "$strata_db")" up)
     noop_times+=("$(ms_since "$start")")
 done
 
