@@ -693,9 +693,11 @@ BEGIN
     END IF;
 
     IF batch_size = 1 THEN
-        -- The usual worker loop leases one message: one statement, no CTE, join or sort. The subquery locks the
-        -- row, so its ctid cannot change before the UPDATE reads it. Column references on the right-hand side
-        -- are the old values: a lease that expired (lease_until set) counts as a failed attempt.
+        -- The usual worker loop leases one message: one statement, no CTE, join or sort (hence each CASE
+        -- repeats the test that _lease_batch computes once in a joined subquery: a join costs more here). The
+        -- subquery locks the row, so its ctid cannot change before the UPDATE reads it. Column references on
+        -- the right-hand side are the old values: a lease that expired (lease_until set) counts as a failed
+        -- attempt.
         UPDATE minipaas.messages m
            SET state       = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts
                                   THEN 'dead' ELSE 'ready' END::minipaas.message_state,

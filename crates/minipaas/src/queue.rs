@@ -16,6 +16,18 @@ use crate::error::{Error, Result};
 /// The most messages one call may enqueue, dequeue or ack (the package's limit).
 pub const MAX_BATCH: usize = 10_000;
 
+const DEQUEUE_SQL: &str = "SELECT id, payload, lease_token, attempt, lease_expires_at, priority, enqueued_at, \
+                                  ordering_key, dedup_key \
+                             FROM minipaas.queue_dequeue($1, $2, $3 * interval '1 second')";
+
+// One statement, so one implicit transaction: `set_config(…, true)` lasts until its commit and no further. When
+// the dequeue comes back empty the setting may not be evaluated at all, which is harmless (the default is the
+// safe one).
+const DEQUEUE_ASYNC_COMMIT_SQL: &str = "SELECT d.id, d.payload, d.lease_token, d.attempt, d.lease_expires_at, d.priority, \
+                                               d.enqueued_at, d.ordering_key, d.dedup_key \
+                                          FROM (SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS s, \
+                                               minipaas.queue_dequeue($1, $2, $3 * interval '1 second') AS d";
+
 /// A typed handle on a queue: its name and the payload type `T` (serde JSON).
 ///
 /// A handle holds no connection. Every call takes a [`GenericClient`] — a `Client` or a `Transaction` — so an
@@ -346,20 +358,45 @@ where
         max: usize,
         lease: Option<Duration>,
     ) -> Result<Vec<Delivery<T>>> {
+        self.lease_with(client, max, lease, DEQUEUE_SQL).await
+    }
+
+    /// [`dequeue`](Self::dequeue) in a transaction of its own whose commit does not wait for the disk
+    /// (`synchronous_commit = off` for that one transaction): a worker loop's lease costs no WAL flush, only its
+    /// ack does. This is what [`Worker`](crate::Worker) uses.
+    ///
+    /// Why that is safe: a lease is soft state. If the server crashes before the lease reaches the disk (at most
+    /// three `wal_writer_delay`s, 600 ms by default), the message is simply ready again as if never leased; the
+    /// worker's ack then finds another lease token and returns false, and the message is delivered again —
+    /// at-least-once holds, as after any lost lease. The ack itself is synchronous, and flushing its commit
+    /// flushes the lease's too (the WAL is one sequence), so no acked message can come back.
+    ///
+    /// `client` must not be inside a transaction block (`BEGIN` sent by hand): the setting would last until that
+    /// transaction ends and make its commit asynchronous as well. A `Transaction` is not accepted for that reason.
+    pub async fn dequeue_async_commit(
+        &self,
+        client: &tokio_postgres::Client,
+        max: usize,
+        lease: Option<Duration>,
+    ) -> Result<Vec<Delivery<T>>> {
+        self.lease_with(client, max, lease, DEQUEUE_ASYNC_COMMIT_SQL)
+            .await
+    }
+
+    async fn lease_with<C: GenericClient + Sync>(
+        &self,
+        client: &C,
+        max: usize,
+        lease: Option<Duration>,
+        sql: &str,
+    ) -> Result<Vec<Delivery<T>>> {
         let batch = sql_count("the batch size", max, MAX_BATCH)?;
         let params: [Param<'_>; 3] = [
             (&self.name, Type::TEXT),
             (&batch, Type::INT4),
             (&lease.map(seconds), Type::FLOAT8),
         ];
-        let rows = client
-            .query_typed(
-                "SELECT id, payload, lease_token, attempt, lease_expires_at, priority, enqueued_at, \
-                        ordering_key, dedup_key \
-                   FROM minipaas.queue_dequeue($1, $2, $3 * interval '1 second')",
-                &params,
-            )
-            .await?;
+        let rows = client.query_typed(sql, &params).await?;
         let mut deliveries = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get(0)?;

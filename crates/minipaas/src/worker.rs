@@ -337,8 +337,11 @@ where
             }
             let want = free.min(batch_size);
             let acks = flush_acks(&client, &mut pending_acks, &mut report);
-            let (deliveries, acked) =
-                tokio::join!(self.queue.dequeue(&*client, want, self.options.lease), acks);
+            let (deliveries, acked) = tokio::join!(
+                self.queue
+                    .dequeue_async_commit(&client, want, self.options.lease),
+                acks
+            );
             if let Err(e) = acked
                 && e.is_closed()
             {

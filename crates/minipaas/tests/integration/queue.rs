@@ -453,3 +453,73 @@ async fn enqueue_notifies_waiting_consumers() {
         "no NOTIFY while consumers are busy: {quiet:?}"
     );
 }
+
+#[tokio::test]
+async fn an_async_commit_lease_is_asynchronous_for_its_own_transaction_only() {
+    let (_db, client) = support::fresh_db().await;
+    let queue = Queue::<Task>::new("async_lease").unwrap();
+    queue.enqueue(&client, &task(1)).await.unwrap();
+    queue.enqueue(&client, &task(2)).await.unwrap();
+    // A trigger sees the setting the lease's own transaction runs with. (The test cluster's default is off.)
+    client
+        .batch_execute(
+            "SET synchronous_commit = on;
+             CREATE TABLE seen (setting text);
+             CREATE FUNCTION remember_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO seen VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$;
+             CREATE TRIGGER remember AFTER UPDATE OR DELETE ON minipaas.messages
+                FOR EACH ROW EXECUTE FUNCTION remember_commit_mode();",
+        )
+        .await
+        .unwrap();
+    let setting = || async {
+        let row = client
+            .query_one("SELECT string_agg(setting, ',') FROM seen", &[])
+            .await
+            .unwrap();
+        client.batch_execute("TRUNCATE seen").await.unwrap();
+        row.get::<_, Option<String>>(0)
+    };
+
+    let fast = queue.dequeue_async_commit(&client, 1, None).await.unwrap();
+    assert_eq!(fast.len(), 1);
+    assert_eq!(fast[0].payload, task(1));
+    assert_eq!(
+        setting().await.as_deref(),
+        Some("off"),
+        "the lease commits asynchronously"
+    );
+    let show = client
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        show.get::<_, String>(0),
+        "on",
+        "the session keeps its setting"
+    );
+
+    assert!(queue.ack(&client, &fast[0]).await.unwrap());
+    assert_eq!(
+        setting().await.as_deref(),
+        Some("on"),
+        "the ack commits synchronously"
+    );
+
+    let plain = queue.dequeue(&client, 1, None).await.unwrap();
+    assert_eq!(plain[0].payload, task(2));
+    assert_eq!(
+        setting().await.as_deref(),
+        Some("on"),
+        "dequeue keeps the caller's setting"
+    );
+    assert!(queue.ack(&client, &plain[0]).await.unwrap());
+    assert!(
+        queue
+            .dequeue_async_commit(&client, 1, None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an empty queue leases nothing"
+    );
+}
