@@ -5,8 +5,8 @@
 # 300 views in dependency chains (views on views on functions), shuffled across 50 files, plus 1,000 tests
 # (bench/managed/generate.sh), and prints wall times on that server:
 #
-#   floor deploy     psql -X -1 -f of the same statements in dependency order      (fresh database each run)
-#   first deploy     strata up --no-tests from an empty database                   (fresh database each run)
+#   floor deploy     psql -X -1 -f of the same statements in dependency order      (a fresh database each run, created beforehand)
+#   first deploy     strata up --no-tests from an empty database                   (a fresh database each run, created beforehand)
 #   unchanged        strata up with nothing to do (and the proof it touched nothing: the oid and xmin of every
 #                    pg_proc, pg_class, pg_rewrite and pg_trigger row of the schema are unchanged)
 #   one change       strata up --no-tests after changing the function at the bottom of a chain (its body; every
@@ -61,8 +61,13 @@ trap cleanup EXIT
     -o "-k $work -c listen_addresses='' -p $port -c shared_buffers=128MB" start >/dev/null
 url() { echo "postgresql://postgres@/$1?host=$work&port=$port"; }
 psql_db() { local db=$1; shift; "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$(url "$db")" "$@"; }
-fresh_db() {
-    psql_db postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
+# Every fresh database is created before any deploy is timed, and none is dropped (as in bench/core/run.sh): on
+# this VM's disk, creating a file steps over each inode freed in the last seconds, and a DROP DATABASE frees
+# thousands, which slows every CREATE of the next deploy.
+create_dbs() {
+    local db
+    for db in "$@"; do psql_db postgres -c "CREATE DATABASE $db" >/dev/null; done
+    psql_db postgres -c CHECKPOINT >/dev/null
 }
 
 # --- the package ----------------------------------------------------------------------------------------------------
@@ -97,50 +102,51 @@ fingerprint() {
 }
 
 floor_times=() first_times=()
+create_dbs $(for ((r = 1; r <= runs; r++)); do echo "floor_db_$r strata_db_$r"; done)
 for ((r = 1; r <= runs; r++)); do
-    fresh_db floor_db
     start=$(now)
-    psql_db floor_db -1 -f "$work/floor.sql" >/dev/null
+    psql_db "floor_db_$r" -1 -f "$work/floor.sql" >/dev/null
     floor_times+=("$(ms_since "$start")")
 
-    fresh_db strata_db
     start=$(now)
-    up strata_db --no-tests
+    up "strata_db_$r" --no-tests
     first_times+=("$(ms_since "$start")")
 done
-objects=$(psql_db strata_db -A -t -c "SELECT count(*) FROM strata.managed_object WHERE package = 'bench/managed'")
+# The later measurements use the last run's databases.
+floor_db=floor_db_$runs strata_db=strata_db_$runs
+objects=$(psql_db "$strata_db" -A -t -c "SELECT count(*) FROM strata.managed_object WHERE package = 'bench/managed'")
 [ "$objects" = 2300 ] || { echo "strata recorded $objects managed objects, expected 2300" >&2; exit 1; }
-up strata_db # the tests run once (the first deploy skipped them), so later deploys have nothing to do
+up "$strata_db" # the tests run once (the first deploy skipped them), so later deploys have nothing to do
 
-before=$(fingerprint strata_db)
+before=$(fingerprint "$strata_db")
 unchanged_times=()
 for ((r = 1; r <= runs * 2 + 1; r++)); do
     start=$(now)
-    up strata_db
+    up "$strata_db"
     unchanged_times+=("$(ms_since "$start")")
 done
-after=$(fingerprint strata_db)
+after=$(fingerprint "$strata_db")
 [ "$before" = "$after" ] || { echo "an unchanged redeploy touched the catalog: $before vs $after" >&2; exit 1; }
 
 change_times=() change_tests_times=()
 for ((r = 1; r <= runs; r++)); do
     flip
     start=$(now)
-    up strata_db --no-tests
+    up "$strata_db" --no-tests
     change_times+=("$(ms_since "$start")")
     flip
     start=$(now)
-    up strata_db
+    up "$strata_db"
     change_tests_times+=("$(ms_since "$start")")
 done
 
 floor_test_times=() test_times=()
 for ((r = 1; r <= runs; r++)); do
     start=$(now)
-    psql_db floor_db -f "$work/tests_floor.sql" >/dev/null
+    psql_db "$floor_db" -f "$work/tests_floor.sql" >/dev/null
     floor_test_times+=("$(ms_since "$start")")
     start=$(now)
-    (cd "$pkg" && "$strata" -q --database-url "$(url strata_db)" test >/dev/null)
+    (cd "$pkg" && "$strata" -q --database-url "$(url "$strata_db")" test >/dev/null)
     test_times+=("$(ms_since "$start")")
 done
 

@@ -246,7 +246,9 @@ where
     /// Runs until `shutdown` completes, then lets running handlers finish for `shutdown_grace` and releases
     /// the messages of those still running. Returns an error only when the database connection is gone.
     ///
-    /// `client` serves the worker's own calls (dequeue, ack, extend), pipelined on one connection. A handler
+    /// `client` serves the worker's own calls (dequeue, ack, extend), pipelined on one connection; leases commit
+    /// without waiting for the disk ([`Queue::dequeue_async_commit`]), so do not share it with code that opens
+    /// transaction blocks by hand. A handler
     /// that returns `Ok` has its message acked; an error retries it through `nack` (or dead-letters it, see
     /// [`JobError`]); a panic counts as a retryable error.
     pub async fn run<F, Fut, S>(
