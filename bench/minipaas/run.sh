@@ -313,8 +313,8 @@ if wanted consume; then
     line "stream_consume, 1000 per call (events)" "$(awk -v t="${RESULT[consume]}" 'BEGIN { print t * 1000 }')" "" "" ""
 fi
 
-# Sustained load: enqueue and dequeue+ack (the Worker's shape) mixed 1:1 over a standing backlog, throughput per 10 s; then again
-# while another session holds a transaction (and its snapshot) open, so that VACUUM can remove nothing.
+# Sustained load: enqueue and dequeue+ack (the Worker's shape) mixed 1:1 over a standing backlog, throughput per
+# 10 s; then again while another session holds a transaction (and its snapshot) open, so VACUUM can remove nothing.
 sustained() {
     local label=$1 hold=$2
     reset 0 200000

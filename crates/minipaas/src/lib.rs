@@ -3,13 +3,13 @@
 //!
 //! - [`Queue`]: at-least-once work queue with leases. [`Queue::enqueue`] inside your own transaction;
 //!   [`Queue::dequeue`] leases messages ([`Queue::dequeue_async_commit`] without waiting for the disk: a lease is
-//!   soft state); [`Queue::ack`], [`Queue::nack`] and [`Queue::extend`] need the
-//!   delivery's lease token, so a worker whose lease ran out cannot touch a message someone else now holds.
+//!   soft state); [`Queue::ack`], [`Queue::nack`] and [`Queue::extend`] need the delivery's lease token, so a
+//!   worker whose lease ran out cannot touch a message someone else now holds.
 //!   Retries back off exponentially; after `max_attempts` a message is dead-lettered with its error history
 //!   and [`Queue::redrive`] brings it back. Dedup keys, ordering keys, priorities and delays per message.
 //! - [`Worker`]: runs a handler over a queue with a concurrency limit, wakes up on NOTIFY through a
-//!   [`Listener`] (polling as a fallback), leases with [`Queue::dequeue_async_commit`], extends leases while handlers run, retries failures through nack and
-//!   shuts down gracefully, releasing what it could not finish.
+//!   [`Listener`] (polling as a fallback), leases with [`Queue::dequeue_async_commit`], extends leases while
+//!   handlers run, retries failures through nack and shuts down gracefully, releasing what it could not finish.
 //! - [`Stream`]: an ordered, replayable log; [`Stream::publish`] inside your transaction, [`Stream::read`] from
 //!   any offset. Readers never skip an event that commits late.
 //! - [`Consumer`]: a consumer-group member whose committed offsets live in the database, so

@@ -16,17 +16,26 @@ use crate::error::{Error, Result};
 /// The most messages one call may enqueue, dequeue or ack (the package's limit).
 pub const MAX_BATCH: usize = 10_000;
 
-const DEQUEUE_SQL: &str = "SELECT id, payload, lease_token, attempt, lease_expires_at, priority, enqueued_at, \
-                                  ordering_key, dedup_key \
-                             FROM minipaas.queue_dequeue($1, $2, $3 * interval '1 second')";
+/// A dequeue statement: the delivery columns of `queue_dequeue`, after whatever `$from` puts before it.
+macro_rules! dequeue_sql {
+    ($from:literal) => {
+        concat!(
+            "SELECT d.id, d.payload, d.lease_token, d.attempt, d.lease_expires_at, d.priority, d.enqueued_at, \
+                    d.ordering_key, d.dedup_key \
+               FROM ",
+            $from,
+            "minipaas.queue_dequeue($1, $2, $3 * interval '1 second') AS d"
+        )
+    };
+}
+
+const DEQUEUE_SQL: &str = dequeue_sql!("");
 
 // One statement, so one implicit transaction: `set_config(…, true)` lasts until its commit and no further. When
 // the dequeue comes back empty the setting may not be evaluated at all, which is harmless (the default is the
 // safe one).
-const DEQUEUE_ASYNC_COMMIT_SQL: &str = "SELECT d.id, d.payload, d.lease_token, d.attempt, d.lease_expires_at, d.priority, \
-                                               d.enqueued_at, d.ordering_key, d.dedup_key \
-                                          FROM (SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS s, \
-                                               minipaas.queue_dequeue($1, $2, $3 * interval '1 second') AS d";
+const DEQUEUE_ASYNC_COMMIT_SQL: &str =
+    dequeue_sql!("(SELECT pg_catalog.set_config('synchronous_commit', 'off', true)) AS s, ");
 
 /// A typed handle on a queue: its name and the payload type `T` (serde JSON).
 ///
