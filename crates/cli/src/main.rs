@@ -1,5 +1,6 @@
 //! `strata`: a thin shell over the `pgstrata` library. Parse arguments, resolve the connection and packages, call
-//! the library, render the result. Exit codes: 0 success, 1 failure, 2 usage or connection error.
+//! the library, render the result. Exit codes: 0 success, 1 failure, 2 usage or connection error, 141 stdout or
+//! stderr closed.
 
 mod args;
 mod bundle;
@@ -51,6 +52,7 @@ impl From<pgstrata_embedded::Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    exit_quietly_when_output_is_closed();
     let cli = Cli::parse();
     init_tracing(&cli.global);
     // Diagnostics carry diffs, paths and checksums: re-wrapping them at the terminal width would split a diff line
@@ -81,6 +83,29 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The exit status when stdout or stderr is closed under us: 128 + SIGPIPE, what the shell reports for `grep`, `cat`
+/// or `psql` when the reader of their pipe goes away first.
+const CLOSED_OUTPUT: i32 = 141;
+
+/// `strata … | head`: a closed stdout (or stderr) ends Strata quietly with [`CLOSED_OUTPUT`], not a panic. Not 0: the
+/// output was cut short, and so was whatever the command was doing (a deploy stops where it was, as if interrupted),
+/// so it must not look like success. Rust ignores SIGPIPE, so `println!` panics with "failed printing to stdout:
+/// Broken pipe" instead of the process dying of the signal; this hook turns exactly that panic into the quiet exit and
+/// hands every other panic to the default hook. A hook rather than a writer wrapper because every command's output
+/// path (human text, `--json`, diagnostics) prints with `println!`/`eprintln!` from many modules.
+fn exit_quietly_when_output_is_closed() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or_default();
+        let closed = message.starts_with("failed printing to stdout")
+            || message.starts_with("failed printing to stderr");
+        if closed && message.contains("Broken pipe") {
+            std::process::exit(CLOSED_OUTPUT);
+        }
+        default(info);
+    }));
 }
 
 fn init_tracing(g: &Global) {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio_postgres::error::{DbError, SqlState};
 
+use crate::connect::seconds;
+
 /// Everything that can go wrong while reading connection settings or connecting.
 ///
 /// Messages are complete on their own: they include the underlying causes (tokio-postgres'
@@ -49,6 +51,25 @@ pub enum Error {
         /// The driver's error; [`Error::db_error`] gives the server's message if there is one.
         error: tokio_postgres::Error,
     },
+    /// A connection attempt did not finish within the connect timeout: the server accepted
+    /// nothing, or accepted the TCP connection and then did not complete the TLS handshake,
+    /// startup or authentication in time.
+    #[error(
+        "could not connect to {target}: {server} did not complete the connection set-up (TCP \
+         connect, TLS handshake, startup and authentication) within {} {}",
+        seconds(*timeout),
+        timeout_origin(*is_default)
+    )]
+    ConnectTimeout {
+        /// The redacted connection URL.
+        target: String,
+        /// The address tried: `host:port`, `name (address:port)` or the socket file.
+        server: String,
+        /// How long the attempt was given.
+        timeout: Duration,
+        /// True if no timeout was set and the default applied.
+        is_default: bool,
+    },
     /// [`wait_until_ready`](crate::ConnectOptions::wait_until_ready) gave up.
     #[error(
         "{target} did not accept connections within {:.1}s; last error: {last_error}",
@@ -69,7 +90,10 @@ impl Error {
     /// could not be parsed or files that could not be read). A CLI maps these to its
     /// "connection error" exit code.
     pub fn is_connection(&self) -> bool {
-        matches!(self, Error::Connect { .. } | Error::Timeout { .. })
+        matches!(
+            self,
+            Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Timeout { .. }
+        )
     }
 
     /// True if the connection settings themselves are invalid.
@@ -98,6 +122,15 @@ impl Error {
     }
 }
 
+fn timeout_origin(is_default: bool) -> &'static str {
+    if is_default {
+        "(the default connect timeout; set connect_timeout in the URL or PGCONNECT_TIMEOUT to \
+         change it, 0 to wait forever)"
+    } else {
+        "(connect_timeout; 0 waits forever)"
+    }
+}
+
 /// A driver error with its causes, e.g. "db error: FATAL: password authentication failed for
 /// user "alice"" or "error connecting to server: Connection refused (os error 111)".
 pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
@@ -109,4 +142,33 @@ pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
         cause = e.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_names_the_server_and_where_the_limit_came_from() {
+        let error = |timeout, is_default| {
+            Error::ConnectTimeout {
+                target: "postgresql://u@db.example:5432/d".to_owned(),
+                server: "db.example (10.1.2.3:5432)".to_owned(),
+                timeout,
+                is_default,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            error(Duration::from_secs(30), true),
+            "could not connect to postgresql://u@db.example:5432/d: db.example (10.1.2.3:5432) did \
+             not complete the connection set-up (TCP connect, TLS handshake, startup and \
+             authentication) within 30s (the default connect timeout; set connect_timeout in the \
+             URL or PGCONNECT_TIMEOUT to change it, 0 to wait forever)"
+        );
+        assert!(
+            error(Duration::from_millis(2500), false)
+                .ends_with("within 2.5s (connect_timeout; 0 waits forever)")
+        );
+    }
 }

@@ -56,7 +56,14 @@ const DEFAULT_SOCKET_DIRS: &[&str] = &["/var/run/postgresql", "/tmp"];
 ///
 /// Defaults: host = the first of `/var/run/postgresql` and `/tmp` that holds the server's
 /// socket (`.s.PGSQL.<port>`), else `localhost`; port 5432; user = the OS user; database = the
-/// user name; sslmode = `prefer` (`verify-full` if `sslrootcert=system`).
+/// user name; sslmode = `prefer` (`verify-full` if `sslrootcert=system`); connect timeout =
+/// [`DEFAULT_CONNECT_TIMEOUT`](Self::DEFAULT_CONNECT_TIMEOUT) (libpq has none, but a deploy
+/// tool must not hang on a server that accepts connections and never answers).
+///
+/// `connect_timeout` (or `PGCONNECT_TIMEOUT`) bounds the whole set-up of each connection
+/// attempt: TCP connect, SSL request and TLS handshake, startup and authentication. As in
+/// libpq it applies to each address tried (a host name can resolve to several), `0` or a
+/// negative value waits forever, and 1 is raised to 2 seconds.
 ///
 /// Supported keywords: `host` (a name, IP address, or a Unix socket directory starting with
 /// `/`), `hostaddr`, `port`, `user`, `password`, `dbname`, `sslmode`, `sslrootcert`,
@@ -95,8 +102,12 @@ pub struct ConnectOptions {
     sslrootcert: Option<String>,
     sslcert: Option<PathBuf>,
     sslkey: Option<PathBuf>,
+    /// The user's choice (URL, conninfo, `PGAPPNAME`): always wins.
     application_name: Option<String>,
-    connect_timeout: Option<Duration>,
+    /// Used when the user chose no `application_name`: theirs from the conninfo, or the
+    /// program's ([`with_application_name`](Self::with_application_name)).
+    fallback_application_name: Option<String>,
+    connect_timeout: ConnectTimeout,
     options: Option<String>,
     channel_binding: Option<&'static str>,
     target_session_attrs: Option<&'static str>,
@@ -104,7 +115,41 @@ pub struct ConnectOptions {
     home: Option<PathBuf>,
 }
 
+/// How long one connection attempt may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConnectTimeout {
+    /// Not given: [`ConnectOptions::DEFAULT_CONNECT_TIMEOUT`].
+    Default,
+    /// `connect_timeout=0` (or negative): wait as long as it takes, as libpq does by default.
+    Never,
+    /// Given explicitly.
+    After(Duration),
+}
+
+impl ConnectTimeout {
+    /// libpq: zero or negative means no timeout, and less than two seconds is raised to two,
+    /// "to prevent possibly waiting hardly-at-all".
+    fn from_seconds(seconds: u64) -> Self {
+        match seconds {
+            0 => ConnectTimeout::Never,
+            seconds => ConnectTimeout::After(Duration::from_secs(seconds.max(2))),
+        }
+    }
+
+    /// The value as libpq's `connect_timeout` keyword would take it (whole seconds).
+    fn keyword_value(self) -> Option<String> {
+        match self {
+            ConnectTimeout::Default => None,
+            ConnectTimeout::Never => Some("0".to_owned()),
+            ConnectTimeout::After(timeout) => Some(timeout.as_secs().max(1).to_string()),
+        }
+    }
+}
+
 impl ConnectOptions {
+    /// The connect timeout when none is given: 30 seconds per connection attempt.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
     /// Parses a libpq URL (`postgres://` or `postgresql://`, percent-decoded, e.g.
     /// `postgresql://alice@/app?host=/var/run/postgresql&port=5433`) or a `key=value`
     /// conninfo string (`host=localhost dbname='my db'`, backslash escapes), then applies
@@ -214,8 +259,11 @@ impl ConnectOptions {
             sslrootcert: params.sslrootcert,
             sslcert: params.sslcert,
             sslkey: params.sslkey,
-            application_name: params.application_name.or(params.fallback_application_name),
-            connect_timeout: params.connect_timeout.and_then(connect_timeout),
+            application_name: params.application_name,
+            fallback_application_name: params.fallback_application_name,
+            connect_timeout: params
+                .connect_timeout
+                .map_or(ConnectTimeout::Default, ConnectTimeout::from_seconds),
             options: params.options,
             channel_binding: params.channel_binding,
             target_session_attrs: params.target_session_attrs,
@@ -281,14 +329,30 @@ impl ConnectOptions {
         self.host.starts_with('/') && self.hostaddr.is_none()
     }
 
-    /// The `application_name` reported to the server, if any.
+    /// The `application_name` reported to the server, if any: the user's (URL, conninfo,
+    /// `PGAPPNAME`), else the fallback (`fallback_application_name`, or the program's name
+    /// from [`with_application_name`](Self::with_application_name)).
     pub fn application_name(&self) -> Option<&str> {
-        self.application_name.as_deref()
+        self.application_name
+            .as_deref()
+            .or(self.fallback_application_name.as_deref())
     }
 
-    /// The connect timeout per attempt; `None` waits as long as the OS does.
+    /// How long each connection attempt may take (TCP connect, TLS handshake, startup and
+    /// authentication); `None` waits forever (`connect_timeout=0`). Without a setting this
+    /// is [`DEFAULT_CONNECT_TIMEOUT`](Self::DEFAULT_CONNECT_TIMEOUT).
     pub fn connect_timeout(&self) -> Option<Duration> {
-        self.connect_timeout
+        match self.connect_timeout {
+            ConnectTimeout::Default => Some(Self::DEFAULT_CONNECT_TIMEOUT),
+            ConnectTimeout::Never => None,
+            ConnectTimeout::After(timeout) => Some(timeout),
+        }
+    }
+
+    /// True if the connect timeout was set (`connect_timeout`, `PGCONNECT_TIMEOUT`,
+    /// [`with_connect_timeout`](Self::with_connect_timeout)) rather than the default.
+    pub fn connect_timeout_is_set(&self) -> bool {
+        self.connect_timeout != ConnectTimeout::Default
     }
 
     /// Same server, other database (for CREATE/DROP DATABASE via the `postgres` database,
@@ -317,18 +381,41 @@ impl ConnectOptions {
         }
     }
 
-    /// Same settings with this `application_name` (shown in `pg_stat_activity`).
+    /// Same settings, naming the program that connects: the server sees `name` as
+    /// `application_name` (in `pg_stat_activity`, logs) **unless the user chose one** in the
+    /// URL, the conninfo string or `PGAPPNAME`, which always wins. This is libpq's
+    /// `fallback_application_name`, which `psql` and `pg_dump` use the same way; it replaces
+    /// a `fallback_application_name` from the settings.
+    ///
+    /// ```
+    /// use pgstrata_conn::ConnectOptions;
+    ///
+    /// let plain = ConnectOptions::parse("host=db.example")?;
+    /// assert_eq!(plain.with_application_name("strata").application_name(), Some("strata"));
+    /// let chosen = ConnectOptions::parse("host=db.example application_name=billing-deploy")?;
+    /// assert_eq!(
+    ///     chosen.with_application_name("strata").application_name(),
+    ///     Some("billing-deploy")
+    /// );
+    /// # Ok::<(), pgstrata_conn::Error>(())
+    /// ```
     pub fn with_application_name(&self, name: &str) -> Self {
         Self {
-            application_name: Some(name.to_owned()),
+            fallback_application_name: Some(name.to_owned()),
             ..self.clone()
         }
     }
 
-    /// Same settings with this connect timeout per attempt.
+    /// Same settings with this connect timeout per attempt, used as given (libpq's raising of
+    /// 1 second to 2 applies to the `connect_timeout` keyword only); [`Duration::ZERO`] waits
+    /// forever, like `connect_timeout=0`.
     pub fn with_connect_timeout(&self, timeout: Duration) -> Self {
         Self {
-            connect_timeout: Some(timeout),
+            connect_timeout: if timeout.is_zero() {
+                ConnectTimeout::Never
+            } else {
+                ConnectTimeout::After(timeout)
+            },
             ..self.clone()
         }
     }
@@ -338,6 +425,16 @@ impl ConnectOptions {
     /// `postgresql://alice@/app?host=/var/run/postgresql&port=5432` for a Unix socket.
     /// Parsing it gives the same settings, minus the password.
     pub fn redacted(&self) -> String {
+        self.url(true)
+    }
+
+    /// The redacted URL for error messages: without `fallback_application_name`, which is
+    /// usually the program's own name and says nothing about where the connection goes.
+    pub(crate) fn target(&self) -> String {
+        self.url(false)
+    }
+
+    fn url(&self, with_fallback_application_name: bool) -> String {
         let mut url = format!("postgresql://{}@", encode(&self.user, COMPONENT));
         let mut query: Vec<(&str, String)> = Vec::new();
         if self.host.starts_with('/') {
@@ -362,9 +459,12 @@ impl ConnectOptions {
             ("sslkey", path_text(&self.sslkey)),
             ("application_name", self.application_name.clone()),
             (
-                "connect_timeout",
-                self.connect_timeout.map(|t| t.as_secs().max(1).to_string()),
+                "fallback_application_name",
+                self.fallback_application_name
+                    .clone()
+                    .filter(|_| with_fallback_application_name),
             ),
+            ("connect_timeout", self.connect_timeout.keyword_value()),
             ("options", self.options.clone()),
             ("channel_binding", self.channel_binding.map(str::to_owned)),
             (
@@ -402,10 +502,14 @@ impl ConnectOptions {
             ("PGSSLROOTCERT", self.sslrootcert.clone()),
             ("PGSSLCERT", path_text(&self.sslcert)),
             ("PGSSLKEY", path_text(&self.sslkey)),
-            ("PGAPPNAME", self.application_name.clone()),
+            ("PGAPPNAME", self.application_name().map(str::to_owned)),
+            // The effective value, default included: the tools must not hang either.
             (
                 "PGCONNECT_TIMEOUT",
-                self.connect_timeout.map(|t| t.as_secs().max(1).to_string()),
+                Some(match self.connect_timeout() {
+                    None => "0".to_owned(),
+                    Some(timeout) => timeout.as_secs().max(1).to_string(),
+                }),
             ),
             ("PGOPTIONS", self.options.clone()),
             ("PGCHANNELBINDING", self.channel_binding.map(str::to_owned)),
@@ -424,6 +528,18 @@ impl ConnectOptions {
     /// to `Require`; how certificates are checked is up to the connector from
     /// [`connect`](Self::connect).
     pub fn to_tokio_postgres_config(&self) -> tokio_postgres::Config {
+        let mut config = self.config_without_timeout();
+        // tokio-postgres bounds only the TCP connect with this; `connect` bounds the whole
+        // set-up of each attempt instead.
+        if let Some(timeout) = self.connect_timeout() {
+            config.connect_timeout(timeout);
+        }
+        config
+    }
+
+    /// The tokio-postgres settings, minus its connect timeout (which would cut the TCP
+    /// connect with a message of its own before ours could say what timed out).
+    pub(crate) fn config_without_timeout(&self) -> tokio_postgres::Config {
         use tokio_postgres::config::{ChannelBinding, SslMode as TpSslMode, TargetSessionAttrs};
 
         let mut config = tokio_postgres::Config::new();
@@ -445,11 +561,8 @@ impl ConnectOptions {
         if let Some(password) = &self.password {
             config.password(password);
         }
-        if let Some(name) = &self.application_name {
+        if let Some(name) = self.application_name() {
             config.application_name(name);
-        }
-        if let Some(timeout) = self.connect_timeout {
-            config.connect_timeout(timeout);
         }
         if let Some(options) = &self.options {
             config.options(options);
@@ -463,6 +576,29 @@ impl ConnectOptions {
             config.target_session_attrs(TargetSessionAttrs::ReadWrite);
         }
         config
+    }
+
+    /// Where a connection goes, for messages: `host:port`, `[::1]:port`, or the socket file.
+    pub(crate) fn server(&self) -> String {
+        match self.hostaddr {
+            Some(addr) => std::net::SocketAddr::new(addr, self.port).to_string(),
+            None if self.host.starts_with('/') => {
+                format!("{}/.s.PGSQL.{}", self.host.trim_end_matches('/'), self.port)
+            }
+            None => match self.host.parse::<IpAddr>() {
+                Ok(addr) => std::net::SocketAddr::new(addr, self.port).to_string(),
+                Err(_) => format!("{}:{}", self.host, self.port),
+            },
+        }
+    }
+
+    /// The host name to look up, if the connection needs a look-up (not a socket, not an
+    /// address).
+    pub(crate) fn host_to_resolve(&self) -> Option<&str> {
+        (self.hostaddr.is_none()
+            && !self.host.starts_with('/')
+            && self.host.parse::<IpAddr>().is_err())
+        .then_some(self.host.as_str())
     }
 
     /// The sslmode actually used: Unix sockets never use TLS (as in libpq; tokio-postgres
@@ -509,6 +645,7 @@ impl fmt::Debug for ConnectOptions {
             .field("sslcert", &self.sslcert)
             .field("sslkey", &self.sslkey)
             .field("application_name", &self.application_name)
+            .field("fallback_application_name", &self.fallback_application_name)
             .field("connect_timeout", &self.connect_timeout)
             .field("options", &self.options)
             .field("channel_binding", &self.channel_binding)
@@ -536,12 +673,6 @@ const QUERY_VALUE: &AsciiSet = &COMPONENT.remove(b'/').remove(b':');
 
 fn encode(text: &str, set: &'static AsciiSet) -> String {
     utf8_percent_encode(text, set).to_string()
-}
-
-/// libpq: zero means no timeout, and less than two seconds is raised to two, "to prevent
-/// possibly waiting hardly-at-all".
-fn connect_timeout(seconds: u64) -> Option<Duration> {
-    (seconds > 0).then(|| Duration::from_secs(seconds.max(2)))
 }
 
 fn default_host(port: u16) -> String {
@@ -746,7 +877,8 @@ mod tests {
         assert_eq!(opts.dbname(), os_user);
         assert_eq!(opts.port(), 5432);
         assert_eq!(opts.sslmode(), SslMode::Prefer);
-        assert_eq!(opts.connect_timeout(), None);
+        assert_eq!(opts.connect_timeout(), Some(Duration::from_secs(30)));
+        assert!(!opts.connect_timeout_is_set());
         assert_eq!(opts.host(), default_host(5432));
         let with_user = resolved(Some("user=carol"), &[]);
         assert_eq!(with_user.dbname(), "carol");
@@ -821,9 +953,30 @@ mod tests {
         assert_eq!(timeout("-1"), None);
         assert_eq!(timeout("1"), Some(Duration::from_secs(2)));
         assert_eq!(timeout("30"), Some(Duration::from_secs(30)));
+        assert_eq!(timeout("600"), Some(Duration::from_secs(600)));
         let opts = resolved(Some("host=h"), &[]).with_connect_timeout(Duration::from_millis(500));
         assert_eq!(opts.connect_timeout(), Some(Duration::from_millis(500)));
         assert!(opts.redacted().contains("connect_timeout=1"));
+        let forever = opts.with_connect_timeout(Duration::ZERO);
+        assert_eq!(forever.connect_timeout(), None);
+        assert!(forever.connect_timeout_is_set());
+        // Waiting forever must survive the round trip through the URL and the variables.
+        assert!(forever.redacted().ends_with("?connect_timeout=0"));
+        assert!(
+            forever
+                .pg_env()
+                .contains(&("PGCONNECT_TIMEOUT", "0".to_owned()))
+        );
+        let from_env = resolved(Some("host=h"), &[("PGCONNECT_TIMEOUT", "3")]);
+        assert_eq!(from_env.connect_timeout(), Some(Duration::from_secs(3)));
+        // The default: bounded, and handed on to libpq tools, but not shown in the URL.
+        let default = resolved(Some("host=h"), &[]);
+        assert!(!default.redacted().contains("connect_timeout"));
+        assert!(
+            default
+                .pg_env()
+                .contains(&("PGCONNECT_TIMEOUT", "30".to_owned()))
+        );
     }
 
     #[test]
@@ -835,10 +988,50 @@ mod tests {
             &[("PGAPPNAME", "mine")],
         );
         assert_eq!(opts.application_name(), Some("mine"));
+    }
+
+    #[test]
+    fn the_users_application_name_beats_the_programs() {
+        let program = "strata 1.0";
+        let cases = [
+            (Some("host=h application_name=myapp"), vec![], "myapp"),
+            (
+                Some("postgresql://h/d?application_name=myapp"),
+                vec![],
+                "myapp",
+            ),
+            (Some("host=h"), vec![("PGAPPNAME", "myapp")], "myapp"),
+            // The program's name replaces a fallback, as psql's does.
+            (
+                Some("host=h fallback_application_name=other"),
+                vec![],
+                program,
+            ),
+            (Some("host=h"), vec![], program),
+        ];
+        for (conninfo, vars, expected) in cases {
+            let opts = resolved(conninfo, &vars).with_application_name(program);
+            assert_eq!(
+                opts.application_name(),
+                Some(expected),
+                "{conninfo:?} {vars:?}"
+            );
+            assert_eq!(
+                opts.to_tokio_postgres_config().get_application_name(),
+                Some(expected)
+            );
+            assert!(opts.pg_env().contains(&("PGAPPNAME", expected.to_owned())));
+        }
+        // The URL keeps both, so parsing it gives the same settings; messages leave the
+        // program's name out.
+        let opts = resolved(Some("host=h user=u dbname=d"), &[]).with_application_name(program);
         assert_eq!(
-            opts.with_application_name("x").application_name(),
-            Some("x")
+            opts.redacted(),
+            "postgresql://u@h:5432/d?fallback_application_name=strata%201.0"
         );
+        assert_eq!(opts.target(), "postgresql://u@h:5432/d");
+        let reparsed = ConnectOptions::parse(&opts.redacted()).unwrap();
+        assert_eq!(reparsed.application_name(), Some(program));
     }
 
     fn write_pgpass(dir: &Path, contents: &str, mode: u32) -> PathBuf {
@@ -986,8 +1179,13 @@ mod tests {
             );
         }
         assert!(!env.iter().any(|(key, _)| *key == "PGPASSWORD"));
-        // Feeding it back through resolve gives the same settings.
+        // Feeding it back through resolve gives the same settings (the default connect
+        // timeout becoming an explicit one).
         let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        assert_eq!(resolved(None, &vars).redacted(), opts.redacted());
+        assert_eq!(
+            resolved(None, &vars).redacted(),
+            opts.with_connect_timeout(Duration::from_secs(30))
+                .redacted()
+        );
     }
 }

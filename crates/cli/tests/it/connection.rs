@@ -164,3 +164,106 @@ fn the_password_never_appears_in_any_output() {
         "{recorded:?}"
     );
 }
+
+/// A loopback listener that accepts connections and never answers (a hung server, a firewall that swallows
+/// packets after the handshake); accepted connections are kept open for the listener's lifetime.
+fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let port = listener.local_addr().expect("its address").port();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for socket in listener.incoming() {
+            open.push(socket);
+        }
+    });
+    port
+}
+
+/// issue 19.1: `connect_timeout` and `PGCONNECT_TIMEOUT` bound the whole connection set-up; the error names the
+/// server and the timeout, never the password.
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let port = silent_server();
+    let pkg = Pkg::new("acme/hang", "hang");
+    let url = format!("postgresql://deployer:hush-hush@127.0.0.1:{port}/app");
+    let mut in_url = strata();
+    in_url.args(["status", "-d", &format!("{url}?connect_timeout=2")]);
+    let mut in_env = strata();
+    in_env
+        .env("PGCONNECT_TIMEOUT", "2")
+        .env("DATABASE_URL", &url)
+        .args(["--json", "status"]);
+    for (name, mut cmd) in [
+        ("connect_timeout in the URL", in_url),
+        ("PGCONNECT_TIMEOUT", in_env),
+    ] {
+        let started = std::time::Instant::now();
+        // The outer limit only keeps a regression from hanging the test run.
+        let output = cmd
+            .current_dir(pkg.root())
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .expect("strata gives up by itself");
+        let took = started.elapsed();
+        let run = Run::of(output).expect_code(2);
+        assert!(
+            (std::time::Duration::from_secs(2)..std::time::Duration::from_secs(10)).contains(&took),
+            "{name}: {took:?}"
+        );
+        assert!(
+            run.says(&format!(
+                "127.0.0.1:{port} did not complete the connection set-up"
+            )),
+            "{name}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+        assert!(
+            run.says("within 2s (connect_timeout"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stdout.contains("hush") && !run.stderr.contains("hush"),
+            "{name}: the password was printed"
+        );
+    }
+}
+
+/// issue 16.5: the user's `application_name` (URL, PGAPPNAME) is what the server sees; without one, Strata names
+/// itself.
+#[test]
+fn the_users_application_name_is_kept() {
+    let mut pkg = Pkg::new("acme/appname", "appname");
+    pkg.add(
+        "0001_seen.sql",
+        "CREATE TABLE seen AS SELECT current_setting('application_name') AS name;\n",
+    );
+    let seen = |db: &Db| db.value::<String>("SELECT name FROM appname.seen");
+
+    let in_url = Db::new();
+    let url = in_url.url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    run(strata().current_dir(pkg.root()).args([
+        "-d",
+        &format!("{url}{separator}application_name=billing-deploy"),
+        "up",
+    ]))
+    .ok();
+    assert_eq!(seen(&in_url), "billing-deploy");
+
+    let in_env = Db::new();
+    run(strata()
+        .current_dir(pkg.root())
+        .env("PGAPPNAME", "nightly deploy")
+        .args(["-d", &in_env.url(), "up"]))
+    .ok();
+    assert_eq!(seen(&in_env), "nightly deploy");
+
+    let unnamed = Db::new();
+    run(strata()
+        .current_dir(pkg.root())
+        .args(["-d", &unnamed.url(), "up"]))
+    .ok();
+    assert!(seen(&unnamed).starts_with("strata "), "{}", seen(&unnamed));
+}

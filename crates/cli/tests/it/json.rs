@@ -83,3 +83,60 @@ fn refusals_are_json_errors_too() {
     assert_eq!(changed["error"]["changed"][0]["name"], "0002_b");
     snap_json!("json_changed_error", changed);
 }
+
+/// issue 19.3: `strata … | head`. A closed stdout (or stderr) ends the program quietly with 141 (128 + SIGPIPE, the
+/// status a shell reports for `grep` or `cat` in the same spot), for human output and `--json` alike; before, every
+/// command panicked with "failed printing to stdout: Broken pipe" and exit 101.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    let db = Db::new();
+    let pkg = pkg();
+    crate::support::run(crate::support::strata().current_dir(pkg.root()).args([
+        "-d",
+        &db.url(),
+        "up",
+    ]))
+    .ok();
+    let url = db.url();
+    let dead = format!(
+        "postgresql://nobody@127.0.0.1:{}/x",
+        crate::support::dead_port()
+    );
+    let commands: [&[&str]; 8] = [
+        &["-d", &url, "status"],
+        &["-d", &url, "--json", "status"],
+        &["-d", &url, "plan"],
+        &["-d", &url, "--json", "plan"],
+        &["-d", &url, "log"],
+        &["-d", &url, "--json", "log"],
+        &["lint", "--all"],
+        // The error goes to stdout as JSON.
+        &["-d", &dead, "--json", "status"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = crate::support::strata_process()
+            .current_dir(pkg.root())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A closed stderr, where diagnostics go: the same.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = crate::support::strata_process()
+        .current_dir(pkg.root())
+        .args(["-d", &dead, "status"])
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(141));
+}

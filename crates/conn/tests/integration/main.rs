@@ -5,5 +5,6 @@
 mod messages;
 mod password;
 mod support;
+mod timeout;
 mod tls;
 mod wait;

@@ -94,3 +94,42 @@ async fn with_dbname_and_application_name() {
         .get(0);
     assert_eq!(name, "postgres");
 }
+
+/// issue 16.5: the program's name never overrides the user's `application_name`.
+#[tokio::test]
+async fn the_users_application_name_reaches_the_server() {
+    let db = pgtest::TestDb::new().await;
+    let url = db.url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let seen = async |opts: ConnectOptions| -> (String, String) {
+        let conn = opts
+            .with_application_name("strata-conn-test")
+            .connect()
+            .await
+            .unwrap();
+        let row = conn
+            .client
+            .query_one(
+                "SELECT application_name, current_setting('application_name') \
+                 FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let in_url = format!("{url}{separator}application_name=billing%20deploy");
+    let from_url = ConnectOptions::resolve(Some(&in_url), &crate::support::env_of(&[])).unwrap();
+    let from_env = ConnectOptions::resolve(
+        Some(&url),
+        &crate::support::env_of(&[("PGAPPNAME", "billing deploy")]),
+    )
+    .unwrap();
+    for opts in [from_url, from_env] {
+        let expected = "billing deploy".to_owned();
+        assert_eq!(seen(opts).await, (expected.clone(), expected));
+    }
+    let none = ConnectOptions::resolve(Some(&url), &crate::support::env_of(&[])).unwrap();
+    let program = "strata-conn-test".to_owned();
+    assert_eq!(seen(none).await, (program.clone(), program));
+}

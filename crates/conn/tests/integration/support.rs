@@ -153,6 +153,99 @@ impl Certs {
     }
 }
 
+/// A self-signed server certificate made the usual way, `openssl req -x509` (which marks it
+/// `CA:TRUE`), for `localhost` and 127.0.0.1, with its key; the certificate is its own root.
+pub struct SelfSigned {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl SelfSigned {
+    /// Valid from now for two days.
+    pub fn generate(dir: &Path, name: &str) -> SelfSigned {
+        let (cert, key) = (format!("{name}.crt"), format!("{name}.key"));
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &cert,
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ],
+        );
+        Self::finish(dir, &cert, &key)
+    }
+
+    /// The same kind of certificate, expired since yesterday (`-days -1` puts its end a day
+    /// before its start, now).
+    pub fn generate_expired(dir: &Path, name: &str) -> SelfSigned {
+        let (cert, key, csr, ext) = (
+            format!("{name}.crt"),
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.ext"),
+        );
+        fs::write(
+            dir.join(&ext),
+            "basicConstraints=critical,CA:TRUE
+subjectAltName=DNS:localhost,IP:127.0.0.1
+",
+        )
+        .unwrap();
+        openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-subj",
+                "/CN=localhost",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509", "-req", "-in", &csr, "-signkey", &key, "-days", "-1", "-extfile", &ext,
+                "-out", &cert,
+            ],
+        );
+        Self::finish(dir, &cert, &key)
+    }
+
+    fn finish(dir: &Path, cert: &str, key: &str) -> SelfSigned {
+        fs::set_permissions(dir.join(key), fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some((uid, gid)) = server_owner() {
+            std::os::unix::fs::chown(dir.join(key), Some(uid), Some(gid)).unwrap();
+        }
+        fs::set_permissions(dir.join(cert), fs::Permissions::from_mode(0o644)).unwrap();
+        SelfSigned {
+            cert: dir.join(cert),
+            key: dir.join(key),
+        }
+    }
+}
+
 /// A cluster listening on 127.0.0.1 with the given `pg_hba.conf` lines, and TLS if `certs`
 /// is given. The roles `alice` (password [`ALICE_PASSWORD`]) and `certuser` exist.
 pub struct TcpCluster {
@@ -163,19 +256,36 @@ pub struct TcpCluster {
 
 impl TcpCluster {
     pub async fn start(hba: &str, certs: Option<&Certs>) -> TcpCluster {
+        let tls = certs.map(|c| {
+            (
+                c.server_cert.as_path(),
+                c.server_key.as_path(),
+                Some(c.ca.as_path()),
+            )
+        });
+        Self::start_with_tls(hba, tls).await
+    }
+
+    /// The same with the server's certificate, key and (for client certificates) CA file.
+    pub async fn start_with_tls(
+        hba: &str,
+        tls: Option<(&Path, &Path, Option<&Path>)>,
+    ) -> TcpCluster {
         let config_dir = shared_tempdir();
         let hba_file = config_dir.path().join("pg_hba.conf");
         fs::write(&hba_file, hba).unwrap();
         fs::set_permissions(&hba_file, fs::Permissions::from_mode(0o644)).unwrap();
         let path = |p: &Path| p.to_str().unwrap().to_owned();
         let mut settings = vec![("hba_file".to_owned(), path(&hba_file))];
-        if let Some(certs) = certs {
+        if let Some((cert, key, ca)) = tls {
             settings.extend([
                 ("ssl".to_owned(), "on".to_owned()),
-                ("ssl_cert_file".to_owned(), path(&certs.server_cert)),
-                ("ssl_key_file".to_owned(), path(&certs.server_key)),
-                ("ssl_ca_file".to_owned(), path(&certs.ca)),
+                ("ssl_cert_file".to_owned(), path(cert)),
+                ("ssl_key_file".to_owned(), path(key)),
             ]);
+            if let Some(ca) = ca {
+                settings.push(("ssl_ca_file".to_owned(), path(ca)));
+            }
         }
         let opts = ChildClusterOptions {
             listen_tcp: true,

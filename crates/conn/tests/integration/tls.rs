@@ -6,7 +6,9 @@ use std::path::Path;
 
 use pgstrata_conn::{ConnectOptions, Error};
 
-use crate::support::{ALICE_PASSWORD, Certs, TcpCluster, env_of, shared_tempdir, try_connect};
+use crate::support::{
+    ALICE_PASSWORD, Certs, SelfSigned, TcpCluster, env_of, shared_tempdir, try_connect,
+};
 
 const HBA: &str = "\
 local all all trust
@@ -255,4 +257,140 @@ async fn sslmodes() {
         error.to_string().contains("group or world access"),
         "{error}"
     );
+}
+
+/// issue 19.2: a server certificate that is itself the trusted root (the usual self-signed
+/// certificate, `CA:TRUE`) is accepted by the verifying modes, as libpq accepts it, with
+/// every other check kept.
+#[tokio::test]
+async fn a_self_signed_certificate_can_be_its_own_root() {
+    const HBA: &str = "\
+local all all trust
+hostssl all alice 127.0.0.1/32 scram-sha-256
+";
+    let dir = shared_tempdir();
+    let server = SelfSigned::generate(dir.path(), "server");
+    let other = SelfSigned::generate(dir.path(), "other");
+    let expired = SelfSigned::generate_expired(dir.path(), "expired");
+    // A bundle: the server's certificate is one of several roots.
+    let bundle = dir.path().join("bundle.crt");
+    fs::write(
+        &bundle,
+        [
+            fs::read(&other.cert).unwrap(),
+            fs::read(&server.cert).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let cluster = TcpCluster::start_with_tls(HBA, Some((&server.cert, &server.key, None))).await;
+    let port = cluster.port();
+    let localhost = format!("host=localhost hostaddr=127.0.0.1 port={port} dbname=postgres");
+    let wrong_name = format!("host=wrong.example hostaddr=127.0.0.1 port={port} dbname=postgres");
+    let by_ip = format!("host=127.0.0.1 port={port} dbname=postgres");
+    let (own, foreign, bundle) = (
+        server.cert.display(),
+        other.cert.display(),
+        bundle.display(),
+    );
+    let expired_root = expired.cert.display();
+    use Expect::{Fails, Tls};
+    let handshake = "error performing TLS handshake";
+    let cases: Vec<(&str, String, Expect)> = vec![
+        (
+            "verify-ca",
+            format!("{localhost} sslmode=verify-ca sslrootcert={own}"),
+            Tls(true),
+        ),
+        (
+            "verify-full",
+            format!("{localhost} sslmode=verify-full sslrootcert={own}"),
+            Tls(true),
+        ),
+        (
+            "verify-full by IP address",
+            format!("{by_ip} sslmode=verify-full sslrootcert={own}"),
+            Tls(true),
+        ),
+        (
+            "verify-full with the certificate among other roots",
+            format!("{localhost} sslmode=verify-full sslrootcert={bundle}"),
+            Tls(true),
+        ),
+        (
+            "require with the root file verifies like verify-ca",
+            format!("{wrong_name} sslmode=require sslrootcert={own}"),
+            Tls(true),
+        ),
+        (
+            "verify-full with the wrong host name",
+            format!("{wrong_name} sslmode=verify-full sslrootcert={own}"),
+            Fails("not valid for name"),
+        ),
+        (
+            "verify-ca with another self-signed certificate",
+            format!("{localhost} sslmode=verify-ca sslrootcert={foreign}"),
+            Fails(handshake),
+        ),
+        (
+            "verify-full with another self-signed certificate",
+            format!("{localhost} sslmode=verify-full sslrootcert={foreign}"),
+            Fails(handshake),
+        ),
+        (
+            "require with another self-signed certificate",
+            format!("{localhost} sslmode=require sslrootcert={foreign}"),
+            Fails(handshake),
+        ),
+    ];
+    let alice = [("PGUSER", "alice"), ("PGPASSWORD", ALICE_PASSWORD)];
+    let empty_home = shared_tempdir();
+    let mut vars = alice.to_vec();
+    vars.push(("HOME", empty_home.path().to_str().unwrap()));
+    let check = async |cases: &[(&str, String, Expect)]| {
+        for (name, conninfo, expect) in cases {
+            let opts = ConnectOptions::resolve(Some(conninfo), &env_of(&vars)).unwrap();
+            let outcome = try_connect(&opts).await;
+            match (expect, &outcome) {
+                (Tls(tls), Ok(used)) if tls == used => {}
+                (Fails(text), Err(error)) if error.contains(text) => {
+                    assert!(!error.contains(ALICE_PASSWORD), "{name}: {error}");
+                }
+                _ => panic!("{name} ({conninfo}): got {outcome:?}"),
+            }
+        }
+    };
+    check(&cases).await;
+
+    // A server presenting an expired certificate that is its own root: refused by every
+    // mode that verifies, though it is otherwise reachable.
+    drop(cluster);
+    let cluster = TcpCluster::start_with_tls(HBA, Some((&expired.cert, &expired.key, None))).await;
+    let localhost = format!(
+        "host=localhost hostaddr=127.0.0.1 port={} dbname=postgres",
+        cluster.port()
+    );
+    let expired_cases: Vec<(&str, String, Expect)> = vec![
+        (
+            "prefer does not verify",
+            format!("{localhost} sslmode=prefer"),
+            Tls(true),
+        ),
+        (
+            "verify-ca, expired",
+            format!("{localhost} sslmode=verify-ca sslrootcert={expired_root}"),
+            Fails("Expired"),
+        ),
+        (
+            "verify-full, expired",
+            format!("{localhost} sslmode=verify-full sslrootcert={expired_root}"),
+            Fails("Expired"),
+        ),
+        (
+            "require with the root file, expired",
+            format!("{localhost} sslmode=require sslrootcert={expired_root}"),
+            Fails("Expired"),
+        ),
+    ];
+    check(&expired_cases).await;
 }
