@@ -56,8 +56,8 @@ async fn the_callers_connection_is_left_as_it_was() {
 
     let opts = UpOptions {
         session: SessionSettings {
-            lock_timeout: Some("1500ms".into()),
-            statement_timeout: Some("1min".into()),
+            lock_timeout: Some("1500ms".parse().unwrap()),
+            statement_timeout: Some("1min".parse().unwrap()),
             lock_wait_timeout: None,
         },
         ..UpOptions::default()
@@ -121,7 +121,7 @@ async fn statement_and_lock_timeouts_apply_to_migrations() {
     let mut conn = crate::support::connect(&db).await;
     let opts = UpOptions {
         session: SessionSettings {
-            statement_timeout: Some("200ms".into()),
+            statement_timeout: Some("200ms".parse().unwrap()),
             ..SessionSettings::default()
         },
         ..UpOptions::default()
@@ -151,7 +151,7 @@ async fn statement_and_lock_timeouts_apply_to_migrations() {
     let mut conn = crate::support::connect(&other).await;
     let opts = UpOptions {
         session: SessionSettings {
-            lock_timeout: Some("200ms".into()),
+            lock_timeout: Some("200ms".parse().unwrap()),
             ..SessionSettings::default()
         },
         ..UpOptions::default()
@@ -183,7 +183,7 @@ async fn a_lock_wait_timeout_is_a_lock_timeout_error() {
     let mut conn = crate::support::connect(&db).await;
     let opts = UpOptions {
         session: SessionSettings {
-            lock_wait_timeout: Some("100ms".into()),
+            lock_wait_timeout: Some("100ms".parse().unwrap()),
             ..SessionSettings::default()
         },
         ..UpOptions::default()
