@@ -318,7 +318,7 @@ pub(crate) async fn versions(
 
 /// The definition hash of objects, by (kind, oid, sub_id); absent objects are left out. It is the md5 of the
 /// catalog columns that define the object (for views, the stored query tree) rather than of the deparsed text
-/// (`pg_get_functiondef`, `pg_get_viewdef`): as precise, and several times cheaper with thousands of objects.
+/// (`pg_get_functiondef`, `pg_get_viewdef`): as precise, and cheaper with thousands of objects.
 /// Owner and privileges are left out: grants are not drift.
 /// `objects` gives (kind, oid, sub_id, catalog class) for each.
 pub(crate) async fn hashes(

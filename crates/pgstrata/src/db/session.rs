@@ -112,7 +112,7 @@ pub(crate) struct Session<'a> {
 impl<'a> Session<'a> {
     /// Begin the first transaction and take the deploy lock (waiting at most `lock_wait_timeout`).
     ///
-    /// One round trip when the lock is free: the session facts, `BEGIN`, the lock, the deploy's `SET LOCAL`s and the
+    /// When the lock is free, the session facts, `BEGIN`, the lock, the deploy's `SET LOCAL`s and the
     /// history probe are pipelined (tokio-postgres sends concurrent requests back to back on the connection). The
     /// probe is a statement of its own after the lock, so its snapshot sees what the previous holder committed.
     pub async fn open(

@@ -182,56 +182,26 @@ impl Graph {
         Ok(out)
     }
 
-    /// Topological order of one strongly connected component by its hard edges.
+    /// Topological order of one strongly connected component by its hard edges (the lowest item first among those
+    /// ready: file order).
     fn order_component(&self, component: &[usize]) -> Result<Vec<usize>, Vec<usize>> {
         let members: HashMap<usize, usize> =
             component.iter().enumerate().map(|(k, &i)| (i, k)).collect();
-        let mut missing = vec![0usize; component.len()];
-        let mut users: Vec<Vec<usize>> = vec![Vec::new(); component.len()];
-        for (k, &i) in component.iter().enumerate() {
-            for d in &self.hard[i] {
-                if let Some(&dk) = members.get(d) {
-                    missing[k] += 1;
-                    users[dk].push(k);
-                }
-            }
-        }
-        let mut ready: std::collections::BTreeSet<usize> = (0..component.len())
-            .filter(|&k| missing[k] == 0)
-            .map(|k| component[k])
-            .collect();
-        let mut out = Vec::with_capacity(component.len());
-        while let Some(i) = ready.pop_first() {
-            out.push(i);
-            for &u in &users[members[&i]] {
-                missing[u] -= 1;
-                if missing[u] == 0 {
-                    ready.insert(component[u]);
-                }
-            }
-        }
-        if out.len() == component.len() {
-            return Ok(out);
-        }
-        // A hard cycle remains among the items not output: walk hard edges until one repeats.
-        let left: Vec<usize> = component
+        let needs: Vec<Vec<usize>> = component
             .iter()
-            .copied()
-            .filter(|i| !out.contains(i))
+            .map(|i| {
+                self.hard[*i]
+                    .iter()
+                    .filter_map(|d| members.get(d).copied())
+                    .collect()
+            })
             .collect();
-        let mut chain = vec![left[0]];
-        loop {
-            let last = *chain.last().unwrap_or(&left[0]);
-            let Some(next) = self.hard[last].iter().copied().find(|d| left.contains(d)) else {
-                return Err(chain);
-            };
-            if let Some(pos) = chain.iter().position(|&c| c == next) {
-                let mut cycle = chain.split_off(pos);
-                cycle.push(next);
-                return Err(cycle);
-            }
-            chain.push(next);
-        }
+        crate::order::smallest_first(&needs)
+            .map(|order| order.into_iter().map(|k| component[k]).collect())
+            .map_err(|left| {
+                let cycle = crate::order::cycle_among(&needs, &left);
+                cycle.into_iter().map(|k| component[k]).collect()
+            })
     }
 
     /// Items that (transitively, through hard and soft edges) depend on `item`, nearest first.

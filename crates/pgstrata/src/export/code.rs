@@ -19,8 +19,10 @@ use std::fmt::Write as _;
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
-use super::{ExportFormat, Item, PsqlWriter, dollar_quote, open_run, sanitize, scope};
-use super::{enter_package, reset_role, text_array};
+use super::ExportFormat;
+use super::psql::{PsqlWriter, enter_package, open_run, reset_role};
+use super::quote::{dollar_quote, dollar_tag, text_array};
+use super::tools::{Item, sanitize, scope};
 use crate::db::catalog::{
     CLEAR_COMMENT_SQL, CatalogClass, HASHES_SQL, REPLACE_REFUSED, VERSIONS_SQL, drop_query,
     find_by_identity_sql, probe_sql,
@@ -132,7 +134,7 @@ fn drops(packages: &[Package], order: &[Ordered<'_>], items: &[usize]) -> String
                     escape_literal(&key.1),
                     escape_literal(&key.2)
                 );
-                let tag = super::dollar_tag("strata", &body);
+                let tag = dollar_tag("strata", &body);
                 let _ = writeln!(
                     out,
                     "-- every routine named {qualified}\nDO {tag}\n{body}{tag};"

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
-use super::{PsqlWriter, dollar_quote, text_array};
+use super::psql::PsqlWriter;
+use super::quote::{dollar_quote, text_array};
 use crate::db::roles::{ADOPT_SQL, grant_sql, revoke_sql, role_of, wanted_uses};
 use crate::source::package::Package;
 

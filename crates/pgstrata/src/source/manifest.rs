@@ -194,7 +194,7 @@ enum RawUse {
     },
 }
 
-/// pgpkg's keys (seed 003 and pgpkg's `config.go`).
+/// pgpkg's keys (as pgpkg's `config.go` reads them).
 #[derive(Deserialize)]
 struct RawPgpkg {
     #[serde(rename = "Package")]

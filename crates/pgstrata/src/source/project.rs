@@ -209,50 +209,33 @@ fn check_schemas(by_name: &BTreeMap<String, Package>) -> Result<()> {
     Ok(())
 }
 
-/// Dependencies first; among independent packages, the order they were given in. A cycle is reported with its
-/// chain of names.
+/// Dependencies first (each right before the first package that uses it); among independent packages, the order
+/// they were given in. A cycle is reported with its chain of names.
 fn toposort(by_name: &BTreeMap<String, Package>, order: &[String]) -> Result<Vec<String>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        Visiting,
-        Done,
-    }
-    fn visit(
-        name: &str,
-        by_name: &BTreeMap<String, Package>,
-        marks: &mut HashMap<String, Mark>,
-        stack: &mut Vec<String>,
-        out: &mut Vec<String>,
-    ) -> Result<()> {
-        match marks.get(name) {
-            Some(Mark::Done) => return Ok(()),
-            Some(Mark::Visiting) => {
-                let start = stack.iter().position(|n| n == name).unwrap_or(0);
-                let mut chain: Vec<String> = stack[start..].to_vec();
-                chain.push(name.to_string());
-                return Err(Error::usage(
-                    format!("packages use each other in a cycle: {}", chain.join(" → ")),
-                    Some("remove one of the `uses` entries".into()),
-                ));
-            }
-            None => {}
+    let index: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let needs: Vec<Vec<usize>> = order
+        .iter()
+        .map(|name| {
+            by_name.get(name).map_or_else(Vec::new, |p| {
+                p.uses()
+                    .iter()
+                    .filter_map(|u| index.get(u.name.as_str()).copied())
+                    .collect()
+            })
+        })
+        .collect();
+    match crate::order::depth_first(&needs) {
+        Ok(sorted) => Ok(sorted.into_iter().map(|i| order[i].clone()).collect()),
+        Err(chain) => {
+            let names: Vec<&str> = chain.iter().map(|&i| order[i].as_str()).collect();
+            Err(Error::usage(
+                format!("packages use each other in a cycle: {}", names.join(" → ")),
+                Some("remove one of the `uses` entries".into()),
+            ))
         }
-        marks.insert(name.to_string(), Mark::Visiting);
-        stack.push(name.to_string());
-        if let Some(p) = by_name.get(name) {
-            for u in p.uses() {
-                visit(&u.name, by_name, marks, stack, out)?;
-            }
-        }
-        stack.pop();
-        marks.insert(name.to_string(), Mark::Done);
-        out.push(name.to_string());
-        Ok(())
     }
-    let mut marks = HashMap::new();
-    let mut out = Vec::new();
-    for name in order {
-        visit(name, by_name, &mut marks, &mut Vec::new(), &mut out)?;
-    }
-    Ok(out)
 }

@@ -8,7 +8,7 @@
 //! | `golang-migrate` | `<u64>_<name>.up.sql` / `.down.sql` | version (integer) | detected: a file with a statement that cannot run in a transaction | `.down.sql` |
 //! | `flyway` | `V<ver>__<desc>.sql`, `U<ver>__<desc>.sql` (undo), `R__<desc>.sql` (repeatable), in any subfolder | version (dotted numbers, `_` = `.`, trailing zeros ignored); repeatables after, by description | detected, as Flyway's parser does | `U` file of the same version |
 //! | `refinery` | `V<int>__<name>.sql` / `U<int>__<name>.sql` (unversioned) | version (integer) | never (refinery always uses a transaction) | none |
-//! | `up-down` (seed 002) | `NNNN-name.up.sql` + `NNNN-name.down.sql`; optionally under `migrations/`, with a `functions/` folder of repeatable scripts | file name | Strata's directives (`-- strata:no-transaction`) | `.down.sql` |
+//! | `up-down` | `NNNN-name.up.sql` + `NNNN-name.down.sql`; optionally under `migrations/`, with a `functions/` folder of repeatable scripts | file name | Strata's directives (`-- strata:no-transaction`) | `.down.sql` |
 //!
 //! Differences from the tools themselves, all on purpose:
 //! - every pending migration runs in Strata's one deploy transaction (the tools use one per file or section), so a
@@ -66,7 +66,7 @@ pub enum Layout {
     Flyway,
     /// refinery: `V<version>__<name>.sql` (and `U…`, unversioned). Never detected automatically.
     Refinery,
-    /// The up/down pair layout (seed 002): `NNNN-name.up.sql` + `NNNN-name.down.sql`, with a `functions/` folder.
+    /// The up/down pair layout: `NNNN-name.up.sql` + `NNNN-name.down.sql`, with a `functions/` folder.
     UpDown,
 }
 
@@ -884,58 +884,4 @@ pub(crate) fn some_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layout_names_round_trip() {
-        for l in Layout::ALL {
-            assert_eq!(l.name().parse::<Layout>().unwrap(), l);
-        }
-        assert!("liquibase".parse::<Layout>().is_err());
-    }
-
-    #[test]
-    fn leading_digits_needs_one_digit() {
-        assert_eq!(leading_digits("001_x"), Some(("001", "_x")));
-        assert_eq!(leading_digits("x"), None);
-    }
-
-    #[test]
-    fn detection_and_loading_share_their_reads() {
-        // Enough files for the threaded prefetch; the package must be the same as one loaded without detection.
-        let tmp = tempfile::tempdir().unwrap();
-        for i in 1..=100 {
-            std::fs::write(
-                tmp.path().join(format!("{i:04}_t{i}.sql")),
-                format!("-- migrate:up\r\nCREATE TABLE t{i} (id int);\n-- migrate:down\nDROP TABLE t{i};\n"),
-            )
-            .unwrap();
-        }
-        let detected = Package::from_folder(tmp.path(), None, Some("app"), None).unwrap();
-        let named =
-            Package::from_layout_named(tmp.path(), Layout::Dbmate, Some("app"), None).unwrap();
-        assert_eq!(detected.layout(), Some(Layout::Dbmate));
-        assert_eq!(detected.migrations().len(), 100);
-        for (a, b) in detected.migrations().iter().zip(named.migrations()) {
-            assert_eq!(
-                (a.name(), a.checksum(), a.up_sql()),
-                (b.name(), b.checksum(), b.up_sql())
-            );
-            assert_eq!(a.down_sql(), b.down_sql());
-        }
-        assert_eq!(detected.migrations()[41].name(), "0042_t42");
-        assert!(!detected.migrations()[41].up_sql().contains('\r'));
-    }
-
-    #[test]
-    fn generic_folder_names_are_skipped() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("billing").join("db").join("migrations");
-        std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(default_package_name(&dir).unwrap(), "billing");
-        let odd = tmp.path().join("my app");
-        std::fs::create_dir_all(&odd).unwrap();
-        assert_eq!(default_package_name(&odd).unwrap(), "my-app");
-    }
-}
+mod tests;

@@ -1,4 +1,4 @@
-//! The up/down pair layout of seed 002: `NNNN-name.up.sql` with its rollback in `NNNN-name.down.sql`, applied in
+//! The up/down pair layout: `NNNN-name.up.sql` with its rollback in `NNNN-name.down.sql`, applied in
 //! alphabetical order. When the folder holds a `migrations/` subfolder, the migrations are there and the scripts of
 //! a `functions/` subfolder (and its subfolders) are repeatables: re-run, in path order, after the migrations
 //! whenever their text changes ("each function is updated with each migration"). Strata's directives

@@ -54,6 +54,7 @@ use std::path::{Path, PathBuf};
 use pgstrata_sql::migration::Direction;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
+use super::quote::dollar_tag;
 use crate::decide::code::{CodeKind, CodeObject};
 use crate::decide::graph::{Graph, Item};
 use crate::error::{Error, Result};
@@ -432,33 +433,20 @@ fn check_routine_files(pkg: &Package) -> Result<()> {
     Ok(())
 }
 
-/// Kahn's algorithm, smallest index first among the ready ones (file order is path order). Err: the files left in
-/// a cycle.
+/// The files in an order where each comes after those it needs, the smallest file index first among the ready
+/// ones (file order is path order). Err: the files left in a cycle.
 fn topological(
     needs: &BTreeMap<usize, BTreeSet<usize>>,
 ) -> std::result::Result<Vec<usize>, Vec<usize>> {
-    let mut done: BTreeSet<usize> = BTreeSet::new();
-    let mut order = Vec::with_capacity(needs.len());
-    while order.len() < needs.len() {
-        let next = needs
-            .iter()
-            .find(|(f, n)| !done.contains(*f) && n.iter().all(|d| done.contains(d)))
-            .map(|(&f, _)| f);
-        match next {
-            Some(f) => {
-                done.insert(f);
-                order.push(f);
-            }
-            None => {
-                return Err(needs
-                    .keys()
-                    .filter(|f| !done.contains(f))
-                    .copied()
-                    .collect());
-            }
-        }
-    }
-    Ok(order)
+    let files: Vec<usize> = needs.keys().copied().collect();
+    let position: BTreeMap<usize, usize> = files.iter().enumerate().map(|(k, &f)| (f, k)).collect();
+    let dense: Vec<Vec<usize>> = needs
+        .values()
+        .map(|n| n.iter().filter_map(|f| position.get(f).copied()).collect())
+        .collect();
+    crate::order::smallest_first(&dense)
+        .map(|order| order.into_iter().map(|k| files[k]).collect())
+        .map_err(|left| left.into_iter().map(|k| files[k]).collect())
 }
 
 /// The header every file starts with.
@@ -834,167 +822,5 @@ fn do_block(body: &str) -> String {
     format!("DO {tag}\n{body}{tag};\n")
 }
 
-/// `$base$`, or `$baseN$` with the smallest N that does not occur in `text` (which ends with a newline, so the
-/// closing tag cannot merge with it).
-fn dollar_tag(base: &str, text: &str) -> String {
-    let mut n = 0usize;
-    loop {
-        let tag = if n == 0 {
-            format!("${base}$")
-        } else {
-            format!("${base}{n}$")
-        };
-        if !text.contains(&tag) {
-            return tag;
-        }
-        n += 1;
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A package in a temporary folder: a manifest, one migration, and `files` (path, text) of managed code.
-    fn package(files: &[(&str, &str)]) -> (tempfile::TempDir, Package) {
-        let dir = tempfile::tempdir().unwrap();
-        let write = |rel: &str, text: &str| {
-            let path = dir.path().join(rel);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        };
-        write(
-            "strata.toml",
-            "name = \"github.com/acme/kit\"\nschema = \"kit\"\nmigrations = [\"migrations/001_t.sql\"]\n",
-        );
-        write(
-            "migrations/001_t.sql",
-            "-- migrate:up\nCREATE TABLE t (id int);\n-- migrate:down\nDROP TABLE t;\n",
-        );
-        for (rel, text) in files {
-            write(rel, text);
-        }
-        let pkg = Package::load(dir.path()).unwrap();
-        (dir, pkg)
-    }
-
-    fn names(b: &Bundle) -> Vec<&str> {
-        b.files.iter().map(|f| f.name.as_str()).collect()
-    }
-
-    #[test]
-    fn files_come_after_the_files_they_need() {
-        let (_dir, pkg) = package(&[
-            ("a.sql", "CREATE VIEW v AS SELECT kit.f() AS x;\n"),
-            (
-                "b.sql",
-                "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1;\n",
-            ),
-            (
-                "sub/c.sql",
-                "CREATE FUNCTION g() RETURNS int LANGUAGE sql RETURN 2;\n",
-            ),
-            (
-                "c_test.sql",
-                "CREATE FUNCTION c_test() RETURNS void LANGUAGE sql RETURN NULL;\n",
-            ),
-        ]);
-        let b = bundle(&pkg).unwrap();
-        assert_eq!(names(&b), ["tables.sql", "b.sql", "a.sql", "sub_c.sql"]);
-        assert!(b.files.iter().all(|f| f.text.starts_with(BUNDLE_MARKER)));
-        let a = &b.files[2].text;
-        assert!(
-            a.contains("CREATE OR REPLACE VIEW v AS SELECT kit.f() AS x;\n"),
-            "{a}"
-        );
-        assert!(a.contains("DROP VIEW IF EXISTS \"kit\".\"v\";"), "{a}");
-        // Deterministic: the same sources give the same bytes.
-        let again = bundle(&pkg).unwrap();
-        assert!(
-            b.files
-                .iter()
-                .zip(&again.files)
-                .all(|(x, y)| x.text == y.text)
-        );
-    }
-
-    #[test]
-    fn files_that_need_each_other_are_refused() {
-        let (_dir, pkg) = package(&[
-            (
-                "a.sql",
-                "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1;\nCREATE VIEW va AS SELECT kit.g() AS x;\n",
-            ),
-            (
-                "b.sql",
-                "CREATE FUNCTION g() RETURNS int LANGUAGE sql RETURN 2;\nCREATE VIEW vb AS SELECT kit.f() AS x;\n",
-            ),
-        ]);
-        let err = bundle(&pkg).unwrap_err().to_string();
-        assert!(err.contains("need each other: "), "{err}");
-        assert!(err.contains("a.sql, ") && err.ends_with("b.sql"), "{err}");
-    }
-
-    #[test]
-    fn overloads_split_across_files_are_refused() {
-        let (_dir, pkg) = package(&[
-            (
-                "a.sql",
-                "CREATE FUNCTION f(int) RETURNS int LANGUAGE sql RETURN 1;\n",
-            ),
-            (
-                "b.sql",
-                "CREATE FUNCTION f(text) RETURNS int LANGUAGE sql RETURN 2;\n",
-            ),
-        ]);
-        let err = bundle(&pkg).unwrap_err().to_string();
-        assert!(err.contains("has overloads in two files"), "{err}");
-    }
-
-    #[test]
-    fn a_dbmate_marker_in_managed_code_is_refused() {
-        let (_dir, pkg) = package(&[(
-            "a.sql",
-            "--   migrate:down\nCREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1;\n",
-        )]);
-        let err = bundle(&pkg).unwrap_err().to_string();
-        assert!(err.contains("a.sql:1"), "{err}");
-    }
-
-    #[test]
-    fn a_statement_without_semicolon_is_terminated() {
-        let (_dir, pkg) = package(&[(
-            "a.sql",
-            "CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1\n-- trailing comment\n",
-        )]);
-        let b = bundle(&pkg).unwrap();
-        let text = &b.files[1].text;
-        assert!(
-            text.contains("CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1;\n-- trailing comment\n"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn dollar_tags_avoid_the_text() {
-        assert_eq!(dollar_tag("m", "SELECT 1;\n"), "$m$");
-        assert_eq!(dollar_tag("m", "SELECT $m$x$m$;\n"), "$m1$");
-        assert_eq!(dollar_tag("m", "$m$ $m1$\n"), "$m2$");
-    }
-
-    #[test]
-    fn kahn_reports_the_files_left_in_a_cycle() {
-        let needs: BTreeMap<usize, BTreeSet<usize>> = [
-            (0, BTreeSet::from([2])),
-            (1, BTreeSet::from([2])),
-            (2, BTreeSet::new()),
-            (3, BTreeSet::from([4])),
-            (4, BTreeSet::from([3])),
-        ]
-        .into();
-        assert_eq!(topological(&needs), Err(vec![3, 4]));
-        let needs: BTreeMap<usize, BTreeSet<usize>> =
-            [(0, BTreeSet::from([1])), (1, BTreeSet::new())].into();
-        assert_eq!(topological(&needs), Ok(vec![1, 0]));
-    }
-}
+mod tests;
