@@ -2,7 +2,7 @@
 
 use pgstrata::{Error, Project};
 
-use crate::support::{Db, Pkg};
+use crate::managed::support::{Db, Pkg};
 
 /// Package `core` (a table and a function) and package `shop`, which may use it.
 fn packages(uses: bool) -> (Pkg, Pkg) {

@@ -6,7 +6,7 @@ use pgstrata::{
 };
 use pgtest::TestDb;
 
-use crate::support::{package_dir, project};
+use crate::library::support::{package_dir, project};
 
 async fn session_state(db: &Database) -> (String, String, String, i64, String) {
     let row = db
@@ -118,7 +118,7 @@ async fn statement_and_lock_timeouts_apply_to_migrations() {
         )],
     );
     let slow = project(dir.path());
-    let mut conn = crate::support::connect(&db).await;
+    let mut conn = crate::library::support::connect(&db).await;
     let opts = UpOptions {
         session: SessionSettings {
             statement_timeout: Some("200ms".parse().unwrap()),
@@ -148,7 +148,7 @@ async fn statement_and_lock_timeouts_apply_to_migrations() {
         "",
         &[("0001_alter.sql", "ALTER TABLE t ADD c int;\n")],
     );
-    let mut conn = crate::support::connect(&other).await;
+    let mut conn = crate::library::support::connect(&other).await;
     let opts = UpOptions {
         session: SessionSettings {
             lock_timeout: Some("200ms".parse().unwrap()),
@@ -180,7 +180,7 @@ async fn a_lock_wait_timeout_is_a_lock_timeout_error() {
         .query_one("SELECT pg_advisory_lock($1)", &[&STRATA_LOCK_KEY])
         .await
         .unwrap();
-    let mut conn = crate::support::connect(&db).await;
+    let mut conn = crate::library::support::connect(&db).await;
     let opts = UpOptions {
         session: SessionSettings {
             lock_wait_timeout: Some("100ms".parse().unwrap()),

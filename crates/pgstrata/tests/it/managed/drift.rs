@@ -2,7 +2,7 @@
 
 use pgstrata::managed::ObjectState;
 
-use crate::support::{Db, Pkg, actions};
+use crate::managed::support::{Db, Pkg, actions};
 
 fn pkg() -> Pkg {
     let pkg = Pkg::new("acme/drift", "drift", "", &["0001.sql"]);

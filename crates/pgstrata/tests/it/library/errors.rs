@@ -4,7 +4,7 @@ use pgstrata::{Database, Error, Outcome, Package, Project, Quiet, UpOptions};
 use pgstrata_conn::ConnectOptions;
 use pgtest::TestDb;
 
-use crate::support::{connect, package_dir, project, write_package};
+use crate::library::support::{connect, package_dir, project, write_package};
 
 #[tokio::test]
 async fn a_failing_statement_is_a_located_sql_error() {

@@ -6,8 +6,8 @@ use std::hash::{Hash, Hasher};
 
 use pgstrata::{AdoptOptions, Layout, Package, Tool};
 
-use crate::generated::{specs, write_layout};
-use crate::support::*;
+use crate::interop::generated::{specs, write_layout};
+use crate::interop::support::*;
 
 async fn adopt(
     db: &pgtest::TestDb,

@@ -5,7 +5,7 @@ use include_dir::{Dir, include_dir};
 use pgstrata::{Event, MigrationState, Outcome, Package, PlanOptions, Project, Quiet, UpOptions};
 use pgtest::TestDb;
 
-use crate::support::connect;
+use crate::library::support::connect;
 
 /// The same package the example embeds.
 static BILLING: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/billing");

@@ -1,9 +1,5 @@
 //! The interop commands through the real `strata` binary: `up --dir`, `adopt`, `baseline`, `export`,
-//! `dump-schema`, against PostgreSQL (pgtest) and real dbmate (installed from npm into a cache folder; skipped when
-//! that fails, except under CI=true).
-
-// Helpers outside #[test] functions panic on setup failures too: that is how a test reports them.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! `dump-schema`, against PostgreSQL (pgtest) and real dbmate (see `support::dbmate`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,34 +46,6 @@ fn dbmate_project(root: &Path, count: usize) -> PathBuf {
         );
     }
     dir
-}
-
-fn dbmate() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("DBMATE").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let cache = std::env::temp_dir()
-        .join("strata-test-tools")
-        .join("dbmate");
-    let bin = cache.join("node_modules/@dbmate/linux-x64/bin/dbmate");
-    if !bin.exists() {
-        std::fs::create_dir_all(&cache).expect("cache dir");
-        let ok = Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&cache)
-            .arg("dbmate@2")
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok || !bin.exists() {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "dbmate is not available (npm install dbmate failed) and CI=true"
-            );
-            eprintln!("skipping: dbmate is not available; set DBMATE=/path/to/dbmate");
-            return None;
-        }
-    }
-    Some(bin)
 }
 
 fn dbmate_url(db: &pgtest::TestDb) -> String {
@@ -215,7 +183,9 @@ async fn up_dir_detects_the_layout_and_names_the_package_after_the_project() {
 
 #[tokio::test]
 async fn dbmate_then_adopt_then_strata_through_the_cli() {
-    let Some(bin) = dbmate() else { return };
+    let Some(bin) = crate::support::dbmate() else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = dbmate_project(tmp.path(), 10);
     let db = pgtest::TestDb::new().await;
@@ -407,7 +377,9 @@ async fn baseline_then_up() {
 
 #[tokio::test]
 async fn export_to_dbmate_then_dbmate_applies_it() {
-    let Some(bin) = dbmate() else { return };
+    let Some(bin) = crate::support::dbmate() else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tmp");
     let pkg = shop_with_concurrent_indexes(tmp.path());
     let out_dir = tmp.path().join("exported");

@@ -4,7 +4,7 @@
 
 use pgstrata::{Layout, MigrationState, Package};
 
-use crate::support::*;
+use crate::interop::support::*;
 
 fn names(pkg: &Package) -> Vec<&str> {
     pkg.migrations().iter().map(|m| m.name()).collect()

@@ -2,7 +2,7 @@
 
 use pgstrata::Error;
 
-use crate::support::{Db, Pkg, actions};
+use crate::managed::support::{Db, Pkg, actions};
 
 const TABLES: &str = "CREATE TABLE accounts (id bigint PRIMARY KEY, balance numeric NOT NULL DEFAULT 0, \
                       touched timestamptz);\n";

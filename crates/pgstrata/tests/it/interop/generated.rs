@@ -11,7 +11,7 @@ use std::path::Path;
 
 use pgstrata::{Layout, Package};
 
-use crate::support::*;
+use crate::interop::support::*;
 
 pub const COUNT: usize = 300;
 

@@ -4,7 +4,7 @@ use chrono::Utc;
 use pgstrata::history::AppliedMigration;
 use pgstrata::{Error, MigrationState, Package, Plan, PlanOptions, strata_package};
 
-use crate::support::package_dir;
+use crate::library::support::package_dir;
 
 fn applied(pkg: &Package, name: &str, seq: i64) -> AppliedMigration {
     let checksum = pkg

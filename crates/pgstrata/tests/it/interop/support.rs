@@ -126,44 +126,35 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The real dbmate binary: `$DBMATE`, else `dbmate` on PATH, else installed from npm into a cache folder. `None`
-/// (the test is skipped, with a message) when it cannot be had, except under `CI=true`, where that fails the test.
+/// The real dbmate binary: `$DBMATE`, else `dbmate` on `PATH`, else the copy `.ci/run` installs from npm into
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/strata-bench/dbmate` (shared with the benchmarks). Tests never install it.
+/// `None` (the test says it is skipped) when there is none, except under `CI=true`, where that fails the test.
 pub fn dbmate() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("DBMATE").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
+    let found = std::env::var_os("DBMATE")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("dbmate"))
+                    .find(|p| p.is_file())
+            })
+        })
+        .or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            let bin = cache.join("strata-bench/dbmate/node_modules/@dbmate/linux-x64/bin/dbmate");
+            bin.is_file().then_some(bin)
+        });
+    if found.is_none() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "dbmate not found ($DBMATE, PATH, ~/.cache/strata-bench/dbmate) and CI=true: .ci/run installs it"
+        );
+        eprintln!("dbmate not found ($DBMATE, PATH, ~/.cache/strata-bench/dbmate): skipped");
     }
-    if Command::new("dbmate")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Some(PathBuf::from("dbmate"));
-    }
-    let cache = std::env::temp_dir()
-        .join("strata-test-tools")
-        .join("dbmate");
-    let bin = cache.join("node_modules/@dbmate/linux-x64/bin/dbmate");
-    if !bin.exists() {
-        std::fs::create_dir_all(&cache).expect("cache dir");
-        let installed = Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&cache)
-            .arg("dbmate@2")
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed || !bin.exists() {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            assert!(
-                !ci,
-                "dbmate is not available (npm install dbmate failed) and CI=true"
-            );
-            eprintln!(
-                "skipping: dbmate is not available (npm install dbmate failed); set DBMATE=/path/to/dbmate"
-            );
-            return None;
-        }
-    }
-    Some(bin)
+    found
 }
 
 /// Run dbmate against the test database.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use pgstrata::{ExportFormat, Layout, Package, Project};
 
-use crate::support::*;
+use crate::interop::support::*;
 
 /// A Strata package with everything an export must carry: its own schema, a separate down file, a multi-section
 /// dbmate file, a no-transaction migration with two statements, dollar quotes that collide with the script's own.
@@ -383,7 +383,11 @@ async fn export_to_other_formats_reads_back_to_the_same_schema() {
 #[tokio::test]
 async fn export_keeps_names_that_fit_the_tool() {
     let tmp = tempfile::tempdir().expect("tmp");
-    crate::generated::write_layout(Layout::Sqlx, tmp.path(), &crate::generated::specs(30, true));
+    crate::interop::generated::write_layout(
+        Layout::Sqlx,
+        tmp.path(),
+        &crate::interop::generated::specs(30, true),
+    );
     let pkg = Package::from_layout(tmp.path(), Layout::Sqlx).expect("load");
     let same = pgstrata::export(
         &project(pkg.clone()),
@@ -501,110 +505,144 @@ fn export_psql(pkg_dir: &Path, script: &Path) -> Package {
     pkg
 }
 
+/// The shop (five migrations, managed code, a package role) deployed into one database by its psql script and into
+/// another by `strata up`.
+struct Deployed {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    script: std::path::PathBuf,
+    pkg: Package,
+    by_up: pgtest::TestDb,
+    by_psql: pgtest::TestDb,
+}
+
+impl Deployed {
+    async fn new() -> Deployed {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("shop");
+        let pkg = shop(&dir, 5);
+        let script = tmp.path().join("deploy.sql");
+        export_psql(&dir, &script);
+        let by_up = pgtest::TestDb::new().await;
+        up(&by_up, &pkg).await;
+        let by_psql = pgtest::TestDb::new().await;
+        let (ok, out) = psql_output(&by_psql, &script);
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("strata: created view shop.item_labels"),
+            "{out}"
+        );
+        Deployed {
+            _tmp: tmp,
+            dir,
+            script,
+            pkg,
+            by_up,
+            by_psql,
+        }
+    }
+
+    /// Change managed-code files, export the script again and run it on the psql database.
+    fn change_code(&mut self, files: &[(&str, &str)]) -> (bool, String) {
+        write_code(&self.dir, files);
+        self.pkg = export_psql(&self.dir, &self.script);
+        psql_output(&self.by_psql, &self.script)
+    }
+}
+
 #[tokio::test]
 async fn psql_script_installs_managed_code_and_roles_as_strata_up_does() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("shop");
-    let pkg = shop(&dir, 5);
-    let script = tmp.path().join("deploy.sql");
-    export_psql(&dir, &script);
-
-    let by_up = pgtest::TestDb::new().await;
-    up(&by_up, &pkg).await;
-    let by_psql = pgtest::TestDb::new().await;
-    let (ok, out) = psql_output(&by_psql, &script);
-    assert!(ok, "{out}");
-    assert!(
-        out.contains("strata: created view shop.item_labels"),
-        "{out}"
-    );
-
-    assert_eq!(schema(&by_psql), schema(&by_up));
-    assert_eq!(full_schema(&by_psql), full_schema(&by_up));
-    let (a, b) = (dump(&by_psql).await, dump(&by_up).await);
+    let d = Deployed::new().await;
+    let (by_psql, by_up, pkg) = (&d.by_psql, &d.by_up, &d.pkg);
+    assert_eq!(schema(by_psql), schema(by_up));
+    assert_eq!(full_schema(by_psql), full_schema(by_up));
+    let (a, b) = (dump(by_psql).await, dump(by_up).await);
     assert_eq!(pgstrata::schema_diff(&a, &b), None);
     assert_eq!(
-        query_strings(&by_psql, owners_sql()).await,
-        query_strings(&by_up, owners_sql()).await
+        query_strings(by_psql, owners_sql()).await,
+        query_strings(by_up, owners_sql()).await
     );
     assert!(
-        query_strings(&by_psql, owners_sql())
+        query_strings(by_psql, owners_sql())
             .await
             .contains(&"schema $acme/shop".to_string())
     );
     assert_eq!(
-        query_strings(&by_psql, managed_rows_sql()).await,
-        query_strings(&by_up, managed_rows_sql()).await
+        query_strings(by_psql, managed_rows_sql()).await,
+        query_strings(by_up, managed_rows_sql()).await
     );
+    let packages =
+        "SELECT concat_ws(' ', name, role_name, granted_uses::text) FROM strata.package ORDER BY 1";
     assert_eq!(
-        query_strings(&by_psql, "SELECT concat_ws(' ', name, role_name, granted_uses::text) FROM strata.package ORDER BY 1").await,
-        query_strings(&by_up, "SELECT concat_ws(' ', name, role_name, granted_uses::text) FROM strata.package ORDER BY 1").await
+        query_strings(by_psql, packages).await,
+        query_strings(by_up, packages).await
     );
-    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
-    assert_eq!(statuses(&by_psql, &pkg).await, statuses(&by_up, &pkg).await);
+    assert_eq!(code_out_of_sync(by_psql, pkg).await, Vec::<String>::new());
+    assert_eq!(statuses(by_psql, pkg).await, statuses(by_up, pkg).await);
+}
 
-    // Twice: nothing changes, not even a run row or a catalog row.
-    let runs = query_strings(&by_psql, "SELECT count(*)::text FROM strata.run").await;
-    let catalog = query_strings(&by_psql, catalog_rows_sql()).await;
-    let records = query_strings(
-        &by_psql,
-        "SELECT m::text FROM strata.managed_object m ORDER BY seq",
-    )
-    .await;
-    let (ok, out) = psql_output(&by_psql, &script);
+#[tokio::test]
+async fn psql_script_run_twice_changes_nothing() {
+    let d = Deployed::new().await;
+    let by_psql = &d.by_psql;
+    // Not even a run row or a catalog row.
+    let runs = query_strings(by_psql, "SELECT count(*)::text FROM strata.run").await;
+    let catalog = query_strings(by_psql, catalog_rows_sql()).await;
+    let records_sql = "SELECT m::text FROM strata.managed_object m ORDER BY seq";
+    let records = query_strings(by_psql, records_sql).await;
+    let (ok, out) = psql_output(by_psql, &d.script);
     assert!(ok, "{out}");
     assert!(out.contains("nothing to apply"), "{out}");
     assert_eq!(
-        query_strings(&by_psql, "SELECT count(*)::text FROM strata.run").await,
+        query_strings(by_psql, "SELECT count(*)::text FROM strata.run").await,
         runs
     );
-    assert_eq!(query_strings(&by_psql, catalog_rows_sql()).await, catalog);
-    assert_eq!(
-        query_strings(
-            &by_psql,
-            "SELECT m::text FROM strata.managed_object m ORDER BY seq"
-        )
-        .await,
-        records
-    );
-    up_is_a_noop(&by_psql, &pkg).await;
+    assert_eq!(query_strings(by_psql, catalog_rows_sql()).await, catalog);
+    assert_eq!(query_strings(by_psql, records_sql).await, records);
+    up_is_a_noop(by_psql, &d.pkg).await;
+}
 
-    // The recorded definition hashes are the ones `strata up` computes: a grant moves the function's catalog row,
-    // and status still finds it intact (not drifted).
+#[tokio::test]
+async fn psql_script_records_the_definition_hashes_strata_up_computes() {
+    let d = Deployed::new().await;
+    let by_psql = &d.by_psql;
+    // A grant moves the function's catalog row: status still finds it intact (not drifted).
     by_psql
         .client()
         .await
         .batch_execute("GRANT EXECUTE ON FUNCTION shop.touch() TO PUBLIC")
         .await
         .expect("grant");
-    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
-    let catalog = query_strings(&by_psql, catalog_rows_sql()).await;
-    let (ok, out) = psql_output(&by_psql, &script);
+    assert_eq!(
+        code_out_of_sync(by_psql, &d.pkg).await,
+        Vec::<String>::new()
+    );
+    let catalog = query_strings(by_psql, catalog_rows_sql()).await;
+    let (ok, out) = psql_output(by_psql, &d.script);
     assert!(ok, "{out}");
-    assert_eq!(query_strings(&by_psql, catalog_rows_sql()).await, catalog);
+    assert_eq!(query_strings(by_psql, catalog_rows_sql()).await, catalog);
+}
 
+#[tokio::test]
+async fn psql_script_replaces_changed_code_in_place() {
+    let mut d = Deployed::new().await;
     // A function body and a view change: replaced in place (same oids), status clean, `up` has nothing to do.
     let oids = "SELECT to_regprocedure('shop.touch()')::oid::text || ' ' || to_regclass('shop.item_labels')::oid::text";
-    let before = query_strings(&by_psql, oids).await;
-    write_code(
-        &dir,
-        &[
-            (
-                "code/functions.sql",
-                "CREATE FUNCTION item_label(i item) RETURNS text LANGUAGE sql STABLE AS $$ SELECT i.name || ' #' || i.id $$;\n\
-                 CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\n\
-                 BEGIN\n  NEW.name := coalesce(NEW.name, 'anonymous');\n  RETURN NEW;\nEND\n$$;\n\
-                 COMMENT ON FUNCTION touch() IS 'fills in names';\n",
-            ),
-            (
-                "code/views.sql",
-                "CREATE VIEW item_labels AS SELECT id, item_label(item) AS label, upper(name) AS shout FROM item;\n\
-                 COMMENT ON VIEW item_labels IS 'labels of items, loud';\n",
-            ),
-        ],
-    );
-    let pkg = export_psql(&dir, &script);
-    let (ok, out) = psql_output(&by_psql, &script);
+    let before = query_strings(&d.by_psql, oids).await;
+    let (ok, out) = d.change_code(&[
+        (
+            "code/functions.sql",
+            "CREATE FUNCTION item_label(i item) RETURNS text LANGUAGE sql STABLE AS $$ SELECT i.name || ' #' || i.id $$;\n\
+             CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+             BEGIN\n  NEW.name := coalesce(NEW.name, 'anonymous');\n  RETURN NEW;\nEND\n$$;\n\
+             COMMENT ON FUNCTION touch() IS 'fills in names';\n",
+        ),
+        (
+            "code/views.sql",
+            "CREATE VIEW item_labels AS SELECT id, item_label(item) AS label, upper(name) AS shout FROM item;\n\
+             COMMENT ON VIEW item_labels IS 'labels of items, loud';\n",
+        ),
+    ]);
     assert!(ok, "{out}");
     assert!(
         out.contains("strata: replaced function shop.touch()"),
@@ -618,29 +656,31 @@ async fn psql_script_installs_managed_code_and_roles_as_strata_up_does() {
         !out.contains("item_label(i"),
         "unchanged objects are left alone: {out}"
     );
-    assert_eq!(query_strings(&by_psql, oids).await, before);
-    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
-    up_is_a_noop(&by_psql, &pkg).await;
-    up(&by_up, &pkg).await;
-    assert_eq!(schema(&by_psql), schema(&by_up));
+    assert_eq!(query_strings(&d.by_psql, oids).await, before);
     assert_eq!(
-        query_strings(&by_psql, managed_rows_sql()).await,
-        query_strings(&by_up, managed_rows_sql()).await
+        code_out_of_sync(&d.by_psql, &d.pkg).await,
+        Vec::<String>::new()
     );
+    up_is_a_noop(&d.by_psql, &d.pkg).await;
+    up(&d.by_up, &d.pkg).await;
+    assert_eq!(schema(&d.by_psql), schema(&d.by_up));
+    assert_eq!(
+        query_strings(&d.by_psql, managed_rows_sql()).await,
+        query_strings(&d.by_up, managed_rows_sql()).await
+    );
+}
 
-    // The trigger and the comment on the view leave the source: the script drops them.
-    write_code(
-        &dir,
-        &[
-            ("code/triggers.sql", ""),
-            (
-                "code/views.sql",
-                "CREATE VIEW item_labels AS SELECT id, item_label(item) AS label, upper(name) AS shout FROM item;\n",
-            ),
-        ],
-    );
-    let pkg = export_psql(&dir, &script);
-    let (ok, out) = psql_output(&by_psql, &script);
+#[tokio::test]
+async fn psql_script_drops_code_that_left_the_source() {
+    let mut d = Deployed::new().await;
+    // The trigger and the comment on the view leave the source.
+    let (ok, out) = d.change_code(&[
+        ("code/triggers.sql", ""),
+        (
+            "code/views.sql",
+            "CREATE VIEW item_labels AS SELECT id, item_label(item) AS label FROM item;\n",
+        ),
+    ]);
     assert!(ok, "{out}");
     assert!(
         out.contains("strata: dropped trigger item_touch ON shop.item"),
@@ -648,7 +688,7 @@ async fn psql_script_installs_managed_code_and_roles_as_strata_up_does() {
     );
     assert_eq!(
         query_strings(
-            &by_psql,
+            &d.by_psql,
             "SELECT count(*)::text FROM pg_trigger WHERE tgname = 'item_touch'"
         )
         .await,
@@ -656,35 +696,40 @@ async fn psql_script_installs_managed_code_and_roles_as_strata_up_does() {
     );
     assert_eq!(
         query_strings(
-            &by_psql,
+            &d.by_psql,
             "SELECT coalesce(obj_description('shop.item_labels'::regclass, 'pg_class'), '-')"
         )
         .await,
         ["-"]
     );
-    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
-    up_is_a_noop(&by_psql, &pkg).await;
-    up(&by_up, &pkg).await;
-    assert_eq!(schema(&by_psql), schema(&by_up));
-
-    // A change PostgreSQL cannot make in place stops the script, which applies nothing.
-    write_code(
-        &dir,
-        &[(
-            "code/views.sql",
-            "CREATE VIEW item_labels AS SELECT id, upper(name) AS shout FROM item;\n",
-        )],
+    assert_eq!(
+        code_out_of_sync(&d.by_psql, &d.pkg).await,
+        Vec::<String>::new()
     );
-    let pkg = export_psql(&dir, &script);
-    let catalog = query_strings(&by_psql, catalog_rows_sql()).await;
-    let (ok, out) = psql_output(&by_psql, &script);
+    up_is_a_noop(&d.by_psql, &d.pkg).await;
+    up(&d.by_up, &d.pkg).await;
+    assert_eq!(schema(&d.by_psql), schema(&d.by_up));
+}
+
+#[tokio::test]
+async fn psql_script_stops_on_a_change_it_cannot_make_in_place() {
+    let mut d = Deployed::new().await;
+    let catalog = query_strings(&d.by_psql, catalog_rows_sql()).await;
+    // A view's columns change: PostgreSQL cannot replace it in place, the script applies nothing.
+    let (ok, out) = d.change_code(&[(
+        "code/views.sql",
+        "CREATE VIEW item_labels AS SELECT id, upper(name) AS shout FROM item;\n",
+    )]);
     assert!(!ok, "{out}");
     assert!(out.contains("cannot be replaced in place"), "{out}");
     assert!(out.contains("strata up"), "{out}");
-    assert_eq!(query_strings(&by_psql, catalog_rows_sql()).await, catalog);
+    assert_eq!(query_strings(&d.by_psql, catalog_rows_sql()).await, catalog);
     // `strata up` makes that change.
-    up(&by_psql, &pkg).await;
-    assert_eq!(code_out_of_sync(&by_psql, &pkg).await, Vec::<String>::new());
+    up(&d.by_psql, &d.pkg).await;
+    assert_eq!(
+        code_out_of_sync(&d.by_psql, &d.pkg).await,
+        Vec::<String>::new()
+    );
 }
 
 /// `pg_dump --schema-only` of everything but Strata's schema, owners and privileges included (package roles are

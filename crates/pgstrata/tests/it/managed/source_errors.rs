@@ -3,7 +3,7 @@
 
 use pgstrata::Error;
 
-use crate::support::{Db, Pkg};
+use crate::managed::support::{Db, Pkg};
 
 fn source_error(err: Error) -> (String, String) {
     match err {
