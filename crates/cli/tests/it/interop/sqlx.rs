@@ -1,31 +1,14 @@
-//! Against the real sqlx-cli (`sqlx migrate run`): sqlx applies a folder, `strata adopt` takes over (checking
-//! sqlx's SHA-384 checksums) and `strata up --dir` continues; and the reverse, `strata export --to sqlx` applied by
-//! sqlx. sqlx-cli is not on the package registries as a binary (it builds with `cargo install sqlx-cli
-//! --no-default-features --features postgres,rustls`, several minutes): these tests run when `$SQLX` or `sqlx` on
-//! `PATH` points at it, and say they are skipped otherwise.
+//! Against sqlx's own migrator (`sqlx::migrate::Migrator`, what `sqlx migrate run` runs): sqlx applies a folder,
+//! `strata adopt` takes over (checking sqlx's SHA-384 checksums) and `strata up --dir` continues; and the reverse,
+//! `strata export --to sqlx` applied by sqlx. The `sqlx` crate is a dev-dependency: building it costs CI about a
+//! quarter of what `cargo install sqlx-cli` would.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use super::{shop_indexes, shop_with_concurrent_indexes, stdout, strata, write};
+use sqlx::Connection;
 
-fn sqlx() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SQLX").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("sqlx"))
-            .find(|bin| bin.is_file())
-    });
-    if found.is_none() {
-        eprintln!(
-            "skipping: sqlx-cli is not installed; set SQLX=/path/to/sqlx (cargo install sqlx-cli \
-             --no-default-features --features postgres,rustls)"
-        );
-    }
-    found
-}
+use super::{shop_indexes, shop_with_concurrent_indexes, stdout, strata, write};
 
 /// sqlx's URL for the test database (a Unix socket directory goes in `host=`).
 fn sqlx_url(db: &pgtest::TestDb) -> String {
@@ -49,24 +32,19 @@ fn sqlx_url(db: &pgtest::TestDb) -> String {
     }
 }
 
-fn run_sqlx(bin: &Path, db: &pgtest::TestDb, dir: &Path) {
-    let out = Command::new(bin)
-        .args([
-            "migrate",
-            "run",
-            "--database-url",
-            &sqlx_url(db),
-            "--source",
-        ])
-        .arg(dir)
-        .output()
-        .expect("sqlx");
-    assert!(
-        out.status.success(),
-        "sqlx migrate run: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// `sqlx migrate run --source DIR` on the test database.
+async fn run_sqlx(db: &pgtest::TestDb, dir: &Path) {
+    let migrator = sqlx::migrate::Migrator::new(dir)
+        .await
+        .unwrap_or_else(|e| panic!("sqlx reads {}: {e}", dir.display()));
+    let mut conn = sqlx::PgConnection::connect(&sqlx_url(db))
+        .await
+        .expect("sqlx connects");
+    migrator
+        .run(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("sqlx migrate run: {e}"));
+    conn.close().await.expect("sqlx disconnects");
 }
 
 /// `count` sqlx migrations: a table, columns, and every fifth one a `-- no-transaction` index build.
@@ -130,12 +108,11 @@ async fn public_schema(db: &pgtest::TestDb) -> String {
 
 #[tokio::test]
 async fn sqlx_then_adopt_then_strata_gives_the_schema_sqlx_gives() {
-    let Some(bin) = sqlx() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("migrations");
     sqlx_project(&dir, 10);
     let db = pgtest::TestDb::new().await;
-    run_sqlx(&bin, &db, &dir);
+    run_sqlx(&db, &dir).await;
 
     sqlx_project(&dir, 15);
     let out = strata(&db)
@@ -171,14 +148,14 @@ async fn sqlx_then_adopt_then_strata_gives_the_schema_sqlx_gives() {
 
     // The same 15 migrations applied by sqlx alone give the same schema.
     let reference = pgtest::TestDb::new().await;
-    run_sqlx(&bin, &reference, &dir);
+    run_sqlx(&reference, &dir).await;
     assert_eq!(public_schema(&db).await, public_schema(&reference).await);
 
     // A file edited after sqlx applied it: adoption refuses (sqlx's checksum no longer matches).
     let edited = pgtest::TestDb::new().await;
     let first = tmp.path().join("first");
     sqlx_project(&first, 3);
-    run_sqlx(&bin, &edited, &first);
+    run_sqlx(&edited, &first).await;
     let file = first.join("20240101000002_column_2.sql");
     write(&file, "ALTER TABLE hub ADD COLUMN c2 bigint;\n");
     let out = strata(&edited)
@@ -193,7 +170,6 @@ async fn sqlx_then_adopt_then_strata_gives_the_schema_sqlx_gives() {
 
 #[tokio::test]
 async fn export_to_sqlx_then_sqlx_applies_it() {
-    let Some(bin) = sqlx() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let pkg = shop_with_concurrent_indexes(tmp.path());
     let out_dir = tmp.path().join("exported");
@@ -210,8 +186,8 @@ async fn export_to_sqlx_then_sqlx_applies_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    run_sqlx(&bin, &db, &out_dir);
-    run_sqlx(&bin, &db, &out_dir);
+    run_sqlx(&db, &out_dir).await;
+    run_sqlx(&db, &out_dir).await;
     assert_eq!(
         shop_indexes(&db).await,
         ["item_id", "item_name", "item_pkey"]
