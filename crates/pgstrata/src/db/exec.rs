@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use futures_util::StreamExt;
 use pgstrata_sql::{LineIndex, migration::Section};
-use tokio_postgres::error::{DbError, ErrorPosition};
+use tokio_postgres::error::{DbError, ErrorPosition, SqlState};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::error::{Error, SqlError};
@@ -217,7 +217,7 @@ pub(crate) fn map_error(
         }
         None => (
             None,
-            String::from("08006"),
+            SqlState::CONNECTION_FAILURE.code().to_string(),
             format!("connection failure: {e}"),
             None,
             None,
@@ -321,26 +321,30 @@ fn plpgsql_line_offset(stmt_text: &str, where_: &str) -> Option<usize> {
 
 /// Hints for errors PostgreSQL leaves without one.
 pub(crate) fn own_hint(db: &DbError) -> Option<String> {
-    match db.code().code() {
-        "25001" => Some(
-            "this statement cannot run inside a transaction: mark the migration with `-- strata:no-transaction` \
-             (or dbmate's `-- migrate:up transaction:false`)"
-                .into(),
-        ),
-        "42P07" | "42710" => Some(
-            "the object already exists: was it created outside Strata, or by another migration? \
-             `strata status` shows what is applied"
-                .into(),
-        ),
-        "42P01" | "42883" | "3F000" => Some(
-            "migrations of a package run with search_path set to the package's schema, then public; \
-             qualify the name or check that the migration creating it runs earlier"
-                .into(),
-        ),
-        "55P03" => Some("a lock could not be taken within lock_timeout; retry when the table is less busy".into()),
-        "57014" => Some("the statement ran longer than statement_timeout".into()),
-        _ => None,
-    }
+    let code = db.code();
+    let hint = if *code == SqlState::ACTIVE_SQL_TRANSACTION {
+        "this statement cannot run inside a transaction: mark the migration with `-- strata:no-transaction` \
+         (or dbmate's `-- migrate:up transaction:false`)"
+    } else if [SqlState::DUPLICATE_TABLE, SqlState::DUPLICATE_OBJECT].contains(code) {
+        "the object already exists: was it created outside Strata, or by another migration? \
+         `strata status` shows what is applied"
+    } else if [
+        SqlState::UNDEFINED_TABLE,
+        SqlState::UNDEFINED_FUNCTION,
+        SqlState::INVALID_SCHEMA_NAME,
+    ]
+    .contains(code)
+    {
+        "migrations of a package run with search_path set to the package's schema, then public; \
+         qualify the name or check that the migration creating it runs earlier"
+    } else if *code == SqlState::LOCK_NOT_AVAILABLE {
+        "a lock could not be taken within lock_timeout; retry when the table is less busy"
+    } else if *code == SqlState::QUERY_CANCELED {
+        "the statement ran longer than statement_timeout"
+    } else {
+        return None;
+    };
+    Some(hint.to_string())
 }
 
 /// Map an error of a statement sent as `sent` (the file's `range`, maybe with text inserted at `inserted`), after
@@ -382,7 +386,7 @@ pub(crate) fn object_error(
         }
         None => (
             None,
-            "08006".to_string(),
+            SqlState::CONNECTION_FAILURE.code().to_string(),
             format!("connection failure: {e}"),
             None,
             None,

@@ -4,7 +4,7 @@
 //! ## Files
 //!
 //! Every `.sql` file of a package that is neither a listed migration (nor its `.down.sql`) is code:
-//! `*_test.sql` files hold tests ([`crate::run::test`]), the others managed objects. A file whose first line is
+//! `*_test.sql` files hold tests ([`crate::testing`]), the others managed objects. A file whose first line is
 //! `-- strata:ignore` is skipped. A managed file may only contain `CREATE [OR REPLACE] FUNCTION | PROCEDURE | VIEW
 //! | TRIGGER` and `COMMENT ON` those objects (and view columns); anything else is an error naming file and line,
 //! reported when the package is loaded, before anything runs. Objects must be in the package's schema (an
@@ -52,7 +52,7 @@
 //! **while the managed objects of the previous deploy are still installed** — a migration can call them, and its
 //! bulk updates fire their triggers; a migration may also drop a managed object that stands in its way (it is
 //! then restored afterwards); then the managed code of all packages, in one dependency graph; then the tests
-//! ([`crate::run::test`]); then commit. A migration cannot use a managed object that this same deploy introduces.
+//! ([`crate::testing`]); then commit. A migration cannot use a managed object that this same deploy introduces.
 
 pub use crate::report::code::{CodeAction, CodeChange, CodeKind, CodeReport};
 pub use crate::source::code::{

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
 use crate::db::exec::Database;
 use crate::decide::plan::Plan;
@@ -445,7 +446,9 @@ pub(crate) async fn check_index_valid(
         origin: script.origin().to_string(),
         line: lc.line,
         col: lc.col,
-        sqlstate: "55000".to_string(),
+        sqlstate: SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
+            .code()
+            .to_string(),
         message: format!(
             "index {index} exists but is invalid: an earlier CREATE INDEX CONCURRENTLY failed, and IF NOT EXISTS \
              skipped building it"
