@@ -77,11 +77,7 @@ impl fmt::Display for FlywayVersion {
 
 /// Flyway's checksum of a script, as `flyway_schema_history.checksum` stores it: CRC-32 over the UTF-8 bytes of
 /// each line without its line break (`\n`, `\r\n` or `\r`), a leading BOM removed — so line endings do not change
-/// it (Flyway's `ChecksumCalculator`).
-///
-/// ```ignore
-/// assert_eq!(flyway_checksum("a\r\nb\n"), flyway_checksum("a\nb"));
-/// ```
+/// it (Flyway's `ChecksumCalculator`): `a\r\nb\n` and `a\nb` have the same checksum.
 pub(crate) fn flyway_checksum(raw: &str) -> i32 {
     let text = raw.strip_prefix('\u{feff}').unwrap_or(raw);
     let mut hasher = crc32fast::Hasher::new();
@@ -289,6 +285,13 @@ pub(super) fn detect(listing: &Listing) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_endings_do_not_change_the_checksum() {
+        assert_eq!(flyway_checksum("a\r\nb\n"), flyway_checksum("a\nb"));
+        assert_eq!(flyway_checksum("\u{feff}a\n"), flyway_checksum("a\n"));
+        assert_ne!(flyway_checksum("a\nb"), flyway_checksum("a\nc"));
+    }
 
     #[test]
     fn versions_compare_like_flyway() {
