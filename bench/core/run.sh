@@ -32,9 +32,13 @@ if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
 fi
 [ -x "$bindir/initdb" ] || { echo "no PostgreSQL server binaries found (set PG_BINDIR)" >&2; exit 2; }
 
-echo "building strata (release)…" >&2
-(cd "$repo" && cargo build --release -q -p strata-cli)
-strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+if [ -n "${STRATA_BIN:-}" ]; then
+    strata=$STRATA_BIN # a given build (bench/compare.sh runs two of them alternately)
+else
+    echo "building strata (release)…" >&2
+    (cd "$repo" && cargo build --release -q -p strata-cli)
+    strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+fi
 [ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
 
 # --- cluster --------------------------------------------------------------------------------------------------------
@@ -123,6 +127,7 @@ printf '%-44s %12s %12s %14s\n' "--------------------------------------------" "
 printf '%-44s %12s %12s %14s\n' "floor: psql -1 -f (same up SQL, one file)" "$floor" "$floor_min" "-"
 printf '%-44s %12s %12s %14s\n' "strata up, empty database" "$fresh" "$fresh_min" "<= 1.3 x floor"
 printf '%-44s %12s %12s %14s\n' "strata up, nothing to do" "$noop" "$noop_min" "< 100"
+printf 'RESULT %s %s\n' floor "$floor" fresh "$fresh" noop "$noop" # medians, for bench/compare.sh
 echo
 awk -v f="$floor" -v s="$fresh" -v n="$noop" -v fm="$floor_min" -v sm="$fresh_min" 'BEGIN {
     r = s / f

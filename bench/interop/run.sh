@@ -46,9 +46,13 @@ if [ -z "$dbmate" ]; then
 fi
 [ -x "$dbmate" ] || { echo "no dbmate binary (set DBMATE)" >&2; exit 2; }
 
-echo "building strata (release)…" >&2
-(cd "$repo" && cargo build --release -q -p strata-cli)
-strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+if [ -n "${STRATA_BIN:-}" ]; then
+    strata=$STRATA_BIN # a given build (bench/compare.sh runs two of them alternately)
+else
+    echo "building strata (release)…" >&2
+    (cd "$repo" && cargo build --release -q -p strata-cli)
+    strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+fi
 [ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
 
 # --- cluster ----------------------------------------------------------------------------------------------------
@@ -180,5 +184,10 @@ for line in "${results[@]}"; do
     read -r set floor df sf dn sn <<<"$line"
     printf '%-10s %-8s %10s %10s %10s %16s %10s\n' "$set" "fresh" "$floor" "$df" "$sf" "$(awk -v a="$df" -v b="$sf" 'BEGIN { printf "%.2fx", a / b }')" ">= 2x"
     printf '%-10s %-8s %10s %10s %10s %16s %10s\n' "" "no-op" "-" "$dn" "$sn" "$(awk -v a="$dn" -v b="$sn" 'BEGIN { printf "%.2fx", a / b }')" ">= 1x"
+done
+for line in "${results[@]}"; do # medians, for bench/compare.sh
+    read -r set floor df sf dn sn <<<"$line"
+    printf 'RESULT %s %s\n' "${set}_floor" "$floor" "${set}_dbmate_fresh" "$df" "${set}_strata_fresh" "$sf" \
+        "${set}_dbmate_noop" "$dn" "${set}_strata_noop" "$sn"
 done
 echo "(medians in ms; fresh: median of $runs runs on fresh databases; no-op: median of $((runs * 2 + 1)) runs)"

@@ -36,9 +36,13 @@ if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
 fi
 [ -x "$bindir/initdb" ] || { echo "no PostgreSQL server binaries found (set PG_BINDIR)" >&2; exit 2; }
 
-echo "building strata (release)…" >&2
-(cd "$repo" && cargo build --release -q -p strata-cli)
-strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+if [ -n "${STRATA_BIN:-}" ]; then
+    strata=$STRATA_BIN # a given build (bench/compare.sh runs two of them alternately)
+else
+    echo "building strata (release)…" >&2
+    (cd "$repo" && cargo build --release -q -p strata-cli)
+    strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+fi
 [ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
 
 # --- cluster --------------------------------------------------------------------------------------------------------
@@ -174,6 +178,8 @@ printf '%-52s %12s %10s %18s\n' "strata up --no-tests, one function changed" "$c
 printf '%-52s %12s %10s %18s\n' "strata up, one function changed (1000 tests run)" "$change_tests" "$change_tests_b" "-"
 printf '%-52s %12s %10s %18s\n' "floor: tests created and called in one psql session" "$floor_tests" "$floor_tests_b" "-"
 printf '%-52s %12s %10s %18s\n' "strata test" "$tests" "$tests_b" "<= 1.5 x floor"
+printf 'RESULT %s %s\n' floor "$floor" first "$first" unchanged "$unchanged" change "$change" \
+    change_tests "$change_tests" floor_tests "$floor_tests" tests "$tests" # medians, for bench/compare.sh
 echo
 awk -v f="$floor" -v s="$first" -v fb="$floor_b" -v sb="$first_b" -v u="$unchanged" -v c="$change" \
     -v ft="$floor_tests" -v t="$tests" -v ftb="$floor_tests_b" -v tb="$tests_b" 'BEGIN {

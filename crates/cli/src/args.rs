@@ -176,13 +176,13 @@ pub struct SessionFlags {
     /// lock_timeout for the deploy session (e.g. 5s; 0 = off). Default: strata.toml [deploy], else 2s for `up`
     /// (CONCURRENTLY statements run without it), the server's for `down`.
     #[arg(long, value_name = "DURATION")]
-    pub lock_timeout: Option<String>,
+    pub lock_timeout: Option<pgstrata::PgDuration>,
     /// statement_timeout for the deploy session (e.g. 10min; 0 = off).
     #[arg(long, value_name = "DURATION")]
-    pub statement_timeout: Option<String>,
+    pub statement_timeout: Option<pgstrata::PgDuration>,
     /// How long to wait for another deployer's lock (default: as long as it takes).
     #[arg(long, value_name = "DURATION")]
-    pub lock_wait_timeout: Option<String>,
+    pub lock_wait_timeout: Option<pgstrata::PgDuration>,
 }
 
 #[derive(Debug, Args)]

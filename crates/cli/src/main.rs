@@ -350,7 +350,7 @@ fn flags_settings(f: &SessionFlags) -> pgstrata::SessionSettings {
 /// `--lock-retries` wins over `[deploy]` of the last package in deploy order.
 fn lock_retry(flag: Option<u32>, project: &Project) -> Result<pgstrata::LockRetry, Failure> {
     let mut retry = match project.packages().last() {
-        Some(p) => pgstrata::LockRetry::from_manifest(p.deploy_settings())?,
+        Some(p) => pgstrata::LockRetry::from_manifest(p.deploy_settings()),
         None => pgstrata::LockRetry::default(),
     };
     if let Some(n) = flag {

@@ -1,12 +1,17 @@
 //! The one error type of the library.
 //!
 //! Every variant that points into a file carries the file's text and a byte span, so the CLI can render it as a
-//! compiler-style diagnostic (`miette`) with the line underlined. The library itself never prints.
+//! compiler-style diagnostic (`miette`) with the line underlined. The library itself never prints. It depends only on
+//! the reports (`crate::report`) that some errors carry.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+
+use crate::report::lint::LintReport;
+use crate::report::test::{TestReport, failure_text};
+use crate::report::widen;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -64,7 +69,7 @@ pub enum Error {
     /// Tests failed during a deploy: everything was rolled back.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    TestsFailed(Box<crate::testing::TestsFailed>),
+    TestsFailed(Box<TestsFailed>),
 
     /// The deploy was refused because of the state of the history (missing files, out-of-order migrations, …).
     #[error("{message}")]
@@ -77,10 +82,10 @@ pub enum Error {
         help: Option<String>,
     },
 
-    /// `up` refused: the migrations about to run have lint errors (see [`crate::lint`]).
+    /// `up` refused: the migrations about to run have lint errors.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Lint(Box<crate::lint::LintRefused>),
+    Lint(Box<LintRefused>),
 
     /// Another deployer held the migration lock for longer than the lock wait timeout.
     #[error(
@@ -403,12 +408,50 @@ impl Diagnostic for ChangedError {
     }
 }
 
-/// Widen an empty span to one character so the underline is visible, and keep it inside the text.
-pub(crate) fn widen(text: &str, r: std::ops::Range<usize>) -> SourceSpan {
-    let start = r.start.min(text.len());
-    let mut end = r.end.min(text.len()).max(start);
-    if end == start && start < text.len() {
-        end = start + text[start..].chars().next().map_or(1, char::len_utf8);
+/// Tests failed during `up`: the deploy was rolled back.
+#[derive(Debug, thiserror::Error)]
+#[error("{} of {} test(s) failed; the deploy was rolled back (seed {})", report.failed, report.results.len(), report.seed)]
+pub struct TestsFailed {
+    /// The full report.
+    pub report: TestReport,
+}
+
+impl Diagnostic for TestsFailed {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("strata::tests_failed"))
     }
-    SourceSpan::new(start.into(), end - start)
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        let mut text = String::new();
+        for r in self.report.failures() {
+            text.push_str(&failure_text(r));
+        }
+        text.push_str(&format!(
+            "nothing was applied. Replay this order with --seed {}, run only these tests with `strata test --filter NAME`, \
+             or deploy without tests with --no-tests",
+            self.report.seed
+        ));
+        Some(Box::new(text))
+    }
+}
+
+/// `up` refused to deploy because the migrations about to run have lint errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{} lint error(s) in the migrations about to run: nothing was applied", report.errors)]
+pub struct LintRefused {
+    /// The whole report (errors and warnings).
+    pub report: LintReport,
+}
+
+impl Diagnostic for LintRefused {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("strata::lint"))
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(format!(
+            "{}\nmake the migrations safe (`strata lint` shows how), silence a finding with `-- squawk-ignore RULE` on \
+             the line above it, or deploy anyway with --allow-lint-errors",
+            self.report.error_list().join("\n")
+        )))
+    }
 }

@@ -36,63 +36,62 @@
 //! ```
 #![deny(missing_docs)]
 
-mod adopt;
-mod bundle;
-mod deploy;
-mod dump;
+// The layers, lowest first. A module may use the layers below its own, never one above (a test reads the `use
+// crate::…` lines and enforces it; see ARCHITECTURE.md): report/error/observe/order ← source ← db ← decide ← run,
+// and export may use anything but run.
+mod db;
+mod decide;
 mod error;
-mod exec;
 mod export;
-pub mod guard;
-pub mod history;
-pub mod layout;
-pub mod lint;
-pub mod lock_report;
-pub mod managed;
-pub mod manifest;
+#[cfg(test)]
+mod layering;
 mod observe;
-mod package;
-mod plan;
-mod project;
-mod repeatable;
-mod roles;
-mod rollback;
-pub mod scaffold;
-mod session;
+mod order;
+mod report;
+mod run;
 mod source;
-pub mod testing;
 
-pub use deploy::{
-    Outcome, RanMigration, ResumedMigration, Transition, UpOptions, UpReport, plan, up,
+// Public modules, at the paths the CLI and applications use.
+pub use db::history;
+pub use decide::code as managed;
+pub use decide::{guard, lint, lock_report};
+pub use run::test as testing;
+pub use source::{layout, manifest, scaffold};
+
+pub use db::VERSION;
+pub use db::exec::Database;
+pub use db::roles::package_role;
+pub use db::session::{STRATA_LOCK_KEY, SessionSettings};
+pub use decide::guard::{InvalidIndex, LockRetry, invalid_indexes};
+pub use decide::lock_report::{LockReport, lock_report};
+pub use decide::plan::{
+    MigrationState, MigrationStatus, PackagePlan, Plan, PlanOptions, Segment, Step,
 };
+pub use decide::repeatable::{RepeatableState, RepeatableStatus};
 pub use error::{ChangedError, ChangedMigration, Error, Result, SourceError, SqlError};
-pub use exec::{Database, Notice};
-pub use guard::{InvalidIndex, LockRetry, invalid_indexes};
-pub use lock_report::{LockReport, lock_report};
-pub use managed::{CodeAction, CodeChange, CodeKind, CodeReport};
-pub use manifest::{DeploySettings, Manifest, ManifestFormat, SecuritySettings, Use};
 pub use observe::{Event, Observer, Quiet};
-pub use package::{Migration, Package, Script, checksum, migration_name};
-pub use plan::{MigrationState, MigrationStatus, PackagePlan, Plan, PlanOptions, Segment, Step};
-pub use project::{Project, strata_package};
+pub use report::code::{CodeAction, CodeChange, CodeKind, CodeReport};
+pub use report::{
+    MigrationId, Notice, Outcome, RanMigration, ResumedMigration, RunOutcome, Transition,
+};
+pub use run::down::{DownOptions, DownReport, DownTarget, down};
+pub use run::test::{TestMode, TestOptions, TestReport};
+pub use run::up::{UpOptions, UpReport, plan, up};
+pub use source::duration::PgDuration;
+pub use source::files::PackageSource;
+pub use source::manifest::{DeploySettings, Manifest, ManifestFormat, SecuritySettings, Use};
+pub use source::package::{Migration, Package, Script, checksum, migration_name};
+pub use source::project::{Project, strata_package};
 // interop: other tools' folders, adoption, export, schema dumps.
-pub use adopt::{AdoptOptions, AdoptReport, Adopted, BaselineOptions, Tool, adopt, baseline};
-pub use bundle::{
+pub use export::bundle::{
     BUNDLE_APPLIED_SETTING, BUNDLE_MARKER, Bundle, BundleFile, BundleReport, TABLES_FILE, bundle,
     bundle_project, write_bundle,
 };
-pub use dump::{DumpOptions, dump_schema, schema_diff};
+pub use export::dump::{DumpOptions, dump_schema, schema_diff};
 pub use export::{ExportFormat, ExportReport, export, psql_script};
-pub use layout::{Layout, default_package_name};
-pub use repeatable::{Repeatable, RepeatableState, RepeatableStatus};
-pub use roles::package_role;
-pub use rollback::{DownOptions, DownReport, DownTarget, down};
-pub use session::{STRATA_LOCK_KEY, SessionSettings};
-pub use source::PackageSource;
-pub use testing::{TestMode, TestOptions, TestReport};
-
-/// This library's version, recorded with every applied migration.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use run::adopt::{AdoptOptions, AdoptReport, Adopted, BaselineOptions, Tool, adopt, baseline};
+pub use source::layout::{Layout, default_package_name};
+pub use source::repeatable::Repeatable;
 
 /// Create a database (connecting to the `postgres` maintenance database of the same server).
 pub async fn create_database(options: &pgstrata_conn::ConnectOptions) -> Result<bool> {

@@ -55,7 +55,7 @@ pub enum Event<'a> {
     /// The migrations about to run were linted (before any of them ran).
     Linted {
         /// What the linter found.
-        report: &'a crate::lint::LintReport,
+        report: &'a crate::report::lint::LintReport,
     },
     /// A statement gave up waiting for a lock (lock_timeout); everything since the last commit was rolled
     /// back, and the deploy starts over after a pause.

@@ -244,29 +244,9 @@ fn down_parts_run_as_dbmate_runs_them_remove_everything_in_reverse_order() {
     assert_eq!(minipaas_objects(&db), Vec::<String>::new());
 }
 
-/// dbmate from `$DBMATE`, `PATH`, or where bench/interop/run.sh installs it.
-fn dbmate() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("DBMATE").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    if let Some(found) = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("dbmate"))
-            .find(|p| p.is_file())
-    }) {
-        return Some(found);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    let bin = cache.join("strata-bench/dbmate/node_modules/@dbmate/linux-x64/bin/dbmate");
-    bin.is_file().then_some(bin)
-}
-
 #[test]
 fn dbmate_applies_and_rolls_back_the_bundle() {
-    let Some(dbmate) = dbmate() else {
-        eprintln!("dbmate not found ($DBMATE, PATH, ~/.cache/strata-bench/dbmate): skipped");
+    let Some(dbmate) = crate::support::dbmate() else {
         return;
     };
     let db = Db::new();

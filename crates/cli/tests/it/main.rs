@@ -13,6 +13,7 @@ mod concurrency;
 mod connection;
 mod deploy;
 mod failures;
+mod interop;
 mod json;
 mod lint;
 mod managed;

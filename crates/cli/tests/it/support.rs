@@ -440,3 +440,35 @@ pub fn dead_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
     listener.local_addr().expect("its address").port()
 }
+
+/// The real dbmate binary: `$DBMATE`, else `dbmate` on `PATH`, else the copy `.ci/run` installs from npm into
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/strata-bench/dbmate` (shared with the benchmarks). Tests never install it.
+/// `None` (the test says it is skipped) when there is none, except under `CI=true`, where that fails the test.
+pub fn dbmate() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let found = std::env::var_os("DBMATE")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("dbmate"))
+                    .find(|p| p.is_file())
+            })
+        })
+        .or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            let bin = cache.join("strata-bench/dbmate/node_modules/@dbmate/linux-x64/bin/dbmate");
+            bin.is_file().then_some(bin)
+        });
+    if found.is_none() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "dbmate not found ($DBMATE, PATH, ~/.cache/strata-bench/dbmate) and CI=true: .ci/run installs it"
+        );
+        eprintln!("dbmate not found ($DBMATE, PATH, ~/.cache/strata-bench/dbmate): skipped");
+    }
+    found
+}

@@ -1,4 +1,4 @@
-//! Managed code (functions, procedures, views, triggers and comments: [`crate::managed`]) in an export.
+//! Managed code (functions, procedures, views, triggers and comments: [`crate::decide::code`]) in an export.
 //!
 //! Every format gets the statements in the order `strata up` installs them — the managed dependency graph's — and
 //! always as `CREATE OR REPLACE` (added when the file omits it), exactly as `up` sends them.
@@ -17,18 +17,22 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use pgstrata_sql::objects::CommentTarget;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
-use super::{ExportFormat, Item, PsqlWriter, dollar_quote, open_run, sanitize, scope};
-use super::{enter_package, reset_role, text_array};
-use crate::managed::apply::{CLEAR_COMMENT_SQL, FORGET_SQL, RECORD_SQL, REPLACE_REFUSED};
-use crate::managed::catalog::{
-    HASHES_SQL, VERSIONS_SQL, drop_query, find_by_identity_sql, probe_sql,
+use super::ExportFormat;
+use super::psql::{PsqlWriter, enter_package, open_run, reset_role};
+use super::quote::{dollar_quote, dollar_tag, text_array};
+use super::tools::{Item, sanitize, scope};
+use crate::db::catalog::{
+    CLEAR_COMMENT_SQL, CatalogClass, HASHES_SQL, REPLACE_REFUSED, VERSIONS_SQL, drop_query,
+    find_by_identity_sql, probe_sql,
 };
-use crate::managed::{CodeKind, CodeObject, Ordered, RECORD_PACKAGES_SQL};
-use crate::package::Package;
-use crate::project::STRATA_PACKAGE;
+use crate::db::history::{
+    FORGET_MANAGED_SQL, MANAGED_SQL, MANAGED_VERSION_SQL, MANAGED_VERSIONS_BY_OID_SQL, PACKAGES_SQL,
+};
+use crate::decide::code::{CodeKind, CodeObject, Ordered};
+use crate::source::STRATA_PACKAGE;
+use crate::source::package::Package;
 
 /// A statement as sent, terminated (a trailing line comment must not swallow the semicolon).
 fn terminated(sql: &str) -> String {
@@ -130,7 +134,7 @@ fn drops(packages: &[Package], order: &[Ordered<'_>], items: &[usize]) -> String
                     escape_literal(&key.1),
                     escape_literal(&key.2)
                 );
-                let tag = super::dollar_tag("strata", &body);
+                let tag = dollar_tag("strata", &body);
                 let _ = writeln!(
                     out,
                     "-- every routine named {qualified}\nDO {tag}\n{body}{tag};"
@@ -172,7 +176,7 @@ pub(super) fn tool_items(
             continue;
         }
         let up = scoped_statements(packages, order, &items);
-        let hash = crate::package::checksum(&up);
+        let hash = crate::source::script::checksum(&up);
         let short = hash.trim_start_matches("sha256:").get(..8).unwrap_or("");
         out.push(Item {
             base: format!("{}_managed_{short}", sanitize(pkg.schema())),
@@ -219,7 +223,7 @@ fn flyway_repeatables(packages: &[Package], order: &[Ordered<'_>], out: &mut Vec
     for e in &mut edges {
         e.sort_unstable();
     }
-    let groups = crate::managed::components(&edges);
+    let groups = crate::order::components(&edges);
     let width = groups.len().to_string().len().max(2);
     for (rank, group) in groups.iter().enumerate() {
         let mut members = group.clone();
@@ -257,7 +261,7 @@ fn flyway_repeatables(packages: &[Package], order: &[Ordered<'_>], out: &mut Vec
 
 /// The arguments of [`VERSIONS_SQL`] / [`HASHES_SQL`] for one object of `kind` (comments: on an object of
 /// `class`), given SQL expressions for its oid and column.
-fn catalog_args(kind: CodeKind, class: &str, oid: &str, sub: &str) -> String {
+fn catalog_args(kind: CodeKind, class: CatalogClass, oid: &str, sub: &str) -> String {
     let none = ["'{}'::oid[]", "'{}'::oid[]", "'{}'::oid[]"];
     let one = format!("ARRAY[{oid}]::oid[]");
     let mut lists = none.map(str::to_string);
@@ -269,7 +273,7 @@ fn catalog_args(kind: CodeKind, class: &str, oid: &str, sub: &str) -> String {
             return format!(
                 "{}, ARRAY[{}]::text[], ARRAY[{oid}]::oid[], ARRAY[{sub}]::int4[]",
                 none.join(", "),
-                escape_literal(class)
+                escape_literal(class.as_str())
             );
         }
     }
@@ -279,13 +283,11 @@ fn catalog_args(kind: CodeKind, class: &str, oid: &str, sub: &str) -> String {
     )
 }
 
-/// The catalog a comment's object lives in (what [`crate::managed::catalog::class_of`] reads from its identity).
-fn comment_class(obj: &CodeObject) -> &'static str {
-    match obj.comment.as_ref().map(|c| c.target) {
-        Some(CommentTarget::Function | CommentTarget::Procedure) => "pg_proc",
-        Some(CommentTarget::Trigger) => "pg_trigger",
-        _ => "pg_class",
-    }
+/// The catalog a comment's object lives in (what `strata up` reads from its recorded identity).
+fn comment_class(obj: &CodeObject) -> CatalogClass {
+    obj.comment.as_ref().map_or(CatalogClass::Class, |c| {
+        CatalogClass::of_comment_target(c.target)
+    })
 }
 
 /// The managed-code part of the psql script: in one transaction, after migrations and repeatable scripts, as
@@ -322,7 +324,7 @@ pub(super) fn psql_code(w: &mut PsqlWriter<'_>, order: &[Ordered<'_>]) {
     for (name, q) in [
         ("strata.q_version", version_q.as_str()),
         ("strata.q_hash", hash_q.as_str()),
-        ("strata.q_record", RECORD_SQL),
+        ("strata.q_record", MANAGED_SQL),
     ] {
         let _ = writeln!(
             body,
@@ -337,14 +339,16 @@ pub(super) fn psql_code(w: &mut PsqlWriter<'_>, order: &[Ordered<'_>]) {
     let roles: Vec<String> = deployed
         .iter()
         .map(|p| {
-            crate::roles::role_of(p).map_or_else(|| "NULL".to_string(), |r| escape_literal(&r))
+            crate::db::roles::role_of(p).map_or_else(|| "NULL".to_string(), |r| escape_literal(&r))
         })
         .collect();
     let uses: Vec<String> = deployed
         .iter()
         .map(|p| {
-            let granted: Vec<String> = if crate::roles::role_of(p).is_some() {
-                crate::roles::wanted_uses(p, packages).into_iter().collect()
+            let granted: Vec<String> = if crate::db::roles::role_of(p).is_some() {
+                crate::db::roles::wanted_uses(p, packages)
+                    .into_iter()
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -357,7 +361,7 @@ pub(super) fn psql_code(w: &mut PsqlWriter<'_>, order: &[Ordered<'_>]) {
     let _ = writeln!(
         body,
         "  EXECUTE {}\n    USING {}, {}, ARRAY[{}]::text[], ARRAY[{}]::jsonb[], ARRAY[{}]::text[];",
-        dollar_quote(RECORD_PACKAGES_SQL),
+        dollar_quote(PACKAGES_SQL),
         text_array(&names),
         text_array(&schemas),
         roles.join(", "),
@@ -378,12 +382,12 @@ pub(super) fn psql_code(w: &mut PsqlWriter<'_>, order: &[Ordered<'_>]) {
 }
 
 /// As `strata up` does after migrations or managed code ran as package roles: nothing of theirs may be outside
-/// their schemas ([`crate::roles::CONTAINMENT_SQL`]).
+/// their schemas ([`crate::db::roles::CONTAINMENT_SQL`]).
 fn check_containment(w: &mut PsqlWriter<'_>) {
     let pairs: Vec<(String, String)> = w
         .packages
         .iter()
-        .filter_map(|p| crate::roles::role_of(p).map(|r| (r, p.schema().to_string())))
+        .filter_map(|p| crate::db::roles::role_of(p).map(|r| (r, p.schema().to_string())))
         .collect();
     if pairs.is_empty() {
         return;
@@ -402,7 +406,7 @@ fn check_containment(w: &mut PsqlWriter<'_>) {
          END IF;\n",
         q = dollar_quote(&format!(
             "SELECT c.* FROM ({}) AS c(role, schema, what)",
-            crate::roles::CONTAINMENT_SQL
+            crate::db::roles::CONTAINMENT_SQL
         )),
         roles = text_array(&roles),
         schemas = text_array(&schemas),
@@ -449,7 +453,7 @@ fn object_block(w: &mut PsqlWriter<'_>, o: &Ordered<'_>, seq: usize) {
     );
     let refused: Vec<String> = REPLACE_REFUSED
         .iter()
-        .map(|c| format!("SQLSTATE '{c}'"))
+        .map(|c| format!("SQLSTATE '{}'", c.code()))
         .collect();
     let mut body = String::new();
     let _ = write!(
@@ -466,10 +470,10 @@ fn object_block(w: &mut PsqlWriter<'_>, o: &Ordered<'_>, seq: usize) {
          EXECUTE current_setting('strata.q_hash') INTO h\n        USING {stored_args};\n      \
          IF h = rec.catalog_hash THEN\n        \
          -- as installed; only its catalog row moved (grants, dump and restore)\n        \
-         UPDATE strata.managed_object SET catalog_version = cur\n         \
-         WHERE package = {p} AND kind = rec.kind AND identity = rec.identity;\n        \
+         EXECUTE {refresh} USING {p}::text, rec.kind, rec.identity, cur;\n        \
          RETURN;\n      END IF;\n    END IF;\n  END IF;\n",
         src = escape_literal(&obj.hash),
+        refresh = dollar_quote(MANAGED_VERSION_SQL),
     );
     // The probes read names as the statement does: with the package's search_path.
     body.push_str(&enter_package(pkg, true, true));
@@ -578,10 +582,10 @@ fn drop_removed(w: &mut PsqlWriter<'_>, order: &[Ordered<'_>], names: &[String])
         run = open_run(),
         clear = dollar_quote(CLEAR_COMMENT_SQL),
         find = dollar_quote(&find_by_identity_sql()),
-        drop_view = dollar_quote(drop_query("pg_class").unwrap_or_default()),
-        drop_trigger = dollar_quote(drop_query("pg_trigger").unwrap_or_default()),
-        drop_routine = dollar_quote(drop_query("pg_proc").unwrap_or_default()),
-        forget = dollar_quote(FORGET_SQL),
+        drop_view = dollar_quote(drop_query(CatalogClass::Class)),
+        drop_trigger = dollar_quote(drop_query(CatalogClass::Trigger)),
+        drop_routine = dollar_quote(drop_query(CatalogClass::Proc)),
+        forget = dollar_quote(FORGET_MANAGED_SQL),
     );
     let declare = "  r record;\n  stmt text;\n  cls text;\n  found oid;\n  msg text;\n  det text;\n  v_run bigint;\n";
     w.do_block(
@@ -604,11 +608,9 @@ fn refresh_versions(w: &mut PsqlWriter<'_>, names: &[String]) {
          FOR r IN EXECUTE {q}\n      \
          USING {routines},\n        {views},\n        {triggers},\n        \
          '{{}}'::text[], '{{}}'::oid[], '{{}}'::int4[] LOOP\n    \
-         UPDATE strata.managed_object SET catalog_version = r.version\n     \
-         WHERE package = ANY ({names}) AND object_oid = r.oid AND kind <> 'comment'\n       \
-         AND (kind = r.kind OR (kind IN ('function', 'procedure') AND r.kind IN ('function', 'procedure')))\n       \
-         AND catalog_version <> r.version;\n  \
+         EXECUTE {refresh} USING {names}, r.oid, r.kind, r.version;\n  \
          END LOOP;\n",
+        refresh = dollar_quote(MANAGED_VERSIONS_BY_OID_SQL),
         q = dollar_quote(&format!(
             "SELECT x.kind, x.oid, x.version FROM ({VERSIONS_SQL}) AS x(kind, oid, sub_id, version)"
         )),

@@ -1,4 +1,4 @@
-//! Package roles in the psql script: what `strata up` prepares before migrations ([`crate::roles`]), written as
+//! Package roles in the psql script: what `strata up` prepares before migrations ([`crate::db::roles`]), written as
 //! idempotent PL/pgSQL that checks before it writes — the role (`NOLOGIN`) created if missing and granted to the
 //! login, the schema created owned by it (or an existing schema and its objects handed over to it), and the
 //! `uses` grants given or revoked against what `strata.package.granted_uses` recorded. Packages with
@@ -8,9 +8,10 @@ use std::fmt::Write as _;
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
-use super::{PsqlWriter, dollar_quote, text_array};
-use crate::package::Package;
-use crate::roles::{ADOPT_SQL, grant_sql, revoke_sql, role_of, wanted_uses};
+use super::psql::PsqlWriter;
+use super::quote::{dollar_quote, text_array};
+use crate::db::roles::{ADOPT_SQL, grant_sql, revoke_sql, role_of, wanted_uses};
+use crate::source::package::Package;
 
 /// Placeholders in the revoke template, replaced at run time by the schema and role read from the database.
 const SCHEMA_MARK: &str = "strata_schema_placeholder";

@@ -1,0 +1,637 @@
+//! Recording in Strata's history: the only code that writes to the `strata` schema.
+//!
+//! Every statement is a constant whose parameters carry their types (`$1::text`), so the same text runs here
+//! (`query_typed`, `execute`) and in the psql script of `strata export` (`EXECUTE … USING`): both record a run, a
+//! package, a migration or a managed object the same way, and a new column is one edit.
+
+use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::db::VERSION;
+use crate::error::{Error, Result};
+use crate::report::{MigrationId, RunOutcome};
+use crate::source::package::{Migration, Package};
+use crate::source::repeatable::Repeatable;
+
+/// What a `strata.migration_log` row says happened, where callers choose it (reverts and accepted changes have
+/// statements of their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogAction {
+    /// A migration (or repeatable script) ran.
+    Apply,
+    /// Recorded as applied without running (`adopt`, `baseline`).
+    Record,
+}
+
+impl LogAction {
+    /// The value of `strata.migration_log.action`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LogAction::Apply => "apply",
+            LogAction::Record => "record",
+        }
+    }
+}
+
+/// A run row: command ($1), state before ($2), Strata's version ($3), OS user ($4) and client host ($5). Returns
+/// its id.
+pub(crate) const START_RUN_SQL: &str =
+    "INSERT INTO strata.run (command, from_state, strata_version, os_user, client_host)
+     VALUES ($1::text, $2::jsonb, $3::text, $4::text, $5::text) RETURNING id";
+
+/// Close run $1: outcome ($2), state after ($3), detail ($4), error ($5).
+pub(crate) const FINISH_RUN_SQL: &str = "UPDATE strata.run SET outcome = $2::text, finished_at = clock_timestamp(), to_state = $3::jsonb,
+            detail = $4::jsonb, error = $5::text
+      WHERE id = $1::bigint";
+
+/// A whole run that changed nothing, in one statement: command ($1), state before ($2) and after ($3), version
+/// ($4), OS user ($5), client host ($6); its transaction commits without waiting for the WAL flush
+/// (`synchronous_commit = off` for it alone: a crash can lose the record of a run that did nothing, never
+/// anything else).
+const NOOP_RUN_SQL: &str = "INSERT INTO strata.run (command, from_state, to_state, outcome, finished_at, strata_version, os_user,
+                         client_host)
+     SELECT $1::text, $2::jsonb, $3::jsonb, 'noop', clock_timestamp(), $4::text, $5::text, $6::text
+       FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
+     RETURNING id";
+
+/// Insert or refresh a package's row: name ($1), schema ($2), uses ($3), extensions ($4). Writes only what differs.
+pub(crate) const PACKAGE_SQL: &str =
+    "INSERT INTO strata.package (name, schema_name, uses, extensions)
+     VALUES ($1::text, $2::text, $3::text[], $4::text[])
+     ON CONFLICT (name) DO UPDATE
+        SET schema_name = EXCLUDED.schema_name, uses = EXCLUDED.uses,
+            extensions = EXCLUDED.extensions, updated_at = clock_timestamp()
+      WHERE (strata.package.schema_name, strata.package.uses, strata.package.extensions)
+            IS DISTINCT FROM (EXCLUDED.schema_name, EXCLUDED.uses, EXCLUDED.extensions)";
+
+/// Upsert `strata.package` rows from arrays: name, schema, role, granted uses (each a JSON array) and test hash (NULL:
+/// keep the recorded one). Rows already as wanted are filtered out before the upsert: `ON CONFLICT DO UPDATE` locks
+/// every conflicting row even when its WHERE is false, which would make a deploy with nothing to do write (and wait
+/// for the WAL flush at commit).
+pub(crate) const PACKAGES_SQL: &str = "INSERT INTO strata.package AS p (name, schema_name, role_name, granted_uses, tests_hash)
+             SELECT u.name, u.schema, u.role, u.uses, u.tests
+               FROM (SELECT u.name, u.schema, u.role, ARRAY(SELECT jsonb_array_elements_text(u.uses)) AS uses,
+                            u.tests
+                       FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[])
+                            AS u(name, schema, role, uses, tests)) AS u
+              WHERE NOT EXISTS (SELECT FROM strata.package q
+                                 WHERE q.name = u.name
+                                   AND (q.role_name, q.granted_uses) IS NOT DISTINCT FROM (u.role, u.uses)
+                                   AND (u.tests IS NULL OR q.tests_hash IS NOT DISTINCT FROM u.tests))
+             ON CONFLICT (name) DO UPDATE
+                SET role_name = EXCLUDED.role_name, granted_uses = EXCLUDED.granted_uses,
+                    tests_hash = coalesce(EXCLUDED.tests_hash, p.tests_hash)
+              WHERE (p.role_name, p.granted_uses) IS DISTINCT FROM (EXCLUDED.role_name, EXCLUDED.granted_uses)
+                 OR (EXCLUDED.tests_hash IS NOT NULL AND p.tests_hash IS DISTINCT FROM EXCLUDED.tests_hash)";
+
+/// One migration and its log row: package ($1), name ($2), path ($3), checksum ($4), up SQL ($5), down SQL ($6),
+/// no-transaction ($7), duration in ms ($8), Strata's version ($9), run ($10), source ($11), log action ($12).
+pub(crate) const MIGRATION_SQL: &str = "WITH m AS (
+       INSERT INTO strata.migration
+              (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms, strata_version, run_id,
+               source)
+       VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::boolean, $8::float8, $9::text,
+               $10::bigint, $11::text)
+       RETURNING package, name, checksum)
+     INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
+     SELECT $10::bigint, package, name, $12::text, checksum, $8::float8 FROM m";
+
+/// The migrations of a transaction segment in one statement, from arrays in the order they ran ($1–$8: package,
+/// name, path, checksum, up SQL, down SQL, no-transaction, duration), with Strata's version ($9) and the run ($10).
+/// Identities follow `ORDER BY ord`, so `id` keeps the order the migrations ran in.
+const MIGRATIONS_SQL: &str = "WITH m AS (
+       INSERT INTO strata.migration
+              (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms, strata_version, run_id)
+       SELECT package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms, $9::text, $10::bigint
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[],
+                     $8::float8[])
+              WITH ORDINALITY
+              AS r (package, name, path, checksum, up_sql, down_sql, no_transaction, duration_ms, ord)
+        ORDER BY ord
+       RETURNING package, name, checksum, duration_ms)
+     INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
+     SELECT $10::bigint, package, name, 'apply', checksum, duration_ms FROM m";
+
+/// The new text of a changed migration, recorded without running it: package ($1), name ($2), checksum ($3), up
+/// SQL ($4), down SQL ($5), path ($6), run ($7).
+const ACCEPT_CHANGE_SQL: &str = "WITH m AS (
+       UPDATE strata.migration SET checksum = $3::text, up_sql = $4::text, down_sql = $5::text, path = $6::text
+        WHERE package = $1::text AND name = $2::text RETURNING package, name, checksum)
+     INSERT INTO strata.migration_log (run_id, package, name, action, checksum)
+     SELECT $7::bigint, package, name, 'accept-change', checksum FROM m";
+
+/// A reverted migration leaves the history: package ($1), name ($2), run ($3), duration ($4).
+const REVERT_SQL: &str =
+    "WITH d AS (DELETE FROM strata.migration WHERE package = $1::text AND name = $2::text
+                RETURNING package, name, checksum)
+     INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
+     SELECT $3::bigint, package, name, 'revert', checksum, $4::float8 FROM d";
+
+/// A repeatable script (inserted, or updated when it ran again) and its log row: package ($1), name ($2), path
+/// ($3), checksum ($4), text ($5), duration ($6), Strata's version ($7), run ($8), source ($9), log action ($10).
+pub(crate) const REPEATABLE_SQL: &str = "WITH r AS (
+       INSERT INTO strata.repeatable
+              (package, name, path, checksum, sql, duration_ms, strata_version, run_id, source)
+       VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::float8, $7::text, $8::bigint, $9::text)
+       ON CONFLICT (package, name) DO UPDATE
+          SET path = EXCLUDED.path, checksum = EXCLUDED.checksum, sql = EXCLUDED.sql,
+              applied_at = clock_timestamp(), applied_by = current_user,
+              duration_ms = EXCLUDED.duration_ms, strata_version = EXCLUDED.strata_version,
+              run_id = EXCLUDED.run_id, source = EXCLUDED.source
+       RETURNING package, name, checksum)
+     INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
+     SELECT $8::bigint, package, name, $10::text, checksum, $6::float8 FROM r";
+
+/// Upsert rows of `strata.managed_object` from arrays: package, kind, identity, object_oid, sub_id,
+/// catalog_version, catalog_hash (empty: keep the recorded one), source_hash, file, line, seq ($1..$11) and the run
+/// ($12).
+pub(crate) const MANAGED_SQL: &str = "INSERT INTO strata.managed_object AS m
+                            (package, kind, identity, object_oid, sub_id, catalog_version, catalog_hash, source_hash,
+                             file, line, seq, run_id)
+                     SELECT u.*, $12::bigint
+                       FROM unnest($1::text[], $2::text[], $3::text[], $4::oid[], $5::int4[], $6::text[], $7::text[],
+                                   $8::text[], $9::text[], $10::int4[], $11::int4[]) AS u
+                     ON CONFLICT (package, kind, identity) DO UPDATE
+                        SET object_oid = EXCLUDED.object_oid, sub_id = EXCLUDED.sub_id,
+                            catalog_version = EXCLUDED.catalog_version,
+                            catalog_hash = CASE WHEN EXCLUDED.catalog_hash = '' THEN m.catalog_hash
+                                                ELSE EXCLUDED.catalog_hash END,
+                            source_hash = EXCLUDED.source_hash, file = EXCLUDED.file, line = EXCLUDED.line,
+                            seq = EXCLUDED.seq,
+                            installed_at = CASE WHEN EXCLUDED.catalog_hash = '' THEN m.installed_at
+                                                ELSE clock_timestamp() END,
+                            run_id = CASE WHEN EXCLUDED.catalog_hash = '' THEN m.run_id ELSE EXCLUDED.run_id END";
+
+/// Delete rows of `strata.managed_object` given as arrays of package, kind and identity.
+pub(crate) const FORGET_MANAGED_SQL: &str = "DELETE FROM strata.managed_object m
+                      USING unnest($1::text[], $2::text[], $3::text[]) AS d(package, kind, identity)
+                      WHERE (m.package, m.kind, m.identity) = (d.package, d.kind, d.identity)";
+
+/// A managed object found as installed whose catalog row moved (grants, dump and restore): its new version ($4), by
+/// package ($1), kind ($2) and identity ($3).
+pub(crate) const MANAGED_VERSION_SQL: &str =
+    "UPDATE strata.managed_object SET catalog_version = $4::text
+      WHERE package = $1::text AND kind = $2::text AND identity = $3::text";
+
+/// The catalog version ($4) of the managed objects of packages $1 with oid $2 and kind $3 (functions and procedures
+/// alike: they share `pg_proc`), where it moved.
+pub(crate) const MANAGED_VERSIONS_BY_OID_SQL: &str = "UPDATE strata.managed_object SET catalog_version = $4::text
+      WHERE package = ANY ($1::text[]) AND object_oid = $2::oid AND kind <> 'comment'
+        AND (kind = $3::text OR (kind IN ('function', 'procedure') AND $3::text IN ('function', 'procedure')))
+        AND catalog_version <> $4::text";
+
+/// The `strata.run` row of a deploy, inserted when something needs it, or at the end (with outcome `noop`) for
+/// a run with nothing to do — without waiting for the WAL flush at commit.
+#[derive(Debug)]
+pub(crate) struct RunRow {
+    command: &'static str,
+    id: Option<i64>,
+    /// The state before the run, once a row may be written (the history tables exist, not a dry run).
+    from_state: Option<serde_json::Value>,
+}
+
+impl RunRow {
+    pub(crate) fn new(command: &'static str) -> RunRow {
+        RunRow {
+            command,
+            id: None,
+            from_state: None,
+        }
+    }
+
+    /// From now on a row may be written, recording `from_state`.
+    pub(crate) fn allow(&mut self, from_state: serde_json::Value) {
+        self.from_state = Some(from_state);
+    }
+
+    /// The row's id, if it was written.
+    pub(crate) fn id(&self) -> Option<i64> {
+        self.id
+    }
+
+    /// The row's id, inserting the row first if it is allowed and not written yet.
+    pub(crate) async fn ensure(&mut self, client: &Client) -> Result<Option<i64>> {
+        if self.id.is_none()
+            && let Some(from_state) = &self.from_state
+        {
+            self.id = Some(start_run(client, self.command, from_state).await?);
+        }
+        Ok(self.id)
+    }
+
+    /// Record a run that changed nothing, in one statement (see [`NOOP_RUN_SQL`]), if a row may be written and none
+    /// was.
+    pub(crate) async fn record_noop(
+        &mut self,
+        client: &Client,
+        state: &serde_json::Value,
+    ) -> Result<()> {
+        if self.id.is_some() {
+            return Ok(());
+        }
+        let Some(from_state) = &self.from_state else {
+            return Ok(());
+        };
+        let (os_user, host) = who();
+        let row = client
+            .query_typed_one(
+                NOOP_RUN_SQL,
+                &[
+                    (&self.command, Type::TEXT),
+                    (from_state, Type::JSONB),
+                    (state, Type::JSONB),
+                    (&VERSION, Type::TEXT),
+                    (&os_user, Type::TEXT),
+                    (&host, Type::TEXT),
+                ],
+            )
+            .await
+            .map_err(Error::db("recording the run in strata.run"))?;
+        self.id = Some(row.get(0));
+        Ok(())
+    }
+}
+
+/// The OS user and host running Strata, for `strata.run`.
+fn who() -> (String, Option<String>) {
+    (whoami::username(), whoami::fallible::hostname().ok())
+}
+
+/// Insert a run row; returns its id.
+pub(crate) async fn start_run(
+    client: &Client,
+    command: &str,
+    from_state: &serde_json::Value,
+) -> Result<i64> {
+    let (os_user, host) = who();
+    let row = client
+        .query_typed_one(
+            START_RUN_SQL,
+            &[
+                (&command, Type::TEXT),
+                (from_state, Type::JSONB),
+                (&VERSION, Type::TEXT),
+                (&os_user, Type::TEXT),
+                (&host, Type::TEXT),
+            ],
+        )
+        .await
+        .map_err(Error::db("recording the run in strata.run"))?;
+    Ok(row.get(0))
+}
+
+/// Close a run row.
+pub(crate) async fn finish_run(
+    client: &Client,
+    run_id: i64,
+    outcome: RunOutcome,
+    to_state: Option<&serde_json::Value>,
+    detail: Option<&serde_json::Value>,
+    error: Option<&str>,
+) -> Result<()> {
+    client
+        .query_typed(
+            FINISH_RUN_SQL,
+            &[
+                (&run_id, Type::INT8),
+                (&outcome.as_str(), Type::TEXT),
+                (&to_state, Type::JSONB),
+                (&detail, Type::JSONB),
+                (&error, Type::TEXT),
+            ],
+        )
+        .await
+        .map_err(Error::db("recording the run's outcome"))?;
+    Ok(())
+}
+
+/// Record a run that failed after its transaction was rolled back (so the row of the run is gone too): a new row,
+/// in its own transaction. Best effort: if even that fails, the error of the run is what matters.
+pub(crate) async fn record_failed_run(
+    client: &Client,
+    command: &str,
+    from_state: &serde_json::Value,
+    detail: &serde_json::Value,
+    error: &str,
+    existing_run: Option<i64>,
+) {
+    let result = async {
+        if !super::history_exists(client).await? {
+            return Ok(());
+        }
+        let id = match existing_run {
+            Some(id) => id,
+            None => start_run(client, command, from_state).await?,
+        };
+        finish_run(
+            client,
+            id,
+            RunOutcome::Failed,
+            None,
+            Some(detail),
+            Some(error),
+        )
+        .await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!("could not record the failed run: {e}");
+    }
+}
+
+/// Insert or refresh the package's row in `strata.package`.
+pub(crate) async fn record_package(client: &Client, pkg: &Package) -> Result<()> {
+    let uses: Vec<String> = pkg.uses().iter().map(|u| u.name.clone()).collect();
+    client
+        .execute(
+            PACKAGE_SQL,
+            &[&pkg.name(), &pkg.schema(), &uses, &pkg.extensions()],
+        )
+        .await
+        .map_err(Error::db("recording the package in strata.package"))?;
+    Ok(())
+}
+
+/// What each package's row in `strata.package` records besides its name and schema (see [`record_packages`]).
+pub(crate) struct PackageFacts<'a> {
+    pub package: &'a Package,
+    /// The package's role, if it has one.
+    pub role: Option<String>,
+    /// The used packages its role is granted on.
+    pub granted: Vec<String>,
+    /// The hash of its test files, when the tests ran (None: keep the recorded one).
+    pub tests_hash: Option<String>,
+}
+
+/// Make sure every package has a row in `strata.package`, with its role, what its role was granted for `uses`, and
+/// (when the tests ran) the hash of its test files. Writes only what differs.
+pub(crate) async fn record_packages(client: &Client, facts: &[PackageFacts<'_>]) -> Result<()> {
+    if facts.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = facts.iter().map(|f| f.package.name()).collect();
+    let schemas: Vec<&str> = facts.iter().map(|f| f.package.schema()).collect();
+    let roles: Vec<Option<&str>> = facts.iter().map(|f| f.role.as_deref()).collect();
+    let uses: Vec<serde_json::Value> = facts.iter().map(|f| serde_json::json!(f.granted)).collect();
+    let tests: Vec<Option<&str>> = facts.iter().map(|f| f.tests_hash.as_deref()).collect();
+    client
+        .query_typed(
+            PACKAGES_SQL,
+            &[
+                (&names, Type::TEXT_ARRAY),
+                (&schemas, Type::TEXT_ARRAY),
+                (&roles, Type::TEXT_ARRAY),
+                (&uses, Type::JSONB_ARRAY),
+                (&tests, Type::TEXT_ARRAY),
+            ],
+        )
+        .await
+        .map_err(Error::db("recording packages in strata.package"))?;
+    Ok(())
+}
+
+/// Record one migration in `strata.migration` (and the log) with its up and down SQL, and its package.
+pub(crate) async fn record_migration(
+    client: &Client,
+    pkg: &Package,
+    m: &Migration,
+    run_id: Option<i64>,
+    source: &str,
+    action: LogAction,
+) -> Result<()> {
+    record_package(client, pkg).await?;
+    let down_sql = m.down_sql();
+    let duration_ms = 0.0f64;
+    client
+        .execute(
+            MIGRATION_SQL,
+            &[
+                &pkg.name(),
+                &m.name(),
+                &m.path(),
+                &m.checksum(),
+                &m.up_sql(),
+                &down_sql,
+                &m.no_transaction(),
+                &duration_ms,
+                &VERSION,
+                &run_id,
+                &source,
+                &action.as_str(),
+            ],
+        )
+        .await
+        .map_err(Error::db(format!(
+            "recording {} in strata.migration",
+            MigrationId::new(pkg.name(), m.name())
+        )))?;
+    Ok(())
+}
+
+/// A migration that ran, to be recorded with the others of its transaction segment.
+pub(crate) struct Applied {
+    pub package: String,
+    pub name: String,
+    pub path: String,
+    pub checksum: String,
+    pub up_sql: String,
+    pub down_sql: Option<String>,
+    pub no_transaction: bool,
+    pub duration_ms: f64,
+}
+
+impl Applied {
+    /// What to record of migration `m` of `pkg`, which ran in `duration_ms`.
+    pub(crate) fn of(pkg: &Package, m: &Migration, duration_ms: f64) -> Applied {
+        Applied {
+            package: pkg.name().to_string(),
+            name: m.name().to_string(),
+            path: m.path().to_string(),
+            checksum: m.checksum().to_string(),
+            up_sql: m.up_sql().to_string(),
+            down_sql: m.down_sql(),
+            no_transaction: m.no_transaction(),
+            duration_ms,
+        }
+    }
+}
+
+/// Record the migrations of a transaction segment in one statement (once per segment, before it commits).
+pub(crate) async fn record_migrations(
+    client: &Client,
+    records: &[Applied],
+    run_id: Option<i64>,
+) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&Applied) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+    let down_sql: Vec<Option<&str>> = records.iter().map(|r| r.down_sql.as_deref()).collect();
+    let no_transaction: Vec<bool> = records.iter().map(|r| r.no_transaction).collect();
+    let duration_ms: Vec<f64> = records.iter().map(|r| r.duration_ms).collect();
+    let params: [(&(dyn ToSql + Sync), Type); 10] = [
+        (&text(|r| &r.package), Type::TEXT_ARRAY),
+        (&text(|r| &r.name), Type::TEXT_ARRAY),
+        (&text(|r| &r.path), Type::TEXT_ARRAY),
+        (&text(|r| &r.checksum), Type::TEXT_ARRAY),
+        (&text(|r| &r.up_sql), Type::TEXT_ARRAY),
+        (&down_sql, Type::TEXT_ARRAY),
+        (&no_transaction, Type::BOOL_ARRAY),
+        (&duration_ms, Type::FLOAT8_ARRAY),
+        (&VERSION, Type::TEXT),
+        (&run_id, Type::INT8),
+    ];
+    client
+        .query_typed(MIGRATIONS_SQL, &params)
+        .await
+        .map_err(Error::db(
+            "recording applied migrations in strata.migration",
+        ))?;
+    Ok(())
+}
+
+/// Record the new text of a changed migration without running it.
+pub(crate) async fn accept_change(
+    client: &Client,
+    pkg: &Package,
+    m: &Migration,
+    run_id: Option<i64>,
+) -> Result<()> {
+    let down_sql = m.down_sql();
+    client
+        .execute(
+            ACCEPT_CHANGE_SQL,
+            &[
+                &pkg.name(),
+                &m.name(),
+                &m.checksum(),
+                &m.up_sql(),
+                &down_sql,
+                &m.path(),
+                &run_id,
+            ],
+        )
+        .await
+        .map_err(Error::db("recording an accepted change"))?;
+    Ok(())
+}
+
+/// Remove a reverted migration from `strata.migration` (the log keeps it).
+pub(crate) async fn record_revert(
+    client: &Client,
+    package: &str,
+    name: &str,
+    run_id: Option<i64>,
+    duration_ms: f64,
+) -> Result<()> {
+    client
+        .execute(REVERT_SQL, &[&package, &name, &run_id, &duration_ms])
+        .await
+        .map_err(Error::db(
+            "removing the reverted migration from strata.migration",
+        ))?;
+    Ok(())
+}
+
+/// Record (or update) an applied repeatable, and its package.
+pub(crate) async fn record_repeatable(
+    client: &Client,
+    pkg: &Package,
+    r: &Repeatable,
+    duration_ms: f64,
+    run_id: Option<i64>,
+    source: &str,
+    action: LogAction,
+) -> Result<()> {
+    record_package(client, pkg).await?;
+    client
+        .execute(
+            REPEATABLE_SQL,
+            &[
+                &pkg.name(),
+                &r.name(),
+                &r.path(),
+                &r.checksum(),
+                &r.script().text(),
+                &duration_ms,
+                &VERSION,
+                &run_id,
+                &source,
+                &action.as_str(),
+            ],
+        )
+        .await
+        .map_err(Error::db(format!(
+            "recording repeatable {}:{} in strata.repeatable",
+            pkg.name(),
+            r.name()
+        )))?;
+    Ok(())
+}
+
+/// Rows of `strata.managed_object` to write, as the arrays of [`MANAGED_SQL`].
+#[derive(Debug, Default)]
+pub(crate) struct ManagedRows {
+    pub package: Vec<String>,
+    pub kind: Vec<&'static str>,
+    pub identity: Vec<String>,
+    pub oid: Vec<u32>,
+    pub sub_id: Vec<i32>,
+    pub version: Vec<String>,
+    pub hash: Vec<String>,
+    pub source_hash: Vec<String>,
+    pub file: Vec<String>,
+    pub line: Vec<i32>,
+    pub seq: Vec<i32>,
+}
+
+impl ManagedRows {
+    /// True when there is nothing to write.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.package.is_empty()
+    }
+}
+
+/// Delete the rows of `forget` (package, kind, identity), then upsert `rows`, pointing at run `run_id`.
+pub(crate) async fn record_managed(
+    client: &Client,
+    forget: &[(&str, &str, &str)],
+    rows: &ManagedRows,
+    run_id: Option<i64>,
+) -> Result<()> {
+    if !forget.is_empty() {
+        let package: Vec<&str> = forget.iter().map(|f| f.0).collect();
+        let kind: Vec<&str> = forget.iter().map(|f| f.1).collect();
+        let identity: Vec<&str> = forget.iter().map(|f| f.2).collect();
+        client
+            .execute(FORGET_MANAGED_SQL, &[&package, &kind, &identity])
+            .await
+            .map_err(Error::db("deleting rows of strata.managed_object"))?;
+    }
+    if !rows.is_empty() {
+        let r = rows;
+        client
+            .execute(
+                MANAGED_SQL,
+                &[
+                    &r.package,
+                    &r.kind,
+                    &r.identity,
+                    &r.oid,
+                    &r.sub_id,
+                    &r.version,
+                    &r.hash,
+                    &r.source_hash,
+                    &r.file,
+                    &r.line,
+                    &r.seq,
+                    &run_id,
+                ],
+            )
+            .await
+            .map_err(Error::db(
+                "recording managed objects in strata.managed_object",
+            ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Talking to the database: the connection and running SQL text, the deploy session, Strata's history (the only
+//! writer of the `strata` schema), catalog queries about managed objects, package roles.
+
+pub mod catalog;
+pub mod exec;
+pub mod history;
+pub mod roles;
+pub mod session;
+
+/// This library's version, recorded with every applied migration.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,443 @@
+//! One schema and one role per package.
+//!
+//! Each package gets a role (`NOLOGIN`) named after it, [`package_role`]. The role owns the package's schema;
+//! migrations and managed code run as it (`SET LOCAL ROLE`), so everything they create belongs to it, and without
+//! `uses` it has no right on any other package's schema. Extensions are still created by the deploying login, and
+//! Strata's own bookkeeping runs as the login too.
+//!
+//! `uses = ["B"]` grants A's role `USAGE` on B's schema, `SELECT` and `REFERENCES` (foreign keys) on its tables and
+//! views and `EXECUTE` on its routines, now and (through default privileges) for what B creates later — never
+//! write access. Removing the use revokes all of that.
+//!
+//! All of this is idempotent and checks before it writes: a deploy with nothing new changes nothing in the catalog.
+//! A package can opt out with `[security] package_role = false` (its objects then belong to the deploying login).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
+
+use crate::db::history;
+use crate::error::{Error, Result};
+use crate::source::STRATA_PACKAGE;
+use crate::source::package::Package;
+
+/// PostgreSQL's limit on identifier length (NAMEDATALEN - 1).
+const MAX_IDENT: usize = 63;
+
+/// The role that owns a package's schema: `$` followed by the package name (as pgpkg does). A name longer than
+/// PostgreSQL's 63 bytes is cut, and `~` plus 8 hex digits of the full name's SHA-256 is appended, so two long
+/// names never collide silently (a package name cannot contain `~`, so a cut name never equals an uncut one).
+///
+/// ```
+/// assert_eq!(pgstrata::package_role("github.com/acme/billing"), "$github.com/acme/billing");
+/// let long = format!("github.com/acme/{}", "x".repeat(80));
+/// let role = pgstrata::package_role(&long);
+/// assert_eq!(role.len(), 63);
+/// assert_ne!(role, pgstrata::package_role(&format!("{long}y")));
+/// ```
+pub fn package_role(package: &str) -> String {
+    let full = format!("${package}");
+    if full.len() <= MAX_IDENT {
+        return full;
+    }
+    let digest = hex::encode(Sha256::digest(package.as_bytes()));
+    let keep = MAX_IDENT - 9;
+    let mut cut = keep;
+    while !full.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{}", &full[..cut], &digest[..8])
+}
+
+/// The role a package's SQL runs as, if it has one.
+pub(crate) fn role_of(package: &Package) -> Option<String> {
+    (package.name() != STRATA_PACKAGE && package.manifest().security.package_role)
+        .then(|| package_role(package.name()))
+}
+
+/// `SET [LOCAL] ROLE role`, or `RESET ROLE` for `None`.
+pub(crate) fn set_role_sql(role: Option<&str>, local: bool) -> String {
+    match role {
+        Some(r) => format!(
+            "SET {}ROLE {}",
+            if local { "LOCAL " } else { "" },
+            escape_identifier(r)
+        ),
+        None => "RESET ROLE".to_string(),
+    }
+}
+
+/// What [`prepare`] found and did.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Prepared {
+    /// Package → the used packages its role is granted on (to record in `strata.package.granted_uses`).
+    pub granted: BTreeMap<String, Vec<String>>,
+    /// Human-readable actions taken (role created, schema adopted, grants).
+    pub actions: Vec<String>,
+}
+
+/// Create missing package roles and schemas, hand existing schemas (and what is in them) over to their package
+/// role, and grant or revoke what `uses` asks for. Runs in the deploy transaction, before migrations.
+///
+/// `history_exists`: Strata's history tables existed when the deploy began (else nothing was granted before).
+pub(crate) async fn prepare(
+    client: &Client,
+    packages: &[Package],
+    history_exists: bool,
+) -> Result<Prepared> {
+    let with_roles: Vec<(&Package, String)> = packages
+        .iter()
+        .filter_map(|p| role_of(p).map(|r| (p, r)))
+        .collect();
+    let mut out = Prepared::default();
+    if with_roles.is_empty() {
+        return Ok(out);
+    }
+    let roles: Vec<&str> = with_roles.iter().map(|(_, r)| r.as_str()).collect();
+    let schemas: Vec<&str> = with_roles.iter().map(|(p, _)| p.schema()).collect();
+    // Both reads in one round trip (tokio-postgres pipelines concurrent queries).
+    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+        [(&roles, Type::TEXT_ARRAY), (&schemas, Type::TEXT_ARRAY)];
+    let roles_read = client.query_typed(
+            "SELECT s.role,
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.role),
+                    -- A superuser may SET ROLE to any role: no membership needed.
+                    (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+                    OR coalesce((SELECT pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER')
+                                   FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
+                    (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
+                      WHERE n.nspname = s.schema)
+               FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
+            &params,
+        );
+    // What the last deploy granted (nothing before the history exists).
+    let names: Vec<&str> = with_roles.iter().map(|(p, _)| p.name()).collect();
+    let granted_read = async {
+        if !history_exists {
+            return Ok(BTreeMap::new());
+        }
+        history::granted_uses(client, &names).await
+    };
+    let (rows, granted) = tokio::join!(roles_read, granted_read);
+    let rows = rows.map_err(Error::db("reading package roles"))?;
+    let previous: BTreeMap<String, BTreeSet<String>> = granted
+        .map_err(Error::db("reading strata.package"))?
+        .into_iter()
+        .map(|(name, uses)| (name, uses.into_iter().collect()))
+        .collect();
+    for ((pkg, role), row) in with_roles.iter().zip(&rows) {
+        let exists: bool = row.get(1);
+        let member: bool = row.get(2);
+        let owner: Option<String> = row.get(3);
+        let r = escape_identifier(role);
+        if !exists {
+            // Roles are shared by every database of the cluster: another deploy may create the same one meanwhile.
+            client
+                .batch_execute(&format!(
+                    "DO $strata$ BEGIN CREATE ROLE {r} NOLOGIN;
+                     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $strata$"
+                ))
+                .await
+                .map_err(role_error(role, "creating the package role"))?;
+            // Not in `actions`: roles belong to the cluster, so whether this deploy or another one created it says
+            // nothing about this database.
+            tracing::info!("created role {role}");
+        }
+        if !member {
+            client
+                .batch_execute(&format!("GRANT {r} TO CURRENT_USER"))
+                .await
+                .map_err(role_error(
+                    role,
+                    "granting the package role to the deploying login",
+                ))?;
+        }
+        let s = escape_identifier(pkg.schema());
+        match owner {
+            None => {
+                client
+                    .batch_execute(&format!("CREATE SCHEMA {s} AUTHORIZATION {r}"))
+                    .await
+                    .map_err(Error::db(format!("creating schema {}", pkg.schema())))?;
+                out.actions
+                    .push(format!("created schema {} owned by {role}", pkg.schema()));
+            }
+            Some(o) if &o != role => {
+                adopt_schema(client, pkg.schema(), role).await?;
+                out.actions.push(format!(
+                    "schema {} and its objects now belong to {role}",
+                    pkg.schema()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    grant_uses(client, packages, &with_roles, previous, &mut out).await?;
+    Ok(out)
+}
+
+fn role_error(role: &str, doing: &str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+    let context = format!(
+        "{doing} {role} (the deploying login needs CREATEROLE, or set `package_role = false` under [security])"
+    );
+    move |source| Error::Database { context, source }
+}
+
+/// The `ALTER … OWNER TO` statements (one per row) that hand the objects of schema $1 over to role $2: tables,
+/// views, sequences not owned by a column, routines, types — not extension members. Also run by the psql script of
+/// `strata export`.
+pub(crate) const ADOPT_SQL: &str = "WITH ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1::text),
+                  ext AS (SELECT objid, classid FROM pg_catalog.pg_depend WHERE deptype = 'e')
+             SELECT format('ALTER %s %s OWNER TO %I',
+                           CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                          WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
+                           c.oid::regclass, $2::text)
+               FROM pg_catalog.pg_class c
+              WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                AND c.relowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2::text::text)
+                AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
+                AND NOT (c.relkind = 'S' AND EXISTS (
+                        SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass
+                           AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')))
+             UNION ALL
+             SELECT format('ALTER %s %s OWNER TO %I',
+                           CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
+                           p.oid::regprocedure, $2::text)
+               FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = (SELECT oid FROM ns)
+                AND p.proowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2::text::text)
+                AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)
+             UNION ALL
+             SELECT format('ALTER %s %s OWNER TO %I', CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END,
+                           t.oid::regtype, $2::text)
+               FROM pg_catalog.pg_type t
+              WHERE t.typnamespace = (SELECT oid FROM ns) AND t.typtype IN ('c', 'd', 'e', 'r', 'm')
+                AND (t.typrelid = 0 OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
+                AND t.typowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $2::text::text)
+                AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)
+                -- multiranges follow their range type
+                AND t.typtype <> 'm'";
+
+/// Make `role` own the schema and every object in it (tables, views, sequences not owned by a column, routines,
+/// types), so migrations running as the role can change what earlier deploys created as the login.
+async fn adopt_schema(client: &Client, schema: &str, role: &str) -> Result<()> {
+    let rows = client
+        .query(ADOPT_SQL, &[&schema, &role])
+        .await
+        .map_err(Error::db(format!("listing the objects of schema {schema}")))?;
+    let mut sql = format!(
+        "ALTER SCHEMA {} OWNER TO {};",
+        escape_identifier(schema),
+        escape_identifier(role)
+    );
+    for r in rows {
+        let stmt: String = r.get(0);
+        sql.push_str(&stmt);
+        sql.push(';');
+    }
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(Error::db(format!("handing schema {schema} over to {role}")))
+}
+
+/// Grant each package role what its `uses` ask for and revoke what it no longer uses, compared with what the last
+/// deploy granted (`strata.package.granted_uses`).
+async fn grant_uses(
+    client: &Client,
+    packages: &[Package],
+    with_roles: &[(&Package, String)],
+    mut previous: BTreeMap<String, BTreeSet<String>>,
+    out: &mut Prepared,
+) -> Result<()> {
+    let by_name: BTreeMap<&str, &Package> = packages.iter().map(|p| (p.name(), p)).collect();
+    let mut sql = String::new();
+    for (pkg, role) in with_roles {
+        let wanted = wanted_uses(pkg, packages);
+        let before = previous.remove(pkg.name()).unwrap_or_default();
+        for used in wanted.difference(&before) {
+            if let Some(target) = by_name.get(used.as_str()) {
+                sql.push_str(&grant_sql(target, role));
+                out.actions
+                    .push(format!("granted {role} the use of {}", target.schema()));
+            }
+        }
+        for dropped in before.difference(&wanted) {
+            // The used package may be gone from the project; its schema and role are named as recorded.
+            let (schema, owner) = match by_name.get(dropped.as_str()) {
+                Some(t) => (t.schema().to_string(), package_role(t.name())),
+                None => match schema_of(client, dropped).await? {
+                    Some(s) => (s, package_role(dropped)),
+                    None => continue,
+                },
+            };
+            sql.push_str(&revoke_sql(&schema, &owner, role));
+            out.actions
+                .push(format!("revoked the use of {schema} from {role}"));
+        }
+        out.granted
+            .insert(pkg.name().to_string(), wanted.into_iter().collect());
+    }
+    if !sql.is_empty() {
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(Error::db("granting what `uses` asks for"))?;
+    }
+    Ok(())
+}
+
+/// The packages whose schema a package's role is granted the use of: its `uses` that are deployed with it and have a
+/// role themselves.
+pub(crate) fn wanted_uses(pkg: &Package, packages: &[Package]) -> BTreeSet<String> {
+    pkg.uses()
+        .iter()
+        .filter(|u| {
+            packages
+                .iter()
+                .any(|p| p.name() == u.name && role_of(p).is_some())
+        })
+        .map(|u| u.name.clone())
+        .collect()
+}
+
+async fn schema_of(client: &Client, package: &str) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "SELECT schema_name FROM strata.package WHERE name = $1",
+            &[&package],
+        )
+        .await
+        .map_err(Error::db("reading strata.package"))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// What a package role is granted on a used package's schema (see the module docs).
+pub(crate) fn grant_sql(target: &Package, grantee: &str) -> String {
+    let s = escape_identifier(target.schema());
+    let g = escape_identifier(grantee);
+    let owner = escape_identifier(&package_role(target.name()));
+    format!(
+        "GRANT USAGE ON SCHEMA {s} TO {g};
+         GRANT SELECT, REFERENCES ON ALL TABLES IN SCHEMA {s} TO {g};
+         GRANT EXECUTE ON ALL ROUTINES IN SCHEMA {s} TO {g};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT SELECT, REFERENCES ON TABLES TO {g};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT EXECUTE ON ROUTINES TO {g};"
+    )
+}
+
+/// Revoke everything [`grant_sql`] granted (a no-op for a schema that is gone).
+pub(crate) fn revoke_sql(schema: &str, owner: &str, grantee: &str) -> String {
+    let s = escape_identifier(schema);
+    let g = escape_identifier(grantee);
+    let o = escape_identifier(owner);
+    format!(
+        "DO $strata$ BEGIN
+           IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {sl}) THEN
+             REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {g};
+             REVOKE ALL ON ALL ROUTINES IN SCHEMA {s} FROM {g};
+             REVOKE USAGE ON SCHEMA {s} FROM {g};
+             IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {ol}) THEN
+               ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE SELECT, REFERENCES ON TABLES FROM {g};
+               ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA {s} REVOKE EXECUTE ON ROUTINES FROM {g};
+             END IF;
+           END IF;
+         END $strata$;",
+        sl = escape_literal(schema),
+        ol = escape_literal(owner),
+    )
+}
+
+/// Objects owned by package roles ($1) outside their schemas ($2, in the same order): rows of (role, schema, object
+/// description), at most 20. Also run by the psql script of `strata export`.
+pub(crate) const CONTAINMENT_SQL: &str = "WITH pkg AS (
+                 SELECT r.oid AS role, s.role AS role_name, s.schema
+                   FROM unnest($1::text[], $2::text[]) AS s(role, schema)
+                   JOIN pg_catalog.pg_roles r ON r.rolname = s.role
+             ), temp AS (
+                 -- temporary schemas, and TOAST storage (it follows its table)
+                 SELECT oid FROM pg_catalog.pg_namespace
+                  WHERE nspname LIKE 'pg\\_temp\\_%' OR nspname LIKE 'pg\\_toast%'
+             )
+             SELECT pkg.role_name, pkg.schema, pg_catalog.pg_describe_object('pg_class'::regclass, c.oid, 0)
+               FROM pkg JOIN pg_catalog.pg_class c ON c.relowner = pkg.role
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname <> pkg.schema AND c.relnamespace NOT IN (SELECT oid FROM temp)
+             UNION ALL
+             SELECT pkg.role_name, pkg.schema, pg_catalog.pg_describe_object('pg_proc'::regclass, p.oid, 0)
+               FROM pkg JOIN pg_catalog.pg_proc p ON p.proowner = pkg.role
+               JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname <> pkg.schema AND p.pronamespace NOT IN (SELECT oid FROM temp)
+             UNION ALL
+             SELECT pkg.role_name, pkg.schema, pg_catalog.pg_describe_object('pg_type'::regclass, t.oid, 0)
+               FROM pkg JOIN pg_catalog.pg_type t ON t.typowner = pkg.role
+               JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+              WHERE n.nspname <> pkg.schema AND t.typrelid = 0 AND t.typelem = 0
+                AND t.typnamespace NOT IN (SELECT oid FROM temp)
+             UNION ALL
+             SELECT pkg.role_name, pkg.schema, 'schema ' || n.nspname
+               FROM pkg JOIN pg_catalog.pg_namespace n ON n.nspowner = pkg.role
+              WHERE n.nspname <> pkg.schema AND n.oid NOT IN (SELECT oid FROM temp)
+              LIMIT 20";
+
+/// After install: no object owned by a package role may exist outside the package's schema.
+pub(crate) async fn check_containment(client: &Client, packages: &[Package]) -> Result<()> {
+    let pairs: Vec<(String, &str)> = packages
+        .iter()
+        .filter_map(|p| role_of(p).map(|r| (r, p.schema())))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let roles: Vec<&str> = pairs.iter().map(|(r, _)| r.as_str()).collect();
+    let schemas: Vec<&str> = pairs.iter().map(|(_, s)| *s).collect();
+    let rows = client
+        .query(CONTAINMENT_SQL, &[&roles, &schemas])
+        .await
+        .map_err(Error::db(
+            "checking that package roles own nothing outside their schemas",
+        ))?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} (owned by {}, whose schema is {})",
+                r.get::<_, String>(2),
+                r.get::<_, String>(0),
+                r.get::<_, String>(1)
+            )
+        })
+        .collect();
+    Err(Error::refused(
+        format!(
+            "package roles own objects outside their schemas: {}",
+            list.join("; ")
+        ),
+        "a package's migrations and code must only create objects in its own schema; move or drop these objects",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_fit_and_do_not_collide() {
+        assert_eq!(package_role("acme"), "$acme");
+        let exactly = "x".repeat(62);
+        assert_eq!(package_role(&exactly).len(), 63);
+        assert!(!package_role(&exactly).contains('~'));
+        let a = package_role(&"a".repeat(100));
+        let b = package_role(&format!("{}b", "a".repeat(99)));
+        assert_eq!(a.len(), 63);
+        assert_eq!(b.len(), 63);
+        assert_ne!(a, b);
+        assert!(a.starts_with("$aaa") && a.contains('~'));
+    }
+}

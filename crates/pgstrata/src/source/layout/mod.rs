@@ -1,0 +1,887 @@
+//! Other tools' migration folders, read in place (no conversion).
+//!
+//! | layout | files | order | no-transaction | down |
+//! |---|---|---|---|---|
+//! | `dbmate` | `<digits>….sql` with `-- migrate:up` / `-- migrate:down` sections | file name (bytes) | `transaction:false` per section | inline sections |
+//! | `sqlx` | `<i64>_<desc>.sql`, or `.up.sql` + `.down.sql` | version (integer) | file starts with `-- no-transaction` | `.down.sql` |
+//! | `diesel` | `<version>_<name>/up.sql` (+ `down.sql`, `metadata.toml`) | version = name before the first `_`, dashes removed, compared as text | `run_in_transaction = false` in `metadata.toml` | `down.sql` |
+//! | `golang-migrate` | `<u64>_<name>.up.sql` / `.down.sql` | version (integer) | detected: a file with a statement that cannot run in a transaction | `.down.sql` |
+//! | `flyway` | `V<ver>__<desc>.sql`, `U<ver>__<desc>.sql` (undo), `R__<desc>.sql` (repeatable), in any subfolder | version (dotted numbers, `_` = `.`, trailing zeros ignored); repeatables after, by description | detected, as Flyway's parser does | `U` file of the same version |
+//! | `refinery` | `V<int>__<name>.sql` / `U<int>__<name>.sql` (unversioned) | version (integer) | never (refinery always uses a transaction) | none |
+//! | `up-down` | `NNNN-name.up.sql` + `NNNN-name.down.sql`; optionally under `migrations/`, with a `functions/` folder of repeatable scripts | file name | Strata's directives (`-- strata:no-transaction`) | `.down.sql` |
+//!
+//! Differences from the tools themselves, all on purpose:
+//! - every pending migration runs in Strata's one deploy transaction (the tools use one per file or section), so a
+//!   failure leaves nothing half-applied; no-transaction migrations split the run as in Strata's own layout;
+//! - a no-transaction migration runs statement by statement, so several `CREATE INDEX CONCURRENTLY` in one file
+//!   work (dbmate, sqlx and golang-migrate send the file as one multi-statement query, which PostgreSQL runs as an
+//!   implicit transaction, and fail);
+//! - duplicate versions are an error (dbmate and golang-migrate silently treat the second file as applied);
+//! - files whose names do not follow the tool's pattern are ignored, as the tools do; Flyway's Teams-only `B`
+//!   (baseline) scripts and `.sql.conf` files are ignored;
+//! - `refinery` is never detected automatically: its `V` files look like Flyway's, and its `U` means
+//!   "unversioned", not "undo". Pass it explicitly.
+//!
+//! The identity of each migration in Strata's history is its file's base name (diesel: its folder's name), as for
+//! Strata's own layout; the tool's version is kept too ([`crate::Migration::tool_version`]) for `strata adopt`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use pgstrata_sql::migration::{self, Direction, Section};
+
+use crate::error::{Error, Result, SourceError};
+use crate::source::files::PackageSource;
+use crate::source::manifest::{DeploySettings, Manifest, ManifestFormat};
+use crate::source::package::{Migration, Package, Script};
+use crate::source::repeatable::Repeatable;
+
+mod dbmate;
+mod diesel;
+mod flyway;
+mod golang_migrate;
+mod sqlx;
+mod updown;
+
+pub(crate) use flyway::{FlywayVersion, flyway_checksum};
+
+/// A migration folder layout of another tool.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// dbmate: `NNN_name.sql` with `-- migrate:up` / `-- migrate:down` sections.
+    Dbmate,
+    /// sqlx: `<version>_<desc>.sql`, or `.up.sql` / `.down.sql` pairs.
+    Sqlx,
+    /// diesel: `<version>_<name>/up.sql` and `down.sql`.
+    Diesel,
+    /// golang-migrate: `<version>_<name>.up.sql` / `.down.sql`.
+    GolangMigrate,
+    /// Flyway: `V<version>__<desc>.sql`, `U…` undo scripts, `R__<desc>.sql` repeatables.
+    Flyway,
+    /// refinery: `V<version>__<name>.sql` (and `U…`, unversioned). Never detected automatically.
+    Refinery,
+    /// The up/down pair layout: `NNNN-name.up.sql` + `NNNN-name.down.sql`, with a `functions/` folder.
+    UpDown,
+}
+
+impl Layout {
+    /// Every layout, in the order detection reports them.
+    pub const ALL: [Layout; 7] = [
+        Layout::Dbmate,
+        Layout::Sqlx,
+        Layout::Diesel,
+        Layout::GolangMigrate,
+        Layout::Flyway,
+        Layout::Refinery,
+        Layout::UpDown,
+    ];
+
+    /// The name used on the command line and in `strata.toml` (`golang-migrate`, `up-down`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Dbmate => "dbmate",
+            Layout::Sqlx => "sqlx",
+            Layout::Diesel => "diesel",
+            Layout::GolangMigrate => "golang-migrate",
+            Layout::Flyway => "flyway",
+            Layout::Refinery => "refinery",
+            Layout::UpDown => "up-down",
+        }
+    }
+
+    /// Where the tool looks by default, relative to the project root (used when `strata.toml` sets `layout` but
+    /// not `migrations_dir`).
+    pub fn default_dir(self) -> &'static str {
+        match self {
+            Layout::Dbmate => "db/migrations",
+            Layout::Flyway => "sql",
+            Layout::UpDown => ".",
+            Layout::Sqlx | Layout::Diesel | Layout::GolangMigrate | Layout::Refinery => {
+                "migrations"
+            }
+        }
+    }
+
+    /// Find which layout the folder `dir` uses. Fails, saying why, when no layout or several fit every file.
+    ///
+    /// ```no_run
+    /// let layout = pgstrata::Layout::detect("db/migrations")?;
+    /// println!("{}", layout.name());
+    /// # Ok::<(), pgstrata::Error>(())
+    /// ```
+    pub fn detect(dir: impl AsRef<Path>) -> Result<Layout> {
+        detect(dir.as_ref())
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Layout {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Layout> {
+        Layout::ALL
+            .into_iter()
+            .find(|l| l.name() == s || (s == "golang" && *l == Layout::GolangMigrate))
+            .ok_or_else(|| {
+                Error::usage(
+                    format!("unknown layout `{s}`"),
+                    Some(format!(
+                        "use one of: {}",
+                        Layout::ALL.map(Layout::name).join(", ")
+                    )),
+                )
+            })
+    }
+}
+
+/// Sort key of a migration in its tool's order. Within one layout every key has the same variant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SortKey {
+    /// Compared as bytes (file names, diesel versions).
+    Text(String),
+    /// Compared as numbers.
+    Int(i128),
+    /// Flyway's dotted versions.
+    Parts(Vec<u128>),
+}
+
+/// How a file's no-transaction mode is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TxRule {
+    /// dbmate markers and Strata directives (`pgstrata_sql::migration::parse`).
+    Markers,
+    /// sqlx: the file starts with `-- no-transaction`.
+    SqlxPrefix,
+    /// Fixed by the layout (diesel's `metadata.toml`; refinery: always in a transaction).
+    Fixed(bool),
+    /// Statements that cannot run in a transaction make the file no-transaction (Flyway, golang-migrate).
+    Detect,
+}
+
+/// A versioned migration found by a layout, before its files are read.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    /// Identity in Strata's history.
+    pub name: String,
+    /// The version as the tool records it.
+    pub version: String,
+    /// Order.
+    pub key: SortKey,
+    /// Up file, relative to the migrations folder.
+    pub up: String,
+    /// Down file, relative to the migrations folder.
+    pub down: Option<String>,
+    /// How to decide no-transaction.
+    pub tx: TxRule,
+}
+
+/// A repeatable script found by a layout.
+#[derive(Debug, Clone)]
+pub(crate) struct FoundRepeatable {
+    pub name: String,
+    pub path: String,
+    pub tx: TxRule,
+}
+
+/// What a layout found in a folder.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    pub migrations: Vec<Found>,
+    /// In the order they are applied.
+    pub repeatables: Vec<FoundRepeatable>,
+}
+
+/// The `.sql` files of a migrations folder (paths relative to it, `/`-separated, sorted), and how to read them.
+pub(crate) struct Folder<'a> {
+    source: &'a PackageSource,
+    /// `""` or `dir/`.
+    prefix: String,
+    pub files: Vec<String>,
+}
+
+impl Folder<'_> {
+    fn rel(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
+    }
+
+    /// Read a file of the folder; `Ok(None)` if it does not exist.
+    pub fn read(&self, path: &str) -> Result<Option<String>> {
+        self.source.read(&self.rel(path))
+    }
+
+    /// Top-level files only.
+    pub fn top_level(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !f.contains('/'))
+    }
+}
+
+impl Package {
+    /// Read another tool's migration folder as a package, without converting anything. The package is named
+    /// after the folder (see [`default_package_name`]) and owns schema `public`.
+    ///
+    /// ```no_run
+    /// use pgstrata::{Layout, Package};
+    /// let package = Package::from_layout("db/migrations", Layout::detect("db/migrations")?)?;
+    /// println!("{} migrations", package.migrations().len());
+    /// # Ok::<(), pgstrata::Error>(())
+    /// ```
+    pub fn from_layout(dir: impl AsRef<Path>, layout: Layout) -> Result<Package> {
+        Package::from_layout_named(dir, layout, None, None)
+    }
+
+    /// [`from_layout`](Package::from_layout) with an explicit package name and schema.
+    pub fn from_layout_named(
+        dir: impl AsRef<Path>,
+        layout: Layout,
+        name: Option<&str>,
+        schema: Option<&str>,
+    ) -> Result<Package> {
+        Package::from_layout_read(dir.as_ref(), layout, name, schema, None)
+    }
+
+    /// Another tool's folder, its layout detected when not given ([`Layout::detect`]), with an explicit package
+    /// name and schema. Files that detection read are not read again.
+    ///
+    /// ```no_run
+    /// let package = pgstrata::Package::from_folder("db/migrations", None, None, None)?;
+    /// println!("{} migrations", package.migrations().len());
+    /// # Ok::<(), pgstrata::Error>(())
+    /// ```
+    pub fn from_folder(
+        dir: impl AsRef<Path>,
+        layout: Option<Layout>,
+        name: Option<&str>,
+        schema: Option<&str>,
+    ) -> Result<Package> {
+        let dir = dir.as_ref();
+        match layout {
+            Some(layout) => Package::from_layout_read(dir, layout, name, schema, None),
+            None => {
+                let (layout, listing) = detect_listing(dir)?;
+                Package::from_layout_read(dir, layout, name, schema, Some(&listing))
+            }
+        }
+    }
+
+    fn from_layout_read(
+        dir: &Path,
+        layout: Layout,
+        name: Option<&str>,
+        schema: Option<&str>,
+        preread: Option<&Listing>,
+    ) -> Result<Package> {
+        if !dir.is_dir() {
+            return Err(Error::usage(
+                format!("{} is not a directory", dir.display()),
+                None,
+            ));
+        }
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => default_package_name(dir)?,
+        };
+        let schema = schema.unwrap_or("public").to_string();
+        let manifest_path = dir.to_path_buf();
+        let manifest = Manifest {
+            format: ManifestFormat::Strata,
+            name,
+            schema,
+            extensions: Vec::new(),
+            uses: Vec::new(),
+            migrations: Vec::new(),
+            deploy: DeploySettings::default(),
+            layout: Some(layout),
+            migrations_dir: None,
+            lint: Default::default(),
+            // Another tool's folder runs as the login, the way that tool runs it: no package role.
+            security: crate::source::manifest::SecuritySettings {
+                package_role: false,
+                ..Default::default()
+            },
+        };
+        crate::source::manifest::validate_package_name(&manifest.name).map_err(|m| {
+            Error::usage(
+                m,
+                Some("pass a valid name with --package-name (letters, digits and . _ / -)".into()),
+            )
+        })?;
+        crate::source::manifest::validate_identifier("schema", &manifest.schema)
+            .map_err(|m| Error::usage(m, None))?;
+        if manifest.name == crate::source::STRATA_PACKAGE || manifest.schema == "strata" {
+            return Err(Error::usage(
+                "the name and schema `strata` are reserved for Strata's own tables",
+                Some("pass --package-name / --schema".into()),
+            ));
+        }
+        build(
+            PackageSource::Dir(dir.to_path_buf()),
+            manifest,
+            manifest_path,
+            layout,
+            "",
+            preread,
+        )
+    }
+}
+
+/// The package name used for a folder read with `--dir`: the folder's name, or the name of the nearest parent that
+/// is not a generic folder name (`migrations`, `migration`, `db`, `database`, `sql`, `schema`, `resources`, `src`,
+/// `main`), so `~/code/billing/db/migrations` gives `billing`. Only the names of folders are used, never the whole
+/// path: the name is the package's identity in the history and must not depend on where a checkout lives.
+pub fn default_package_name(dir: &Path) -> Result<String> {
+    const GENERIC: [&str; 9] = [
+        "migrations",
+        "migration",
+        "db",
+        "database",
+        "sql",
+        "schema",
+        "resources",
+        "src",
+        "main",
+    ];
+    let full = dir.canonicalize().map_err(|source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let names: Vec<String> = full
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    let chosen = names
+        .iter()
+        .rev()
+        .find(|n| !GENERIC.contains(&n.to_ascii_lowercase().as_str()))
+        .or(names.last())
+        .cloned()
+        .unwrap_or_else(|| "migrations".to_string());
+    // Keep what a package name allows; anything else becomes `-`.
+    let cleaned: String = chosen
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    // A package name starts with a letter or digit (`.tmpXYZ` → `tmpXYZ`).
+    let cleaned = cleaned.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    Ok(if cleaned.is_empty() {
+        "migrations".to_string()
+    } else {
+        cleaned.to_string()
+    })
+}
+
+/// Load a package whose `strata.toml` sets `layout`.
+pub(crate) fn load(
+    source: PackageSource,
+    manifest: Manifest,
+    manifest_path: PathBuf,
+    layout: Layout,
+    manifest_text: &str,
+) -> Result<Package> {
+    let dir = manifest
+        .migrations_dir
+        .clone()
+        .unwrap_or_else(|| layout.default_dir().to_string());
+    let dir = dir.trim_end_matches('/').to_string();
+    let dir = if dir == "." { String::new() } else { dir };
+    if let PackageSource::Dir(root) = &source {
+        let full = root.join(&dir);
+        if !full.is_dir() {
+            return Err(SourceError::new(
+                "strata::layout",
+                manifest_path.display(),
+                manifest_text,
+                None,
+                format!(
+                    "the {layout} migrations folder {} does not exist",
+                    full.display()
+                ),
+            )
+            .with_help("set `migrations_dir` to the folder that holds the migrations, relative to strata.toml")
+            .into());
+        }
+    }
+    build(source, manifest, manifest_path, layout, &dir, None)
+}
+
+/// Scan, order, read and check the folder `dir` (relative to the source root; `""` = the root).
+fn build(
+    source: PackageSource,
+    mut manifest: Manifest,
+    manifest_path: PathBuf,
+    layout: Layout,
+    dir: &str,
+    preread: Option<&Listing>,
+) -> Result<Package> {
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let files: Vec<String> = source
+        .sql_files()?
+        .into_iter()
+        .filter_map(|f| f.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    let folder = Folder {
+        source: &source,
+        prefix,
+        files,
+    };
+    let mut scan = match layout {
+        Layout::Dbmate => dbmate::scan(&folder),
+        Layout::Sqlx => sqlx::scan(&folder)?,
+        Layout::Diesel => diesel::scan(&folder)?,
+        Layout::GolangMigrate => golang_migrate::scan(&folder)?,
+        Layout::Flyway => flyway::scan(&folder)?,
+        Layout::Refinery => flyway::scan_refinery(&folder)?,
+        Layout::UpDown => updown::scan(&folder)?,
+    };
+    scan.migrations.sort_by(|a, b| a.key.cmp(&b.key));
+    check_unique(layout, &scan.migrations, &folder)?;
+
+    let mut owned = BTreeSet::new();
+    let mut migrations = Vec::with_capacity(scan.migrations.len());
+    let cwd = std::env::current_dir().ok();
+    let files = Files {
+        source: &source,
+        cwd: cwd.as_deref(),
+        // Detection read the folder's files from its root: only valid for a package rooted there.
+        preread: preread.filter(|_| dir.is_empty()),
+    };
+    for found in &scan.migrations {
+        let up_rel = folder.rel(&found.up);
+        let up = read_script(&files, &up_rel, found.tx, Direction::Up, layout)?;
+        let down = match &found.down {
+            Some(d) => {
+                let rel = folder.rel(d);
+                owned.insert(rel.clone());
+                Some(read_script(
+                    &files,
+                    &rel,
+                    found.tx,
+                    Direction::Down,
+                    layout,
+                )?)
+            }
+            None => None,
+        };
+        owned.insert(up_rel.clone());
+        migrations.push(Migration::assemble(
+            found.name.clone(),
+            up_rel,
+            up,
+            down,
+            Some(found.version.clone()),
+        ));
+    }
+    let mut repeatables = Vec::with_capacity(scan.repeatables.len());
+    for r in &scan.repeatables {
+        let rel = folder.rel(&r.path);
+        let script = read_script(&files, &rel, r.tx, Direction::Up, layout)?;
+        owned.insert(rel.clone());
+        repeatables.push(Repeatable::new(r.name.clone(), rel, script));
+    }
+    // The layout's files stand in for the `migrations` list, so everything that reads the list (unlisted-file
+    // checks, status) sees them.
+    manifest.migrations = migrations
+        .iter()
+        .map(|m| (m.path().to_string(), 0..0))
+        .collect();
+    Ok(Package::from_parts(
+        manifest,
+        source,
+        manifest_path,
+        migrations,
+        layout,
+        repeatables,
+        owned,
+    ))
+}
+
+fn check_unique(layout: Layout, found: &[Found], folder: &Folder<'_>) -> Result<()> {
+    let mut by_key: BTreeMap<&SortKey, &Found> = BTreeMap::new();
+    let mut by_version: BTreeMap<&str, &Found> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, &Found> = BTreeMap::new();
+    for f in found {
+        let clash = [
+            by_key.insert(&f.key, f),
+            by_version.insert(&f.version, f),
+            by_name.insert(&f.name, f),
+        ]
+        .into_iter()
+        .flatten()
+        .next();
+        if let Some(other) = clash {
+            return Err(Error::usage(
+                format!(
+                    "{layout}: {} and {} have the same version {}",
+                    folder.rel(&other.up),
+                    folder.rel(&f.up),
+                    f.version
+                ),
+                Some("each migration needs its own version: renumber one of them".into()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Read a file and cut it into sections according to the layout's rule.
+/// Where `build` reads files: the source, the working directory (for display paths), and what detection read.
+struct Files<'a> {
+    source: &'a PackageSource,
+    cwd: Option<&'a Path>,
+    preread: Option<&'a Listing>,
+}
+
+fn read_script(
+    files: &Files<'_>,
+    rel: &str,
+    tx: TxRule,
+    direction: Direction,
+    layout: Layout,
+) -> Result<Script> {
+    let source = files.source;
+    let display = source
+        .display_path_in(rel, files.cwd)
+        .to_string_lossy()
+        .into_owned();
+    let preread = files.preread.and_then(|l| l.exact_text(rel));
+    let raw = match preread {
+        Some(text) => Some(text.to_string()),
+        None => source.read(rel)?,
+    };
+    let raw = raw.ok_or_else(|| Error::Read {
+        path: PathBuf::from(&display),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+    })?;
+    let text: Arc<str> = Arc::from(pgstrata_sql::normalize(&raw).as_ref());
+    let sections = match tx {
+        TxRule::Markers => {
+            let parsed = match direction {
+                Direction::Up => migration::parse(&text),
+                Direction::Down => migration::parse_down(&text),
+            };
+            let sections = parsed.map_err(|e| {
+                SourceError::new("strata::sections", &display, text.to_string(), Some(e.range), e.message)
+                    .with_help("dbmate markers are `-- migrate:up` and `-- migrate:down`, optionally followed by `transaction:false`")
+            })?;
+            if layout == Layout::Dbmate && sections.iter().all(|s| s.marker.is_none()) {
+                return Err(SourceError::new(
+                    "strata::sections",
+                    &display,
+                    text.to_string(),
+                    None,
+                    format!("{display} has no `-- migrate:up` marker, which dbmate requires"),
+                )
+                .with_help("start the file with `-- migrate:up` (and add `-- migrate:down` for the rollback)")
+                .into());
+            }
+            if direction == Direction::Up && !sections.iter().any(|s| s.direction == Direction::Up)
+            {
+                return Err(SourceError::new(
+                    "strata::sections",
+                    &display,
+                    text.to_string(),
+                    None,
+                    format!(
+                        "{display} has a `-- migrate:down` section but no `-- migrate:up` section"
+                    ),
+                )
+                .into());
+            }
+            sections
+        }
+        TxRule::SqlxPrefix => vec![whole(
+            &text,
+            direction,
+            text.starts_with("-- no-transaction"),
+        )],
+        TxRule::Fixed(no_tx) => vec![whole(&text, direction, no_tx)],
+        TxRule::Detect => vec![whole(&text, direction, has_non_transactional(&text))],
+    };
+    Ok(Script::new(display, text, sections))
+}
+
+fn whole(text: &str, direction: Direction, no_transaction: bool) -> Section {
+    Section {
+        direction,
+        range: 0..text.len(),
+        no_transaction,
+        marker: None,
+    }
+}
+
+/// True if some statement of `text` cannot run inside a transaction block.
+pub(crate) fn has_non_transactional(text: &str) -> bool {
+    let script = pgstrata_sql::split(text);
+    script
+        .statements
+        .iter()
+        .any(|s| pgstrata_sql::non_transactional_reason(text, s).is_some())
+}
+
+/// The leading ASCII digits of `s` (at least one), and the rest.
+pub(crate) fn leading_digits(s: &str) -> Option<(&str, &str)> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    (end > 0).then(|| s.split_at(end))
+}
+
+/// Detection: which layouts fit every migration-like file of `dir`.
+fn detect(dir: &Path) -> Result<Layout> {
+    detect_listing(dir).map(|(layout, _)| layout)
+}
+
+/// The layout of `dir`, and the listing detection read (with the texts it read).
+fn detect_listing(dir: &Path) -> Result<(Layout, Listing)> {
+    if dir.join("strata.toml").is_file() || dir.join("pgpkg.toml").is_file() {
+        return Err(Error::usage(
+            format!(
+                "{} is a Strata package (it has a manifest), not another tool's folder",
+                dir.display()
+            ),
+            Some("use --package DIR (or -p) for Strata packages".into()),
+        ));
+    }
+    let listing = Listing::read(dir)?;
+    let mut fits = Vec::new();
+    let mut misfits = Vec::new();
+    for layout in Layout::ALL {
+        if layout == Layout::Refinery {
+            continue;
+        }
+        let verdict = match layout {
+            Layout::Dbmate => dbmate::detect(&listing),
+            Layout::Sqlx => sqlx::detect(&listing),
+            Layout::Diesel => diesel::detect(&listing),
+            Layout::GolangMigrate => golang_migrate::detect(&listing),
+            Layout::Flyway => flyway::detect(&listing),
+            Layout::UpDown => updown::detect(&listing),
+            Layout::Refinery => continue,
+        };
+        match verdict {
+            Verdict::Fits(why) => fits.push((layout, why)),
+            Verdict::No(why) => misfits.push((layout, why)),
+        }
+    }
+    match fits.as_slice() {
+        [(one, _)] => Ok((*one, listing)),
+        [] => Err(Error::usage(
+            format!(
+                "cannot tell which tool's migrations {} holds:\n{}",
+                dir.display(),
+                misfits
+                    .iter()
+                    .map(|(l, why)| format!("  - not {l}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            Some(format!(
+                "pass --layout ({})",
+                Layout::ALL.map(Layout::name).join(", ")
+            )),
+        )),
+        several => Err(Error::usage(
+            format!(
+                "{} fits several layouts:\n{}",
+                dir.display(),
+                several
+                    .iter()
+                    .map(|(l, why)| format!("  - {l}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            Some(format!(
+                "pass --layout {} (they name files the same way but track them differently)",
+                several
+                    .iter()
+                    .map(|(l, _)| l.name())
+                    .collect::<Vec<_>>()
+                    .join(" or --layout ")
+            )),
+        )),
+    }
+}
+
+/// A detection verdict, with the evidence.
+pub(crate) enum Verdict {
+    Fits(String),
+    No(String),
+}
+
+/// The top level of a folder (and one level of subfolders), for detection.
+pub(crate) struct Listing {
+    root: PathBuf,
+    /// Texts read so far (several layouts look at the same files), and whether each is the file's exact text
+    /// (valid UTF-8), which loading can use instead of reading the file again.
+    texts: std::cell::RefCell<BTreeMap<String, (std::rc::Rc<str>, bool)>>,
+    /// Top-level `.sql` file names.
+    pub sql_files: Vec<String>,
+    /// Subfolder names, with the names of the files they hold.
+    pub dirs: Vec<(String, Vec<String>)>,
+}
+
+impl Listing {
+    fn read(dir: &Path) -> Result<Listing> {
+        let mut sql_files = Vec::new();
+        let mut dirs = Vec::new();
+        for (name, is_dir) in read_names(dir)? {
+            if is_dir {
+                let inner = read_names(&dir.join(&name))?
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
+                dirs.push((name, inner));
+            } else if name.ends_with(".sql") {
+                sql_files.push(name);
+            }
+        }
+        sql_files.sort();
+        dirs.sort();
+        let texts = prefetch(dir, &sql_files);
+        Ok(Listing {
+            root: dir.to_path_buf(),
+            texts: std::cell::RefCell::new(texts),
+            sql_files,
+            dirs,
+        })
+    }
+
+    /// A top-level (or nested, `a/b.sql`) file's text; empty if unreadable (detection only looks).
+    pub fn text(&self, name: &str) -> std::rc::Rc<str> {
+        if let Some((t, _)) = self.texts.borrow().get(name) {
+            return t.clone();
+        }
+        let (text, exact) = read_text(&self.root.join(name));
+        let text: std::rc::Rc<str> = text.into();
+        self.texts
+            .borrow_mut()
+            .insert(name.to_string(), (text.clone(), exact));
+        text
+    }
+
+    /// The exact text of a file detection read, if it read it (and it is valid UTF-8).
+    fn exact_text(&self, name: &str) -> Option<std::rc::Rc<str>> {
+        match self.texts.borrow().get(name) {
+            Some((t, true)) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    /// The files of subfolder `name`, if it exists.
+    pub fn dir(&self, name: &str) -> Option<&[String]> {
+        self.dirs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, files)| files.as_slice())
+    }
+}
+
+/// A file's text for detection: lossy if it is not UTF-8 (then `false`: not its exact text), empty if unreadable.
+fn read_text(path: &Path) -> (String, bool) {
+    match std::fs::read(path) {
+        Ok(b) => match String::from_utf8(b) {
+            Ok(s) => (s, true),
+            Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
+        },
+        Err(_) => (String::new(), false),
+    }
+}
+
+/// Read the top-level `.sql` files of a folder up front, on a few threads: detection and loading read them all
+/// (dbmate's detection looks for a marker in every file), and a folder may hold thousands. Small folders are left
+/// to be read on demand.
+fn prefetch(root: &Path, files: &[String]) -> BTreeMap<String, (std::rc::Rc<str>, bool)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut out = BTreeMap::new();
+    if files.len() < 64 || threads < 2 {
+        return out;
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let handle = scope.spawn(move || {
+                    part.iter()
+                        .map(|f| read_text(&root.join(f)))
+                        .collect::<Vec<_>>()
+                });
+                (part, handle)
+            })
+            .collect();
+        for (part, handle) in handles {
+            // A part whose thread failed is simply read again on demand.
+            let Ok(texts) = handle.join() else {
+                continue;
+            };
+            for (name, (text, exact)) in part.iter().zip(texts) {
+                out.insert(name.clone(), (text.into(), exact));
+            }
+        }
+    });
+    out
+}
+
+fn read_names(dir: &Path) -> Result<Vec<(String, bool)>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        // The entry's type comes with the listing; only a symbolic link needs a stat to know where it points.
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => entry.path().is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => entry.path().is_dir(),
+        };
+        out.push((name, is_dir));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `n` file names for a message: the first few, then a count.
+pub(crate) fn some_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let all: Vec<&str> = names.into_iter().collect();
+    let mut shown: Vec<String> = all.iter().take(3).map(|s| s.to_string()).collect();
+    if all.len() > 3 {
+        shown.push(format!("and {} more", all.len() - 3));
+    }
+    shown.join(", ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,636 @@
+//! `strata.toml` (and pgpkg's `pgpkg.toml`, read as it is).
+//!
+//! ```toml
+//! name = "github.com/acme/billing"     # unique package id
+//! schema = "billing"                   # the package's schema
+//! extensions = ["pgcrypto"]            # created by the deploying login before migrations
+//! uses = ["github.com/acme/core"]      # or { name = "…", path = "../core" }
+//! migrations = [                       # the list decides the order; a file's base name is its identity
+//!     "migrations/0001_init.sql",
+//! ]
+//!
+//! # Instead of `migrations`, read another tool's folder in place (see `crate::source::layout`):
+//! # layout = "dbmate"                  # dbmate, sqlx, diesel, golang-migrate, flyway, refinery, up-down
+//! # migrations_dir = "db/migrations"   # default: the tool's own default folder
+//! [security]
+//! package_role = true                  # own the schema with a package role, run code as it (default)
+//! allow_security_definer = false       # managed code may declare SECURITY DEFINER routines
+//!
+//! [deploy]
+//! lock_timeout = "5s"                  # SET lock_timeout for deploy sessions
+//! statement_timeout = "0"              # SET statement_timeout for deploy sessions
+//! lock_wait_timeout = "60s"            # how long to wait for another deployer
+//! lock_retries = 3                     # retries after a lock_timeout (55P03), with backoff
+//! lock_retry_backoff = "1s"            # first pause between retries (doubled each time)
+//!
+//! [lint]                               # see `crate::decide::lint`
+//! disable = ["prefer-robust-stmts"]
+//! ```
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::SourceError;
+use crate::source::STRATA_PACKAGE;
+pub use crate::source::duration::PgDuration;
+
+/// Which file format the manifest was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManifestFormat {
+    /// `strata.toml`.
+    Strata,
+    /// pgpkg's `pgpkg.toml` (capitalised keys), accepted as it is.
+    Pgpkg,
+}
+
+impl ManifestFormat {
+    /// The manifest's file name.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ManifestFormat::Strata => "strata.toml",
+            ManifestFormat::Pgpkg => "pgpkg.toml",
+        }
+    }
+}
+
+/// A validated manifest. Every path and name in it has been checked for form (not yet for existence).
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Format it was read from.
+    pub format: ManifestFormat,
+    /// Unique package id, e.g. `github.com/acme/billing`.
+    pub name: String,
+    /// The package's schema.
+    pub schema: String,
+    /// Extensions the package needs.
+    pub extensions: Vec<String>,
+    /// Packages this one uses.
+    pub uses: Vec<Use>,
+    /// Ordered migration paths (relative to the package root), with their span in the manifest text.
+    pub migrations: Vec<(String, Range<usize>)>,
+    /// Deploy session settings.
+    pub deploy: DeploySettings,
+    /// interop: another tool's migration folder to read instead of the `migrations` list.
+    pub layout: Option<crate::source::layout::Layout>,
+    /// interop: where that folder is, relative to the package root (default: the tool's default).
+    pub migrations_dir: Option<String>,
+    /// Lint settings (`[lint]`).
+    pub lint: crate::source::lint_settings::LintSettings,
+    /// Package role and managed-code safety settings.
+    pub security: SecuritySettings,
+}
+
+/// `[security]`: the package role, and what managed code may do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// Create a role for the package, make it own the schema, and run migrations and managed code as it
+    /// (`SET LOCAL ROLE`). Default true.
+    pub package_role: bool,
+    /// Allow `SECURITY DEFINER` routines in managed code. Default false.
+    pub allow_security_definer: bool,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> SecuritySettings {
+        SecuritySettings {
+            package_role: true,
+            allow_security_definer: false,
+        }
+    }
+}
+
+/// A dependency on another package.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Use {
+    /// The used package's name.
+    pub name: String,
+    /// Where to find it, relative to the using package's root (optional).
+    pub path: Option<String>,
+    /// Span in the manifest text.
+    #[serde(skip)]
+    pub span: Range<usize>,
+}
+
+/// Settings applied to deploy sessions. Durations are written in PostgreSQL's syntax (`500ms`, `5s`, `2min`, `0` =
+/// off) and parsed when the manifest is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeploySettings {
+    /// `SET lock_timeout` while migrations run.
+    pub lock_timeout: Option<PgDuration>,
+    /// `SET statement_timeout` while migrations run.
+    pub statement_timeout: Option<PgDuration>,
+    /// How long to wait for the deploy lock held by another deployer (default: wait indefinitely).
+    pub lock_wait_timeout: Option<PgDuration>,
+    /// How many times `up` retries after a statement gave up waiting for a lock (lock_timeout).
+    pub lock_retries: Option<u32>,
+    /// Pause before the first retry (doubled before each next one).
+    pub lock_retry_backoff: Option<PgDuration>,
+}
+
+/// `[deploy]` as written: durations are checked once the rest of the manifest is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeploySettings {
+    lock_timeout: Option<String>,
+    statement_timeout: Option<String>,
+    lock_wait_timeout: Option<String>,
+    lock_retries: Option<u32>,
+    lock_retry_backoff: Option<String>,
+}
+
+impl RawDeploySettings {
+    fn parse(self) -> Result<DeploySettings, String> {
+        let duration = |key: &str, v: Option<String>| {
+            v.map(|v| v.parse::<PgDuration>())
+                .transpose()
+                .map_err(|m| format!("[deploy] {key}: {m}"))
+        };
+        Ok(DeploySettings {
+            lock_timeout: duration("lock_timeout", self.lock_timeout)?,
+            statement_timeout: duration("statement_timeout", self.statement_timeout)?,
+            lock_wait_timeout: duration("lock_wait_timeout", self.lock_wait_timeout)?,
+            lock_retries: self.lock_retries,
+            lock_retry_backoff: duration("lock_retry_backoff", self.lock_retry_backoff)?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStrata {
+    name: Spanned<String>,
+    schema: Spanned<String>,
+    #[serde(default)]
+    extensions: Vec<Spanned<String>>,
+    #[serde(default)]
+    uses: Vec<Spanned<RawUse>>,
+    #[serde(default)]
+    migrations: Vec<Spanned<String>>,
+    #[serde(default)]
+    deploy: Option<Spanned<RawDeploySettings>>,
+    #[serde(default)]
+    lint: Option<crate::source::lint_settings::RawLintSettings>,
+    security: Option<SecuritySettings>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    layout: Option<Spanned<crate::source::layout::Layout>>,
+    #[serde(default)]
+    migrations_dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawUse {
+    Name(String),
+    Table {
+        name: String,
+        #[serde(default)]
+        path: Option<String>,
+    },
+}
+
+/// pgpkg's keys (as pgpkg's `config.go` reads them).
+#[derive(Deserialize)]
+struct RawPgpkg {
+    #[serde(rename = "Package")]
+    package: Spanned<String>,
+    #[serde(rename = "Schema", default)]
+    schema: Option<Spanned<String>>,
+    #[serde(rename = "Schemas", default)]
+    schemas: Option<Spanned<Vec<String>>>,
+    #[serde(rename = "Extensions", default)]
+    extensions: Vec<Spanned<String>>,
+    #[serde(rename = "Uses", default)]
+    uses: Vec<Spanned<String>>,
+    #[serde(rename = "Migrations", default)]
+    migrations: Vec<Spanned<String>>,
+}
+
+impl Manifest {
+    /// Parse and validate a manifest's text. `path` is only used in error messages.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error carries the manifest text for its diagnostic; Error::Source boxes it"
+    )]
+    pub fn parse(path: &str, text: &str, format: ManifestFormat) -> Result<Manifest, SourceError> {
+        let err = |span: Option<Range<usize>>, msg: String| {
+            SourceError::new("strata::manifest", path, text, span, msg)
+        };
+        let manifest = match format {
+            ManifestFormat::Strata => {
+                let raw: RawStrata = toml::from_str(text).map_err(|e| {
+                    err(e.span(), format!("invalid {}: {}", format.file_name(), e.message()))
+                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy], [lint])")
+                })?;
+                let _ = raw.description;
+                check_layout_keys(&raw).map_err(|(span, msg)| err(Some(span), msg))?;
+                let lint = crate::source::lint_settings::settings_from_raw(raw.lint)
+                    .map_err(|(span, message)| err(span, message))?;
+                Manifest {
+                    format,
+                    name: raw.name.get_ref().clone(),
+                    schema: raw.schema.get_ref().clone(),
+                    extensions: raw.extensions.iter().map(|e| e.get_ref().clone()).collect(),
+                    uses: raw
+                        .uses
+                        .iter()
+                        .map(|u| match u.get_ref() {
+                            RawUse::Name(n) => Use {
+                                name: n.clone(),
+                                path: None,
+                                span: u.span(),
+                            },
+                            RawUse::Table { name, path } => Use {
+                                name: name.clone(),
+                                path: path.clone(),
+                                span: u.span(),
+                            },
+                        })
+                        .collect(),
+                    migrations: raw
+                        .migrations
+                        .iter()
+                        .map(|m| (m.get_ref().clone(), m.span()))
+                        .collect(),
+                    deploy: DeploySettings::default(),
+                    layout: raw.layout.as_ref().map(|l| *l.get_ref()),
+                    migrations_dir: raw.migrations_dir.as_ref().map(|d| d.get_ref().clone()),
+                    lint,
+                    security: raw.security.unwrap_or_default(),
+                }
+                .validated(
+                    path,
+                    text,
+                    Some((raw.name.span(), raw.schema.span())),
+                    raw.deploy.map(|d| d.into_inner()).unwrap_or_default(),
+                )?
+            }
+            ManifestFormat::Pgpkg => {
+                let raw: RawPgpkg = toml::from_str(text)
+                    .map_err(|e| err(e.span(), format!("invalid pgpkg.toml: {}", e.message())))?;
+                let (schema, schema_span) = match (&raw.schema, &raw.schemas) {
+                    (Some(s), _) => (s.get_ref().clone(), s.span()),
+                    (None, Some(list)) => match list.get_ref().as_slice() {
+                        [one] => (one.clone(), list.span()),
+                        [] => {
+                            return Err(err(Some(list.span()), "Schemas is empty".into()));
+                        }
+                        _ => {
+                            return Err(err(
+                                Some(list.span()),
+                                "Strata packages own exactly one schema; this pgpkg package lists several".into(),
+                            )
+                            .with_help("split the package, or keep one schema in Schemas"));
+                        }
+                    },
+                    (None, None) => {
+                        return Err(err(
+                            None,
+                            "pgpkg.toml has neither Schema nor Schemas".into(),
+                        ));
+                    }
+                };
+                Manifest {
+                    format,
+                    name: raw.package.get_ref().clone(),
+                    schema,
+                    extensions: raw.extensions.iter().map(|e| e.get_ref().clone()).collect(),
+                    uses: raw
+                        .uses
+                        .iter()
+                        .map(|u| Use {
+                            name: u.get_ref().clone(),
+                            path: None,
+                            span: u.span(),
+                        })
+                        .collect(),
+                    migrations: raw
+                        .migrations
+                        .iter()
+                        .map(|m| (m.get_ref().clone(), m.span()))
+                        .collect(),
+                    deploy: DeploySettings::default(),
+                    layout: None,
+                    migrations_dir: None,
+                    lint: Default::default(),
+                    security: SecuritySettings::default(),
+                }
+                .validated(
+                    path,
+                    text,
+                    Some((raw.package.span(), schema_span)),
+                    RawDeploySettings::default(),
+                )?
+            }
+        };
+        Ok(manifest)
+    }
+
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error carries the manifest text for its diagnostic; Error::Source boxes it"
+    )]
+    fn validated(
+        mut self,
+        path: &str,
+        text: &str,
+        spans: Option<(Range<usize>, Range<usize>)>,
+        deploy: RawDeploySettings,
+    ) -> Result<Manifest, SourceError> {
+        let err = |span: Option<Range<usize>>, msg: String| {
+            SourceError::new("strata::manifest", path, text, span, msg)
+        };
+        let (name_span, schema_span) = spans.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        validate_package_name(&self.name).map_err(|m| {
+            err(name_span.clone(), m)
+                .with_help("a package name is a path-like id such as github.com/acme/billing")
+        })?;
+        validate_identifier("schema", &self.schema).map_err(|m| err(schema_span.clone(), m))?;
+        if self.schema == "strata" && self.name != STRATA_PACKAGE {
+            return Err(err(
+                schema_span,
+                "schema `strata` is reserved for Strata's own tables".into(),
+            ));
+        }
+        if self.schema.starts_with("pg_") {
+            return Err(err(
+                schema_span,
+                "schema names starting with `pg_` are reserved by PostgreSQL".into(),
+            ));
+        }
+        for e in &self.extensions {
+            validate_identifier("extension", e).map_err(|m| err(None, m))?;
+        }
+        for u in &self.uses {
+            validate_package_name(&u.name).map_err(|m| err(Some(u.span.clone()), m))?;
+            if u.name == self.name {
+                return Err(err(
+                    Some(u.span.clone()),
+                    "a package cannot use itself".into(),
+                ));
+            }
+        }
+        let mut seen: std::collections::HashMap<String, Range<usize>> = Default::default();
+        for (m, span) in &self.migrations {
+            validate_relative_path(m).map_err(|msg| err(Some(span.clone()), msg))?;
+            if m.ends_with(".down.sql") {
+                return Err(err(
+                    Some(span.clone()),
+                    format!(
+                        "`{m}` is a down file; list only the up file, its `.down.sql` sibling is found automatically"
+                    ),
+                ));
+            }
+            let name = crate::source::script::migration_name(m);
+            if let Some(prev) = seen.insert(name.clone(), span.clone()) {
+                let line = text[..prev.start].matches('\n').count() + 1;
+                return Err(err(
+                    Some(span.clone()),
+                    format!("duplicate migration name `{name}` (also listed on line {line})"),
+                )
+                .with_label("duplicate")
+                .with_help("a migration's identity is its file's base name: rename one of them"));
+            }
+        }
+        self.deploy = deploy.parse().map_err(|m| err(None, m))?;
+        Ok(self)
+    }
+}
+
+/// interop keys: `layout` replaces the `migrations` list, and `migrations_dir` only means something with it.
+fn check_layout_keys(raw: &RawStrata) -> Result<(), (Range<usize>, String)> {
+    match (&raw.layout, &raw.migrations_dir) {
+        (Some(layout), _) if !raw.migrations.is_empty() => Err((
+            layout.span(),
+            "`layout` and `migrations` cannot both be set: with a layout, the migrations are the files of \
+             `migrations_dir`, in the tool's own order"
+                .into(),
+        )),
+        (None, Some(dir)) => Err((
+            dir.span(),
+            "`migrations_dir` needs `layout` (which tool's folder it is)".into(),
+        )),
+        (_, Some(dir)) => {
+            let d = dir.get_ref();
+            if d.starts_with('/') || d.contains('\\') || d.split('/').any(|c| c == "..") {
+                return Err((
+                    dir.span(),
+                    format!(
+                        "migrations_dir `{d}` must be relative to the package root, with `/` separators and no `..`"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Check a package name: a path-like id of letters, digits and `._/-`, starting with a letter or digit.
+pub fn validate_package_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("package name is empty".into());
+    }
+    if name.len() > 200 {
+        return Err(format!("package name `{name}` is longer than 200 bytes"));
+    }
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+    {
+        return Err(format!(
+            "invalid package name `{name}`: use letters, digits and . _ / -, starting with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// Check an identifier that Strata will always double-quote: 1 to 63 bytes, no NUL.
+pub fn validate_identifier(what: &str, ident: &str) -> Result<(), String> {
+    if ident.is_empty() {
+        return Err(format!("{what} name is empty"));
+    }
+    if ident.len() > 63 {
+        return Err(format!(
+            "{what} name `{ident}` is {} bytes; PostgreSQL would silently truncate it to 63",
+            ident.len()
+        ));
+    }
+    if ident.contains('\0') {
+        return Err(format!("{what} name contains a NUL byte"));
+    }
+    Ok(())
+}
+
+fn validate_relative_path(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("empty migration path".into());
+    }
+    if p.starts_with('/') || p.contains('\\') || p.split('/').any(|c| c == ".." || c.is_empty()) {
+        return Err(format!(
+            "migration path `{p}` must be relative to the package root, with `/` separators and no `..`"
+        ));
+    }
+    if !p.ends_with(".sql") {
+        return Err(format!("migration path `{p}` does not end in .sql"));
+    }
+    Ok(())
+}
+
+/// Parse a PostgreSQL-style duration (`250ms`, `5s`, `2min`, `1h`, `1d`, bare integer = milliseconds) into
+/// milliseconds. `0` means "no timeout". (See [`PgDuration`], which keeps the text too.)
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let d: PgDuration = s.parse()?;
+    u64::try_from(d.duration().as_millis()).map_err(|_| format!("duration `{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgstrata_sql::lint::Severity;
+
+    fn parse(text: &str) -> Result<Manifest, Box<SourceError>> {
+        Manifest::parse("strata.toml", text, ManifestFormat::Strata).map_err(Box::new)
+    }
+
+    #[test]
+    fn minimal_manifest() {
+        let m = parse("name = \"github.com/acme/billing\"\nschema = \"billing\"\nmigrations = [\"migrations/0001_init.sql\"]\n")
+            .unwrap();
+        assert_eq!(m.name, "github.com/acme/billing");
+        assert_eq!(m.migrations[0].0, "migrations/0001_init.sql");
+    }
+
+    #[test]
+    fn duplicate_base_names_are_rejected_with_both_lines() {
+        let e = parse(
+            "name = \"a\"\nschema = \"a\"\nmigrations = [\n\"x/0001.sql\",\n\"y/0001.sql\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("duplicate migration name `0001`"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("line 4"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_span() {
+        let e = parse("name = \"a\"\nschema = \"a\"\nmigration = []\n").unwrap_err();
+        assert!(
+            e.message.contains("unknown field `migration`"),
+            "{}",
+            e.message
+        );
+        assert!(e.span.is_some());
+    }
+
+    #[test]
+    fn long_schema_names_are_rejected() {
+        let long = "s".repeat(64);
+        let e = parse(&format!("name = \"a\"\nschema = \"{long}\"\n")).unwrap_err();
+        assert!(e.message.contains("truncate"), "{}", e.message);
+    }
+
+    #[test]
+    fn paths_must_stay_inside_the_package() {
+        let e = parse("name = \"a\"\nschema = \"a\"\nmigrations = [\"../x.sql\"]\n").unwrap_err();
+        assert!(e.message.contains("no `..`"), "{}", e.message);
+    }
+
+    #[test]
+    fn pgpkg_manifest_is_accepted() {
+        let m = Manifest::parse(
+            "pgpkg.toml",
+            "Package = \"github.com/pgpkg/example\"\nSchema = \"example\"\nExtensions = [ \"uuid-ossp\" ]\nUses = [ \"github.com/pgpkg/another-example\" ]\nMigrations = [\n\"migration1.sql\",\n\"migration2.sql\"\n]\n",
+            ManifestFormat::Pgpkg,
+        )
+        .unwrap();
+        assert_eq!(m.schema, "example");
+        assert_eq!(m.uses[0].name, "github.com/pgpkg/another-example");
+        assert_eq!(m.migrations.len(), 2);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(5000));
+        assert_eq!(parse_duration("250ms"), Ok(250));
+        assert_eq!(parse_duration("2min"), Ok(120_000));
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    fn manifest_with_lint(lint: &str) -> std::result::Result<Manifest, Box<SourceError>> {
+        Manifest::parse(
+            "strata.toml",
+            &format!("name = \"acme/a\"\nschema = \"a\"\n\n[lint]\n{lint}"),
+            ManifestFormat::Strata,
+        )
+        .map_err(Box::new)
+    }
+
+    #[test]
+    fn lint_table_in_the_manifest() {
+        let m = manifest_with_lint(
+            "pg_version = 16\nenable = [\"require-table-schema\"]\ndisable = [\"prefer-robust-stmts\"]\n\
+             severity = { ban-drop-column = \"error\" }\n",
+        )
+        .unwrap();
+        assert_eq!(m.lint.pg_version.as_deref(), Some("16"));
+        assert_eq!(m.lint.enable, ["require-table-schema"]);
+        assert_eq!(m.lint.severity["ban-drop-column"], Severity::Error);
+        let linter = m.lint.linter(None).unwrap();
+        assert_eq!(linter.severity("ban-drop-column"), Some(Severity::Error));
+        assert_eq!(linter.severity("prefer-robust-stmts"), None);
+    }
+
+    #[test]
+    fn unknown_rules_point_at_their_name() {
+        let text = "name = \"acme/a\"\nschema = \"a\"\n\n[lint]\ndisable = [\"prefer-robust-stmts\", \"no-such-rule\"]\n";
+        let e = Manifest::parse("strata.toml", text, ManifestFormat::Strata).unwrap_err();
+        assert!(
+            e.message.contains("unknown lint rule \"no-such-rule\""),
+            "{}",
+            e.message
+        );
+        let span = e.span.unwrap();
+        assert_eq!(
+            &text[span.offset()..span.offset() + span.len()],
+            "\"no-such-rule\""
+        );
+    }
+
+    #[test]
+    fn bad_severities_and_versions_are_errors() {
+        let e = manifest_with_lint("severity = { ban-drop-column = \"fatal\" }\n").unwrap_err();
+        assert!(
+            e.message.contains("unknown severity \"fatal\""),
+            "{}",
+            e.message
+        );
+        let e = manifest_with_lint("pg_version = \"fifteen\"\n").unwrap_err();
+        assert!(
+            e.message.contains("invalid PostgreSQL version"),
+            "{}",
+            e.message
+        );
+        let e = manifest_with_lint("enabled = []\n").unwrap_err();
+        assert!(
+            e.message.contains("unknown field `enabled`"),
+            "{}",
+            e.message
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! What is on disk: manifests, packages and their migrations, projects, other tools' folders, managed-code files,
+//! repeatable scripts. Nothing here touches a database; everything is checked when it is loaded.
+
+pub mod code;
+pub mod duration;
+pub mod files;
+pub mod layout;
+pub mod lint_settings;
+pub mod manifest;
+pub mod package;
+pub mod project;
+pub mod repeatable;
+pub mod scaffold;
+pub mod script;
+
+/// Name of Strata's own package (its history tables). Reserved.
+pub(crate) const STRATA_PACKAGE: &str = "strata";

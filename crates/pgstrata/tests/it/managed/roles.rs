@@ -1,0 +1,198 @@
+//! One schema and one role per package: ownership, isolation, and `uses` grants that come and go.
+
+use pgstrata::{Error, Project};
+
+use crate::managed::support::{Db, Pkg};
+
+/// Package `core` (a table and a function) and package `shop`, which may use it.
+fn packages(uses: bool) -> (Pkg, Pkg) {
+    let core = Pkg::new("acme/core", "core", "", &["0001.sql"]);
+    core.write("migrations/0001.sql", "CREATE TABLE prices (sku text PRIMARY KEY, cents int);\nINSERT INTO prices VALUES ('a', 100);\n");
+    core.write(
+        "code.sql",
+        "CREATE FUNCTION core.price(s text) RETURNS int LANGUAGE sql STABLE AS 'SELECT cents FROM core.prices WHERE sku = s';\n",
+    );
+    let extra = if uses {
+        format!(
+            "uses = [{{ name = \"acme/core\", path = {:?} }}]",
+            core.root.display().to_string()
+        )
+    } else {
+        String::new()
+    };
+    let shop = Pkg::new("acme/shop", "shop", &extra, &["0001.sql"]);
+    shop.write(
+        "migrations/0001.sql",
+        "CREATE TABLE orders (sku text, qty int);\n",
+    );
+    (core, shop)
+}
+
+fn project(core: &Pkg, shop: &Pkg) -> Project {
+    Project::new(vec![core.load().unwrap(), shop.load().unwrap()]).unwrap()
+}
+
+#[tokio::test]
+async fn packages_cannot_touch_each_other_without_uses() {
+    let (core, shop) = packages(false);
+    let mut db = Db::new().await;
+    db.up(&project(&core, &shop)).await.unwrap();
+    let owners: Vec<(String, String)> = db
+        .sql
+        .query(
+            "SELECT nspname::text, pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname IN ('core', 'shop') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("core".to_string(), "$acme/core".to_string()),
+            ("shop".to_string(), "$acme/shop".to_string())
+        ]
+    );
+
+    // A migration of shop writing into core's schema is refused by PostgreSQL.
+    shop.add_migration("0002.sql", "INSERT INTO core.prices VALUES ('b', 1);\n");
+    let Error::Sql(e) = db.up(&project(&core, &shop)).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.sqlstate, "42501", "{e:?}");
+    assert_eq!(e.message, "permission denied for schema core");
+    shop.write(
+        "migrations/0002.sql",
+        "CREATE TABLE core.sneaky (id int);\n",
+    );
+    let Error::Sql(e) = db.up(&project(&core, &shop)).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.message, "permission denied for schema core");
+    // Nor can its managed code.
+    shop.write("migrations/0002.sql", "SELECT 1;\n");
+    shop.write(
+        "code.sql",
+        "CREATE VIEW shop.priced AS SELECT o.sku, core.price(o.sku) FROM shop.orders o;\n",
+    );
+    let Error::Sql(e) = db.up(&project(&core, &shop)).await.unwrap_err() else {
+        panic!()
+    };
+    assert_eq!(e.message, "permission denied for schema core");
+}
+
+#[tokio::test]
+async fn uses_grants_read_access_and_removing_it_revokes() {
+    let (core, shop) = packages(true);
+    shop.write(
+        "code.sql",
+        "CREATE VIEW shop.priced AS SELECT o.sku, core.price(o.sku) AS cents FROM shop.orders o;\n",
+    );
+    let mut db = Db::new().await;
+    let report = db.up(&project(&core, &shop)).await.unwrap();
+    assert!(
+        report
+            .roles
+            .iter()
+            .any(|r| r == "granted $acme/shop the use of core"),
+        "{:?}",
+        report.roles
+    );
+    let can_read: bool = db
+        .value("SELECT has_table_privilege('$acme/shop', 'core.prices', 'SELECT')")
+        .await;
+    assert!(can_read);
+    let can_write: bool = db
+        .value("SELECT has_table_privilege('$acme/shop', 'core.prices', 'INSERT')")
+        .await;
+    assert!(!can_write);
+    // Objects core creates later are covered by default privileges.
+    core.add_migration("0002.sql", "CREATE TABLE discounts (sku text);\n");
+    db.up(&project(&core, &shop)).await.unwrap();
+    let later: bool = db
+        .value("SELECT has_table_privilege('$acme/shop', 'core.discounts', 'SELECT')")
+        .await;
+    assert!(later);
+    // An unchanged redeploy grants nothing again (and so touches no catalog row).
+    let again = db.up(&project(&core, &shop)).await.unwrap();
+    assert!(again.roles.is_empty(), "{:?}", again.roles);
+
+    // Drop the use (and the view that needed it): access is revoked.
+    let (_, shop2) = packages(false);
+    std::fs::copy(
+        shop.root.join("migrations/0001.sql"),
+        shop2.root.join("migrations/0001.sql"),
+    )
+    .unwrap();
+    let report = db.up(&project(&core, &shop2)).await.unwrap();
+    assert!(
+        report
+            .roles
+            .iter()
+            .any(|r| r == "revoked the use of core from $acme/shop"),
+        "{:?}",
+        report.roles
+    );
+    let can_read: bool = db
+        .value("SELECT has_table_privilege('$acme/shop', 'core.prices', 'SELECT')")
+        .await;
+    assert!(!can_read);
+    let usage: bool = db
+        .value("SELECT has_schema_privilege('$acme/shop', 'core', 'USAGE')")
+        .await;
+    assert!(!usage);
+}
+
+#[tokio::test]
+async fn existing_schemas_are_handed_over_and_opting_out_keeps_the_login() {
+    let mut db = Db::new().await;
+    // A schema created before Strata managed roles, owned by the login.
+    db.exec("CREATE SCHEMA legacy; CREATE TABLE legacy.t (id int); CREATE FUNCTION legacy.f() RETURNS int LANGUAGE sql AS 'SELECT 1';")
+        .await;
+    let pkg = Pkg::new("acme/legacy", "legacy", "", &["0001.sql"]);
+    pkg.write("migrations/0001.sql", "ALTER TABLE t ADD note text;\n");
+    db.up(&pkg.project()).await.unwrap();
+    let owner: String = db
+        .value(
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'legacy.t'::regclass",
+        )
+        .await;
+    assert_eq!(owner, "$acme/legacy");
+
+    let plain = Pkg::new(
+        "acme/plain",
+        "plain",
+        "[security]\npackage_role = false",
+        &["0001.sql"],
+    );
+    plain.write("migrations/0001.sql", "CREATE TABLE t (id int);\n");
+    db.up(&plain.project()).await.unwrap();
+    let owner: String = db
+        .value(
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'plain.t'::regclass",
+        )
+        .await;
+    assert_eq!(owner, "postgres");
+}
+
+#[tokio::test]
+async fn nothing_of_a_package_role_may_land_outside_its_schema() {
+    let mut db = Db::new().await;
+    // A schema anyone may create in: PostgreSQL lets the package role write there, Strata does not.
+    db.exec("CREATE SCHEMA open; GRANT CREATE, USAGE ON SCHEMA open TO PUBLIC")
+        .await;
+    let pkg = Pkg::new("acme/leaky", "leaky", "", &["0001.sql"]);
+    pkg.write("migrations/0001.sql", "CREATE TABLE open.t (id int);\n");
+    let err = db.up(&pkg.project()).await.unwrap_err();
+    let Error::Refused { message, .. } = &err else {
+        panic!("expected a refusal, got {err:?}")
+    };
+    assert!(
+        message.contains("table open.t (owned by $acme/leaky, whose schema is leaky)"),
+        "{message}"
+    );
+    let created: bool = db.value("SELECT to_regclass('open.t') IS NULL").await;
+    assert!(created, "the deploy was rolled back");
+}
