@@ -12,6 +12,7 @@ mod bundle;
 mod concurrency;
 mod connection;
 mod deploy;
+mod dev;
 mod failures;
 mod json;
 mod lint;
