@@ -52,6 +52,7 @@ pub mod managed;
 pub mod manifest;
 mod observe;
 mod package;
+mod pg_versions;
 mod plan;
 mod project;
 mod repeatable;
