@@ -100,18 +100,19 @@ pub(crate) async fn prepare(
     // Both reads in one round trip (tokio-postgres pipelines concurrent queries).
     let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
         [(&roles, Type::TEXT_ARRAY), (&schemas, Type::TEXT_ARRAY)];
-    let roles_read = client.query_typed(
-            "SELECT s.role,
-                    EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.role),
-                    -- A superuser may SET ROLE to any role: no membership needed.
-                    (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
-                    OR coalesce((SELECT pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER')
-                                   FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
-                    (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
-                      WHERE n.nspname = s.schema)
-               FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
-            &params,
-        );
+    let roles_sql = format!(
+        "SELECT s.role,
+                EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.role),
+                -- A superuser may SET ROLE to any role: no membership needed.
+                (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+                OR coalesce((SELECT {can_set} FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
+                (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
+                  WHERE n.nspname = s.schema),
+                current_setting('server_version_num')::int
+           FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
+        can_set = crate::pg_versions::can_set_role_sql("r.oid")
+    );
+    let roles_read = client.query_typed(&roles_sql, &params);
     // What the last deploy granted, read without naming the column: `granted_uses` came with Strata's second
     // migration, and a database whose history predates it has none yet (NULL then).
     let names: Vec<&str> = with_roles.iter().map(|(p, _)| p.name()).collect();
@@ -140,6 +141,7 @@ pub(crate) async fn prepare(
         let exists: bool = row.get(1);
         let member: bool = row.get(2);
         let owner: Option<String> = row.get(3);
+        let server_version_num: i32 = row.get(4);
         let r = escape_identifier(role);
         if !exists {
             // Roles are shared by every database of the cluster: another deploy may create the same one meanwhile.
@@ -156,7 +158,10 @@ pub(crate) async fn prepare(
         }
         if !member {
             client
-                .batch_execute(&format!("GRANT {r} TO CURRENT_USER"))
+                .batch_execute(&crate::pg_versions::grant_role_to_login_sql(
+                    &r,
+                    server_version_num,
+                ))
                 .await
                 .map_err(role_error(
                     role,
@@ -188,9 +193,7 @@ pub(crate) async fn prepare(
 }
 
 fn role_error(role: &str, doing: &str) -> impl FnOnce(tokio_postgres::Error) -> Error {
-    let context = format!(
-        "{doing} {role} (the deploying login needs CREATEROLE, or set `package_role = false` under [security])"
-    );
+    let context = format!("{doing} {role} ({})", crate::pg_versions::ROLE_PRIVILEGES);
     move |source| Error::Database { context, source }
 }
 
