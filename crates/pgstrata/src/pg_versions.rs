@@ -49,6 +49,16 @@ pub(crate) const ROLE_PRIVILEGES: &str = "the deploying login needs CREATEROLE a
      ADMIN option on a package role it did not create itself (CREATEROLE no longer covers other roles); or set \
      `package_role = false` under [security]";
 
+/// The connected server's major version (`server_version_num` / 10000, e.g. 18).
+pub(crate) async fn server_major(client: &tokio_postgres::Client) -> crate::error::Result<u32> {
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(crate::error::Error::db("reading the server version"))?;
+    let num: i32 = row.get(0);
+    Ok(u32::try_from(num / 10_000).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
