@@ -21,3 +21,4 @@ mod rollback;
 mod scaffold;
 mod sections;
 mod source_errors;
+mod versions;
