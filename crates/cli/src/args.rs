@@ -41,6 +41,12 @@ pub struct Global {
     #[arg(long, global = true, conflicts_with = "database_url")]
     pub embedded: bool,
 
+    /// Directory of the PostgreSQL server binaries (initdb, postgres, pg_ctl) that --embedded and `strata dev`
+    /// run, e.g. another major version's. Default: those the dev cluster was created with, else PG_BINDIR,
+    /// `pg_config --bindir`, the newest /usr/lib/postgresql/<N>/bin.
+    #[arg(long, global = true, env = "STRATA_PG_BIN", value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
+
     /// Machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,

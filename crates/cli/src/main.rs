@@ -236,7 +236,7 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             out.runs(&runs);
             Ok(())
         }
-        Command::Dev(cmd) => dev(cmd, out),
+        Command::Dev(cmd) => dev(cmd, g, out),
         Command::Adopt(a) => interop::adopt(a, g, out).await,
         Command::Baseline(a) => interop::baseline(a, g, out).await,
         Command::Export(a) => interop::export(a, g, out),
@@ -312,8 +312,8 @@ async fn test(g: &Global, a: TestArgs, out: &Out) -> Result<(), Failure> {
     }
 }
 
-fn dev(cmd: DevCommand, out: &Out) -> Result<(), Failure> {
-    let cluster = pgstrata_embedded::DevCluster::new(pgstrata_embedded::DevCluster::default_dir())?;
+fn dev(cmd: DevCommand, g: &Global, out: &Out) -> Result<(), Failure> {
+    let cluster = dev_cluster(g)?;
     match cmd {
         DevCommand::Start => out.dev_status(&cluster.start()?),
         DevCommand::Stop => {
@@ -328,6 +328,19 @@ fn dev(cmd: DevCommand, out: &Out) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The dev cluster, run by the server binaries of `--pg-bin`/`STRATA_PG_BIN` when given.
+fn dev_cluster(g: &Global) -> Result<pgstrata_embedded::DevCluster, Failure> {
+    use pgstrata_embedded::{DevCluster, PgBinaries};
+    let dir = DevCluster::default_dir();
+    Ok(match &g.pg_bin {
+        Some(bin) => DevCluster::with_binaries(
+            dir,
+            PgBinaries::from_dir_named(bin, "--pg-bin/STRATA_PG_BIN")?,
+        )?,
+        None => DevCluster::new(dir)?,
+    })
 }
 
 fn plan_options(f: &PlanFlags) -> pgstrata::PlanOptions {
@@ -436,8 +449,7 @@ fn try_load_project(g: &Global) -> Result<Option<Project>, Failure> {
 
 fn connect_options(g: &Global, project: Option<&Project>) -> Result<ConnectOptions, Failure> {
     if g.embedded {
-        let cluster =
-            pgstrata_embedded::DevCluster::new(pgstrata_embedded::DevCluster::default_dir())?;
+        let cluster = dev_cluster(g)?;
         cluster.start()?;
         // One database per project on the shared dev cluster, named after the main package's schema.
         let db = project

@@ -71,6 +71,30 @@ impl PgBinaries {
         }
     }
 
+    /// The binaries in the directory named by environment variable `var` (e.g. `PGTEST_BINDIR`,
+    /// `STRATA_PG_BIN`) if it is set and not empty, else [`find`](Self::find).
+    ///
+    /// A set variable is final, like `PG_BINDIR`: a directory without `initdb` and `postgres` is an error naming
+    /// the variable, never a silent fall-back to another version.
+    pub fn from_env_or_find(var: &str) -> Result<Self, Error> {
+        match env::var_os(var).filter(|dir| !dir.is_empty()) {
+            Some(dir) => Self::from_dir_named(PathBuf::from(dir), var),
+            None => Self::find(),
+        }
+    }
+
+    /// [`from_dir`](Self::from_dir), with the error saying where the directory came from (`--pg-bin`,
+    /// `STRATA_PG_BIN`, …).
+    pub fn from_dir_named(dir: impl Into<PathBuf>, source: &str) -> Result<Self, Error> {
+        let dir = dir.into();
+        Self::from_dir(dir.clone()).map_err(|_| Error::BinariesNotFound {
+            searched: vec![format!(
+                "{source}={} (no initdb/postgres there)",
+                dir.display()
+            )],
+        })
+    }
+
     /// The directory holding the binaries.
     pub fn bindir(&self) -> &Path {
         &self.bindir
@@ -105,6 +129,27 @@ impl PgBinaries {
                 command,
                 detail: format!("unexpected output {:?}", text.trim()),
             })
+    }
+
+    /// The major version as PostgreSQL writes it in a data directory's `PG_VERSION` file: `"18"` for 18.4,
+    /// `"9.6"` for 9.6.24.
+    pub fn major_version(&self) -> Result<String, Error> {
+        Ok(major_of(&self.version()?))
+    }
+}
+
+/// `"18"` of `"18.4"` (or of `"18beta1"`); `"9.6"` of `"9.6.24"`: before 10 the major version had two parts.
+fn major_of(version: &str) -> String {
+    let digits = |s: &str| {
+        s.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+    };
+    let mut parts = version.split('.');
+    let first = digits(parts.next().unwrap_or_default());
+    match first.parse::<u32>() {
+        Ok(n) if n < 10 => format!("{first}.{}", digits(parts.next().unwrap_or_default())),
+        _ => first,
     }
 }
 
@@ -146,5 +191,13 @@ mod tests {
             newest_versioned_bindir(root.path()),
             Some(root.path().join("10/bin"))
         );
+    }
+
+    #[test]
+    fn major_version_as_in_pg_version_files() {
+        assert_eq!(major_of("18.4"), "18");
+        assert_eq!(major_of("14.23"), "14");
+        assert_eq!(major_of("18beta1"), "18");
+        assert_eq!(major_of("9.6.24"), "9.6");
     }
 }

@@ -38,6 +38,9 @@ pub struct ChildClusterOptions {
     /// Also listen on 127.0.0.1 at [`ChildCluster::port`] (see [`ChildCluster::tcp_url`]); by default the server
     /// is reachable only through its private unix socket.
     pub listen_tcp: bool,
+    /// The server binaries to use (e.g. [`PgBinaries::from_dir`] for another major version); `None` finds them
+    /// with [`PgBinaries::find`].
+    pub binaries: Option<PgBinaries>,
 }
 
 impl Default for ChildClusterOptions {
@@ -46,6 +49,7 @@ impl Default for ChildClusterOptions {
             max_connections: 200,
             extra_settings: Vec::new(),
             listen_tcp: false,
+            binaries: None,
         }
     }
 }
@@ -79,7 +83,10 @@ pub struct ChildCluster {
 impl ChildCluster {
     /// Creates the cluster with `initdb`, starts it and waits until it accepts connections.
     pub fn start(opts: &ChildClusterOptions) -> Result<Self, Error> {
-        let bins = PgBinaries::find()?;
+        let bins = match &opts.binaries {
+            Some(bins) => bins.clone(),
+            None => PgBinaries::find()?,
+        };
         let user = ServerUser::for_current_process()?;
         let dir = tempfile::Builder::new()
             .prefix("pgstrata-")

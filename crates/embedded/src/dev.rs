@@ -64,11 +64,17 @@ pub struct DevStatus {
     pub url: String,
     /// The server version, e.g. `15.18`.
     pub version: String,
+    /// The directory of the server binaries.
+    pub bindir: PathBuf,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
     port: u16,
+    /// The binaries that created the cluster, so that later commands use the same version without being told
+    /// again. Absent in state files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bindir: Option<PathBuf>,
 }
 
 /// Holds an exclusive `flock` on the cluster directory so that concurrent `strata dev` commands serialise.
@@ -89,15 +95,43 @@ impl DevCluster {
     }
 
     /// A handle on the cluster in `dir` (made absolute); nothing is created until [`start`](Self::start).
+    ///
+    /// It uses the server binaries that created the cluster (recorded in its state file), else
+    /// [`PgBinaries::find`].
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, Error> {
-        let dir = dir.into();
-        let dir = std::path::absolute(&dir)
-            .map_err(io_error(format!("invalid directory {}", dir.display())))?;
+        let dir = absolute(dir.into())?;
+        let state_path = dir.join(STATE_FILE);
+        let recorded = fs::read_to_string(&state_path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<State>(&text).ok())
+            .and_then(|state| state.bindir);
+        let bins = match recorded {
+            Some(bindir) => PgBinaries::from_dir_named(
+                bindir,
+                &format!(
+                    "the directory recorded in {} (choose others with --pg-bin or STRATA_PG_BIN)",
+                    state_path.display()
+                ),
+            )?,
+            None => PgBinaries::find()?,
+        };
+        Self::with_binaries(dir, bins)
+    }
+
+    /// A handle on the cluster in `dir` that runs the server binaries `bins`, e.g. another major version than the
+    /// system's. A new cluster records them, so that [`new`](Self::new) uses them later; an existing cluster
+    /// must have been created by the same major version ([`Error::VersionMismatch`] on [`start`](Self::start)).
+    pub fn with_binaries(dir: impl Into<PathBuf>, bins: PgBinaries) -> Result<Self, Error> {
         Ok(Self {
-            dir,
-            bins: PgBinaries::find()?,
+            dir: absolute(dir.into())?,
+            bins,
             user: ServerUser::for_current_process()?,
         })
+    }
+
+    /// The server binaries this handle runs.
+    pub fn binaries(&self) -> &PgBinaries {
+        &self.bins
     }
 
     /// The cluster directory.
@@ -117,6 +151,7 @@ impl DevCluster {
         self.prepare_dir()?;
         let _lock = self.lock()?;
         let state = if self.is_initialized() {
+            self.check_version()?;
             self.read_state()?
         } else {
             self.init()?
@@ -230,6 +265,26 @@ impl DevCluster {
         self.dir.join("data")
     }
 
+    /// A data directory runs only under the major version that created it; the server would refuse with a line
+    /// in its log, so say it here, with the way out.
+    fn check_version(&self) -> Result<(), Error> {
+        let path = self.data_dir().join("PG_VERSION");
+        let cluster = fs::read_to_string(&path)
+            .map_err(io_error(format!("cannot read {}", path.display())))?
+            .trim()
+            .to_owned();
+        let binaries = self.bins.major_version()?;
+        if cluster == binaries {
+            return Ok(());
+        }
+        Err(Error::VersionMismatch {
+            dir: self.dir.clone(),
+            cluster,
+            bindir: self.bins.bindir().to_path_buf(),
+            binaries,
+        })
+    }
+
     fn socket_dir(&self) -> PathBuf {
         self.dir.join("socket")
     }
@@ -283,6 +338,7 @@ impl DevCluster {
             port: state.port,
             url: socket_url(&self.socket_dir(), state.port, "postgres"),
             version: self.bins.version()?,
+            bindir: self.bins.bindir().to_path_buf(),
         })
     }
 
@@ -373,7 +429,10 @@ impl DevCluster {
         let state = match self.read_state() {
             Ok(state) => state,
             Err(Error::NotInitialized { .. } | Error::State { .. }) => {
-                let state = State { port: free_port()? };
+                let state = State {
+                    port: free_port()?,
+                    bindir: Some(absolute(self.bins.bindir().to_path_buf())?),
+                };
                 let path = self.state_path();
                 let json = serde_json::to_string_pretty(&state).map_err(|e| Error::State {
                     path: path.clone(),
@@ -424,6 +483,10 @@ impl DevCluster {
             .map_err(io_error(format!("cannot write {}", conf.display())))?;
         Ok(state)
     }
+}
+
+fn absolute(dir: PathBuf) -> Result<PathBuf, Error> {
+    std::path::absolute(&dir).map_err(io_error(format!("invalid directory {}", dir.display())))
 }
 
 /// A postgresql.conf string literal.

@@ -98,6 +98,26 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// The dev cluster was created by another major version of PostgreSQL than the binaries chosen now.
+    #[error(
+        "the dev cluster in {} was created by PostgreSQL {cluster}, but the server binaries in {} are PostgreSQL \
+         {binaries}, and a data directory only runs under the major version that created it; choose binaries of \
+         PostgreSQL {cluster} (--pg-bin or STRATA_PG_BIN), or remove the cluster first (`strata dev destroy`), or \
+         use another directory (STRATA_DEV_DIR)",
+        .dir.display(),
+        .bindir.display()
+    )]
+    VersionMismatch {
+        /// The cluster directory.
+        dir: PathBuf,
+        /// The major version that created it (its `PG_VERSION` file).
+        cluster: String,
+        /// The directory of the binaries chosen now.
+        bindir: PathBuf,
+        /// Their major version.
+        binaries: String,
+    },
+
     /// The dev cluster has not been created yet.
     #[error("no dev cluster in {}; start one first (`strata dev start`)", .dir.display())]
     NotInitialized {

@@ -107,7 +107,14 @@ fn dev_cluster_lifecycle() {
     assert_eq!(psql(&status.url, "SHOW listen_addresses"), "");
     assert_eq!(psql(&status.url, "SHOW fsync"), "off");
     assert_eq!(psql(&status.url, "SHOW server_encoding"), "UTF8");
-    assert_eq!(psql(&status.url, "SHOW lc_collate"), "C");
+    // Not `SHOW lc_collate`: PostgreSQL 16 removed that setting; the catalog column is in every version.
+    assert_eq!(
+        psql(
+            &status.url,
+            "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+        ),
+        "C"
+    );
     psql(&status.url, "CREATE DATABASE app");
     assert_eq!(
         psql(&cluster.url("app").unwrap(), "SELECT current_database()"),
@@ -147,6 +154,65 @@ fn dev_cluster_lifecycle() {
 }
 
 #[test]
+fn dev_cluster_remembers_its_binaries_and_refuses_another_major_version() {
+    // Binaries in a directory of their own (symlinks to the real ones), so that "the recorded ones" and "the ones
+    // found" differ.
+    let real = PgBinaries::find().unwrap();
+    let parent = reachable_tempdir();
+    let bindir = parent.path().join("bin");
+    std::fs::create_dir(&bindir).unwrap();
+    for tool in ["initdb", "postgres", "pg_ctl"] {
+        std::os::unix::fs::symlink(real.tool(tool), bindir.join(tool)).unwrap();
+    }
+    let chosen = PgBinaries::from_dir(&bindir).unwrap();
+    let dir = parent.path().join("dev");
+
+    let cluster = DevCluster::with_binaries(&dir, chosen.clone()).unwrap();
+    let status = cluster.start().unwrap();
+    assert_eq!(status.bindir, bindir);
+    assert_eq!(status.version, real.version().unwrap());
+    assert_eq!(psql(&status.url, "SELECT 1"), "1");
+
+    // Later commands use the binaries that created the cluster without being told.
+    assert_eq!(DevCluster::new(&dir).unwrap().binaries(), &chosen);
+
+    // A data directory of another major version: a clear error before the server is even tried.
+    cluster.stop().unwrap();
+    let pg_version = dir.join("data/PG_VERSION");
+    let major = std::fs::read_to_string(&pg_version).unwrap();
+    assert_eq!(major.trim(), real.major_version().unwrap());
+    std::fs::write(&pg_version, "9.6\n").unwrap();
+    let err = cluster.start().unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::VersionMismatch { .. }), "{message}");
+    assert!(
+        message.contains(&format!(
+            "created by PostgreSQL 9.6, but the server binaries in {} are PostgreSQL {}",
+            bindir.display(),
+            major.trim()
+        )),
+        "{message}"
+    );
+    assert!(message.contains("strata dev destroy"), "{message}");
+    std::fs::write(&pg_version, &major).unwrap();
+    assert!(cluster.start().unwrap().running);
+
+    // Recorded binaries that are gone: say so, and how to choose others.
+    cluster.stop().unwrap();
+    std::fs::remove_dir_all(&bindir).unwrap();
+    let err = DevCluster::new(&dir).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::BinariesNotFound { .. }), "{message}");
+    assert!(message.contains("strata-dev.json"), "{message}");
+    assert!(message.contains("--pg-bin"), "{message}");
+    DevCluster::with_binaries(&dir, real)
+        .unwrap()
+        .destroy()
+        .unwrap();
+    assert!(!dir.exists());
+}
+
+#[test]
 fn dev_cluster_leaves_foreign_directories_alone() {
     let parent = reachable_tempdir();
     std::fs::write(parent.path().join("precious.txt"), "keep me").unwrap();
@@ -164,6 +230,7 @@ fn child_cluster_serves_and_shutdown_removes_its_directory() {
         max_connections: 20,
         extra_settings: vec![("work_mem".into(), "7MB".into())],
         listen_tcp: true,
+        binaries: Some(PgBinaries::find().unwrap()),
     };
     let cluster = ChildCluster::start(&opts).unwrap();
     let dir = cluster.socket_dir().to_path_buf();

@@ -12,9 +12,13 @@
 //!
 //! **Which server.** If `PGTEST_URL` is set (a libpq URL of any database on a server where we may
 //! `CREATE DATABASE`, without TLS), tests use that server. Otherwise the first test starts a
-//! [`ChildCluster`] from the local server binaries (`PG_BINDIR`, `pg_config`,
-//! `/usr/lib/postgresql/<N>/bin`), shared by every test in the process and stopped when it exits. If neither
-//! works, tests panic: they never skip.
+//! [`ChildCluster`] from the server binaries in `PGTEST_BINDIR` or, when that is not set, the local ones
+//! (`PG_BINDIR`, `pg_config`, `/usr/lib/postgresql/<N>/bin`), shared by every test in the process and stopped
+//! when it exits. If neither works, tests panic: they never skip.
+//!
+//! **Which version.** `PGTEST_BINDIR=/path/to/postgresql-17/bin cargo test` runs the tests against
+//! PostgreSQL 17. Tests that run client tools (`psql`, `pg_dump`) find them with [`tool`], which looks in the
+//! same directory first, so the tools match the server when that directory has them.
 //!
 //! One test binary per crate (`cargo test` runs its tests as threads of one process) shares one cluster. Runners
 //! that start a process per test (nextest) pay a cluster start (~1 s) per test; point them at one server with
@@ -29,7 +33,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock, TryLockError};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use pgstrata_embedded::{ChildCluster, ChildClusterOptions};
+use pgstrata_embedded::{ChildCluster, ChildClusterOptions, PgBinaries};
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
@@ -62,11 +66,22 @@ fn resolve_server() -> Result<Server, String> {
         return Ok(Server { admin });
     }
 
-    let cluster = ChildCluster::start(&ChildClusterOptions::default()).map_err(|e| {
+    let binaries = PgBinaries::from_env_or_find(BINDIR_VAR).map_err(|e| {
+        format!(
+            "pgtest: {e}\n\
+             Either install the PostgreSQL server binaries (or set PGTEST_BINDIR or PG_BINDIR), or set PGTEST_URL \
+             to a server where we may CREATE DATABASE, e.g. PGTEST_URL=postgresql://postgres@localhost:5432/postgres"
+        )
+    })?;
+    let options = ChildClusterOptions {
+        binaries: Some(binaries),
+        ..ChildClusterOptions::default()
+    };
+    let cluster = ChildCluster::start(&options).map_err(|e| {
         format!(
             "pgtest: cannot start a throwaway PostgreSQL cluster: {e}\n\
-             Either install the PostgreSQL server binaries (or set PG_BINDIR), or set PGTEST_URL to a server \
-             where we may CREATE DATABASE, e.g. PGTEST_URL=postgresql://postgres@localhost:5432/postgres"
+             Either install the PostgreSQL server binaries (or set PGTEST_BINDIR or PG_BINDIR), or set PGTEST_URL \
+             to a server where we may CREATE DATABASE, e.g. PGTEST_URL=postgresql://postgres@localhost:5432/postgres"
         )
     })?;
     let admin = cluster
@@ -98,6 +113,27 @@ extern "C" fn stop_child_cluster() {
     {
         eprintln!("pgtest: {e}");
     }
+}
+
+/// The environment variable naming the directory of the server binaries the test cluster runs.
+pub const BINDIR_VAR: &str = "PGTEST_BINDIR";
+
+/// The path of client tool `name` (`psql`, `pg_dump`, …) for talking to the test server: from `PGTEST_BINDIR`
+/// when that directory has it (so that, e.g., `pg_dump` is as new as the server, which it must be), else from
+/// the local binaries ([`PgBinaries::find`]), else just `name` (looked up on `PATH` when run).
+pub fn tool(name: &str) -> std::path::PathBuf {
+    let from_test_bindir = env::var_os(BINDIR_VAR)
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| std::path::PathBuf::from(dir).join(name))
+        .filter(|path| path.is_file());
+    from_test_bindir
+        .or_else(|| {
+            PgBinaries::find()
+                .ok()
+                .map(|bins| bins.tool(name))
+                .filter(|path| path.is_file())
+        })
+        .unwrap_or_else(|| name.into())
 }
 
 /// libpq URL of database `dbname` on the shared test server (starting it if needed), e.g.

@@ -16,7 +16,7 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 }
 
 fn psql() -> Command {
-    let mut cmd = Command::new(PgBinaries::find().unwrap().tool("psql"));
+    let mut cmd = Command::new(pgtest::tool("psql"));
     // Keep the developer's own settings out of the way.
     for var in [
         "PGHOST",
@@ -212,5 +212,49 @@ fn child_cluster_is_removed_at_exit() {
         !Path::new(socket_dir).exists(),
         "{} survived the test process",
         socket_dir.display()
+    );
+}
+
+#[tokio::test]
+async fn the_server_runs_the_binaries_of_pgtest_bindir() {
+    if env::var_os("PGTEST_URL").is_some() {
+        return; // not our server: nothing to compare
+    }
+    let db = TestDb::new().await;
+    let running: String = db
+        .client()
+        .await
+        .query_one("SELECT current_setting('server_version')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let chosen = PgBinaries::from_env_or_find(pgtest::BINDIR_VAR)
+        .unwrap()
+        .version()
+        .unwrap();
+    // "18.4" and, from Debian's build, "15.18 (Debian 15.18-0+deb12u1)".
+    assert_eq!(running.split_whitespace().next(), Some(chosen.as_str()));
+}
+
+#[test]
+fn a_pgtest_bindir_without_a_server_is_a_clear_error() {
+    if let Some(bogus) = env::var_os("PGTEST_SELFTEST_BOGUS_BINDIR") {
+        let panic = std::panic::catch_unwind(TestDb::new_blocking).unwrap_err();
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        let expected = format!(
+            "PGTEST_BINDIR={} (no initdb/postgres there)",
+            Path::new(&bogus).display()
+        );
+        assert!(message.contains(&expected), "{message}");
+        return;
+    }
+    let bogus = env::temp_dir().join(format!("pgtest-no-server-here-{}", std::process::id()));
+    let bogus = bogus.to_str().unwrap();
+    run_this_test_alone(
+        "a_pgtest_bindir_without_a_server_is_a_clear_error",
+        &[
+            ("PGTEST_BINDIR", bogus),
+            ("PGTEST_SELFTEST_BOGUS_BINDIR", bogus),
+        ],
     );
 }

@@ -11,6 +11,8 @@
 //!   inside `BEGIN … COMMIT`.
 //! - [`migration`] cuts migration files into up/down sections (dbmate markers, no-transaction
 //!   directives).
+//! - [`versions`] knows SQL that only newer PostgreSQL versions accept, and names the version when an older
+//!   server refuses it.
 //! - [`routine_body_range`], [`LineIndex`] and [`char_position_to_byte`] map PostgreSQL error
 //!   positions back to the file; [`normalize`] prepares text for checksums.
 //!
@@ -51,6 +53,7 @@ pub mod objects;
 mod position;
 mod split;
 mod transaction;
+pub mod versions;
 
 pub use std::ops::Range;
 

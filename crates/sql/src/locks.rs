@@ -264,7 +264,28 @@ pub fn analyze(source: &str) -> Vec<StatementLocks> {
 /// deploy) counted as new too. Names are compared as written, so pass them the way the script
 /// spells them, or qualify both sides first.
 pub fn analyze_with(source: &str, created_before: &[RelationName]) -> Vec<StatementLocks> {
-    analyze_after(source, &[created_before])
+    analyze_after(source, &[created_before], None)
+}
+
+/// [`analyze_with`] for a server of major version `server_major` (e.g. 18): what a statement rewrites or scans
+/// can depend on the version (a generated column without `STORED` is virtual from PostgreSQL 18 on, and costs no
+/// rewrite), and the cheaper ways the report suggests exist only on some versions (`ADD CONSTRAINT … NOT NULL …
+/// NOT VALID` from 18 on). Lock levels themselves are the same from PostgreSQL 14 to 18.
+///
+/// ```
+/// use pgstrata_sql::locks;
+///
+/// let sql = "ALTER TABLE t ADD COLUMN total int GENERATED ALWAYS AS (price * qty) STORED";
+/// assert!(locks::analyze_for(sql, &[], 17)[0].rewrite.is_some());
+/// // PostgreSQL 18 mentions the virtual alternative, which computes values when read.
+/// assert!(locks::analyze_for(sql, &[], 18)[0].rewrite.as_deref().unwrap().contains("VIRTUAL"));
+/// ```
+pub fn analyze_for(
+    source: &str,
+    created_before: &[RelationName],
+    server_major: u32,
+) -> Vec<StatementLocks> {
+    analyze_after(source, &[created_before], Some(server_major))
 }
 
 /// [`analyze_with`] with the earlier relations in several lists, so that callers which keep a deploy-wide list
@@ -272,12 +293,13 @@ pub fn analyze_with(source: &str, created_before: &[RelationName]) -> Vec<Statem
 pub(crate) fn analyze_after(
     source: &str,
     created_before: &[&[RelationName]],
+    server_major: Option<u32>,
 ) -> Vec<StatementLocks> {
     let mut created_here: Vec<RelationName> = Vec::new();
     let mut out = Vec::new();
     for statement in split(source).statements {
         let text = statement.text(source);
-        let mut analysis = analyze_statement(text, &statement.kind);
+        let mut analysis = analyze_statement(text, &statement.kind, server_major);
         analysis.range = statement.range.clone();
         for lock in &mut analysis.locks {
             lock.created_earlier = created_before
@@ -303,6 +325,8 @@ pub(crate) fn same_relation(a: &RelationName, b: &RelationName) -> bool {
 
 /// Collects the facts about one statement.
 struct Facts {
+    /// The server's major version, when known: some facts depend on it.
+    major: Option<u32>,
     command: String,
     locks: Vec<Lock>,
     rewrite: Option<String>,
@@ -314,6 +338,7 @@ struct Facts {
 impl Facts {
     fn new(command: impl Into<String>) -> Facts {
         Facts {
+            major: None,
             command: command.into(),
             locks: Vec::new(),
             rewrite: None,
@@ -385,12 +410,13 @@ impl Facts {
     }
 }
 
-fn analyze_statement(text: &str, kind: &StatementKind) -> StatementLocks {
+fn analyze_statement(text: &str, kind: &StatementKind, major: Option<u32>) -> StatementLocks {
     let parse = SourceFile::parse(text);
     let Some(stmt) = parse.tree().stmts().next() else {
         return Facts::new(label(kind)).finish();
     };
     let mut f = Facts::new(label(kind));
+    f.major = major;
     let node = stmt.syntax().clone();
     match &stmt {
         ast::Stmt::AlterTable(alter) => alter_table(alter, &mut f),
@@ -780,13 +806,25 @@ fn alter_table_action(
                 LockMode::AccessExclusive
             }
             Some(ast::AlterColumnOption::SetNotNull(_)) => {
-                f.scan("SET NOT NULL checks every row (unless a valid CHECK (col IS NOT NULL) proves it)");
+                f.scan(if f.major.is_some_and(|m| m >= 18) {
+                    "SET NOT NULL checks every row under ACCESS EXCLUSIVE (unless a valid CHECK (col IS NOT NULL) \
+                     proves it); PostgreSQL 18 can instead ADD CONSTRAINT name NOT NULL col NOT VALID, then \
+                     VALIDATE CONSTRAINT, which checks the rows without blocking writes"
+                } else {
+                    "SET NOT NULL checks every row (unless a valid CHECK (col IS NOT NULL) proves it)"
+                });
                 LockMode::AccessExclusive
             }
-            Some(
-                ast::AlterColumnOption::AddGenerated(_) | ast::AlterColumnOption::SetExpression(_),
-            ) => {
+            Some(ast::AlterColumnOption::AddGenerated(_)) => {
                 f.rewrite("the generated values are computed for every row");
+                LockMode::AccessExclusive
+            }
+            Some(ast::AlterColumnOption::SetExpression(_)) => {
+                f.rewrite(match f.major {
+                    Some(m) if m < 18 => "SET EXPRESSION recomputes the stored column for every row",
+                    _ => "SET EXPRESSION recomputes a stored column for every row (a virtual one, PostgreSQL 18+, \
+                          is only recomputed when read)",
+                });
                 LockMode::AccessExclusive
             }
             _ => LockMode::AccessExclusive,
@@ -879,9 +917,7 @@ fn add_column(add: &ast::AddColumn, f: &mut Facts) {
                     }
                 }
             }
-            SyntaxKind::GENERATED_CONSTRAINT => {
-                f.rewrite("the generated values are computed for every row");
-            }
+            SyntaxKind::GENERATED_CONSTRAINT => generated_column(node, f),
             SyntaxKind::CHECK_CONSTRAINT => {
                 f.scan("the CHECK constraint is checked against every row");
             }
@@ -929,7 +965,8 @@ fn add_constraint(add: &ast::AddConstraint, f: &mut Facts) -> LockMode {
             LockMode::ShareRowExclusive
         }
         SyntaxKind::CHECK_CONSTRAINT | SyntaxKind::NOT_NULL_CONSTRAINT => {
-            if !not_valid {
+            // A NOT ENFORCED constraint (PostgreSQL 18) is never checked against the rows.
+            if !not_valid && !has_words(add.syntax(), &["NOT", "ENFORCED"]) {
                 f.scan("the constraint is checked against every row (add it NOT VALID, then VALIDATE CONSTRAINT)");
             }
             LockMode::AccessExclusive
@@ -944,6 +981,38 @@ fn add_constraint(add: &ast::AddConstraint, f: &mut Facts) -> LockMode {
         }
         _ => LockMode::AccessExclusive,
     }
+}
+
+/// `GENERATED ALWAYS AS (…) STORED` computes every row now; without `STORED` (or with `VIRTUAL`) the column is
+/// virtual, computed when read: PostgreSQL 18 and later, which then rewrite nothing.
+fn generated_column(node: &SyntaxNode, f: &mut Facts) {
+    if has_words(node, &["IDENTITY"]) {
+        f.rewrite("identity values are assigned to every row");
+    } else if has_words(node, &["STORED"]) {
+        f.rewrite(if f.major.is_some_and(|m| m >= 18) {
+            "the stored generated values are computed for every row (a VIRTUAL column, PostgreSQL 18+, is computed \
+             when read and rewrites nothing)"
+        } else {
+            "the generated values are computed for every row"
+        });
+    } else if let Some(major) = f.major.filter(|m| *m < 18) {
+        f.note = Some(format!(
+            "a generated column without STORED is virtual, new in PostgreSQL 18: PostgreSQL {major} refuses it"
+        ));
+    }
+}
+
+/// Whether `node` holds the keywords `words` in a row (ASCII case-insensitive, trivia skipped).
+fn has_words(node: &SyntaxNode, words: &[&str]) -> bool {
+    let tokens: Vec<String> = node
+        .descendants_with_tokens()
+        .filter_map(|e| e.into_token())
+        .filter(|t| !t.kind().is_trivia())
+        .map(|t| t.text().to_ascii_uppercase())
+        .collect();
+    tokens
+        .windows(words.len())
+        .any(|w| w.iter().zip(words).all(|(a, b)| a == b))
 }
 
 enum Volatility {
@@ -968,6 +1037,8 @@ const VOLATILE: &[&str] = &[
     "setseed",
     "txid_current",
     "pg_current_xact_id",
+    "uuidv4",
+    "uuidv7",
 ];
 
 /// Built-in stable or immutable functions commonly used as column defaults.

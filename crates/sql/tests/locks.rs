@@ -170,3 +170,51 @@ fn lock_modes_order_by_strength() {
     assert!(LockMode::AccessExclusive.blocks_reads());
     assert!(!LockMode::Exclusive.blocks_reads());
 }
+
+#[test]
+fn what_a_statement_costs_can_depend_on_the_server_version() {
+    let virtual_column = "ALTER TABLE t ADD COLUMN g int GENERATED ALWAYS AS (a * 2)";
+    // PostgreSQL 18 makes it virtual: nothing is written.
+    let on_18 = &locks::analyze_for(virtual_column, &[], 18)[0];
+    assert_eq!(on_18.rewrite, None);
+    assert_eq!(on_18.note, None);
+    // PostgreSQL 17 refuses it, and the report says so.
+    let on_17 = &locks::analyze_for(virtual_column, &[], 17)[0];
+    assert_eq!(on_17.rewrite, None);
+    assert!(
+        on_17
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("new in PostgreSQL 18")
+    );
+
+    // SET NOT NULL: PostgreSQL 18 has a way to check the rows without blocking writes.
+    let set_not_null = "ALTER TABLE t ALTER COLUMN a SET NOT NULL";
+    assert!(
+        locks::analyze_for(set_not_null, &[], 18)[0]
+            .scan
+            .as_deref()
+            .unwrap()
+            .contains("NOT VALID, then VALIDATE CONSTRAINT")
+    );
+    assert!(
+        !locks::analyze_for(set_not_null, &[], 17)[0]
+            .scan
+            .as_deref()
+            .unwrap()
+            .contains("PostgreSQL 18")
+    );
+
+    // Constraints that are never checked against the rows: NOT VALID, NOT ENFORCED (PostgreSQL 18).
+    for sql in [
+        "ALTER TABLE t ADD CONSTRAINT nn NOT NULL a NOT VALID",
+        "ALTER TABLE t ADD CONSTRAINT ck CHECK (a > 0) NOT ENFORCED",
+    ] {
+        let s = &locks::analyze_for(sql, &[], 18)[0];
+        assert_eq!(s.scan, None, "{sql}");
+        assert_eq!(s.locks[0].mode, LockMode::AccessExclusive, "{sql}");
+    }
+    let checked = &locks::analyze_for("ALTER TABLE t ADD CONSTRAINT nn NOT NULL a", &[], 18)[0];
+    assert!(checked.scan.is_some());
+}

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use pgstrata_embedded::PgBinaries;
 use pgstrata_sql::migration::{self, Direction};
 use tempfile::TempDir;
 
@@ -35,7 +34,7 @@ fn fresh_minipaas_bundle() -> (TempDir, PathBuf) {
 }
 
 fn tool(name: &str) -> PathBuf {
-    PgBinaries::find().expect("PostgreSQL binaries").tool(name)
+    pgtest::tool(name)
 }
 
 /// `psql -X -v ON_ERROR_STOP=1` against `db` with these arguments; panics on failure; returns stderr (notices).

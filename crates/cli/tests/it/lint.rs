@@ -6,8 +6,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgstrata_embedded::PgBinaries;
-
 use crate::support::{Db, Pkg, run, strata};
 
 /// Another session (psql) that reads `table` in a transaction it keeps open for a minute, so it holds ACCESS SHARE
@@ -16,23 +14,19 @@ struct LockHolder(Child);
 
 impl LockHolder {
     fn reading(db: &Db, table: &str) -> LockHolder {
-        let child = Command::new(
-            PgBinaries::find()
-                .expect("PostgreSQL binaries")
-                .tool("psql"),
-        )
-        .envs(db.env())
-        .args([
-            "-X",
-            "-q",
-            "-c",
-            &format!("BEGIN; SELECT count(*) FROM {table}; SELECT pg_sleep(60); COMMIT;"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("psql starts");
+        let child = Command::new(pgtest::tool("psql"))
+            .envs(db.env())
+            .args([
+                "-X",
+                "-q",
+                "-c",
+                &format!("BEGIN; SELECT count(*) FROM {table}; SELECT pg_sleep(60); COMMIT;"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("psql starts");
         let holder = LockHolder(child);
         let started = Instant::now();
         let held = format!(

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use pgstrata_embedded::PgBinaries;
 use pgtest::TestDb;
 use tempfile::TempDir;
 use tokio_postgres::Client;
@@ -36,6 +35,7 @@ const FOREIGN_ENV: &[&str] = &[
     "POSTGRES_SSL",
     "STRATA_PATH",
     "STRATA_LOG",
+    "STRATA_PG_BIN",
     "RUST_LOG",
     "FORCE_COLOR",
     "CLICOLOR_FORCE",
@@ -234,15 +234,11 @@ impl Db {
     /// The whole schema as `pg_dump --schema-only` prints it, plus the rows of Strata's history of migrations: two
     /// databases with the same text have the same objects and the same recorded migrations.
     pub fn catalog(&self) -> String {
-        let out = std::process::Command::new(
-            PgBinaries::find()
-                .expect("PostgreSQL binaries")
-                .tool("pg_dump"),
-        )
-        .args(["--schema-only", "--no-owner", "--no-privileges"])
-        .envs(self.env())
-        .output()
-        .expect("pg_dump runs");
+        let out = std::process::Command::new(pgtest::tool("pg_dump"))
+            .args(["--schema-only", "--no-owner", "--no-privileges"])
+            .envs(self.env())
+            .output()
+            .expect("pg_dump runs");
         assert!(
             out.status.success(),
             "pg_dump: {}",

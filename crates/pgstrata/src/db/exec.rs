@@ -211,7 +211,15 @@ pub(crate) fn map_error(
                 db.code().code().to_string(),
                 db.message().to_string(),
                 db.detail().map(str::to_string),
-                db.hint().map(str::to_string).or_else(|| own_hint(db)),
+                // SQL only a newer server accepts: say which version, rather than "no such function".
+                pgstrata_sql::versions::newer_server_hint(
+                    stmt_text,
+                    offset.and_then(|o| o.checked_sub(stmt.start)),
+                    db.code().code(),
+                    db.message(),
+                )
+                .or_else(|| db.hint().map(str::to_string))
+                .or_else(|| own_hint(db)),
                 db.where_().map(str::to_string),
             )
         }
@@ -380,7 +388,15 @@ pub(crate) fn object_error(
                 db.code().code().to_string(),
                 db.message().to_string(),
                 db.detail().map(str::to_string),
-                db.hint().map(str::to_string).or_else(|| own_hint(db)),
+                // SQL only a newer server accepts: say which version, rather than "no such function".
+                pgstrata_sql::versions::newer_server_hint(
+                    stmt_text,
+                    offset.map(|o| o.min(stmt_text.len())),
+                    db.code().code(),
+                    db.message(),
+                )
+                .or_else(|| db.hint().map(str::to_string))
+                .or_else(|| own_hint(db)),
                 db.where_().map(str::to_string),
             )
         }

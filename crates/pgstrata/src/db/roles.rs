@@ -101,18 +101,19 @@ pub(crate) async fn prepare(
     // Both reads in one round trip (tokio-postgres pipelines concurrent queries).
     let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
         [(&roles, Type::TEXT_ARRAY), (&schemas, Type::TEXT_ARRAY)];
-    let roles_read = client.query_typed(
-            "SELECT s.role,
-                    EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.role),
-                    -- A superuser may SET ROLE to any role: no membership needed.
-                    (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
-                    OR coalesce((SELECT pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER')
-                                   FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
-                    (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
-                      WHERE n.nspname = s.schema)
-               FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
-            &params,
-        );
+    let roles_sql = format!(
+        "SELECT s.role,
+                EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.role),
+                -- A superuser may SET ROLE to any role: no membership needed.
+                (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+                OR coalesce((SELECT {can_set} FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
+                (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
+                  WHERE n.nspname = s.schema),
+                current_setting('server_version_num')::int
+           FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
+        can_set = crate::db::pg_versions::can_set_role_sql("r.oid")
+    );
+    let roles_read = client.query_typed(&roles_sql, &params);
     // What the last deploy granted (nothing before the history exists).
     let names: Vec<&str> = with_roles.iter().map(|(p, _)| p.name()).collect();
     let granted_read = async {
@@ -132,6 +133,7 @@ pub(crate) async fn prepare(
         let exists: bool = row.get(1);
         let member: bool = row.get(2);
         let owner: Option<String> = row.get(3);
+        let server_version_num: i32 = row.get(4);
         let r = escape_identifier(role);
         if !exists {
             // Roles are shared by every database of the cluster: another deploy may create the same one meanwhile.
@@ -148,7 +150,10 @@ pub(crate) async fn prepare(
         }
         if !member {
             client
-                .batch_execute(&format!("GRANT {r} TO CURRENT_USER"))
+                .batch_execute(&crate::db::pg_versions::grant_role_to_login_sql(
+                    &r,
+                    server_version_num,
+                ))
                 .await
                 .map_err(role_error(
                     role,
@@ -181,7 +186,8 @@ pub(crate) async fn prepare(
 
 fn role_error(role: &str, doing: &str) -> impl FnOnce(tokio_postgres::Error) -> Error {
     let context = format!(
-        "{doing} {role} (the deploying login needs CREATEROLE, or set `package_role = false` under [security])"
+        "{doing} {role} ({})",
+        crate::db::pg_versions::ROLE_PRIVILEGES
     );
     move |source| Error::Database { context, source }
 }

@@ -112,6 +112,11 @@ pub async fn lock_report(
         migrations: Vec::new(),
     };
     let mut created: Vec<RelationName> = Vec::new();
+    // What a statement rewrites or scans can depend on the server's version.
+    let server_major = match db {
+        Some(db) => Some(crate::db::pg_versions::server_major(db.client()).await?),
+        None => None,
+    };
     for step in &plan.steps {
         let Some(pkg) = packages.get(step.package_index) else {
             continue;
@@ -124,7 +129,10 @@ pub async fn lock_report(
         let mut statements = Vec::new();
         for section in script.sections() {
             // Unqualified names match qualified ones of any schema: close enough to find what this deploy created.
-            let analysis = locks::analyze_with(section.text(script.text()), &created);
+            let analysis = match server_major {
+                Some(major) => locks::analyze_for(section.text(script.text()), &created, major),
+                None => locks::analyze_with(section.text(script.text()), &created),
+            };
             for s in analysis {
                 created.extend(s.creates.iter().map(|c| c.qualified_or(pkg.schema())));
                 // Locks, rewrites and scans of relations created earlier in this deploy block nobody: leave

@@ -41,7 +41,7 @@ pub(super) fn psql_roles(w: &mut PsqlWriter<'_>) {
              EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;\n    END;\n  \
              END IF;\n  \
              IF NOT ((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)\n          \
-             OR pg_catalog.pg_has_role(current_user, {rl}, 'MEMBER')) THEN\n    \
+             OR {can_set}) THEN\n    \
              EXECUTE {grant};\n  \
              END IF;\n  \
              SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text INTO owner FROM pg_catalog.pg_namespace n\n   \
@@ -57,7 +57,8 @@ pub(super) fn psql_roles(w: &mut PsqlWriter<'_>) {
             rl = escape_literal(role),
             sl = escape_literal(pkg.schema()),
             create = escape_literal(&format!("CREATE ROLE {r} NOLOGIN")),
-            grant = escape_literal(&format!("GRANT {r} TO CURRENT_USER")),
+            can_set = crate::db::pg_versions::can_set_role_sql(&escape_literal(role)),
+            grant = crate::db::pg_versions::grant_role_to_login_expr(&r),
             create_schema = escape_literal(&format!("CREATE SCHEMA {s} AUTHORIZATION {r}")),
             alter_schema = escape_literal(&format!("ALTER SCHEMA {s} OWNER TO {r}")),
             adopt = dollar_quote(ADOPT_SQL),

@@ -364,8 +364,11 @@ impl Linter {
             ));
             findings.extend(self.syntax_errors(source, section.range.clone()));
 
-            let analysis =
-                locks::analyze_after(section.text(source), &[&context.created_before, &created]);
+            let analysis = locks::analyze_after(
+                section.text(source),
+                &[&context.created_before, &created],
+                None,
+            );
             drop_findings_on_new_relations(&mut findings, &analysis, section.range.start);
             created.extend(analysis.iter().flat_map(|s| s.creates.iter().cloned()));
 

@@ -259,7 +259,7 @@ async fn psql_script_then_status_equals_strata_up() {
         .success();
     let by_psql = pgtest::TestDb::new().await;
     for _ in 0..2 {
-        let out = Command::new("psql")
+        let out = Command::new(pgtest::tool("psql"))
             .args(["-X", "-q", "-f"])
             .arg(&script)
             .envs(by_psql.env())
@@ -473,7 +473,7 @@ fn shop_with_code(root: &Path) -> PathBuf {
 /// `pg_dump --schema-only` without Strata's schema, the tools' tables, owners and grants (package roles differ
 /// between a Strata package and a folder read with `--dir`).
 fn user_schema(db: &pgtest::TestDb) -> String {
-    let out = Command::new("pg_dump")
+    let out = Command::new(pgtest::tool("pg_dump"))
         .args([
             "--schema-only",
             "--no-owner",
@@ -579,7 +579,7 @@ async fn psql_script_with_managed_code_then_status_is_clean_and_up_has_nothing_t
         .assert()
         .success();
     for _ in 0..2 {
-        let out = Command::new("psql")
+        let out = Command::new(pgtest::tool("psql"))
             .args(["-X", "-q", "-f"])
             .arg(&script)
             .envs(by_psql.env())

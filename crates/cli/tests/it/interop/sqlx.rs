@@ -77,21 +77,17 @@ fn sqlx_project(dir: &Path, count: usize) {
 
 /// The `public` schema's DDL, without sqlx's tracking table.
 async fn public_schema(db: &pgtest::TestDb) -> String {
-    let out = Command::new(
-        pgstrata_embedded::PgBinaries::find()
-            .expect("PostgreSQL binaries")
-            .tool("pg_dump"),
-    )
-    .envs(db.env())
-    .args([
-        "--schema-only",
-        "--no-owner",
-        "--schema=public",
-        "--exclude-table=public._sqlx_migrations",
-        db.name(),
-    ])
-    .output()
-    .expect("pg_dump");
+    let out = Command::new(pgtest::tool("pg_dump"))
+        .envs(db.env())
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--schema=public",
+            "--exclude-table=public._sqlx_migrations",
+            db.name(),
+        ])
+        .output()
+        .expect("pg_dump");
     assert!(
         out.status.success(),
         "{}",

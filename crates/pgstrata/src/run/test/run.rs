@@ -414,6 +414,22 @@ fn simple_failure(phase: &str, message: &str, location: String) -> TestFailure {
     }
 }
 
+/// [`pgstrata_sql::versions::newer_server_hint`] for an error raised inside a test: the statement is the query the
+/// server reports (inside the test's function), if any.
+fn newer_server_hint(db: &tokio_postgres::error::DbError) -> Option<String> {
+    let (query, at) = match db.position() {
+        Some(tokio_postgres::error::ErrorPosition::Internal { position, query }) => (
+            query.as_str(),
+            Some(pgstrata_sql::char_position_to_byte(
+                query,
+                *position as usize,
+            )),
+        ),
+        _ => ("", None),
+    };
+    pgstrata_sql::versions::newer_server_hint(query, at, db.code().code(), db.message())
+}
+
 /// A test's error. Its location is the test function until [`locate`] finds the innermost frame.
 fn failure_from(e: &tokio_postgres::Error, result: &TestResult) -> TestFailure {
     match e.as_db_error() {
@@ -422,7 +438,8 @@ fn failure_from(e: &tokio_postgres::Error, result: &TestResult) -> TestFailure {
             message: db.message().to_string(),
             sqlstate: Some(db.code().code().to_string()),
             detail: db.detail().map(str::to_string),
-            hint: db.hint().map(str::to_string),
+            // SQL only a newer server accepts (e.g. `min(xid8)` on 14): name the version.
+            hint: newer_server_hint(db).or_else(|| db.hint().map(str::to_string)),
             context: db.where_().map(str::to_string),
             location: Some(format!("{}:{}", result.file, result.line)),
         },

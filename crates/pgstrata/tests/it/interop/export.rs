@@ -129,13 +129,13 @@ async fn statuses(db: &pgtest::TestDb, pkg: &Package) -> Vec<String> {
 async fn dump(db: &pgtest::TestDb) -> String {
     let options = pgstrata_conn::ConnectOptions::parse(&db.url()).expect("url");
     let conn = connect(db).await;
-    pgstrata::dump_schema(&options, conn.client(), &pgstrata::DumpOptions::default())
+    pgstrata::dump_schema(&options, conn.client(), &dump_options())
         .await
         .expect("dump")
 }
 
 fn psql_output(db: &pgtest::TestDb, file: &Path) -> (bool, String) {
-    let out = std::process::Command::new("psql")
+    let out = std::process::Command::new(pgtest::tool("psql"))
         .args(["-X", "-f"])
         .arg(file)
         .envs(db.env())
@@ -423,7 +423,7 @@ async fn dump_schema_check_finds_drift() {
     up(&db, &pkg).await;
     let options = pgstrata_conn::ConnectOptions::parse(&db.url()).expect("url");
     let conn = connect(&db).await;
-    let opts = pgstrata::DumpOptions::default();
+    let opts = dump_options();
     let first = pgstrata::dump_schema(&options, conn.client(), &opts)
         .await
         .expect("dump");
@@ -735,7 +735,7 @@ async fn psql_script_stops_on_a_change_it_cannot_make_in_place() {
 /// `pg_dump --schema-only` of everything but Strata's schema, owners and privileges included (package roles are
 /// shared by the databases of the cluster, so they compare across databases).
 fn full_schema(db: &pgtest::TestDb) -> String {
-    let out = std::process::Command::new("pg_dump")
+    let out = std::process::Command::new(pgtest::tool("pg_dump"))
         .args(["--schema-only", "--exclude-schema=strata"])
         .envs(db.env())
         .output()
@@ -896,4 +896,12 @@ async fn psql_script_refuses_objects_of_a_package_role_outside_its_schema() {
         query_strings(&db, "SELECT (to_regclass('open.t') IS NULL)::text").await,
         ["true"]
     );
+}
+
+/// `dump_schema`'s options with the pg_dump that matches the test server (pg_dump refuses newer servers).
+fn dump_options() -> pgstrata::DumpOptions {
+    pgstrata::DumpOptions {
+        pg_dump: pgtest::tool("pg_dump"),
+        ..pgstrata::DumpOptions::default()
+    }
 }

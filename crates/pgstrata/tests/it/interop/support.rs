@@ -28,7 +28,7 @@ pub async fn up(db: &pgtest::TestDb, pkg: &Package) -> pgstrata::UpReport {
 
 /// Run a SQL file with psql (autocommit, stop on the first error).
 pub fn psql_file(db: &pgtest::TestDb, file: &Path) -> std::process::Output {
-    let out = Command::new("psql")
+    let out = Command::new(pgtest::tool("psql"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
         .arg(file)
         .envs(db.env())
@@ -46,7 +46,7 @@ pub fn psql_file(db: &pgtest::TestDb, file: &Path) -> std::process::Output {
 /// `pg_dump --schema-only` of the user's objects: without Strata's schema and the tools' tracking tables, comments
 /// and volatile lines removed.
 pub fn schema(db: &pgtest::TestDb) -> String {
-    let out = Command::new("pg_dump")
+    let out = Command::new(pgtest::tool("pg_dump"))
         .args([
             "--schema-only",
             "--no-owner",

@@ -1,6 +1,7 @@
 //! One schema and one role per package: ownership, isolation, and `uses` grants that come and go.
 
-use pgstrata::{Error, Project};
+use pgstrata::{Database, Error, Project};
+use pgstrata_conn::ConnectOptions;
 
 use crate::managed::support::{Db, Pkg};
 
@@ -195,4 +196,130 @@ async fn nothing_of_a_package_role_may_land_outside_its_schema() {
     );
     let created: bool = db.value("SELECT to_regclass('open.t') IS NULL").await;
     assert!(created, "the deploy was rolled back");
+}
+
+/// A login with CREATEROLE but not SUPERUSER deploys packages whose roles exist already. PostgreSQL 16 changed what
+/// such a login may do: the roles it creates come with ADMIN but neither INHERIT nor SET, and it may grant only roles
+/// it holds with ADMIN. Strata asks the server for `SET` (not mere membership) and grants itself `WITH SET TRUE`.
+#[tokio::test]
+async fn a_createrole_login_deploys_with_existing_package_roles() {
+    let db = Db::new().await;
+    let version: i32 = db
+        .value("SELECT current_setting('server_version_num')::int")
+        .await;
+    let name: String = db.value("SELECT current_database()::text").await;
+    // Roles belong to the cluster, which the tests of this process share: names unique to this database.
+    let login = format!("deployer_{name}");
+    db.exec(&format!(
+        "CREATE ROLE {login} LOGIN CREATEROLE; GRANT CREATE ON DATABASE {name} TO {login};"
+    ))
+    .await;
+    let url = pgtest::cluster_url(&name).replacen("postgres@", &format!("{login}@"), 1);
+    let mut as_login = Database::connect(&ConnectOptions::parse(&url).unwrap())
+        .await
+        .unwrap();
+    let login_sql = |sql: String| {
+        let url = url.clone();
+        async move {
+            let (client, connection) = url
+                .parse::<tokio_postgres::Config>()
+                .unwrap()
+                .connect(tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(&sql).await.unwrap();
+        }
+    };
+    let deploy = |pkg: &Pkg| pkg.project();
+
+    // 1. The login created the package role itself, before Strata did (from 16 on: ADMIN, no SET).
+    let own = Pkg::new(&format!("acme/own-{name}"), "own", "", &["0001.sql"]);
+    own.write("migrations/0001.sql", "CREATE TABLE own.t (id int);\n");
+    login_sql(format!("CREATE ROLE \"$acme/own-{name}\" NOLOGIN")).await;
+    pgstrata::up(
+        &mut as_login,
+        &deploy(&own),
+        &Default::default(),
+        &mut pgstrata::Quiet,
+    )
+    .await
+    .unwrap();
+    let owner: String = db
+        .value("SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'own.t'::regclass")
+        .await;
+    assert_eq!(owner, format!("$acme/own-{name}"));
+
+    // 2. A role a superuser created and granted to the login: on 16+ WITH ADMIN but SET FALSE.
+    let granted = Pkg::new(
+        &format!("acme/granted-{name}"),
+        "granted",
+        "",
+        &["0001.sql"],
+    );
+    granted.write("migrations/0001.sql", "CREATE TABLE granted.t (id int);\n");
+    let role = format!("\"$acme/granted-{name}\"");
+    if version >= 160_000 {
+        db.exec(&format!(
+            "CREATE ROLE {role} NOLOGIN; GRANT {role} TO {login} WITH ADMIN TRUE, SET FALSE;"
+        ))
+        .await;
+    } else {
+        db.exec(&format!("CREATE ROLE {role} NOLOGIN")).await;
+    }
+    pgstrata::up(
+        &mut as_login,
+        &deploy(&granted),
+        &Default::default(),
+        &mut pgstrata::Quiet,
+    )
+    .await
+    .unwrap();
+    let can_set: bool = db
+        .value(&format!(
+            "SELECT pg_has_role('{login}', '$acme/granted-{name}', \
+             CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'SET' ELSE 'MEMBER' END)"
+        ))
+        .await;
+    assert!(can_set);
+
+    // 3. A role someone else created, without granting it: CREATEROLE covers it before 16, not from 16 on.
+    let foreign = Pkg::new(
+        &format!("acme/foreign-{name}"),
+        "foreign_pkg",
+        "",
+        &["0001.sql"],
+    );
+    foreign.write(
+        "migrations/0001.sql",
+        "CREATE TABLE foreign_pkg.t (id int);\n",
+    );
+    db.exec(&format!("CREATE ROLE \"$acme/foreign-{name}\" NOLOGIN"))
+        .await;
+    let result = pgstrata::up(
+        &mut as_login,
+        &deploy(&foreign),
+        &Default::default(),
+        &mut pgstrata::Quiet,
+    )
+    .await;
+    if version >= 160_000 {
+        let Err(Error::Database { context, source }) = result else {
+            panic!("PostgreSQL 16+ refuses to grant a role without ADMIN: {result:?}")
+        };
+        assert!(
+            context.contains("PostgreSQL 16 and later, the ADMIN option"),
+            "{context}"
+        );
+        assert_eq!(
+            source.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+        );
+        let schema: Option<String> = db
+            .value("SELECT to_regnamespace('foreign_pkg')::text")
+            .await;
+        assert_eq!(schema, None, "a failed deploy leaves nothing behind");
+    } else {
+        result.unwrap();
+    }
 }
