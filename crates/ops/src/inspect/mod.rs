@@ -1,8 +1,9 @@
 //! `strata inspect`: the checks people run every week (sizes, index usage, vacuum health, wraparound, locks,
 //! Strata's own history, MiniPaaS queues and streams, top statements), each one catalog or statistics query.
 //!
-//! - Every check runs in its own read-only transaction with `statement_timeout` and `lock_timeout` set, so a slow
-//!   or failing check never holds the others back or changes anything.
+//! - All checks of one inspection share one read-only, repeatable-read transaction (one moment for the whole
+//!   report, one statistics snapshot) with `statement_timeout` and `lock_timeout` set; each runs in a savepoint
+//!   rolled back right after, so a failing check never stops the others and no lock outlives its check.
 //! - Privileges are probed once up front: a check the role may not run is [`CheckOutcome::Skipped`] with the
 //!   reason and the grant that would allow it; a check that runs with less visibility (other users' sessions
 //!   hidden without `pg_read_all_stats`) says so in its notes. A role with `pg_monitor` runs every catalog
@@ -212,7 +213,7 @@ impl Check {
             Check::TableBloat => "estimated wasted space in tables (table_bloat_*, bloat_min_size)",
             Check::DeadTuples => "dead tuples waiting for vacuum (dead_tuples_*, dead_tuples_min)",
             Check::VacuumAnalyze => {
-                "tables never analyzed, or modified since a stale analyze (warning; analyze_stale_after)"
+                "tables never analyzed, or modified since a stale analyze (warning; analyze_stale_after, analyze_min_rows)"
             }
             Check::SeqScans => {
                 "large tables read mostly by sequential scans (index_use_warning, seq_scan_min_rows)"
@@ -508,6 +509,13 @@ pub async fn inspect(
         settings: &opts.settings,
         project,
     };
+    client
+        .batch_execute(&checks::begin_sql(
+            access.server_version_num,
+            &opts.settings,
+        ))
+        .await
+        .map_err(Error::db("starting the inspection's read-only transaction"))?;
     let mut reports = Vec::with_capacity(checks.len());
     for check in checks {
         let t = Instant::now();
@@ -519,6 +527,11 @@ pub async fn inspect(
             outcome,
         });
     }
+    // Read-only: nothing to commit.
+    client
+        .batch_execute("ROLLBACK")
+        .await
+        .map_err(Error::db("ending the inspection's transaction"))?;
     Ok(InspectReport {
         database: access.database.clone(),
         user: access.user.clone(),

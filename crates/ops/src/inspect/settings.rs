@@ -185,6 +185,8 @@ pub struct InspectSettings {
     pub bloat_min_size: SizeSetting,
     /// A table modified since its last analyze, analyzed longer ago than this, is flagged.
     pub analyze_stale_after: DurationSetting,
+    /// Never-analyzed tables with fewer live rows are not flagged (autovacuum leaves tiny tables alone too).
+    pub analyze_min_rows: i64,
     /// Tables with fewer (estimated) rows are not "large" for the sequential-scan check.
     pub seq_scan_min_rows: i64,
     /// Share of scans of a large table that used an index; below it the table is flagged.
@@ -243,6 +245,7 @@ impl Default for InspectSettings {
             index_bloat_problem: 0.8,
             bloat_min_size: SizeSetting(10 << 20),
             analyze_stale_after: DurationSetting(7 * 24 * 60 * MIN),
+            analyze_min_rows: 1_000,
             seq_scan_min_rows: 10_000,
             index_use_warning: 0.95,
             unused_index_min_size: SizeSetting(0),

@@ -24,6 +24,7 @@ pub fn eager() -> InspectSettings {
         bloat_min_size: pgstrata_ops::inspect::SizeSetting(0),
         dead_tuples_min: 1,
         seq_scan_min_rows: 100,
+        analyze_min_rows: 100,
         top: 50,
         ..Default::default()
     }

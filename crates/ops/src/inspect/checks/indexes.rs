@@ -13,22 +13,25 @@ fn index_size(oid: &str, relpages: &str) -> String {
     )
 }
 
-/// Non-unique, valid indexes with `idx_scan = 0`, not backing a constraint, not part of an extension. Ranked by the
+/// Non-unique, valid indexes never scanned (`pg_stat_get_numscans`, what `pg_stat_user_indexes.idx_scan` shows),
+/// not backing a constraint, not part of an extension. Written against the catalog rather than the statistics
+/// view so that every join can be a hash join (the view's own joins cost a lookup per index). Ranked by the
 /// catalog's page counts (no index is opened for that); the ones listed are measured exactly.
 fn unused_sql() -> String {
     format!(
         "WITH {BUSY_CTE},
 u AS (
-    SELECT s.schemaname::text AS schema, s.relname::text AS tbl, s.indexrelname::text AS idx, s.indexrelid,
+    SELECT n.nspname::text AS schema, ct.relname::text AS tbl, ci.relname::text AS idx, i.indexrelid,
            ci.relpages, ci.relpages::int8 * current_setting('block_size')::int8 AS est_bytes
-      FROM pg_catalog.pg_stat_user_indexes s
-      JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid
-      JOIN pg_catalog.pg_class ci ON ci.oid = s.indexrelid
-     WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = s.indexrelid)
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                        WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = s.indexrelid
-                          AND d.deptype = 'e')
+      FROM pg_catalog.pg_index i
+      JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid
+      JOIN pg_catalog.pg_class ct ON ct.oid = i.indrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = ct.relnamespace
+     WHERE NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid AND {SYSTEM_SCHEMAS}
+       AND pg_catalog.pg_stat_get_numscans(i.indexrelid) = 0
+       AND i.indexrelid NOT IN (SELECT k.conindid FROM pg_catalog.pg_constraint k)
+       AND i.indexrelid NOT IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                                 WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'e')
        AND ci.relpages::int8 * current_setting('block_size')::int8 >= $1
 )
 SELECT x.schema, x.tbl, x.idx, {size}, pg_catalog.pg_get_indexdef(x.indexrelid), x.n, x.total, r.stats_reset
@@ -129,6 +132,10 @@ idx AS (
       LEFT JOIN (SELECT DISTINCT conindid FROM pg_catalog.pg_constraint WHERE conindid <> 0) k
              ON k.conindid = i.indexrelid
      WHERE i.indisvalid AND {SYSTEM_SCHEMAS}
+       -- Only indexes that share their table and first key column with another can cover or be covered: the
+       -- strings below are built for those alone.
+       AND (i.indrelid, i.indkey[0]) IN (SELECT x.indrelid, x.indkey[0] FROM pg_catalog.pg_index x
+                                          GROUP BY 1, 2 HAVING count(*) > 1)
 ),
 pairs AS (
     SELECT DISTINCT ON (a.indexrelid)

@@ -72,33 +72,38 @@ impl From<tokio_postgres::Error> for CheckError {
 
 pub(crate) type CheckResult = Result<Findings, CheckError>;
 
-/// Run one check (see the module docs). Never fails: failures are outcomes.
-pub(crate) async fn run(ctx: &Ctx<'_>, check: Check) -> CheckOutcome {
-    if let Some(reason) = skip_reason(ctx.access, check) {
-        return CheckOutcome::Skipped { reason };
-    }
-    let s = ctx.settings;
-    // Catalog queries over many relations get high cost estimates: the JIT then compiles them for seconds and
-    // parallel workers start for nothing. Neither helps a query that reads the catalog once. From PostgreSQL 15,
-    // statistics come from shared memory; a snapshot of them all is several times cheaper than one lookup per
-    // relation when a check reads thousands.
-    let snapshot = if ctx.version() >= 150_000 {
+/// The transaction every check of one inspection runs in: read-only, repeatable read (one moment for the whole
+/// report), bounded. Catalog queries over many relations get high cost estimates: the JIT would then compile them
+/// for seconds and parallel workers start for nothing, so both are off. From PostgreSQL 15 statistics come from
+/// shared memory; one snapshot of them all, shared by every check, is several times cheaper than a lookup per
+/// relation.
+pub(crate) fn begin_sql(version: i32, settings: &InspectSettings) -> String {
+    let snapshot = if version >= 150_000 {
         "; SET LOCAL stats_fetch_consistency = snapshot"
     } else {
         ""
     };
-    let begin = format!(
-        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}; \
-         SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off{snapshot}",
-        s.statement_timeout.0, s.lock_timeout.0
-    );
-    if let Err(e) = ctx.client().batch_execute(&begin).await {
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = {}; \
+         SET LOCAL lock_timeout = {}; SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off{snapshot}",
+        settings.statement_timeout.0, settings.lock_timeout.0
+    )
+}
+
+/// Run one check inside the inspection's transaction (see [`begin_sql`]), in a savepoint that is always rolled
+/// back: that ends an error, and releases the relation locks the size functions took, at once. Never fails:
+/// failures are outcomes.
+pub(crate) async fn run(ctx: &Ctx<'_>, check: Check) -> CheckOutcome {
+    if let Some(reason) = skip_reason(ctx.access, check) {
+        return CheckOutcome::Skipped { reason };
+    }
+    if let Err(e) = ctx.client().batch_execute("SAVEPOINT strata_inspect").await {
         return failed(ctx, &CheckError::Db(e));
     }
     let result = dispatch(ctx, check).await;
     let end = ctx
         .client()
-        .batch_execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .batch_execute("ROLLBACK TO SAVEPOINT strata_inspect")
         .await;
     match (result, end) {
         (Ok(mut findings), Ok(())) => {

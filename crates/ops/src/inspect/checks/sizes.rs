@@ -54,30 +54,17 @@ pub(super) async fn databases(ctx: &Ctx<'_>) -> CheckResult {
     })
 }
 
-/// Per table (and materialized view): its pages, its indexes' and its TOAST's (table and index), from `pg_class`.
-/// Catalog only — no relation is opened, so 10,000 tables cost what reading pg_class costs. VACUUM, ANALYZE and
-/// CREATE INDEX keep these counts current.
-const PAGES_CTE: &str = "ix AS (
-    SELECT i.indrelid, sum(ic.relpages)::int8 AS pages
-      FROM pg_catalog.pg_index i
-      JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-     GROUP BY i.indrelid
-),
-t AS (
-    SELECT c.oid, c.relnamespace, n.nspname::text AS schema, c.relname::text AS name, c.reltoastrelid, c.reltuples,
-           c.relpages::int8 AS heap_pages, coalesce(ix.pages, 0) AS index_pages,
-           coalesce(tc.relpages, 0)::int8 + coalesce(tx.pages, 0) AS toast_pages
+/// Tables and materialized views with their heap and TOAST page counts, from `pg_class`: catalog only, no relation
+/// is opened, so 10,000 tables cost what reading pg_class costs. VACUUM, ANALYZE and CREATE INDEX keep these
+/// counts current.
+const TABLES_CTE: &str = "t AS (
+    SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name, c.reltoastrelid, c.reltuples,
+           c.relpages::int8 + coalesce(tc.relpages, 0)::int8 AS pages
       FROM pg_catalog.pg_class c
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      LEFT JOIN ix ON ix.indrelid = c.oid
       LEFT JOIN pg_catalog.pg_class tc ON tc.oid = c.reltoastrelid
-      LEFT JOIN ix tx ON tx.indrelid = c.reltoastrelid
      WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND {SYSTEM_SCHEMAS}
 )";
-
-fn pages_cte() -> String {
-    PAGES_CTE.replace("{SYSTEM_SCHEMAS}", SYSTEM_SCHEMAS)
-}
 
 pub(super) async fn schemas(ctx: &Ctx<'_>) -> CheckResult {
     // The owning packages come from Strata's history when the role may read it.
@@ -86,16 +73,18 @@ pub(super) async fn schemas(ctx: &Ctx<'_>) -> CheckResult {
     } else {
         "ARRAY[]::text[]"
     };
+    // An index lives in its table's schema; a table's TOAST table in pg_toast, hence the join.
     let sql = format!(
-        "WITH {cte}
-SELECT n.nspname::text, {packages}, count(t.oid)::int8,
-       (coalesce(sum(t.heap_pages + t.index_pages + t.toast_pages), 0) * current_setting('block_size')::int8)::int8
+        "SELECT n.nspname::text, {packages}, count(c.oid) FILTER (WHERE c.relkind IN ('r', 'm'))::int8,
+       (coalesce(sum(c.relpages::int8 + coalesce(tc.relpages, 0)::int8), 0)
+          * current_setting('block_size')::int8)::int8
   FROM pg_catalog.pg_namespace n
-  LEFT JOIN t ON t.relnamespace = n.oid
+  LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm', 'i')
+                                  AND c.relpersistence <> 't'
+  LEFT JOIN pg_catalog.pg_class tc ON tc.oid = c.reltoastrelid
  WHERE {SYSTEM_SCHEMAS}
  GROUP BY n.oid, n.nspname
- ORDER BY 4 DESC, 1",
-        cte = pages_cte()
+ ORDER BY 4 DESC, 1"
     );
     let rows = ctx.query(&sql, &[]).await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -133,46 +122,51 @@ SELECT n.nspname::text, {packages}, count(t.oid)::int8,
 }
 
 pub(super) async fn tables(ctx: &Ctx<'_>) -> CheckResult {
-    // Candidates: the largest by page counts, and tables holding rows that VACUUM or ANALYZE has not counted yet
-    // (page count 0 while the statistics count live rows: a bulk load). Only those are measured exactly.
+    // Candidates: the largest by heap and TOAST pages (three times as many as listed, for tables whose indexes
+    // weigh more than their heap), and tables holding rows no VACUUM or ANALYZE has counted yet (page count 0
+    // while the statistics count live rows: a bulk load). Only those are measured exactly.
     let sql = format!(
-        "WITH {BUSY_CTE}, {cte},
-est AS (
-    SELECT t.*, (heap_pages + index_pages + toast_pages) * current_setting('block_size')::int8 AS est_bytes
-      FROM t
-),
+        "WITH {BUSY_CTE}, {tables},
 candidates AS (
-    (SELECT * FROM est ORDER BY est_bytes DESC LIMIT $1)
+    (SELECT * FROM t ORDER BY pages DESC LIMIT $1::int8 * 3)
     UNION
-    (SELECT e.* FROM est e JOIN pg_catalog.pg_stat_all_tables s ON s.relid = e.oid
-      WHERE e.heap_pages = 0 AND s.n_live_tup > 0 ORDER BY s.n_live_tup DESC LIMIT 100)
+    (SELECT * FROM t WHERE t.pages = 0 AND pg_catalog.pg_stat_get_live_tuples(t.oid) > 0
+      ORDER BY pg_catalog.pg_stat_get_live_tuples(t.oid) DESC LIMIT 100)
 ),
 measured AS (
     SELECT c.*,
            EXISTS (SELECT 1 FROM busy b
                     WHERE b.relation = c.oid OR b.relation = c.reltoastrelid
                        OR b.relation IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid))
-             AS locked
+             AS locked,
+           (SELECT coalesce(sum(ic.relpages), 0)::int8 FROM pg_catalog.pg_index i
+              JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid) AS index_pages
       FROM candidates c
 ),
 sized AS (
     SELECT m.schema, m.name, m.reltuples, m.locked,
-           CASE WHEN m.locked THEN m.est_bytes
+           CASE WHEN m.locked THEN (m.pages + m.index_pages) * current_setting('block_size')::int8
                 ELSE coalesce(pg_catalog.pg_total_relation_size(m.oid), 0) END AS total,
            CASE WHEN m.locked THEN m.index_pages * current_setting('block_size')::int8
                 ELSE coalesce(pg_catalog.pg_indexes_size(m.oid), 0) END AS indexes,
            CASE WHEN m.reltoastrelid = 0 THEN 0
-                WHEN m.locked THEN m.toast_pages * current_setting('block_size')::int8
+                WHEN m.locked THEN (SELECT tc.relpages::int8 * current_setting('block_size')::int8
+                                      FROM pg_catalog.pg_class tc WHERE tc.oid = m.reltoastrelid)
                 ELSE coalesce(pg_catalog.pg_total_relation_size(m.reltoastrelid), 0) END AS toast
       FROM measured m
 )
 SELECT schema, name, total::int8, (total - indexes - toast)::int8, indexes::int8, toast::int8,
        CASE WHEN reltuples < 0 THEN NULL ELSE reltuples::int8 END, locked,
-       (SELECT count(*) FROM est)::int8, (SELECT sum(est_bytes) FROM est)::int8
+       (SELECT count(*) FROM t)::int8,
+       ((coalesce((SELECT sum(pages) FROM t), 0)
+         + coalesce((SELECT sum(c.relpages) FROM pg_catalog.pg_class c
+                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                      WHERE c.relkind = 'i' AND {SYSTEM_SCHEMAS}), 0))
+        * current_setting('block_size')::int8)::int8
   FROM sized
  ORDER BY total DESC, schema, name
  LIMIT $1",
-        cte = pages_cte()
+        tables = TABLES_CTE.replace("{SYSTEM_SCHEMAS}", SYSTEM_SCHEMAS)
     );
     let rows = ctx.query(&sql, &[&ctx.top()]).await?;
     let mut largest = Vec::with_capacity(rows.len());

@@ -172,8 +172,8 @@ pub(super) async fn dead_tuples(ctx: &Ctx<'_>) -> CheckResult {
     })
 }
 
-/// Tables never analyzed that hold rows, and tables analyzed longer ago than `analyze_stale_after` that changed
-/// by more than 10 % since.
+/// Tables never analyzed that hold at least `analyze_min_rows` rows, and tables analyzed longer ago than
+/// `analyze_stale_after` that changed by more than 10 % since.
 const VACUUM_ANALYZE_SQL: &str = "
 SELECT s.schemaname::text, s.relname::text, s.n_live_tup, s.n_mod_since_analyze,
        s.last_analyze IS NULL AND s.last_autoanalyze IS NULL,
@@ -182,7 +182,7 @@ SELECT s.schemaname::text, s.relname::text, s.n_live_tup, s.n_mod_since_analyze,
   FROM pg_catalog.pg_stat_user_tables s
   JOIN pg_catalog.pg_class c ON c.oid = s.relid
  WHERE (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL
-        AND (s.n_live_tup > 0 OR c.relpages > 0 OR s.n_mod_since_analyze > 0))
+        AND greatest(s.n_live_tup, s.n_mod_since_analyze) >= $3)
     OR (greatest(s.last_analyze, s.last_autoanalyze) < now() - make_interval(secs => $1)
         AND s.n_mod_since_analyze > 0.1 * greatest(s.n_live_tup, 1))
  ORDER BY 5 DESC, s.n_mod_since_analyze DESC, 1, 2
@@ -193,7 +193,11 @@ pub(super) async fn vacuum_analyze(ctx: &Ctx<'_>) -> CheckResult {
     let rows = ctx
         .query(
             VACUUM_ANALYZE_SQL,
-            &[&s.analyze_stale_after.seconds(), &ctx.top()],
+            &[
+                &s.analyze_stale_after.seconds(),
+                &ctx.top(),
+                &s.analyze_min_rows,
+            ],
         )
         .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -260,7 +264,8 @@ fn seq_scans_sql(version: i32) -> String {
         "NULL::timestamptz"
     };
     format!(
-        "SELECT s.schemaname::text, s.relname::text, greatest(c.reltuples::int8, s.n_live_tup), s.seq_scan,
+        "SELECT s.schemaname::text, s.relname::text,
+       CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8 ELSE s.n_live_tup END, s.seq_scan,
        s.seq_tup_read, coalesce(s.idx_scan, 0),
        coalesce(s.idx_scan, 0)::float8 / greatest(s.seq_scan + coalesce(s.idx_scan, 0), 1),
        {last_seq_scan}, count(*) OVER ()::int8
