@@ -9,7 +9,8 @@
 #             every table's rows in the dump's snapshot, reads the archive's table of contents back and
 #             checksums it.
 #
-# Usage: bench/inspect/run.sh [RUNS] [SIZE_MB] [TABLES]     (defaults: 3 runs, 2048 MB, 10000 tables)
+# Usage: bench/inspect/run.sh [RUNS] [SIZE_MB] [TABLES]     (defaults: 3 runs, 2048 MB, 10000 tables; a size or
+# a table count of 0 skips that part)
 # Needs: the PostgreSQL server and client binaries of one major version (PG_BINDIR, pg_config --bindir, or
 # /usr/lib/postgresql/*/bin), cargo, python3 (to read the JSON report).
 set -euo pipefail
@@ -61,6 +62,7 @@ now() { date +%s.%N; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # --- inspect on a large catalog ---------------------------------------------------------------------------------
+inspect_part() {
 echo "creating $tables tables with 3 indexes each…" >&2
 psql_db postgres -c "CREATE DATABASE catalog"
 psql_db catalog <<SQL
@@ -101,8 +103,10 @@ if bad:
     print("FAILED: " + ", ".join(bad))
 PY
 )
+}
 
 # --- backup of a large database ---------------------------------------------------------------------------------
+backup_part() {
 echo "creating a database of about $size_mb MB…" >&2
 psql_db postgres -c "CREATE DATABASE big"
 rows=$((size_mb * 1024 * 1024 / 8 / 130)) # ~130 bytes per row on disk, 8 tables
@@ -137,13 +141,24 @@ archive_size=$(du -sh "$work/strata" | cut -f1)
 pg_dump_median=$(printf '%s\n' "${pg_dump_times[@]}" | median)
 strata_median=$(printf '%s\n' "${strata_times[@]}" | median)
 ratio=$(printf '%.3f' "$(echo "scale=4; $strata_median / $pg_dump_median" | bc)")
+}
+
+[ "$tables" = 0 ] || inspect_part
+[ "$size_mb" = 0 ] || backup_part
 
 # --- results ----------------------------------------------------------------------------------------------------
 version=$("$bindir/postgres" --version | awk '{ print $3 }')
 printf '\nPostgreSQL %s, %s cores, %s runs (median)\n\n' "$version" "$(nproc)" "$runs"
 printf '%-58s %12s %s\n' "measurement" "seconds" "all runs"
-printf '%-58s %12s %s\n' "strata inspect, $tables tables / $indexes indexes (goal <= 2 s)" "$inspect_median" "${times[*]}"
-printf '%-58s %12s %s\n' "pg_dump -Fd -j 2, database of $db_size" "$pg_dump_median" "${pg_dump_times[*]}"
-printf '%-58s %12s %s\n' "strata backup --format directory --jobs 2 (archive $archive_size)" "$strata_median" "${strata_times[*]}"
-printf '\nstrata backup / pg_dump: %sx (goal <= 1.1x)\n' "$ratio"
-printf 'slowest checks of the median inspect run: %s\n' "$slowest"
+if [ "$tables" != 0 ]; then
+    printf '%-58s %12s %s\n' "strata inspect, $tables tables / $indexes indexes (goal <= 2 s)" "$inspect_median" "${times[*]}"
+fi
+if [ "$size_mb" != 0 ]; then
+    printf '%-58s %12s %s\n' "pg_dump -Fd -j 2, database of $db_size" "$pg_dump_median" "${pg_dump_times[*]}"
+    printf '%-58s %12s %s\n' "strata backup --format directory --jobs 2 (archive $archive_size)" "$strata_median" "${strata_times[*]}"
+    printf '\nstrata backup / pg_dump: %sx (goal <= 1.1x)\n' "$ratio"
+fi
+if [ "$tables" != 0 ]; then
+    printf 'slowest checks of the median inspect run: %s\n' "$slowest"
+fi
+printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -46,7 +46,8 @@ pub struct BackupManifest {
     pub history: Vec<HistoryEntry>,
     /// The last `strata.run` id.
     pub last_run: Option<i64>,
-    /// Exact row counts of every table whose data was dumped, in the dump's snapshot.
+    /// Every table whose data pg_dump writes, with its exact row count in the dump's snapshot (0 for a
+    /// schema-only backup).
     pub tables: Vec<TableRows>,
 }
 

@@ -293,3 +293,44 @@ async fn a_table_the_role_may_not_read_fails_the_backup() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_schema_only_backup_of_some_schemas_verifies_their_tables_and_strata_comes_along() {
+    let db = pgtest::TestDb::new().await;
+    populate(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("data.dump");
+    let mut opts = BackupOptions::new(&archive, Format::Custom);
+    opts.schema_only = true;
+    opts.schemas = vec!["data".into()];
+    let report = backup(&options(&db), &opts, &mut NoProgress).await.unwrap();
+    let m = &report.manifest;
+    assert_eq!(m.schemas, vec!["data".to_string(), "strata".to_string()]);
+    assert!(
+        m.tables
+            .iter()
+            .all(|t| t.rows == 0 && (t.schema == "data" || t.schema == "strata"))
+    );
+    assert_eq!(m.tables.iter().filter(|t| t.schema == "data").count(), 50);
+    let v = verify(
+        &VerifyTarget::Server(Box::new(options(&db))),
+        &RestoreOptions::new(&archive),
+        &mut NoProgress,
+    )
+    .await
+    .unwrap()
+    .verification
+    .unwrap();
+    assert_eq!((v.tables, v.rows), (m.tables.len(), 0));
+
+    // A schema that does not exist is named.
+    let mut opts = BackupOptions::new(dir.path().join("x.dump"), Format::Custom);
+    opts.schemas = vec!["nope".into()];
+    let err = backup(&options(&db), &opts, &mut NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("schema(s) nope do not exist"),
+        "{err}"
+    );
+}

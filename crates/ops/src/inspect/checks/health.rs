@@ -5,7 +5,7 @@ use super::details::{
     CacheHit, Checkpoints, Connections, Details, LockedSession, ReplicationSlot, Transaction,
     Wraparound, XidAge,
 };
-use super::{CheckResult, Ctx, pretty_age, pretty_bytes, qualified, ratio};
+use super::{CheckResult, Ctx, SYSTEM_SCHEMAS, pretty_age, pretty_bytes, qualified, ratio};
 use crate::inspect::{Findings, Verdict};
 
 /// Every database, then this database's oldest tables (TOAST included: they freeze separately).
@@ -359,16 +359,27 @@ pub(super) async fn connections(ctx: &Ctx<'_>) -> CheckResult {
 /// Below this many block accesses a ratio says nothing.
 const MIN_BLOCKS: i64 = 1_000;
 
-const CACHE_HIT_SQL: &str = "
-SELECT coalesce(sum(heap_blks_hit), 0)::int8, coalesce(sum(heap_blks_read), 0)::int8,
-       coalesce(sum(idx_blks_hit), 0)::int8, coalesce(sum(idx_blks_read), 0)::int8,
+/// What `pg_statio_user_tables` sums, from the statistics functions directly (the view sums each table's indexes
+/// per row): blocks found in shared buffers and blocks read, for tables and for their indexes.
+fn cache_hit_sql() -> String {
+    format!(
+        "SELECT coalesce(sum(pg_catalog.pg_stat_get_blocks_hit(c.oid)) FILTER (WHERE c.relkind IN ('r', 'm')), 0)::int8,
+       coalesce(sum(pg_catalog.pg_stat_get_blocks_fetched(c.oid) - pg_catalog.pg_stat_get_blocks_hit(c.oid))
+                FILTER (WHERE c.relkind IN ('r', 'm')), 0)::int8,
+       coalesce(sum(pg_catalog.pg_stat_get_blocks_hit(c.oid)) FILTER (WHERE c.relkind = 'i'), 0)::int8,
+       coalesce(sum(pg_catalog.pg_stat_get_blocks_fetched(c.oid) - pg_catalog.pg_stat_get_blocks_hit(c.oid))
+                FILTER (WHERE c.relkind = 'i'), 0)::int8,
        (SELECT d.blks_hit FROM pg_catalog.pg_stat_database d WHERE d.datname = current_database()),
        (SELECT d.blks_read FROM pg_catalog.pg_stat_database d WHERE d.datname = current_database())
-  FROM pg_catalog.pg_statio_user_tables";
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'm', 'i') AND {SYSTEM_SCHEMAS}"
+    )
+}
 
 pub(super) async fn cache_hit(ctx: &Ctx<'_>) -> CheckResult {
     let s = ctx.settings;
-    let rows = ctx.query(CACHE_HIT_SQL, &[]).await?;
+    let rows = ctx.query(&cache_hit_sql(), &[]).await?;
     let Some(r) = rows.first() else {
         return Err(super::CheckError::Unexpected(
             "the cache query returned no row".into(),

@@ -2,7 +2,7 @@
 
 use super::details::{Bloat, DeadTuples, Details, SeqScans, VacuumAnalyze};
 use super::indexes::bloat_findings;
-use super::{CheckResult, Ctx, qualified};
+use super::{CheckResult, Ctx, SYSTEM_SCHEMAS, qualified};
 use crate::inspect::{Findings, Verdict};
 
 /// Table bloat, estimated from the catalog and column statistics (ioguix/pgsql-bloat-estimation): the expected
@@ -99,24 +99,31 @@ pub(super) async fn bloat(ctx: &Ctx<'_>) -> CheckResult {
     ))
 }
 
-const DEAD_TUPLES_SQL: &str = "
-SELECT s.schemaname::text, s.relname::text, s.n_live_tup, s.n_dead_tup,
-       s.n_dead_tup::float8 / greatest(s.n_live_tup + s.n_dead_tup, 1),
-       s.last_vacuum, s.last_autovacuum,
-       coalesce('autovacuum_enabled=false' = ANY (c.reloptions), false),
-       count(*) OVER ()::int8
-  FROM pg_catalog.pg_stat_user_tables s
-  JOIN pg_catalog.pg_class c ON c.oid = s.relid
- WHERE s.n_dead_tup >= $1
-   AND s.n_dead_tup::float8 / greatest(s.n_live_tup + s.n_dead_tup, 1) >= $2
- ORDER BY s.n_dead_tup DESC, 1, 2
- LIMIT $3";
+/// The statistics views (`pg_stat_user_tables`, …) join every table's indexes to sum their scans, for every row;
+/// the checks below call the statistics functions those views are made of, for the columns they need only.
+fn dead_tuples_sql() -> String {
+    format!(
+        "SELECT schema, name, live, dead, dead::float8 / greatest(live + dead, 1), last_vacuum, last_autovacuum,
+       coalesce('autovacuum_enabled=false' = ANY (reloptions), false), count(*) OVER ()::int8
+  FROM (SELECT n.nspname::text AS schema, c.relname::text AS name, c.reloptions,
+               pg_catalog.pg_stat_get_live_tuples(c.oid) AS live, pg_catalog.pg_stat_get_dead_tuples(c.oid) AS dead,
+               pg_catalog.pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
+               pg_catalog.pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'm') AND {SYSTEM_SCHEMAS}
+        OFFSET 0) s
+ WHERE dead >= $1 AND dead::float8 / greatest(live + dead, 1) >= $2
+ ORDER BY dead DESC, 1, 2
+ LIMIT $3"
+    )
+}
 
 pub(super) async fn dead_tuples(ctx: &Ctx<'_>) -> CheckResult {
     let s = ctx.settings;
     let rows = ctx
         .query(
-            DEAD_TUPLES_SQL,
+            &dead_tuples_sql(),
             &[&s.dead_tuples_min, &s.dead_tuples_warning, &ctx.top()],
         )
         .await?;
@@ -174,25 +181,34 @@ pub(super) async fn dead_tuples(ctx: &Ctx<'_>) -> CheckResult {
 
 /// Tables never analyzed that hold at least `analyze_min_rows` rows, and tables analyzed longer ago than
 /// `analyze_stale_after` that changed by more than 10 % since.
-const VACUUM_ANALYZE_SQL: &str = "
-SELECT s.schemaname::text, s.relname::text, s.n_live_tup, s.n_mod_since_analyze,
-       s.last_analyze IS NULL AND s.last_autoanalyze IS NULL,
-       s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
-       count(*) OVER ()::int8
-  FROM pg_catalog.pg_stat_user_tables s
-  JOIN pg_catalog.pg_class c ON c.oid = s.relid
- WHERE (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL
-        AND greatest(s.n_live_tup, s.n_mod_since_analyze) >= $3)
-    OR (greatest(s.last_analyze, s.last_autoanalyze) < now() - make_interval(secs => $1)
-        AND s.n_mod_since_analyze > 0.1 * greatest(s.n_live_tup, 1))
- ORDER BY 5 DESC, s.n_mod_since_analyze DESC, 1, 2
- LIMIT $2";
+fn vacuum_analyze_sql() -> String {
+    format!(
+        "SELECT schema, name, live, modified, last_analyze IS NULL AND last_autoanalyze IS NULL,
+       last_vacuum, last_autovacuum, last_analyze, last_autoanalyze, count(*) OVER ()::int8
+  FROM (SELECT n.nspname::text AS schema, c.relname::text AS name,
+               pg_catalog.pg_stat_get_live_tuples(c.oid) AS live,
+               pg_catalog.pg_stat_get_mod_since_analyze(c.oid) AS modified,
+               pg_catalog.pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
+               pg_catalog.pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum,
+               pg_catalog.pg_stat_get_last_analyze_time(c.oid) AS last_analyze,
+               pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid) AS last_autoanalyze
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'm') AND {SYSTEM_SCHEMAS}
+        OFFSET 0) s
+ WHERE (last_analyze IS NULL AND last_autoanalyze IS NULL AND greatest(live, modified) >= $3)
+    OR (greatest(last_analyze, last_autoanalyze) < now() - make_interval(secs => $1)
+        AND modified > 0.1 * greatest(live, 1))
+ ORDER BY 5 DESC, modified DESC, 1, 2
+ LIMIT $2"
+    )
+}
 
 pub(super) async fn vacuum_analyze(ctx: &Ctx<'_>) -> CheckResult {
     let s = ctx.settings;
     let rows = ctx
         .query(
-            VACUUM_ANALYZE_SQL,
+            &vacuum_analyze_sql(),
             &[
                 &s.analyze_stale_after.seconds(),
                 &ctx.top(),
@@ -256,24 +272,34 @@ pub(super) async fn vacuum_analyze(ctx: &Ctx<'_>) -> CheckResult {
 }
 
 /// Large tables (estimated rows ≥ `seq_scan_min_rows`) whose scans used an index less often than
-/// `index_use_warning`. `last_seq_scan` exists from PostgreSQL 16.
+/// `index_use_warning`. Index scans are summed over a table's indexes only for the large tables that had sequential
+/// scans. `last_seq_scan` exists from PostgreSQL 16.
 fn seq_scans_sql(version: i32) -> String {
     let last_seq_scan = if version >= 160_000 {
-        "s.last_seq_scan"
+        "pg_catalog.pg_stat_get_lastscan(l.oid)"
     } else {
         "NULL::timestamptz"
     };
     format!(
-        "SELECT s.schemaname::text, s.relname::text,
-       CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8 ELSE s.n_live_tup END, s.seq_scan,
-       s.seq_tup_read, coalesce(s.idx_scan, 0),
-       coalesce(s.idx_scan, 0)::float8 / greatest(s.seq_scan + coalesce(s.idx_scan, 0), 1),
-       {last_seq_scan}, count(*) OVER ()::int8
-  FROM pg_catalog.pg_stat_user_tables s
-  JOIN pg_catalog.pg_class c ON c.oid = s.relid
- WHERE greatest(c.reltuples::int8, s.n_live_tup) >= $1 AND s.seq_scan > 0
-   AND coalesce(s.idx_scan, 0)::float8 / (s.seq_scan + coalesce(s.idx_scan, 0)) < $2
- ORDER BY s.seq_tup_read DESC, 1, 2
+        "SELECT schema, name, rows, seq_scan, seq_read, idx_scan,
+       idx_scan::float8 / greatest(seq_scan + idx_scan, 1), last_seq_scan, count(*) OVER ()::int8
+  FROM (SELECT l.*, {last_seq_scan} AS last_seq_scan,
+               coalesce((SELECT sum(pg_catalog.pg_stat_get_numscans(i.indexrelid)) FROM pg_catalog.pg_index i
+                          WHERE i.indrelid = l.oid), 0)::int8 AS idx_scan
+          FROM (SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name,
+                       CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8
+                            ELSE pg_catalog.pg_stat_get_live_tuples(c.oid) END AS rows,
+                       pg_catalog.pg_stat_get_numscans(c.oid) AS seq_scan,
+                       pg_catalog.pg_stat_get_tuples_returned(c.oid) AS seq_read
+                  FROM pg_catalog.pg_class c
+                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relkind IN ('r', 'm') AND {SYSTEM_SCHEMAS}
+                   AND greatest(c.reltuples::int8, pg_catalog.pg_stat_get_live_tuples(c.oid)) >= $1
+                OFFSET 0) l
+         WHERE l.seq_scan > 0
+        OFFSET 0) s
+ WHERE idx_scan::float8 / (seq_scan + idx_scan) < $2
+ ORDER BY seq_read DESC, 1, 2
  LIMIT $3"
     )
 }
