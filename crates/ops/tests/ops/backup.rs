@@ -334,3 +334,34 @@ async fn a_schema_only_backup_of_some_schemas_verifies_their_tables_and_strata_c
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn verify_in_a_shadow_cluster_needs_no_database_on_the_server() {
+    let db = pgtest::TestDb::new().await;
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE notes (id int PRIMARY KEY, body text);
+             INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 1234) g;",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("notes.dump");
+    backup(
+        &options(&db),
+        &BackupOptions::new(&archive, Format::Custom),
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    let report = verify(
+        &VerifyTarget::Shadow,
+        &RestoreOptions::new(&archive),
+        &mut NoProgress,
+    )
+    .await
+    .unwrap();
+    let v = report.verification.unwrap();
+    assert_eq!((v.tables, v.rows, v.history), (1, 1234, 0));
+}

@@ -48,9 +48,11 @@ async fn queues_with_dead_letters_and_a_lagging_stream_group_are_found() {
     )
     .await
     .unwrap();
+    // The groups' positions are set with stream_group_commit, from offsets read off the table (the test is
+    // about what inspect reports, not about consuming).
     let offsets: Vec<i64> = c
         .query(
-            "SELECT event_offset FROM minipaas.stream_group_consume('orders', 'billing', 4)",
+            "SELECT event_offset FROM minipaas.stream_events ORDER BY event_offset",
             &[],
         )
         .await
@@ -58,26 +60,16 @@ async fn queues_with_dead_letters_and_a_lagging_stream_group_are_found() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(offsets.len(), 4);
+    assert_eq!(offsets.len(), 10);
     c.execute(
         "SELECT minipaas.stream_group_commit('orders', 'billing', $1)",
         &[&offsets[3]],
     )
     .await
     .unwrap();
-    let all: Vec<i64> = c
-        .query(
-            "SELECT event_offset FROM minipaas.stream_group_consume('orders', 'audit', 100)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     c.execute(
         "SELECT minipaas.stream_group_commit('orders', 'audit', $1)",
-        &[all.last().unwrap()],
+        &[&offsets[9]],
     )
     .await
     .unwrap();

@@ -73,8 +73,9 @@ pub async fn until(
     }
 }
 
-/// Push this session's pending statistics to the server now (PostgreSQL 15+; earlier versions send them within
-/// half a second by themselves).
+/// Push this session's pending statistics to the server now. From PostgreSQL 15 a function does it; before, a
+/// session sends them when it finishes a transaction at least 500 ms after its last report, so: wait, then finish
+/// one.
 pub async fn flush_stats(client: &tokio_postgres::Client) {
     let v: i32 = client
         .query_one("SELECT current_setting('server_version_num')::int4", &[])
@@ -86,6 +87,9 @@ pub async fn flush_stats(client: &tokio_postgres::Client) {
             .batch_execute("SELECT pg_stat_force_next_flush()")
             .await
             .unwrap();
+    } else {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        client.batch_execute("SELECT 1").await.unwrap();
     }
 }
 
