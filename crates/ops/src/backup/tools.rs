@@ -82,10 +82,12 @@ fn candidates(name: &str, server_major: u32) -> Vec<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         out.extend(std::env::split_paths(&path).map(|dir| dir.join(name)));
     }
+    // The same program reached through symlinks (/bin → /usr/bin, Debian's wrapper) counts once.
     let mut seen = Vec::new();
     out.retain(|p| {
-        let keep = p.is_file() && !seen.contains(p);
-        seen.push(p.clone());
+        let real = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        let keep = p.is_file() && !seen.contains(&real);
+        seen.push(real);
         keep
     });
     out
