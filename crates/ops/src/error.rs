@@ -133,7 +133,10 @@ pub enum Error {
     #[error("the archive holds no data for {} table(s): {}", tables.len(), tables.join(", "))]
     #[diagnostic(
         code(strata::backup::missing_data),
-        help("pg_dump skipped them (see its warnings above); the backup is incomplete")
+        help(
+            "pg_dump skipped them (see its warnings above): the archive is kept, without a manifest, but is \
+             incomplete"
+        )
     )]
     MissingData {
         /// The tables, as schema.name.

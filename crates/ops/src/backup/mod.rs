@@ -308,13 +308,17 @@ pub async fn backup(
     progress.event(Event::Bytes(manifest::size_so_far(&opts.path)));
     progress.event(Event::Finish);
     if !dump.status.success() {
+        // The path did not exist before: what is there now is this failed dump's partial output.
+        let _ = if opts.path.is_dir() {
+            std::fs::remove_dir_all(&opts.path)
+        } else {
+            std::fs::remove_file(&opts.path)
+        };
         return Err(Error::ToolFailed {
             tool: "pg_dump".into(),
             status: dump.status.to_string(),
             stderr: process::error_lines("pg_dump", &dump.stderr),
-            help: Some(
-                "nothing usable was written; the archive may be incomplete: remove it".into(),
-            ),
+            help: Some("nothing was kept: the partial archive has been removed".into()),
         });
     }
     let warnings: Vec<String> = dump

@@ -288,6 +288,7 @@ async fn a_table_the_role_may_not_read_fails_the_backup() {
         !BackupManifest::path_for(&archive).exists(),
         "no manifest for a failed backup"
     );
+    assert!(!archive.exists(), "the partial archive is removed");
     admin
         .batch_execute(&format!("DROP TABLE open, secret; DROP ROLE {role}"))
         .await
