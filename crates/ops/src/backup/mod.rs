@@ -299,21 +299,17 @@ pub async fn backup(
         }
     };
     let (dump, counts) = tokio::join!(dump, counts);
-    let dump = dump?;
-    let counts = counts?;
-    client
-        .batch_execute("COMMIT")
-        .await
-        .map_err(Error::db("ending the snapshot transaction"))?;
-    progress.event(Event::Bytes(manifest::size_so_far(&opts.path)));
-    progress.event(Event::Finish);
-    if !dump.status.success() {
-        // The path did not exist before: what is there now is this failed dump's partial output.
+    // The path did not exist before: whatever is there after a failure is this dump's partial output.
+    let discard = || {
         let _ = if opts.path.is_dir() {
             std::fs::remove_dir_all(&opts.path)
         } else {
             std::fs::remove_file(&opts.path)
         };
+    };
+    let dump = dump.inspect_err(|_| discard())?;
+    if !dump.status.success() {
+        discard();
         return Err(Error::ToolFailed {
             tool: "pg_dump".into(),
             status: dump.status.to_string(),
@@ -321,6 +317,13 @@ pub async fn backup(
             help: Some("nothing was kept: the partial archive has been removed".into()),
         });
     }
+    let counts = counts.inspect_err(|_| discard())?;
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(Error::db("ending the snapshot transaction"))?;
+    progress.event(Event::Bytes(manifest::size_so_far(&opts.path)));
+    progress.event(Event::Finish);
     let warnings: Vec<String> = dump
         .stderr
         .iter()
