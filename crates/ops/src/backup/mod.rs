@@ -172,7 +172,7 @@ pub fn default_archive_name(database: &str, format: Format, now: DateTime<Utc>) 
 /// Tables whose data `pg_dump` writes: ordinary tables and partitions (not temporary, not an extension's) in the
 /// dumped schemas. `$1`: the schemas, or NULL for all but the system ones.
 const DATA_TABLES_SQL: &str = "
-SELECT c.oid, n.nspname::text, c.relname::text
+SELECT c.oid, n.nspname::text, c.relname::text, pg_catalog.has_table_privilege(c.oid, 'SELECT')
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE c.relkind = 'r' AND c.relpersistence <> 't'
@@ -188,6 +188,7 @@ struct DataTable {
     oid: u32,
     schema: String,
     name: String,
+    readable: bool,
 }
 
 /// Dump the database `options` points at (see the module docs).
@@ -242,6 +243,25 @@ pub async fn backup(
 
     let schemas = dumped_schemas(client, &opts.schemas).await?;
     let tables = data_tables(client, schemas.as_deref()).await?;
+    let unreadable: Vec<String> = tables
+        .iter()
+        .filter(|t| !t.readable)
+        .map(|t| format!("{}.{}", t.schema, t.name))
+        .collect();
+    if !unreadable.is_empty() && !opts.schema_only {
+        return Err(Error::usage(
+            format!(
+                "role {} may not read {} table(s): {}",
+                options.user(),
+                unreadable.len(),
+                unreadable.join(", ")
+            ),
+            Some(
+                "pg_dump needs SELECT on every table it dumps: back up as the owner or a superuser"
+                    .into(),
+            ),
+        ));
+    }
     let (history, last_run) = history(client).await?;
 
     let mut cmd = process::command(&pg_dump.path, options);
@@ -310,6 +330,8 @@ pub async fn backup(
     let dump = dump.inspect_err(|_| discard())?;
     if !dump.status.success() {
         discard();
+        // Our transaction failing first makes pg_dump fail to import its snapshot: the cause is ours.
+        counts?;
         return Err(Error::ToolFailed {
             tool: "pg_dump".into(),
             status: dump.status.to_string(),
@@ -430,6 +452,7 @@ async fn data_tables(client: &Client, schemas: Option<&[String]>) -> Result<Vec<
             oid: r.get(0),
             schema: r.get(1),
             name: r.get(2),
+            readable: r.get(3),
         })
         .collect())
 }

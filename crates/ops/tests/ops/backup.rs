@@ -282,8 +282,13 @@ async fn a_table_the_role_may_not_read_fails_the_backup() {
     )
     .await
     .unwrap_err();
-    let text = format!("{err:?}");
-    assert!(text.contains("secret"), "the table is named: {text}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "role {role} may not read 1 table(s): public.secret"
+        )),
+        "the table is named: {text}"
+    );
     assert!(
         !BackupManifest::path_for(&archive).exists(),
         "no manifest for a failed backup"
