@@ -177,7 +177,7 @@ async fn leases_are_extended_while_a_handler_runs() {
     let finished = Arc::new(AtomicU32::new(0));
     let f2 = finished.clone();
     let mut opts = options();
-    opts.lease = Some(Duration::from_millis(600));
+    opts.lease = Some(Duration::from_millis(1500));
     let report = run_until(
         Worker::new(queue.clone(), opts),
         client.clone(),
