@@ -3,6 +3,7 @@
 # with pgbench, 4 clients. Prints a table; see bench/minipaas/README.md.
 #
 #   bench/minipaas/run.sh [--seconds 20] [--runs 3] [--duration 120] [--skip-sustained] [--only NAMES] [--async-commit]
+#                         [--baseline REV]
 #
 # --seconds   length of each pgbench run (default 20)
 # --runs      runs per workload; the table shows the median (default 3)
@@ -10,6 +11,9 @@
 # --only      comma-separated workload names to run (default: all), e.g. enqueue,insert
 # --async-commit  run pgbench's sessions with synchronous_commit = off: no transaction waits for the disk, so the
 #             ratios show what each call costs in CPU, without the virtual disk's fsync weather (not the goals' setting)
+# --baseline  also install packages/minipaas as of git revision REV (e.g. main, HEAD~3) in a second database and run
+#             every MiniPaaS workload against it too, next to this tree's in the same rotation: a second table
+#             shows this tree against REV, as the median of same-round ratios (before/after in one run)
 set -euo pipefail
 
 SECONDS_PER_RUN=20
@@ -18,6 +22,7 @@ DURATION=120
 SUSTAINED=1
 ONLY=""
 ASYNC_COMMIT=0
+BASELINE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
@@ -26,7 +31,8 @@ while [ $# -gt 0 ]; do
         --skip-sustained) SUSTAINED=0; shift ;;
         --only) ONLY=$2; shift 2 ;;
         --async-commit) ASYNC_COMMIT=1; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --baseline) BASELINE=$2; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -58,15 +64,24 @@ trap cleanup EXIT
     start >/dev/null
 
 psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null; }
-psql -d postgres -c "CREATE DATABASE bench"
 
-# Install the package the way Strata does: every migration's up part in manifest order, then the managed code.
-for migration in $(sed -n 's/^ *"\(migrations\/[^"]*\)".*/\1/p' "$PACKAGE/strata.toml"); do
-    sed '/^-- migrate:down/,$d' "$PACKAGE/$migration"
-done | psql
-psql -f "$PACKAGE/queues.sql"
-psql -f "$PACKAGE/streams.sql"
-psql -c "CREATE TABLE q (id bigserial PRIMARY KEY, payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+# Install a package folder the way Strata does: every migration's up part in manifest order, then the managed code.
+install_package() {
+    local db=$1 package=$2
+    psql -d postgres -c "CREATE DATABASE $db"
+    for migration in $(sed -n 's/^ *"\(migrations\/[^"]*\)".*/\1/p' "$package/strata.toml"); do
+        sed '/^-- migrate:down/,$d' "$package/$migration"
+    done | psql -d "$db"
+    psql -d "$db" -f "$package/queues.sql"
+    psql -d "$db" -f "$package/streams.sql"
+    psql -d "$db" -c "CREATE TABLE q (id bigserial PRIMARY KEY, payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+}
+install_package bench "$PACKAGE"
+if [ -n "$BASELINE" ]; then
+    mkdir -p "$WORK/baseline"
+    git -C "$HERE/../.." archive "$BASELINE" packages/minipaas | tar -x -C "$WORK/baseline"
+    install_package base "$WORK/baseline/packages/minipaas"
+fi
 
 S=$WORK/scripts
 mkdir -p "$S"
@@ -134,12 +149,14 @@ reset() {
     sleep 2
 }
 
-# pgbench tps for one script (extra pgbench arguments allowed). A failed run (a client aborted) stops the
-# benchmark with pgbench's own output, instead of leaving a hole in the table.
+# pgbench tps for one script (extra pgbench arguments allowed), over $PROTOCOL (prepared statements, or simple
+# queries: text parsed and planned on every call, as psql and PgBouncer's transaction pooling send them). A failed
+# run (a client aborted) stops the benchmark with pgbench's own output, instead of leaving a hole in the table.
+PROTOCOL=prepared
 bench() {
     local script=$1; shift
     local out
-    if ! out=$(PGOPTIONS="$( [ "$ASYNC_COMMIT" = 1 ] && echo "-c synchronous_commit=off" )" "$BIN/pgbench" -n -M prepared \
+    if ! out=$(PGOPTIONS="$( [ "$ASYNC_COMMIT" = 1 ] && echo "-c synchronous_commit=off" )" "$BIN/pgbench" -n -M "$PROTOCOL" \
                    -c $CLIENTS -j $THREADS -T "$SECONDS_PER_RUN" "$@" -f "$S/$script" 2>&1); then
         echo "pgbench failed on $script:" >&2
         echo "$out" | tail -n 20 >&2
@@ -166,9 +183,11 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if
 wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 declare -A RESULT
-INSERT_TPS=() MSGINSERT_TPS=() ENQUEUE_TPS=() PUBLISH_TPS=() DELETE_TPS=() DEQUEUE_TPS=() DELETE100_TPS=() DEQUEUE100_TPS=() CONSUME_TPS=()
-ACKDEQ_TPS=() ACKDEQ100_TPS=() DEQUEUEASYNC_TPS=()
-record() { RESULT[$1]=$(printf '%s\n' "${@:2}" | median); }
+# Per-run results: SERIES[workload] (or SERIES[workload@base] for the baseline) holds one value per run, in order.
+declare -A SERIES
+add() { SERIES[$1]+="$2 "; }
+series() { echo ${SERIES[$1]:-}; }
+record() { RESULT[$1]=$(series "$1" | tr ' ' '\n' | grep . | median); }
 
 # Backlogs large enough for a run: dequeue floors reach ~10k/s here, batches ~120k messages/s.
 BACKLOG=$(( SECONDS_PER_RUN * 25000 + 100000 ))
@@ -176,26 +195,30 @@ BACKLOG100=$(( SECONDS_PER_RUN * 150000 + 100000 ))
 
 echo "MiniPaaS benchmark: $CLIENTS clients, ${SECONDS_PER_RUN}s per run, median of $RUNS; PostgreSQL $("$BIN/postgres" --version | awk '{print $3}'), fsync on$( [ "$ASYNC_COMMIT" = 1 ] && echo ", synchronous_commit off (CPU cost only: goals not judged)" )" >&2
 
-# One pgbench run of a workload, from its own fresh state.
+# One pgbench run of a workload, from its own fresh state, in the current database ($PGDATABASE); its result goes
+# to SERIES[$2] (default: the workload's name). Names ending in "simple" run the same script over the simple protocol.
 run_workload() {
-    case "$1" in
-        insert) reset 0 0; INSERT_TPS+=("$(bench insert.sql)") ;;
-        enqueue) reset 0 0; ENQUEUE_TPS+=("$(bench enqueue.sql)") ;;
-        msginsert) reset 0 0; MSGINSERT_TPS+=("$(bench msginsert.sql)") ;;
-        publish) reset 0 0; PUBLISH_TPS+=("$(bench publish.sql)") ;;
-        delete) reset "$BACKLOG" 0; DELETE_TPS+=("$(bench delete.sql)") ;;
-        dequeue) reset 0 "$BACKLOG"; DEQUEUE_TPS+=("$(bench dequeue_ack.sql)") ;;
-        dequeueasync) reset 0 "$BACKLOG"; DEQUEUEASYNC_TPS+=("$(bench dequeue_async_ack.sql)") ;;
-        ackdequeue) reset 0 "$BACKLOG"; ACKDEQ_TPS+=("$(bench ack_dequeue.sql -D id=0 -D lease_token=0)") ;;
+    local name=$1 key=${2:-$1}
+    PROTOCOL=prepared
+    case "$name" in *simple) PROTOCOL=simple ;; esac
+    case "${name%simple}" in
+        insert) reset 0 0; add "$key" "$(bench insert.sql)" ;;
+        enqueue) reset 0 0; add "$key" "$(bench enqueue.sql)" ;;
+        msginsert) reset 0 0; add "$key" "$(bench msginsert.sql)" ;;
+        publish) reset 0 0; add "$key" "$(bench publish.sql)" ;;
+        delete) reset "$BACKLOG" 0; add "$key" "$(bench delete.sql)" ;;
+        dequeue) reset 0 "$BACKLOG"; add "$key" "$(bench dequeue_ack.sql)" ;;
+        dequeueasync) reset 0 "$BACKLOG"; add "$key" "$(bench dequeue_async_ack.sql)" ;;
+        ackdequeue) reset 0 "$BACKLOG"; add "$key" "$(bench ack_dequeue.sql -D id=0 -D lease_token=0)" ;;
         delete100)
             reset "$BACKLOG100" 0; bench delete100.sql >/dev/null
-            DELETE100_TPS+=("$(consumed_per_second q "$BACKLOG100")") ;;
+            add "$key" "$(consumed_per_second q "$BACKLOG100")" ;;
         dequeue100)
             reset 0 "$BACKLOG100"; bench dequeue_ack100.sql >/dev/null
-            DEQUEUE100_TPS+=("$(consumed_per_second minipaas.messages "$BACKLOG100")") ;;
+            add "$key" "$(consumed_per_second minipaas.messages "$BACKLOG100")" ;;
         ackdequeue100)
             reset 0 "$BACKLOG100"; bench ack_dequeue100.sql -D ids='{}' -D tokens='{}' >/dev/null
-            ACKDEQ100_TPS+=("$(consumed_per_second minipaas.messages "$BACKLOG100")") ;;
+            add "$key" "$(consumed_per_second minipaas.messages "$BACKLOG100")" ;;
         consume)
             reset 0 0
             for _ in $(seq 50); do
@@ -205,27 +228,41 @@ run_workload() {
             read -r FIRST LAST < <("$BIN/psql" -X -At -F ' ' -c \
                 "SELECT min(event_offset), (SELECT event_offset FROM minipaas.stream_events ORDER BY event_offset DESC
                                              OFFSET 1000 LIMIT 1) FROM minipaas.stream_events")
-            CONSUME_TPS+=("$(bench consume.sql -D first="$FIRST" -D last="$LAST")") ;;
+            add "$key" "$(bench consume.sql -D first="$FIRST" -D last="$LAST")" ;;
+        *) echo "unknown workload $name" >&2; exit 2 ;;
     esac
 }
 
+# The MiniPaaS workloads (the rest are raw-SQL floors): with --baseline, each also runs against REV's package.
+MINIPAAS_WORKLOADS=" enqueue enqueuesimple publish publishsimple dequeue dequeueasync ackdequeue ackdequeuesimple dequeue100 ackdequeue100 consume "
+is_minipaas() { [[ "$MINIPAAS_WORKLOADS" == *" $1 "* ]]; }
+
 # Each floor runs next to the calls it is compared with, in an order that rotates from run to run, so that a
 # noisy moment (this is a shared machine) or a checkpoint does not always hit the same side.
-WORKLOAD_GROUPS=("insert enqueue msginsert publish" "delete dequeue dequeueasync ackdequeue" "delete100 dequeue100 ackdequeue100" "consume")
+WORKLOAD_GROUPS=("insert enqueue enqueuesimple msginsert publish publishsimple"
+                 "delete dequeue dequeueasync ackdequeue ackdequeuesimple" "delete100 dequeue100 ackdequeue100" "consume")
 for run in $(seq "$RUNS"); do
     echo "run $run/$RUNS" >&2
     for group in "${WORKLOAD_GROUPS[@]}"; do
         read -r -a names <<< "$group"
+        if [ -n "$BASELINE" ]; then
+            for name in $group; do is_minipaas "$name" && names+=("$name@base"); done
+        fi
         n=${#names[@]}
         for i in $(seq 0 $((n - 1))); do
             name=${names[$(( (i + run - 1) % n ))]}
-            if wanted "$name"; then run_workload "$name"; fi
+            if wanted "${name%@base}"; then
+                if [[ "$name" == *@base ]]; then
+                    PGDATABASE=base run_workload "${name%@base}" "$name"
+                else
+                    run_workload "$name"
+                fi
+            fi
         done
     done
 done
-for name in INSERT MSGINSERT ENQUEUE PUBLISH DELETE DEQUEUE DEQUEUEASYNC ACKDEQ DELETE100 DEQUEUE100 ACKDEQ100 CONSUME; do
-    values="${name}_TPS[*]"
-    if [ -n "${!values:-}" ]; then echo "runs $name: ${!values}" >&2; fi
+for key in $(printf '%s\n' "${!SERIES[@]}" | sort); do
+    echo "runs $key: $(series "$key")" >&2
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
@@ -235,10 +272,12 @@ verdict() {
 }
 # a as a percentage of b (a number, for verdict).
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > 0 ? 100 * a / b : 0) }'; }
-# Median of the per-run ratios a[i]/b[i] (in percent): each MiniPaaS run is paired with the floor's run of the
-# same round, which saw the same disk and CPU weather; medians of the two sides alone would not be.
+# Median of the per-run ratios a[i]/b[i] (in percent) of two series: each MiniPaaS run is paired with the floor's
+# run of the same round, which saw the same disk and CPU weather; medians of the two sides alone would not be.
 paired() {
-    local -n a=$1 b=$2
+    local -a a b
+    read -r -a a <<< "$(series "$1")"
+    read -r -a b <<< "$(series "$2")"
     local i
     for i in "${!a[@]}"; do
         [ -n "${b[$i]:-}" ] && awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN { if (y > 0) print 100 * x / y }'
@@ -253,64 +292,64 @@ line() {
 }
 # A MiniPaaS workload against its floor: value, floor, median paired ratio, goal.
 versus() {
-    local label=$1 key=$2 floor=$3 series=$4 floor_series=$5 goal=$6 goal_text=$7
+    local label=$1 key=$2 floor=$3 goal=$4 goal_text=$5
     local r
-    r=$(paired "$series" "$floor_series")
+    r=$(paired "$key" "$floor")
     line "$label" "${RESULT[$key]}" "${RESULT[$floor]:-?}" "$(printf '%.0f%%' "$r")" \
         "$goal_text: $(verdict "$r" "$goal")"
 }
-if wanted insert; then record insert "${INSERT_TPS[@]}"; line "raw INSERT (floor)" "${RESULT[insert]}" "" "" ""; fi
+for key in "${!SERIES[@]}"; do record "$key"; done
+if wanted insert; then line "raw INSERT (floor)" "${RESULT[insert]}" "" "" ""; fi
 if wanted msginsert; then
-    record msginsert "${MSGINSERT_TPS[@]}"
     line "raw INSERT into minipaas.messages (reference)" "${RESULT[msginsert]}" "${RESULT[insert]:-?}" \
-        "$(printf '%.0f%%' "$(paired MSGINSERT_TPS INSERT_TPS)")" "the ceiling for queue_enqueue"
+        "$(printf '%.0f%%' "$(paired msginsert insert)")" "the ceiling for queue_enqueue"
 fi
-if wanted enqueue; then
-    record enqueue "${ENQUEUE_TPS[@]}"
-    versus "queue_enqueue" enqueue insert ENQUEUE_TPS INSERT_TPS 90 ">= 90% of INSERT"
+if wanted enqueue; then versus "queue_enqueue" enqueue insert 90 ">= 90% of INSERT"; fi
+if wanted enqueuesimple && wanted enqueue; then
+    versus "… simple protocol (vs prepared)" enqueuesimple enqueue 90 ">= 90% of prepared"
 fi
-if wanted publish; then
-    record publish "${PUBLISH_TPS[@]}"
-    versus "stream_publish" publish insert PUBLISH_TPS INSERT_TPS 80 ">= 80% of INSERT"
+if wanted publish; then versus "stream_publish" publish insert 80 ">= 80% of INSERT"; fi
+if wanted publishsimple && wanted publish; then
+    versus "… simple protocol (vs prepared)" publishsimple publish 90 ">= 90% of prepared"
 fi
-if wanted delete; then record delete "${DELETE_TPS[@]}"; line "raw DELETE … SKIP LOCKED, 1 per tx (floor)" "${RESULT[delete]}" "" "" ""; fi
+if wanted delete; then line "raw DELETE … SKIP LOCKED, 1 per tx (floor)" "${RESULT[delete]}" "" "" ""; fi
 if wanted dequeue; then
-    record dequeue "${DEQUEUE_TPS[@]}"
     line "queue_dequeue + queue_ack (2 tx), batch 1" "${RESULT[dequeue]}" "${RESULT[delete]:-?}" \
-        "$(printf '%.0f%%' "$(paired DEQUEUE_TPS DELETE_TPS)")" "reference: both commits wait for the disk"
+        "$(printf '%.0f%%' "$(paired dequeue delete)")" "reference: both commits wait for the disk"
 fi
 if wanted dequeueasync; then
-    record dequeueasync "${DEQUEUEASYNC_TPS[@]}"
-    versus "… lease committed asynchronously (the Worker)" dequeueasync delete DEQUEUEASYNC_TPS DELETE_TPS 60 \
-        ">= 60% of DELETE"
+    versus "… lease committed asynchronously (the Worker)" dequeueasync delete 60 ">= 60% of DELETE"
 fi
 if wanted ackdequeue; then
-    record ackdequeue "${ACKDEQ_TPS[@]}"
-    versus "queue_ack_dequeue (ack + lease, 1 tx), batch 1" ackdequeue delete ACKDEQ_TPS DELETE_TPS 60 ">= 60% of DELETE"
+    versus "queue_ack_dequeue (ack + lease, 1 tx), batch 1" ackdequeue delete 60 ">= 60% of DELETE"
 fi
-if wanted delete100; then
-    record delete100 "${DELETE100_TPS[@]}"
-    line "raw DELETE … LIMIT 100 (msgs, reference)" "${RESULT[delete100]}" "" "" ""
+if wanted ackdequeuesimple && wanted ackdequeue; then
+    versus "… simple protocol (vs prepared)" ackdequeuesimple ackdequeue 90 ">= 90% of prepared"
 fi
+if wanted delete100; then line "raw DELETE … LIMIT 100 (msgs, reference)" "${RESULT[delete100]}" "" "" ""; fi
 # Batch series hold messages per second (consumed_per_second), not transactions.
 batch_line() {
-    local label=$1 key=$2 series=$3
+    local label=$1 key=$2
     local msgs=${RESULT[$key]} r
-    r=$(paired "$series" DELETE100_TPS)
+    r=$(paired "$key" delete100)
     line "$label" "$msgs" "${RESULT[delete100]:-?}" "$(printf '%.0f%%' "$r")" \
         ">= 50,000 msgs/s: $(verdict "$msgs" 50000)"
 }
-if wanted dequeue100; then
-    record dequeue100 "${DEQUEUE100_TPS[@]}"
-    batch_line "queue_dequeue + queue_ack_batch, 100 (msgs)" dequeue100 DEQUEUE100_TPS
-fi
-if wanted ackdequeue100; then
-    record ackdequeue100 "${ACKDEQ100_TPS[@]}"
-    batch_line "queue_ack_dequeue, batch 100 (msgs)" ackdequeue100 ACKDEQ100_TPS
-fi
+if wanted dequeue100; then batch_line "queue_dequeue + queue_ack_batch, 100 (msgs)" dequeue100; fi
+if wanted ackdequeue100; then batch_line "queue_ack_dequeue, batch 100 (msgs)" ackdequeue100; fi
 if wanted consume; then
-    record consume "${CONSUME_TPS[@]}"
     line "stream_consume, 1000 per call (events)" "$(awk -v t="${RESULT[consume]}" 'BEGIN { print t * 1000 }')" "" "" ""
+fi
+
+# Before/after in one run: every MiniPaaS workload of this tree against the same workload on REV's package, the
+# median of the ratios of runs made in the same round.
+if [ -n "$BASELINE" ]; then
+    printf '\n%-48s %12s %12s %9s\n' "this tree vs $BASELINE (same runs, median of $RUNS)" "this tree" "baseline" "ratio"
+    for name in $MINIPAAS_WORKLOADS; do
+        [ -n "$(series "$name@base")" ] || continue
+        printf '%-48s %12.0f %12.0f %9s\n' "$name" "${RESULT[$name]}" "${RESULT[$name@base]}" \
+            "$(printf '%.0f%%' "$(paired "$name" "$name@base")")"
+    done
 fi
 
 # Sustained load: enqueue and dequeue+ack (the Worker's shape) mixed 1:1 over a standing backlog, throughput per

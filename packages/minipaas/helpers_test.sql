@@ -57,13 +57,31 @@ AS $fn$
     SELECT m.lease_token FROM minipaas.messages m WHERE m.id = message_id;
 $fn$;
 
+-- This session's dequeue hint for a queue (NULL if it has none).
+CREATE OR REPLACE FUNCTION minipaas.t_hint(queue text)
+RETURNS minipaas.dequeue_hint
+LANGUAGE sql
+AS $fn$
+    SELECT nullif(current_setting(minipaas._dequeue_hint_setting(q.queue_id), true), '')::minipaas.dequeue_hint
+      FROM minipaas.queues q WHERE q.name = queue;
+$fn$;
+
+-- Replaces this session's dequeue hint for a queue.
+CREATE OR REPLACE FUNCTION minipaas.t_set_hint(queue text, hint minipaas.dequeue_hint)
+RETURNS void
+LANGUAGE sql
+AS $fn$
+    SELECT set_config(minipaas._dequeue_hint_setting(q.queue_id), hint::text, false)
+      FROM minipaas.queues q WHERE q.name = queue;
+$fn$;
+
 -- Forgets this session's dequeue hints, so that the next dequeue scans each queue from the start.
 CREATE OR REPLACE FUNCTION minipaas.t_forget_hints()
 RETURNS void
 LANGUAGE sql
 AS $fn$
     -- (Custom settings do not show in pg_settings: name them from the queues.)
-    SELECT count(set_config('minipaas.dequeue_hint_' || q.queue_id, '', false)) FROM minipaas.queues q;
+    SELECT count(set_config(minipaas._dequeue_hint_setting(q.queue_id), '', false)) FROM minipaas.queues q;
 $fn$;
 
 -- Makes a message's current lease, or its delay, run out now, as if its time had passed. Time passing also

@@ -1,15 +1,96 @@
 -- MiniPaaS queues: at-least-once delivery with leases, retries, dead letters and ordering keys.
 --
--- Every object is schema-qualified and no function has a SET clause, so the calls work whatever the caller's
--- search_path is, and transaction-local state set by a function survives the call.
+-- Every object is schema-qualified and no function but queue_dequeue has a SET clause, so the calls work whatever
+-- the caller's search_path is, and transaction-local state set by a function survives the call.
 --
 -- Message life cycle (minipaas.messages.state):
 --   ready  --dequeue (lease_until ahead)-->  ready+leased  --ack-->  (deleted, or done for the retention)
 --   ready+leased  --nack (after backoff) / lease expiry-->  ready  ...  --max attempts-->  dead  --redrive-->  ready
 --   waiting (behind an earlier message with the same ordering key)  --head leaves-->  ready
---
--- Advisory lock classes (two-key form, first key): 1297088513 ordering lanes, 1297088514 stream keys,
--- 1297088515 consumer-group partitions, 1297088516 maintenance.
+
+-- Named constants, shared by queues.sql and streams.sql. Each is an IMMUTABLE SQL function: the planner folds a
+-- call to its value when it plans the statement (once per session: plans are cached), so naming a number costs
+-- nothing at run time.
+
+CREATE OR REPLACE FUNCTION minipaas.const_max_batch()
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT 10000 $fn$;
+
+COMMENT ON FUNCTION minipaas.const_max_batch() IS
+    'The most messages or events one batch call takes or returns (enqueue, dequeue, ack, publish, consume).';
+
+CREATE OR REPLACE FUNCTION minipaas.const_priority_min()
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT -32768 $fn$;
+
+COMMENT ON FUNCTION minipaas.const_priority_min() IS
+    'The most urgent priority (priorities are smallints; lower numbers are delivered first).';
+
+CREATE OR REPLACE FUNCTION minipaas.const_priority_max()
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT 32767 $fn$;
+
+COMMENT ON FUNCTION minipaas.const_priority_max() IS 'The least urgent priority.';
+
+CREATE OR REPLACE FUNCTION minipaas.const_max_key_bytes()
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT 1024 $fn$;
+
+COMMENT ON FUNCTION minipaas.const_max_key_bytes() IS
+    'The longest dedup key, ordering key, stream key or dedup id, in bytes: keys are indexed, and a B-tree entry '
+    'must fit in a third of a page.';
+
+CREATE OR REPLACE FUNCTION minipaas.const_max_lease()
+RETURNS interval LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT interval '12 hours' $fn$;
+
+COMMENT ON FUNCTION minipaas.const_max_lease() IS
+    'The longest visibility timeout (lease): a handler that runs longer extends its lease (queue_extend).';
+
+CREATE OR REPLACE FUNCTION minipaas.const_max_duration()
+RETURNS interval LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT interval '10 years' $fn$;
+
+COMMENT ON FUNCTION minipaas.const_max_duration() IS
+    'The longest delay, backoff or retention, and how far ahead run_at may lie.';
+
+CREATE OR REPLACE FUNCTION minipaas.const_events_per_transaction()
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT 1048576::bigint $fn$;
+
+COMMENT ON FUNCTION minipaas.const_events_per_transaction() IS
+    '2^20: a stream event''s offset is (publishing transaction''s id) * 2^20 + (its number within the transaction), '
+    'so a transaction publishes at most this many events.';
+
+-- Advisory locks, two-key form: the first key says what is locked. 0x4D505F01.. ("MP_" and a number).
+CREATE OR REPLACE FUNCTION minipaas.const_lock_ordering_lane()
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT 1297088513 $fn$;
+
+COMMENT ON FUNCTION minipaas.const_lock_ordering_lane() IS
+    'Advisory lock class of an ordering lane (second key: hashtext(queue_id || '':'' || ordering_key)).';
+
+CREATE OR REPLACE FUNCTION minipaas.const_lock_stream_key()
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT 1297088514 $fn$;
+
+COMMENT ON FUNCTION minipaas.const_lock_stream_key() IS
+    'Advisory lock class of a stream key (second key: hashtext(stream_id || '':'' || key)).';
+
+CREATE OR REPLACE FUNCTION minipaas.const_lock_group_partition()
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT 1297088515 $fn$;
+
+COMMENT ON FUNCTION minipaas.const_lock_group_partition() IS
+    'Advisory lock class of a consumer group''s partition (second key: hashtext(stream_id || '':'' || group || '':'' '
+    '|| partition)).';
+
+CREATE OR REPLACE FUNCTION minipaas.const_lock_maintenance()
+RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $fn$ SELECT 1297088516 $fn$;
+
+COMMENT ON FUNCTION minipaas.const_lock_maintenance() IS
+    'Advisory lock class of maintain() (second key: 0): one maintainer at a time.';
 
 CREATE OR REPLACE FUNCTION minipaas._check_name(kind text, name text)
 RETURNS void
@@ -30,6 +111,60 @@ $fn$;
 
 COMMENT ON FUNCTION minipaas._check_name(text, text) IS
     'Internal: raises a clear error unless name is a valid queue or stream name (it also names the NOTIFY channel).';
+
+CREATE OR REPLACE FUNCTION minipaas._check_duration(what text, value interval, allow_zero boolean, highest interval,
+                                                    hint text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    -- Beyond the range, the timestamps computed from the value overflow ("timestamp out of range") on every later
+    -- call, long after the call that stored it.
+    IF value < interval '0' OR (value = interval '0' AND NOT allow_zero) THEN
+        RAISE EXCEPTION 'minipaas: % must %, got %', what,
+                CASE WHEN allow_zero THEN 'not be negative' ELSE 'be positive' END, value
+            USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+    END IF;
+    IF value > highest THEN
+        RAISE EXCEPTION 'minipaas: % must be at most %, got %', what, highest, value
+            USING ERRCODE = 'invalid_parameter_value', HINT = hint;
+    END IF;
+END
+$fn$;
+
+COMMENT ON FUNCTION minipaas._check_duration(text, interval, boolean, interval, text) IS
+    'Internal: raises a clear error (22023) unless value lies between 0 (allowed if allow_zero) and highest; NULL '
+    'passes.';
+
+CREATE OR REPLACE FUNCTION minipaas._check_key(what text, key text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $fn$
+BEGIN
+    -- Longer keys would fail in the index with a raw "index row size exceeds maximum" (54000).
+    IF pg_catalog.octet_length(key) > minipaas.const_max_key_bytes() THEN
+        RAISE EXCEPTION 'minipaas: the % is % bytes long, more than the % allowed', what, pg_catalog.octet_length(key),
+                minipaas.const_max_key_bytes()
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A key identifies something; for a long value use a digest of it, e.g. md5(value).';
+    END IF;
+END
+$fn$;
+
+COMMENT ON FUNCTION minipaas._check_key(text, text) IS
+    'Internal: raises a clear error (22023) when a key is longer than const_max_key_bytes(); NULL passes.';
+
+CREATE OR REPLACE FUNCTION minipaas._check_lease(visibility_timeout interval)
+RETURNS void
+LANGUAGE sql IMMUTABLE
+AS $fn$
+    SELECT minipaas._check_duration('visibility_timeout', visibility_timeout, false, minipaas.const_max_lease(),
+        'A lease lasts at most 12 hours; a handler that runs longer extends it with queue_extend (the Rust Worker '
+        'does so on its own).');
+$fn$;
+
+COMMENT ON FUNCTION minipaas._check_lease(interval) IS
+    'Internal: raises a clear error unless visibility_timeout is positive and at most const_max_lease(); NULL passes.';
 
 CREATE OR REPLACE FUNCTION minipaas._queue(queue text, create_missing boolean)
 RETURNS minipaas.queues
@@ -104,7 +239,8 @@ AS $fn$
 BEGIN
     -- Serialises the producers and the acks of one ordering key until commit, so that "is there an active
     -- message in this lane?" and "promote the next one" never race.
-    PERFORM pg_catalog.pg_advisory_xact_lock(1297088513, pg_catalog.hashtext(queue_id::text || ':' || ordering_key));
+    PERFORM pg_catalog.pg_advisory_xact_lock(minipaas.const_lock_ordering_lane(),
+                                             pg_catalog.hashtext(queue_id::text || ':' || ordering_key));
 END
 $fn$;
 
@@ -243,26 +379,23 @@ DECLARE
     v_created boolean;
 BEGIN
     PERFORM minipaas._check_name('queue', queue);
-    IF visibility_timeout <= interval '0' THEN
-        RAISE EXCEPTION 'minipaas: visibility_timeout must be positive, got %', visibility_timeout
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM minipaas._check_lease(visibility_timeout);
     IF max_attempts < 1 THEN
         RAISE EXCEPTION 'minipaas: max_attempts must be at least 1, got %', max_attempts
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF backoff_base < interval '0' OR backoff_max < interval '0' THEN
-        RAISE EXCEPTION 'minipaas: backoff intervals must not be negative'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM minipaas._check_duration('backoff_base', backoff_base, true, minipaas.const_max_duration(),
+                                     'The first retry waits backoff_base, each later one twice as long as the one before, '
+                                     'up to backoff_max.');
+    PERFORM minipaas._check_duration('backoff_max', backoff_max, true, minipaas.const_max_duration(),
+                                     'The first retry waits backoff_base, each later one twice as long as the one before, '
+                                     'up to backoff_max.');
     IF backoff_jitter < 0 OR backoff_jitter > 1 OR backoff_jitter = 'NaN' THEN
         RAISE EXCEPTION 'minipaas: backoff_jitter must be between 0 and 1, got %', backoff_jitter
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF retention < interval '0' THEN
-        RAISE EXCEPTION 'minipaas: retention must not be negative, got %', retention
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM minipaas._check_duration('retention', retention, true, minipaas.const_max_duration(),
+                                     'retention is how long acked messages are kept (0: deleted at once).');
     IF dead_letter_queue <> '' THEN
         PERFORM minipaas._check_name('dead-letter queue', dead_letter_queue);
         IF dead_letter_queue = queue THEN
@@ -323,24 +456,32 @@ $fn$;
 COMMENT ON FUNCTION minipaas.queue_drop(text, boolean) IS
     'Drops a queue and all its messages. An unknown queue is an error unless if_exists, then it returns false.';
 
-CREATE OR REPLACE FUNCTION minipaas._check_enqueue_options(delay interval, priority integer)
+CREATE OR REPLACE FUNCTION minipaas._check_enqueue_options(delay interval, priority integer, dedup_key text,
+                                                           ordering_key text, run_at timestamptz)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 AS $fn$
 BEGIN
-    IF delay < interval '0' THEN
-        RAISE EXCEPTION 'minipaas: delay must not be negative, got %', delay
+    PERFORM minipaas._check_duration('delay', delay, true, minipaas.const_max_duration(),
+                                     'Schedule a message at most 10 years ahead (delay or run_at).');
+    IF run_at > pg_catalog.clock_timestamp() + minipaas.const_max_duration() THEN
+        RAISE EXCEPTION 'minipaas: run_at must lie at most % ahead, got %', minipaas.const_max_duration(), run_at
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Schedule a message at most 10 years ahead (delay or run_at).';
+    END IF;
+    IF priority IS NULL OR priority NOT BETWEEN minipaas.const_priority_min() AND minipaas.const_priority_max() THEN
+        RAISE EXCEPTION 'minipaas: priority must be between % and %, got %', minipaas.const_priority_min(),
+                minipaas.const_priority_max(), priority
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF priority IS NULL OR priority NOT BETWEEN -32768 AND 32767 THEN
-        RAISE EXCEPTION 'minipaas: priority must be between -32768 and 32767, got %', priority
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM minipaas._check_key('dedup_key', dedup_key);
+    PERFORM minipaas._check_key('ordering_key', ordering_key);
 END
 $fn$;
 
-COMMENT ON FUNCTION minipaas._check_enqueue_options(interval, integer) IS
-    'Internal: raises a clear error for a negative delay or a priority outside smallint.';
+COMMENT ON FUNCTION minipaas._check_enqueue_options(interval, integer, text, text, timestamptz) IS
+    'Internal: raises a clear error for a delay or run_at out of range, a priority outside smallint or a key that '
+    'is too long.';
 
 CREATE OR REPLACE FUNCTION minipaas.queue_enqueue(
     queue        text,
@@ -363,14 +504,19 @@ DECLARE
     v_state      minipaas.message_state := 'ready';
     v_id         bigint;
 BEGIN
-    -- Enqueue is the hottest call: valid arguments cost one test, and the queue two columns, not a row variable.
-    IF queue_enqueue.payload IS NULL OR queue_enqueue.delay < interval '0' OR queue_enqueue.priority IS NULL
-       OR queue_enqueue.priority NOT BETWEEN -32768 AND 32767 THEN
+    -- Enqueue is the hottest call: valid arguments cost one test (keys are checked where they are used), and the
+    -- queue two columns, not a row variable. (PL/pgSQL prepares each expression's evaluation again in every
+    -- transaction, at a cost that grows with the expression: keep this one short.)
+    IF queue_enqueue.payload IS NULL OR queue_enqueue.priority IS NULL
+       OR queue_enqueue.priority NOT BETWEEN minipaas.const_priority_min() AND minipaas.const_priority_max()
+       OR queue_enqueue.delay NOT BETWEEN interval '0' AND minipaas.const_max_duration()
+       OR queue_enqueue.run_at - minipaas.const_max_duration() > v_now THEN
         IF queue_enqueue.payload IS NULL THEN
             RAISE EXCEPTION 'minipaas: the payload must not be NULL (use ''null''::jsonb for a JSON null)'
                 USING ERRCODE = 'null_value_not_allowed';
         END IF;
-        PERFORM minipaas._check_enqueue_options(queue_enqueue.delay, queue_enqueue.priority);
+        PERFORM minipaas._check_enqueue_options(queue_enqueue.delay, queue_enqueue.priority, queue_enqueue.dedup_key,
+                                                queue_enqueue.ordering_key, queue_enqueue.run_at);
     END IF;
 
     SELECT t.queue_id, t.consumers_idle_until INTO v_queue_id, v_idle_until
@@ -383,6 +529,9 @@ BEGIN
     v_at := greatest(v_now + coalesce(queue_enqueue.delay, interval '0'), queue_enqueue.run_at);
 
     IF queue_enqueue.dedup_key IS NOT NULL THEN
+        IF pg_catalog.octet_length(queue_enqueue.dedup_key) > minipaas.const_max_key_bytes() THEN
+            PERFORM minipaas._check_key('dedup_key', queue_enqueue.dedup_key);
+        END IF;
         SELECT m.id INTO v_id FROM minipaas.messages m
          WHERE m.queue_id = v_queue_id AND m.dedup_key = queue_enqueue.dedup_key
            AND m.state IN ('waiting', 'ready');
@@ -392,6 +541,9 @@ BEGIN
     END IF;
 
     IF queue_enqueue.ordering_key IS NOT NULL THEN
+        IF pg_catalog.octet_length(queue_enqueue.ordering_key) > minipaas.const_max_key_bytes() THEN
+            PERFORM minipaas._check_key('ordering_key', queue_enqueue.ordering_key);
+        END IF;
         IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
             RAISE EXCEPTION 'minipaas: enqueue with an ordering key needs READ COMMITTED, not %',
                     pg_catalog.current_setting('transaction_isolation')
@@ -468,8 +620,8 @@ BEGIN
     IF payloads IS NULL THEN
         RAISE EXCEPTION 'minipaas: payloads must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF v_n > 10000 THEN
-        RAISE EXCEPTION 'minipaas: at most 10000 messages per batch, got %', v_n
+    IF v_n > minipaas.const_max_batch() THEN
+        RAISE EXCEPTION 'minipaas: at most % messages per batch, got %', minipaas.const_max_batch(), v_n
             USING ERRCODE = 'program_limit_exceeded', HINT = 'Split the batch; each call is all-or-nothing.';
     END IF;
     IF pg_catalog.array_position(payloads, NULL) IS NOT NULL THEN
@@ -481,7 +633,7 @@ BEGIN
         RAISE EXCEPTION 'minipaas: dedup_keys and ordering_keys must have one entry per payload'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM minipaas._check_enqueue_options(queue_enqueue_batch.delay, queue_enqueue_batch.priority);
+    PERFORM minipaas._check_enqueue_options(queue_enqueue_batch.delay, queue_enqueue_batch.priority, NULL, NULL, NULL);
     q := minipaas._queue(queue, true);
     IF v_n = 0 THEN
         RETURN;
@@ -518,81 +670,36 @@ COMMENT ON FUNCTION minipaas.queue_enqueue_batch(text, jsonb[], interval, intege
     'Enqueues up to 10000 messages in one call (all or nothing) and returns their ids in input order. '
     'dedup_keys and ordering_keys, if given, have one entry (or NULL) per payload.';
 
-CREATE OR REPLACE FUNCTION minipaas._lease_batch(
-    queue_id       integer,
-    max_attempts   integer,
-    from_priority  smallint,
-    from_ready_at  timestamptz,
-    from_id        bigint,
-    as_of          timestamptz,
-    lease_until_at timestamptz,
-    batch_size     integer
-) RETURNS TABLE (
-    id           bigint,
-    payload      jsonb,
-    lease_token  bigint,
-    attempts     integer,
-    lease_until  timestamptz,
-    priority     smallint,
-    enqueued_at  timestamptz,
-    ordering_key text,
-    dedup_key    text,
-    state        minipaas.message_state,
-    ready_at     timestamptz
-)
-LANGUAGE plpgsql
--- Plan once per session: a generic plan cannot see the batch size, so the planner would re-plan every call
--- (custom plans look cheaper) — unless told to keep the generic plan and to walk indexes, never to scan or
--- merge/hash-join the whole table. (The disabled plans' penalty costs would otherwise trigger JIT.)
-SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off
-SET jit = off
-SET enable_mergejoin = off
-SET enable_hashjoin = off
+CREATE OR REPLACE FUNCTION minipaas._dequeue_hint_setting(queue_id integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $fn$
-#variable_conflict use_column
-BEGIN
-    RETURN QUERY
-    WITH picked AS (
-        -- Rows locked here cannot move before the UPDATE below: join on ctid, not on another id lookup.
-        SELECT m.ctid AS tid,
-               m.lease_until IS NOT NULL AS expired,
-               m.lease_until IS NOT NULL AND m.attempts >= _lease_batch.max_attempts AS exhausted
-          FROM minipaas.messages m
-         WHERE m.queue_id = _lease_batch.queue_id
-           AND m.state = 'ready'
-           AND (m.priority, m.ready_at, m.id) > (from_priority, from_ready_at, from_id)
-           AND m.ready_at <= as_of
-           AND (m.lease_until IS NULL OR m.lease_until <= as_of)
-         ORDER BY m.priority, m.ready_at, m.id
-         LIMIT _lease_batch.batch_size
-           FOR UPDATE SKIP LOCKED
-    ), upd AS (
-        UPDATE minipaas.messages m
-           SET state       = CASE WHEN p.exhausted THEN 'dead' ELSE 'ready' END::minipaas.message_state,
-               attempts    = CASE WHEN p.exhausted THEN m.attempts ELSE m.attempts + 1 END,
-               lease_token = CASE WHEN p.exhausted THEN NULL
-                                  ELSE (pg_catalog.random() * 9007199254740991::double precision)::bigint END,
-               lease_until = CASE WHEN p.exhausted THEN NULL ELSE lease_until_at END,
-               leased_at   = CASE WHEN p.exhausted THEN m.leased_at ELSE as_of END,
-               finished_at = CASE WHEN p.exhausted THEN as_of END,
-               errors      = CASE WHEN p.expired
-                                  THEN coalesce(m.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(
-                                           pg_catalog.jsonb_build_object('attempt', m.attempts, 'at', as_of,
-                                                                         'error', 'lease expired'))
-                                  ELSE m.errors END
-          FROM picked p
-         WHERE m.ctid = p.tid
-        RETURNING m.id, m.payload, m.lease_token, m.attempts, m.lease_until, m.priority, m.enqueued_at,
-                  m.ordering_key, m.dedup_key, m.state, m.ready_at
-    )
-    SELECT * FROM upd ORDER BY upd.priority, upd.ready_at, upd.id;
-END
+    -- (The name changed with the hint's format: a session that still holds a hint written by an older version of
+    -- queue_dequeue keeps it under the old name, where nothing reads it.)
+    SELECT 'minipaas.dequeue_hint_q' || queue_id::text;
 $fn$;
 
-COMMENT ON FUNCTION minipaas._lease_batch(integer, integer, smallint, timestamptz, bigint, timestamptz, timestamptz, integer) IS
-    'Internal: leases up to batch_size ready messages of a queue after (from_priority, from_ready_at, from_id), in '
-    'delivery order; messages whose expired lease used up max_attempts come back as dead.';
+COMMENT ON FUNCTION minipaas._dequeue_hint_setting(integer) IS
+    'Internal: the session setting that holds this session''s minipaas.dequeue_hint for a queue.';
+
+CREATE OR REPLACE FUNCTION minipaas._epoch_us(at timestamptz)
+RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+    SELECT (extract(epoch FROM at) * 1000000)::bigint;
+$fn$;
+
+COMMENT ON FUNCTION minipaas._epoch_us(timestamptz) IS
+    'Internal: microseconds since the Unix epoch (the dequeue hint''s unit for times).';
+
+CREATE OR REPLACE FUNCTION minipaas._from_epoch_us(us bigint)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$
+    SELECT 'epoch'::timestamptz + us * interval '1 microsecond';
+$fn$;
+
+COMMENT ON FUNCTION minipaas._from_epoch_us(bigint) IS 'Internal: the inverse of _epoch_us.';
 
 CREATE OR REPLACE FUNCTION minipaas.queue_dequeue(
     queue              text,
@@ -610,19 +717,25 @@ CREATE OR REPLACE FUNCTION minipaas.queue_dequeue(
     dedup_key        text
 )
 LANGUAGE plpgsql
--- No SET clauses here: each costs a configuration change on every call. Every query below has a plan that the
--- planner keeps (generic) and that walks the dequeue index; the batch query, whose generic plan cannot see the
--- batch size, lives in _lease_batch, which pins its plan with SET clauses once per batch.
+-- Plan once per session. The lease statement's generic plan cannot see the batch size, so without the first
+-- setting the planner would plan it again on every call (custom plans look cheaper). The others keep that plan on
+-- the indexes whatever the table's statistics said when it was made (an empty table's plan would scan it), and
+-- keep a large table's cost estimates from compiling every call with JIT. Each SET clause costs a little on every
+-- call; one statement for every batch size, without a join, costs less than the two statements it replaced.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET jit = off
 AS $fn$
 #variable_conflict use_column
 DECLARE
     q          minipaas.queues;
     v_now      timestamptz;
     v_until    timestamptz;
-    v_hint_key text;
-    v_hint     text[];
+    v_setting  text;
+    v_hint     minipaas.dequeue_hint;
     v_full     boolean := true;
-    v_from_pri smallint := -32768;
+    -- Where a full scan starts: before every message (a ready_at is always a clock reading).
+    v_from_pri smallint := minipaas.const_priority_min();
     v_from_at  timestamptz := '1900-01-01 00:00:00+00';
     v_from_id  bigint := 0;
     v_rescan   timestamptz;
@@ -636,13 +749,14 @@ DECLARE
     v_dead     bigint[];
     r          record;
 BEGIN
-    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
-        RAISE EXCEPTION 'minipaas: batch_size must be between 1 and 10000, got %', coalesce(batch_size::text, 'NULL')
+    IF batch_size IS NULL OR batch_size < 1 OR batch_size > minipaas.const_max_batch() THEN
+        RAISE EXCEPTION 'minipaas: batch_size must be between 1 and %, got %', minipaas.const_max_batch(),
+                coalesce(batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF queue_dequeue.visibility_timeout <= interval '0' THEN
-        RAISE EXCEPTION 'minipaas: visibility_timeout must be positive, got %', queue_dequeue.visibility_timeout
-            USING ERRCODE = 'invalid_parameter_value';
+    IF queue_dequeue.visibility_timeout <= interval '0'
+       OR queue_dequeue.visibility_timeout > minipaas.const_max_lease() THEN
+        PERFORM minipaas._check_lease(queue_dequeue.visibility_timeout);
     END IF;
     SELECT * INTO q FROM minipaas.queues t WHERE t.name = queue_dequeue.queue;
     IF NOT FOUND THEN
@@ -656,116 +770,96 @@ BEGIN
     -- Consumed messages leave dead entries at the head of the ready index until VACUUM removes them (never,
     -- while a long transaction holds back the xmin horizon). So each session remembers, per queue, where its
     -- last dequeue stopped, (priority, ready_at, id), and the next scan descends straight past it. A
-    -- message can end up behind a hint (a producer committing late, a dequeue rolled back): a full scan from
-    -- the start finds it, at the latest at the session's rescan time, which moves out when full scans are slow.
-    -- A message more urgent than the hint is looked for on every dequeue (usually an empty index range).
-    -- The hint lives in a session setting: it costs no shared write and cannot bloat anything.
-    -- Setting: rescan time|next urgency probe time|priority|ready_at|id (times in epoch microseconds).
-    v_hint_key := 'minipaas.dequeue_hint_' || q.queue_id::text;
-    v_hint := pg_catalog.string_to_array(pg_catalog.current_setting(v_hint_key, true), '|');
-    IF pg_catalog.cardinality(v_hint) = 5
-       AND pg_catalog.array_to_string(v_hint, '|') ~ '^-?[0-9]+(\|-?[0-9]+){4}$' THEN
-        v_rescan := 'epoch'::timestamptz + v_hint[1]::bigint * interval '1 microsecond';
-        v_probe := 'epoch'::timestamptz + v_hint[2]::bigint * interval '1 microsecond';
-        IF v_now < v_rescan THEN
-            v_full := false;
-            v_from_pri := v_hint[3]::smallint;
-            v_from_at := 'epoch'::timestamptz + v_hint[4]::bigint * interval '1 microsecond';
-            v_from_id := v_hint[5]::bigint;
-            -- Look for messages more urgent than the hint every 100 ms (usually an empty index range).
-            IF v_now >= v_probe THEN
-                v_probe := v_now + interval '100 milliseconds';
-                -- Not EXISTS: the planner drops an EXISTS's ORDER BY and LIMIT, and then its generic plan (a
-                -- priority below "some value" looks common) scans the whole table for a row that is not there.
-                v_full := (SELECT true FROM minipaas.messages m
-                            WHERE m.queue_id = q.queue_id AND m.state = 'ready'
-                              AND m.priority < v_from_pri AND m.ready_at <= v_now
-                              AND (m.lease_until IS NULL OR m.lease_until <= v_now)
-                            ORDER BY m.priority, m.ready_at, m.id
-                            LIMIT 1) IS NOT NULL;
-            END IF;
-            IF v_full THEN
-                v_from_pri := -32768;
-                v_from_at := '1900-01-01 00:00:00+00';
-                v_from_id := 0;
-            END IF;
+    -- message can end up behind that position (a producer committing late, a dequeue rolled back, a lease that
+    -- expired): a full scan from the start finds it, at the latest at the session's rescan time, which moves out
+    -- when full scans are slow. A message more urgent than the position is looked for every 100 ms (usually an
+    -- empty index range). The hint is a minipaas.dequeue_hint kept in a session setting: no shared write, nothing
+    -- to bloat. A rescan time further out than the longest interval queue_dequeue sets (60 s) was not set by it:
+    -- the scan starts from the beginning.
+    v_setting := minipaas._dequeue_hint_setting(q.queue_id);
+    v_hint := nullif(pg_catalog.current_setting(v_setting, true), '')::minipaas.dequeue_hint;
+    v_rescan := minipaas._from_epoch_us(v_hint.rescan_at);
+    IF v_now < v_rescan AND v_rescan <= v_now + interval '60 seconds' THEN
+        v_full := false;
+        v_from_pri := v_hint.after_priority;
+        v_from_at := minipaas._from_epoch_us(v_hint.after_ready_at);
+        v_from_id := v_hint.after_id;
+        v_probe := minipaas._from_epoch_us(v_hint.probe_at);
+        IF v_now >= v_probe THEN
+            v_probe := v_now + interval '100 milliseconds';
+            -- Not EXISTS: the planner drops an EXISTS's ORDER BY and LIMIT, and then its generic plan (a
+            -- priority below "some value" looks common) scans the whole table for a row that is not there.
+            v_full := (SELECT true FROM minipaas.messages m
+                        WHERE m.queue_id = q.queue_id AND m.state = 'ready'
+                          AND m.priority < v_from_pri AND m.ready_at <= v_now
+                          AND (m.lease_until IS NULL OR m.lease_until <= v_now)
+                        ORDER BY m.priority, m.ready_at, m.id
+                        LIMIT 1) IS NOT NULL;
+        END IF;
+        IF v_full THEN
+            v_from_pri := minipaas.const_priority_min();
+            v_from_at := '1900-01-01 00:00:00+00';
+            v_from_id := 0;
         END IF;
     END IF;
 
-    IF batch_size = 1 THEN
-        -- The usual worker loop leases one message: one statement, no CTE, join or sort (hence each CASE
-        -- repeats the test that _lease_batch computes once in a joined subquery: a join costs more here). The
-        -- subquery locks the row, so its ctid cannot change before the UPDATE reads it. Column references on
-        -- the right-hand side are the old values: a lease that expired (lease_until set) counts as a failed
-        -- attempt.
-        UPDATE minipaas.messages m
-           SET state       = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts
-                                  THEN 'dead' ELSE 'ready' END::minipaas.message_state,
-               attempts    = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts
-                                  THEN m.attempts ELSE m.attempts + 1 END,
-               lease_token = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts THEN NULL
-                                  ELSE (pg_catalog.random() * 9007199254740991::double precision)::bigint END,
-               lease_until = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts
-                                  THEN NULL ELSE v_until END,
-               leased_at   = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts
-                                  THEN m.leased_at ELSE v_now END,
-               finished_at = CASE WHEN m.lease_until IS NOT NULL AND m.attempts >= q.max_attempts THEN v_now END,
-               errors      = CASE WHEN m.lease_until IS NOT NULL
-                                  THEN coalesce(m.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(
-                                           pg_catalog.jsonb_build_object('attempt', m.attempts, 'at', v_now,
-                                                                         'error', 'lease expired'))
-                                  ELSE m.errors END
-         WHERE m.ctid = (SELECT s.ctid FROM minipaas.messages s
-                          WHERE s.queue_id = q.queue_id
-                            AND s.state = 'ready'
-                            AND (s.priority, s.ready_at, s.id) > (v_from_pri, v_from_at, v_from_id)
-                            AND s.ready_at <= v_now
-                            AND (s.lease_until IS NULL OR s.lease_until <= v_now)
-                          ORDER BY s.priority, s.ready_at, s.id
-                          LIMIT 1
-                            FOR UPDATE SKIP LOCKED)
-        RETURNING m.id, m.payload, m.lease_token, m.attempts, m.lease_until, m.priority, m.enqueued_at,
-                  m.ordering_key, m.dedup_key, m.state, m.ready_at
-        INTO r;
-        IF FOUND THEN
-            v_last_pri := r.priority;
-            v_last_at := r.ready_at;
-            v_last_id := r.id;
-            IF r.state = 'dead' THEN
-                v_dead := ARRAY[r.id];
-            ELSE
-                v_got := 1;
-                RETURN QUERY SELECT r.id, r.payload, r.lease_token, r.attempts, r.lease_until, r.priority,
-                                    r.enqueued_at, r.ordering_key, r.dedup_key;
-            END IF;
+    -- The lease: one statement for any batch size. The subquery locks the rows it picks, so their ctids cannot
+    -- change before the UPDATE reads them. Every picked message is leased, one attempt more; a lease that ran out
+    -- (lease_until set: column references on the right are the old values) counts as a failed attempt in the
+    -- message's errors. A message leased beyond max_attempts has used up its deliveries: it dies below, unseen.
+    FOR r IN
+        WITH leased AS (
+            UPDATE minipaas.messages m
+               SET attempts    = m.attempts + 1,
+                   -- Random, below 2^53: a token survives a round trip through a JSON number.
+                   lease_token = (pg_catalog.random() * 9007199254740991::double precision)::bigint,
+                   lease_until = v_until,
+                   leased_at   = v_now,
+                   errors      = CASE WHEN m.lease_until IS NULL THEN m.errors
+                                      ELSE coalesce(m.errors, '[]'::jsonb) || pg_catalog.jsonb_build_array(
+                                               pg_catalog.jsonb_build_object('attempt', m.attempts, 'at', v_now,
+                                                                             'error', 'lease expired')) END
+             WHERE m.ctid = ANY (ARRAY(
+                       SELECT s.ctid FROM minipaas.messages s
+                        WHERE s.queue_id = q.queue_id
+                          AND s.state = 'ready'
+                          AND (s.priority, s.ready_at, s.id) > (v_from_pri, v_from_at, v_from_id)
+                          AND s.ready_at <= v_now
+                          AND (s.lease_until IS NULL OR s.lease_until <= v_now)
+                        ORDER BY s.priority, s.ready_at, s.id
+                        LIMIT batch_size
+                          FOR UPDATE SKIP LOCKED))
+            RETURNING m.id, m.payload, m.lease_token, m.attempts, m.lease_until, m.priority, m.enqueued_at,
+                      m.ordering_key, m.dedup_key, m.ready_at
+        )
+        -- A TID scan returns rows in physical order: put them back in delivery order.
+        SELECT * FROM leased ORDER BY leased.priority, leased.ready_at, leased.id
+    LOOP
+        v_last_pri := r.priority;
+        v_last_at := r.ready_at;
+        v_last_id := r.id;
+        IF r.attempts > q.max_attempts THEN
+            v_dead := v_dead || r.id;
+        ELSE
+            v_got := v_got + 1;
+            id := r.id;
+            payload := r.payload;
+            lease_token := r.lease_token;
+            attempt := r.attempts;
+            lease_expires_at := r.lease_until;
+            priority := r.priority;
+            enqueued_at := r.enqueued_at;
+            ordering_key := r.ordering_key;
+            dedup_key := r.dedup_key;
+            RETURN NEXT;
         END IF;
-    ELSE
-        FOR r IN
-            SELECT * FROM minipaas._lease_batch(q.queue_id, q.max_attempts, v_from_pri, v_from_at, v_from_id,
-                                                v_now, v_until, batch_size)
-        LOOP
-            v_last_pri := r.priority;
-            v_last_at := r.ready_at;
-            v_last_id := r.id;
-            IF r.state = 'dead' THEN
-                v_dead := v_dead || r.id;
-            ELSE
-                v_got := v_got + 1;
-                id := r.id;
-                payload := r.payload;
-                lease_token := r.lease_token;
-                attempt := r.attempts;
-                lease_expires_at := r.lease_until;
-                priority := r.priority;
-                enqueued_at := r.enqueued_at;
-                ordering_key := r.ordering_key;
-                dedup_key := r.dedup_key;
-                RETURN NEXT;
-            END IF;
-        END LOOP;
-    END IF;
+    END LOOP;
 
     IF v_dead IS NOT NULL THEN
+        -- Rare: the lease above is taken back. attempts counts the deliveries made.
+        UPDATE minipaas.messages m
+           SET state = 'dead', attempts = m.attempts - 1, lease_token = NULL, lease_until = NULL, finished_at = v_now
+         WHERE m.id = ANY (v_dead);
         PERFORM minipaas._after_dead(q.queue_id, v_dead);
     END IF;
 
@@ -779,12 +873,10 @@ BEGIN
     END IF;
     -- (An assignment, not PERFORM, is evaluated without starting the executor.)
     IF v_full OR v_got > 0 OR v_dead IS NOT NULL THEN
-        v_hint_key := pg_catalog.set_config(v_hint_key,
-            ((extract(epoch FROM v_rescan) * 1000000)::bigint)::text || '|'
-            || ((extract(epoch FROM v_probe) * 1000000)::bigint)::text || '|'
-            || coalesce(v_last_pri, v_from_pri)::text || '|'
-            || ((extract(epoch FROM coalesce(v_last_at, v_from_at)) * 1000000)::bigint)::text || '|'
-            || coalesce(v_last_id, v_from_id)::text,
+        v_setting := pg_catalog.set_config(v_setting,
+            ROW(minipaas._epoch_us(v_rescan), minipaas._epoch_us(v_probe), coalesce(v_last_pri, v_from_pri),
+                minipaas._epoch_us(coalesce(v_last_at, v_from_at)),
+                coalesce(v_last_id, v_from_id))::minipaas.dequeue_hint::text,
             false);
     END IF;
 
@@ -805,9 +897,9 @@ $fn$;
 COMMENT ON FUNCTION minipaas.queue_dequeue(text, integer, interval) IS
     'Leases up to batch_size (1..10000) ready messages, lower priority number first, then by the time they became '
     'ready; each row carries a lease_token that queue_ack/queue_nack/queue_extend require. A lease lasts the '
-    'queue''s visibility_timeout unless given; a message whose lease expired is delivered again by a later dequeue '
-    '(within about a second: each session rescans its queue from the start at least that often), or dead-lettered '
-    'once max_attempts deliveries are used up. An unknown queue returns no rows.';
+    'queue''s visibility_timeout unless given (at most 12 hours); a message whose lease expired is delivered again '
+    'by a later dequeue (within about a second: each session rescans its queue from the start at least that often), '
+    'or dead-lettered once max_attempts deliveries are used up. An unknown queue returns no rows.';
 
 CREATE OR REPLACE FUNCTION minipaas.queue_ack(id bigint, lease_token bigint)
 RETURNS boolean
@@ -887,8 +979,8 @@ BEGIN
         RAISE EXCEPTION 'minipaas: ids and lease_tokens must be arrays of the same length'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF pg_catalog.cardinality(ids) > 10000 THEN
-        RAISE EXCEPTION 'minipaas: at most 10000 acks per batch, got %', pg_catalog.cardinality(ids)
+    IF pg_catalog.cardinality(ids) > minipaas.const_max_batch() THEN
+        RAISE EXCEPTION 'minipaas: at most % acks per batch, got %', minipaas.const_max_batch(), pg_catalog.cardinality(ids)
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
     -- Messages of queues without retention are deleted; the rest (rare) are kept as done.
@@ -984,10 +1076,8 @@ DECLARE
     v_now timestamptz := pg_catalog.clock_timestamp();
     v_err jsonb;
 BEGIN
-    IF queue_nack.delay < interval '0' THEN
-        RAISE EXCEPTION 'minipaas: delay must not be negative, got %', queue_nack.delay
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM minipaas._check_duration('delay', queue_nack.delay, true, minipaas.const_max_duration(),
+                                     'Retry a message at most 10 years later (or nack with retry => false).');
     SELECT * INTO m FROM minipaas.messages t
      WHERE t.id = queue_nack.id AND t.lease_token = queue_nack.lease_token AND t.state = 'ready'
        FOR UPDATE;
@@ -1035,10 +1125,7 @@ AS $fn$
 DECLARE
     v_until timestamptz;
 BEGIN
-    IF queue_extend.visibility_timeout <= interval '0' THEN
-        RAISE EXCEPTION 'minipaas: visibility_timeout must be positive, got %', queue_extend.visibility_timeout
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM minipaas._check_lease(queue_extend.visibility_timeout);
     -- Never wait for the row: the transaction holding it is usually the worker's own handler, acking the message
     -- in its transaction, and a worker that waits for its own handler while the handler waits for the worker
     -- (one client connection, requests in order) deadlocks. A busy row keeps its lease; the next extension retries.

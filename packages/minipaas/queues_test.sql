@@ -153,6 +153,120 @@ BEGIN
 END
 $fn$;
 
+-- Every duration argument has a range; beyond it the timestamps computed from it would overflow on every later
+-- call ("timestamp out of range"), long after the call that stored it.
+CREATE OR REPLACE FUNCTION minipaas.queue_duration_limits_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_id bigint;
+    v_token bigint;
+BEGIN
+    PERFORM minipaas.queue_create('q');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('q', visibility_timeout => '1000000 years')$$, '22023',
+                              'visibility_timeout must be at most');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('q', visibility_timeout => '12 hours 1 second')$$,
+                              '22023', 'visibility_timeout');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('q', visibility_timeout => '0')$$, '22023', 'positive');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('q', backoff_base => '11 years')$$, '22023',
+                              'backoff_base');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('q', backoff_max => '1000000 years')$$, '22023',
+                              'backoff_max');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_create('q', retention => '1000000 years')$$, '22023',
+                              'retention');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('q', '{}', delay => '1000000 years')$$, '22023',
+                              'delay must be at most');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('q', '{}', run_at => 'infinity')$$, '22023', 'run_at');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue('q', '{}', run_at => now() + interval '11 years')$$,
+                              '22023', 'run_at');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_enqueue_batch('q', ARRAY['{}']::jsonb[], delay => '11 years')$$,
+                              '22023', 'delay');
+    PERFORM minipaas.t_raises($$SELECT * FROM minipaas.queue_dequeue('q', 1, '1000000 years')$$, '22023',
+                              'visibility_timeout');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.messages), 'no messages were written');
+    PERFORM minipaas.t_eq((SELECT visibility_timeout FROM minipaas.queues WHERE name = 'q'), interval '30 seconds',
+                          'the queue kept its options');
+
+    -- The limits themselves are accepted, and work.
+    PERFORM minipaas.queue_create('q', visibility_timeout => minipaas.const_max_lease(),
+                                  backoff_max => minipaas.const_max_duration(),
+                                  retention => minipaas.const_max_duration());
+    v_id := minipaas.queue_enqueue('q', '{}', run_at => clock_timestamp() + interval '9 years');
+    PERFORM minipaas.queue_enqueue('q', '{}');
+    SELECT d.lease_token INTO v_token FROM minipaas.queue_dequeue('q') d;
+    PERFORM minipaas.t_assert(v_token IS NOT NULL, 'a dequeue with the longest lease works');
+    PERFORM minipaas.t_raises(format('SELECT minipaas.queue_extend(%s, %s, %L)',
+                                     (SELECT id FROM minipaas.messages WHERE lease_token = v_token), v_token,
+                                     '1000000 years'), '22023', 'visibility_timeout');
+    PERFORM minipaas.t_raises(format('SELECT * FROM minipaas.queue_nack(%s, %s, %L, %L)',
+                                     (SELECT id FROM minipaas.messages WHERE lease_token = v_token), v_token,
+                                     'x', '1000000 years'), '22023', 'delay');
+    PERFORM minipaas.t_assert((SELECT next_visible_at FROM minipaas.queue_stats('q')) IS NOT NULL, 'stats work');
+    PERFORM minipaas.t_assert((SELECT count(*) FROM minipaas.queue_maintain()) = 2, 'maintenance works');
+END
+$fn$;
+
+-- Keys are indexed; an index entry must fit in a third of a page. A longer key gets a clear error, not the
+-- index's "index row size exceeds maximum".
+CREATE OR REPLACE FUNCTION minipaas.queue_key_length_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_long text := (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 32768) i);  -- 1 MB, incompressible
+BEGIN
+    PERFORM minipaas.t_raises(format('SELECT minipaas.queue_enqueue(%L, %L, dedup_key => %L)', 'q', '{}', v_long),
+                              '22023', 'dedup_key is 1048576 bytes long');
+    PERFORM minipaas.t_raises(format('SELECT minipaas.queue_enqueue(%L, %L, ordering_key => %L)', 'q', '{}', v_long),
+                              '22023', 'ordering_key is 1048576 bytes long');
+    PERFORM minipaas.t_raises(format('SELECT minipaas.queue_enqueue_batch(%L, ARRAY[%L]::jsonb[], dedup_keys => ARRAY[%L])',
+                                     'q', '{}', v_long), '22023', 'dedup_key');
+    PERFORM minipaas.t_raises(format('SELECT minipaas.queue_enqueue_batch(%L, ARRAY[%L]::jsonb[], ordering_keys => ARRAY[%L])',
+                                     'q', '{}', v_long), '22023', 'ordering_key');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.messages), 'nothing was written');
+    -- The longest key allowed works, as both kinds of key (in multi-byte characters: the limit counts bytes).
+    PERFORM minipaas.queue_enqueue('q', '{}', dedup_key => repeat('é', minipaas.const_max_key_bytes() / 2),
+                                   ordering_key => repeat('é', minipaas.const_max_key_bytes() / 2));
+    PERFORM minipaas.t_raises(format('SELECT minipaas.queue_enqueue(%L, %L, dedup_key => %L)', 'q', '{}',
+                                     repeat('é', minipaas.const_max_key_bytes() / 2) || 'x'),
+                              '22023', 'dedup_key is 1025 bytes long');
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.queue_dequeue('q', 10)), 1::bigint, 'it is delivered');
+END
+$fn$;
+
+-- A message leased beyond max_attempts (its lease ran out on the last attempt, or max_attempts was lowered since)
+-- dies at its next dequeue, in batches too, and its attempts count the deliveries made.
+CREATE OR REPLACE FUNCTION minipaas.queue_lowered_max_attempts_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_tired bigint;
+    v_fresh bigint;
+    v_token bigint;
+BEGIN
+    v_tired := minipaas.queue_enqueue('q', '{"n": "tired"}');
+    SELECT d.lease_token INTO v_token FROM minipaas.queue_dequeue('q') d;
+    PERFORM minipaas.queue_nack(v_tired, v_token, 'first failure', '0');
+    PERFORM minipaas.t_forget_hints();
+    SELECT d.lease_token INTO v_token FROM minipaas.queue_dequeue('q') d;
+    PERFORM minipaas.queue_nack(v_tired, v_token, 'second failure', '0');
+    v_fresh := minipaas.queue_enqueue('q', '{"n": "fresh"}');
+    PERFORM minipaas.queue_create('q', max_attempts => 2);
+    PERFORM minipaas.t_forget_hints();
+    PERFORM minipaas.t_eq((SELECT array_agg(id) FROM minipaas.queue_dequeue('q', 10)), ARRAY[v_fresh],
+                          'the message that had its two deliveries is not delivered a third time');
+    PERFORM minipaas.t_eq((SELECT state FROM minipaas.messages WHERE id = v_tired), 'dead'::minipaas.message_state,
+                          'it is dead');
+    PERFORM minipaas.t_eq((SELECT attempts FROM minipaas.messages WHERE id = v_tired), 2, 'after two deliveries');
+    PERFORM minipaas.t_eq((SELECT lease_token FROM minipaas.messages WHERE id = v_tired), NULL::bigint,
+                          'without a lease');
+    PERFORM minipaas.t_eq((SELECT jsonb_array_length(errors) FROM minipaas.messages WHERE id = v_tired), 2,
+                          'its error history is the two nacks');
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION minipaas.queue_json_null_payload_test()
 RETURNS void
 LANGUAGE plpgsql
@@ -833,31 +947,62 @@ AS $fn$
 DECLARE
     v_early bigint;
     v_late bigint;
-    v_hint text;
-    v_parts text[];
+    v_hint minipaas.dequeue_hint;
 BEGIN
     v_early := minipaas.queue_enqueue('q', '{"n": "early"}');
     v_late := minipaas.queue_enqueue('q', '{"n": "late"}');
     PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_early, 'first');
-    v_hint := current_setting('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'));
-    v_parts := string_to_array(v_hint, '|');
-    PERFORM minipaas.t_eq(v_parts[5]::bigint, v_early, 'the session remembers where its last dequeue stopped');
-    -- A message at or behind the hint (as if its producer committed late) is skipped by hinted scans ...
-    PERFORM set_config('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'),
-                       (SELECT concat_ws('|', v_parts[1], v_parts[2], m.priority,
-                                         (extract(epoch FROM m.ready_at) * 1000000)::bigint, m.id)
-                          FROM minipaas.messages m WHERE m.id = v_late), false);
+    v_hint := minipaas.t_hint('q');
+    PERFORM minipaas.t_eq(v_hint.after_id, v_early, 'the session remembers where its last dequeue stopped');
+    PERFORM minipaas.t_assert(minipaas._from_epoch_us(v_hint.rescan_at) > clock_timestamp(), 'a rescan time ahead');
+    -- A message at or behind the position (as if its producer committed late) is skipped by hinted scans ...
+    SELECT m.priority, minipaas._epoch_us(m.ready_at), m.id
+      INTO v_hint.after_priority, v_hint.after_ready_at, v_hint.after_id
+      FROM minipaas.messages m WHERE m.id = v_late;
+    PERFORM minipaas.t_set_hint('q', v_hint);
     PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.queue_dequeue('q')), 'hinted scans skip it');
     -- ... until the session's rescan time, when a full scan from the start finds it.
-    v_hint := current_setting('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'));
-    PERFORM set_config('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'),
-                       regexp_replace(v_hint, '^[^|]*', '0'), false);
+    v_hint := minipaas.t_hint('q');
+    v_hint.rescan_at := minipaas._epoch_us(clock_timestamp());
+    PERFORM minipaas.t_set_hint('q', v_hint);
     PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_late, 'the rescan finds it');
-    -- A malformed hint is ignored.
-    PERFORM minipaas.queue_enqueue('q', '{"n": "more"}');
-    PERFORM set_config('minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q'),
-                       'garbage', false);
-    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.queue_dequeue('q')), 1::bigint, 'bad hints are ignored');
+    -- A rescan time further out than queue_dequeue ever sets is not believed.
+    v_late := minipaas.queue_enqueue('q', '{"n": "later"}');
+    SELECT m.priority, minipaas._epoch_us(m.ready_at), m.id,
+           minipaas._epoch_us(clock_timestamp() + interval '1 day')
+      INTO v_hint.after_priority, v_hint.after_ready_at, v_hint.after_id, v_hint.rescan_at
+      FROM minipaas.messages m WHERE m.id = v_late;
+    PERFORM minipaas.t_set_hint('q', v_hint);
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_late, 'a far rescan time means now');
+    -- A hint emptied by RESET ALL or DISCARD ALL (a connection pooler's reset) means: scan from the start.
+    v_late := minipaas.queue_enqueue('q', '{"n": "after reset"}');
+    PERFORM minipaas.t_set_hint('q', v_hint);
+    RESET ALL;
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_late, 'an emptied hint means a full scan');
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION minipaas.queue_hint_survives_datestyle_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_first bigint;
+    v_hint minipaas.dequeue_hint;
+BEGIN
+    v_first := minipaas.queue_enqueue('q', '{"n": 1}');
+    PERFORM minipaas.queue_enqueue('q', '{"n": 2}');
+    SET LOCAL DateStyle = 'SQL, DMY';
+    SET LOCAL TimeZone = 'Pacific/Chatham';
+    PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_first, 'first');
+    v_hint := minipaas.t_hint('q');
+    SET LOCAL DateStyle = 'SQL, MDY';
+    SET LOCAL TimeZone = 'UTC';
+    PERFORM minipaas.t_eq(minipaas.t_hint('q'), v_hint, 'the hint reads back the same in another DateStyle');
+    PERFORM minipaas.t_assert(minipaas._from_epoch_us(v_hint.rescan_at)
+                                  BETWEEN clock_timestamp() AND clock_timestamp() + interval '60 seconds',
+                              'the rescan time is near, in any time zone');
+    PERFORM minipaas.t_eq((SELECT (payload->>'n')::int FROM minipaas.queue_dequeue('q')), 2, 'the next one');
 END
 $fn$;
 
@@ -867,14 +1012,16 @@ LANGUAGE plpgsql
 AS $fn$
 DECLARE
     v_urgent bigint;
-    v_key text;
+    v_hint minipaas.dequeue_hint;
 BEGIN
     PERFORM minipaas.queue_enqueue_batch('q', ARRAY['{}', '{}', '{}']::jsonb[], priority => 5);
     PERFORM minipaas.queue_dequeue('q');
     v_urgent := minipaas.queue_enqueue('q', '{"urgent": true}', priority => 0);
     -- The hint sits at priority 5; the urgency probe (every 100 ms) looks below it. Make it due now.
-    v_key := 'minipaas.dequeue_hint_' || (SELECT queue_id FROM minipaas.queues WHERE name = 'q');
-    PERFORM set_config(v_key, regexp_replace(current_setting(v_key), '^([^|]*)\|[^|]*', '\1|0'), false);
+    v_hint := minipaas.t_hint('q');
+    PERFORM minipaas.t_eq(v_hint.after_priority, 5::smallint, 'the position''s priority');
+    v_hint.probe_at := 0;
+    PERFORM minipaas.t_set_hint('q', v_hint);
     PERFORM minipaas.t_eq((SELECT id FROM minipaas.queue_dequeue('q')), v_urgent,
                           'a message more urgent than the hint is found');
 END

@@ -11,8 +11,8 @@
 -- back while an older transaction (publisher or not) of the same database is still open; stream_group_lag shows
 -- the held-back count.
 --
--- Advisory lock classes: 1297088514 per stream key (publish with a key), 1297088515 consumer-group partitions,
--- 1297088516 maintenance.
+-- Named numbers (the event-offset multiplier, advisory lock classes, limits) are the minipaas.const_* functions of
+-- queues.sql.
 
 CREATE OR REPLACE FUNCTION minipaas._stream(stream text, create_missing boolean)
 RETURNS minipaas.streams
@@ -55,13 +55,13 @@ BEGIN
     IF v_state LIKE v_xid::text || ':%' THEN
         v_used := pg_catalog.split_part(v_state, ':', 2)::bigint;
     END IF;
-    IF v_used + n > 1048576 THEN
-        RAISE EXCEPTION 'minipaas: at most 1048576 stream events per transaction'
+    IF v_used + n > minipaas.const_events_per_transaction() THEN
+        RAISE EXCEPTION 'minipaas: at most % stream events per transaction', minipaas.const_events_per_transaction()
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
     -- (An assignment, not PERFORM, is evaluated without starting the executor.)
     v_state := pg_catalog.set_config('minipaas.publish_seq', v_xid::text || ':' || (v_used + n)::text, false);
-    RETURN v_xid * 1048576 + v_used;
+    RETURN v_xid * minipaas.const_events_per_transaction() + v_used;
 END
 $fn$;
 
@@ -104,13 +104,14 @@ BEGIN
     -- finished when the snapshot was taken), leaving out ids running in other databases. Our own transaction
     -- counts as running too, except when it is exactly the oldest: then its own events (visible to it) are
     -- settled as well.
-    SELECT coalesce(min(x), pg_catalog.pg_snapshot_xmax(v_snap))::text::bigint INTO v_x
+    -- (min over bigint, not xid8: PostgreSQL 14 has no min(xid8).)
+    SELECT coalesce(min(x::text::bigint), pg_catalog.pg_snapshot_xmax(v_snap)::text::bigint) INTO v_x
       FROM pg_catalog.pg_snapshot_xip(v_snap) AS x
      WHERE x::xid <> ALL (foreign_xids);
     IF v_x = pg_catalog.pg_current_xact_id_if_assigned()::text::bigint THEN
         v_x := v_x + 1;
     END IF;
-    RETURN v_x * 1048576;
+    RETURN v_x * minipaas.const_events_per_transaction();
 END
 $fn$;
 
@@ -160,8 +161,10 @@ BEGIN
         RAISE EXCEPTION 'minipaas: partitions must be between 1 and 256, got %', partitions
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF retention_age < interval '0' OR retention_count < 0 THEN
-        RAISE EXCEPTION 'minipaas: retention must not be negative'
+    PERFORM minipaas._check_duration('retention_age', retention_age, true, minipaas.const_max_duration(),
+                                     'Events older than retention_age are trimmed (0: kept forever).');
+    IF retention_count < 0 THEN
+        RAISE EXCEPTION 'minipaas: retention_count must not be negative, got %', retention_count
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO minipaas.streams AS t (name, partitions) VALUES (stream, coalesce(partitions, 1))
@@ -252,6 +255,9 @@ BEGIN
     END IF;
 
     IF stream_publish.dedup_id IS NOT NULL THEN
+        IF pg_catalog.octet_length(stream_publish.dedup_id) > minipaas.const_max_key_bytes() THEN
+            PERFORM minipaas._check_key('dedup_id', stream_publish.dedup_id);
+        END IF;
         SELECT e.event_offset INTO v_existing FROM minipaas.stream_events e
          WHERE e.stream_id = s.stream_id AND e.dedup_id = stream_publish.dedup_id;
         IF FOUND THEN
@@ -260,6 +266,9 @@ BEGIN
     END IF;
 
     IF stream_publish.key IS NOT NULL THEN
+        IF pg_catalog.octet_length(stream_publish.key) > minipaas.const_max_key_bytes() THEN
+            PERFORM minipaas._check_key('key', stream_publish.key);
+        END IF;
         IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
             RAISE EXCEPTION 'minipaas: publishing with a key needs READ COMMITTED, not %',
                     pg_catalog.current_setting('transaction_isolation')
@@ -268,7 +277,7 @@ BEGIN
         END IF;
         -- Publishers of one key take turns until commit, so versions are gapless and in commit order.
         PERFORM pg_catalog.pg_advisory_xact_lock(
-            1297088514, pg_catalog.hashtext(s.stream_id::text || ':' || stream_publish.key));
+            minipaas.const_lock_stream_key(), pg_catalog.hashtext(s.stream_id::text || ':' || stream_publish.key));
         SELECT e.key_version, e.event_offset INTO v_version, v_last_offset
           FROM minipaas.stream_events e
          WHERE e.stream_id = s.stream_id AND e.key = stream_publish.key AND e.key IS NOT NULL
@@ -345,8 +354,8 @@ BEGIN
     IF payloads IS NULL THEN
         RAISE EXCEPTION 'minipaas: payloads must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF v_n > 10000 THEN
-        RAISE EXCEPTION 'minipaas: at most 10000 events per batch, got %', v_n
+    IF v_n > minipaas.const_max_batch() THEN
+        RAISE EXCEPTION 'minipaas: at most % events per batch, got %', minipaas.const_max_batch(), v_n
             USING ERRCODE = 'program_limit_exceeded', HINT = 'Split the batch; each call is all-or-nothing.';
     END IF;
     IF pg_catalog.array_position(payloads, NULL) IS NOT NULL THEN
@@ -366,7 +375,8 @@ BEGIN
     IF EXISTS (SELECT 1 FROM unnest(keys) k WHERE k IS NOT NULL)
        OR EXISTS (SELECT 1 FROM unnest(dedup_ids) d WHERE d IS NOT NULL) THEN
         -- Take every key lock first, in one order, so that two batches cannot deadlock.
-        PERFORM pg_catalog.pg_advisory_xact_lock(1297088514, pg_catalog.hashtext(s.stream_id::text || ':' || l.k))
+        PERFORM pg_catalog.pg_advisory_xact_lock(minipaas.const_lock_stream_key(),
+                                                 pg_catalog.hashtext(s.stream_id::text || ':' || l.k))
            FROM (SELECT DISTINCT k FROM unnest(keys) k WHERE k IS NOT NULL) l
           ORDER BY pg_catalog.hashtext(s.stream_id::text || ':' || l.k), l.k;
         FOR i IN 1 .. v_n LOOP
@@ -415,8 +425,9 @@ DECLARE
     s         minipaas.streams;
     v_foreign xid[];
 BEGIN
-    IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
-        RAISE EXCEPTION 'minipaas: max_events must be between 1 and 10000, got %', coalesce(max_events::text, 'NULL')
+    IF max_events IS NULL OR max_events < 1 OR max_events > minipaas.const_max_batch() THEN
+        RAISE EXCEPTION 'minipaas: max_events must be between 1 and %, got %', minipaas.const_max_batch(),
+                coalesce(max_events::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT * INTO s FROM minipaas.streams t WHERE t.name = stream_consume.stream;
@@ -470,8 +481,9 @@ AS $fn$
 DECLARE
     s minipaas.streams;
 BEGIN
-    IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
-        RAISE EXCEPTION 'minipaas: max_events must be between 1 and 10000, got %', coalesce(max_events::text, 'NULL')
+    IF max_events IS NULL OR max_events < 1 OR max_events > minipaas.const_max_batch() THEN
+        RAISE EXCEPTION 'minipaas: max_events must be between 1 and %, got %', minipaas.const_max_batch(),
+                coalesce(max_events::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT * INTO s FROM minipaas.streams t WHERE t.name = stream_read_key.stream;
@@ -517,8 +529,9 @@ DECLARE
     v_foreign xid[];
     r        record;
 BEGIN
-    IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
-        RAISE EXCEPTION 'minipaas: max_events must be between 1 and 10000, got %', coalesce(max_events::text, 'NULL')
+    IF max_events IS NULL OR max_events < 1 OR max_events > minipaas.const_max_batch() THEN
+        RAISE EXCEPTION 'minipaas: max_events must be between 1 and %, got %', minipaas.const_max_batch(),
+                coalesce(max_events::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT * INTO s FROM minipaas.streams t WHERE t.name = stream_group_consume.stream;
@@ -545,7 +558,7 @@ BEGIN
             ON g.stream_id = s.stream_id AND g.group_name = consumer_group AND g.partition = p.n
          ORDER BY p.n
     LOOP
-        IF pg_catalog.pg_try_advisory_xact_lock(1297088515,
+        IF pg_catalog.pg_try_advisory_xact_lock(minipaas.const_lock_group_partition(),
                pg_catalog.hashtext(s.stream_id::text || ':' || consumer_group || ':' || r.partition::text)) THEN
             v_parts := v_parts || r.partition;
             v_from := v_from || r.committed_offset;
@@ -761,7 +774,7 @@ AS $fn$
 #variable_conflict use_column
 BEGIN
     -- One maintainer at a time; the others return at once.
-    IF NOT pg_catalog.pg_try_advisory_xact_lock(1297088516, 0) THEN
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(minipaas.const_lock_maintenance(), 0) THEN
         RETURN;
     END IF;
     RETURN QUERY SELECT * FROM minipaas.queue_maintain();

@@ -275,6 +275,30 @@ BEGIN
 END
 $fn$;
 
+CREATE OR REPLACE FUNCTION minipaas.stream_limits_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_long text := (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 32768) i);  -- 1 MB, incompressible
+BEGIN
+    PERFORM minipaas.t_raises(format('SELECT minipaas.stream_publish(%L, %L, key => %L)', 's', '{}', v_long),
+                              '22023', 'key is 1048576 bytes long');
+    PERFORM minipaas.t_raises(format('SELECT minipaas.stream_publish(%L, %L, dedup_id => %L)', 's', '{}', v_long),
+                              '22023', 'dedup_id is 1048576 bytes long');
+    PERFORM minipaas.t_raises(format('SELECT minipaas.stream_publish_batch(%L, ARRAY[%L]::jsonb[], keys => ARRAY[%L])',
+                                     's', '{}', v_long), '22023', 'key');
+    PERFORM minipaas.t_raises($$SELECT minipaas.stream_create('s', retention_age => '1000000 years')$$, '22023',
+                              'retention_age must be at most');
+    PERFORM minipaas.t_raises($$SELECT minipaas.stream_create('s', retention_age => '-1 day')$$, '22023', 'negative');
+    PERFORM minipaas.t_assert(NOT EXISTS (SELECT 1 FROM minipaas.stream_events), 'nothing was written');
+    PERFORM minipaas.stream_publish('s', '{}', key => repeat('k', minipaas.const_max_key_bytes()),
+                                    dedup_id => repeat('d', minipaas.const_max_key_bytes()));
+    PERFORM minipaas.stream_create('s', retention_age => minipaas.const_max_duration());
+    PERFORM minipaas.t_eq(minipaas.stream_trim('s'), 0::bigint, 'the longest retention trims nothing');
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION minipaas.stream_consumer_group_test()
 RETURNS void
 LANGUAGE plpgsql

@@ -82,35 +82,37 @@ impl<T> fmt::Debug for Queue<T> {
 /// Options of a queue; `None` keeps the current value (or the default, for a new queue).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueOptions {
-    /// How long a lease lasts unless the worker asks for another length (default 30 s).
+    /// How long a lease lasts unless the worker asks for another length (default 30 s, at most 12 hours: a longer
+    /// job extends its lease, as the [`Worker`](crate::Worker) does).
     pub visibility_timeout: Option<Duration>,
     /// Deliveries before a failing message is dead-lettered (default 5).
     pub max_attempts: Option<u32>,
-    /// First retry delay; it doubles with each attempt (default 1 s).
+    /// First retry delay; it doubles with each attempt (default 1 s, at most 10 years).
     pub backoff_base: Option<Duration>,
-    /// Cap of the retry delay (default 15 min).
+    /// Cap of the retry delay (default 15 min, at most 10 years).
     pub backoff_max: Option<Duration>,
     /// Share of the delay taken off at random, 0 to 1 (default 0.2).
     pub backoff_jitter: Option<f64>,
     /// Where dead messages go: `Some(name)` moves them to that queue, `Some("")` keeps them in this queue (the
     /// default) for [`Queue::dead_letters`] and [`Queue::redrive`].
     pub dead_letter_queue: Option<String>,
-    /// How long acked messages are kept (state done); zero deletes them on ack (the default).
+    /// How long acked messages are kept (state done); zero deletes them on ack (the default); at most 10 years.
     pub retention: Option<Duration>,
 }
 
 /// Per-message options of [`Queue::enqueue_with`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnqueueOptions {
-    /// Deliver no earlier than this long from now.
+    /// Deliver no earlier than this long from now (at most 10 years).
     pub delay: Option<Duration>,
-    /// Deliver no earlier than this time.
+    /// Deliver no earlier than this time (at most 10 years ahead).
     pub run_at: Option<DateTime<Utc>>,
     /// Lower numbers are delivered first (default 0).
     pub priority: i16,
-    /// While a message with this key is pending or in flight, enqueuing another returns the first one's id.
+    /// While a message with this key is pending or in flight, enqueuing another returns the first one's id. At
+    /// most 1,024 bytes.
     pub dedup_key: Option<String>,
-    /// Messages with the same key are delivered one at a time, in enqueue order.
+    /// Messages with the same key are delivered one at a time, in enqueue order. At most 1,024 bytes.
     pub ordering_key: Option<String>,
 }
 

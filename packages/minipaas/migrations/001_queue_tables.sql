@@ -76,3 +76,5 @@ DROP TABLE minipaas.queue_wakeups;
 DROP TABLE minipaas.messages;
 DROP TABLE minipaas.queues;
 DROP TYPE minipaas.message_state;
+-- The up part created the schema; it goes last, and only if nothing else was put in it.
+DROP SCHEMA minipaas;

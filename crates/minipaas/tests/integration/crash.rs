@@ -168,19 +168,30 @@ async fn workers_killed_at_random_lose_nothing_and_duplicate_nothing() {
         "crash test: {messages} messages in {elapsed:.1?}, {} workers killed, {done} acked, {dead} dead",
         killed.len()
     );
-    assert_eq!(left, 0, "no message is stuck or lost");
-    assert_eq!(
-        done + dead,
-        messages,
-        "every message was acked or dead-lettered"
+    // Every property is checked and every violation reported, not only the first.
+    let mut failures: Vec<String> = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            failures.push(what);
+        }
+    };
+    check(
+        left == 0,
+        format!("no message is stuck or lost: {left} left"),
     );
-    assert_eq!(
-        distinct_n, done,
-        "each acked message has exactly one result (crash_done's key ensures no twice)"
+    check(
+        done + dead == messages,
+        format!("every message was acked or dead-lettered: {done} + {dead} of {messages}"),
     );
-    assert_eq!(
-        dead_poison, poison,
-        "every poison message was dead-lettered by max_attempts"
+    check(
+        distinct_n == done,
+        format!("each acked message has exactly one result: {distinct_n} distinct of {done}"),
+    );
+    check(
+        dead_poison == poison,
+        format!(
+            "every poison message was dead-lettered by max_attempts: {dead_poison} of {poison}"
+        ),
     );
     // A healthy message may only die if every one of its deliveries went to a worker that was killed.
     let dead_healthy: Vec<i64> = client
@@ -211,9 +222,11 @@ async fn workers_killed_at_random_lose_nothing_and_duplicate_nothing() {
         let (id, pid, last): (i64, i32, bool) = (row.get(0), row.get(1), row.get(3));
         redelivered.insert(id);
         if !last {
-            assert!(
+            check(
                 killed.contains(&pid),
-                "message {id} was delivered again although its earlier worker {pid} was not killed"
+                format!(
+                    "message {id} was delivered again although its earlier worker {pid} was not killed"
+                ),
             );
         }
     }
@@ -228,14 +241,20 @@ async fn workers_killed_at_random_lose_nothing_and_duplicate_nothing() {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert!(
+        check(
             pids.iter().all(|pid| killed.contains(pid)),
-            "healthy message {id} died without its workers being killed: {pids:?}"
+            format!("healthy message {id} died without its workers being killed: {pids:?}"),
         );
     }
     eprintln!(
         "crash test: {} healthy messages were redelivered after a kill, {} died of repeated kills",
         redelivered.len(),
         dead_healthy.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} crash-test properties failed:\n{}",
+        failures.len(),
+        failures.join("\n")
     );
 }

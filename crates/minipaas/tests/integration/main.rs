@@ -3,6 +3,7 @@
 
 mod crash;
 mod queue;
+mod server_crash;
 mod sql_package;
 mod stream;
 mod support;

@@ -53,28 +53,18 @@ async fn leases_fence_stale_workers() {
     let (_db, client) = support::fresh_db().await;
     let queue = Queue::<Task>::new("fence").unwrap();
     queue.enqueue(&client, &task(1)).await.unwrap();
-    let first = queue
-        .dequeue(&client, 1, Some(Duration::from_millis(200)))
+    let first = queue.dequeue(&client, 1, None).await.unwrap().remove(0);
+    assert!(
+        queue.dequeue(&client, 1, None).await.unwrap().is_empty(),
+        "not delivered again while the lease runs"
+    );
+    support::time_passes_for(&client, first.id).await;
+    let second = queue
+        .dequeue(&client, 1, None)
         .await
         .unwrap()
-        .remove(0);
-    // Redelivered by the next dequeue that scans past it: at the latest the session's next full rescan, about
-    // a second later (the leased message kept its place, behind this session's dequeue hint).
-    let started = std::time::Instant::now();
-    let second = loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Some(d) = queue.dequeue(&client, 1, None).await.unwrap().pop() {
-            break d;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the expired lease never came back"
-        );
-    };
-    assert!(
-        started.elapsed() >= Duration::from_millis(200),
-        "not before the lease ran out"
-    );
+        .pop()
+        .expect("the expired lease comes back");
     assert_eq!(second.id, first.id, "an expired lease is redelivered");
     assert_eq!(second.attempt, 2);
     assert!(
@@ -130,7 +120,7 @@ async fn nack_retries_then_dead_letters_and_redrive_brings_it_back() {
         queue.dequeue(&client, 1, None).await.unwrap().is_empty(),
         "backing off"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    support::time_passes_for(&client, id).await;
     let d = queue.dequeue(&client, 1, None).await.unwrap().remove(0);
     assert_eq!(d.attempt, 2);
     assert_eq!(
@@ -349,8 +339,8 @@ async fn bad_names_fail_before_the_database() {
     );
 }
 
-/// A producer that commits after a dequeue already moved past its message's position: the session's rescan
-/// finds the message within about a second — nothing is stranded.
+/// A producer that commits after a dequeue already moved past its message's position: the session's rescan, due
+/// within about a second, finds the message — nothing is stranded.
 #[tokio::test]
 async fn a_late_commit_is_not_stranded() {
     let db = pgtest::TestDb::new().await;
@@ -372,19 +362,26 @@ async fn a_late_commit_is_not_stranded() {
     assert_eq!(got.iter().map(|d| d.id).collect::<Vec<_>>(), vec![early]);
     slow.commit().await.unwrap();
 
-    let started = std::time::Instant::now();
-    loop {
-        let got = queue.dequeue(&worker, 10, None).await.unwrap();
-        if let Some(d) = got.first() {
-            assert_eq!(d.id, late);
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the late message was never found"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let due = support::rescan_in(&worker, "late")
+        .await
+        .expect("the worker's session remembers where it stopped");
+    assert!(
+        due > 0.0 && due <= 60.0,
+        "a full scan schedules the next one a second later (or 100 times the scan's length), at most a minute, \
+         not {due} s"
+    );
+    support::rescan_in_seconds(&worker, 30.0).await;
+    assert!(
+        queue.dequeue(&worker, 10, None).await.unwrap().is_empty(),
+        "until the rescan, dequeues start after the position, past the late message"
+    );
+    support::rescan_due(&worker).await;
+    let got = queue.dequeue(&worker, 10, None).await.unwrap();
+    assert_eq!(
+        got.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![late],
+        "the rescan finds it"
+    );
 }
 
 /// NOTIFY wake-ups: after a consumer found the queue empty, an enqueue notifies its channel.
@@ -413,7 +410,7 @@ async fn enqueue_notifies_waiting_consumers() {
     assert_eq!(n.channel(), "minipaas.queue.wake");
     assert_eq!(n.payload(), "", "due now");
 
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    support::notify_window_ends(&client).await;
     queue
         .enqueue_with(
             &client,
@@ -445,13 +442,19 @@ async fn enqueue_notifies_waiting_consumers() {
         1,
         "a full batch"
     );
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    support::notify_window_ends(&client).await;
     queue.enqueue(&client, &task(5)).await.unwrap();
-    let quiet = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await;
-    assert!(
-        quiet.is_err(),
-        "no NOTIFY while consumers are busy: {quiet:?}"
-    );
+    // A wake-up claims the queue's throttle row before it notifies; an unclaimed row means no NOTIFY was sent.
+    let claimed: bool = client
+        .query_one(
+            "SELECT w.notified_at > '-infinity' FROM minipaas.queue_wakeups w
+               JOIN minipaas.queues q USING (queue_id) WHERE q.name = 'wake'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!claimed, "no NOTIFY while consumers are busy");
 }
 
 #[tokio::test]

@@ -167,22 +167,54 @@ async fn failures_retry_panics_retry_and_fatal_errors_dead_letter() {
 
 #[tokio::test]
 async fn leases_are_extended_while_a_handler_runs() {
-    let (_db, client) = support::fresh_db().await;
+    let db = pgtest::TestDb::new().await;
+    let client = db.client().await;
+    support::install(&client).await;
     let queue = Queue::<Job>::new("slow").unwrap();
-    queue.enqueue(&client, &Job { n: 1 }).await.unwrap();
+    let id = queue.enqueue(&client, &Job { n: 1 }).await.unwrap();
     let client = Arc::new(client);
+    let watcher = Arc::new(db.client().await);
     let finished = Arc::new(AtomicU32::new(0));
     let f2 = finished.clone();
     let mut opts = options();
-    opts.lease = Some(Duration::from_millis(600));
+    opts.lease = Some(Duration::from_millis(1500));
     let report = run_until(
         Worker::new(queue.clone(), opts),
         client.clone(),
         move |_job| {
-            let finished = f2.clone();
+            let (finished, watcher) = (f2.clone(), watcher.clone());
             async move {
-                // Three lease lengths: without extension another dequeue would take the message.
-                tokio::time::sleep(Duration::from_millis(1800)).await;
+                // The handler runs until its lease was extended twice and it holds the message beyond its first
+                // lease's end: without the extensions, another dequeue could have taken it.
+                let lease_until = || async {
+                    watcher
+                        .query_one(
+                            "SELECT lease_until, lease_until > clock_timestamp() FROM minipaas.messages
+                              WHERE id = $1",
+                            &[&id],
+                        )
+                        .await
+                        .map(|row| (row.get::<_, chrono::DateTime<chrono::Utc>>(0), row.get::<_, bool>(1)))
+                };
+                let (first_until, _) = lease_until().await?;
+                let mut seen = vec![first_until];
+                let started = Instant::now();
+                loop {
+                    let (until, ahead) = lease_until().await?;
+                    assert!(ahead, "the lease ran out while the handler ran: {until}");
+                    if seen.last() != Some(&until) {
+                        seen.push(until);
+                    }
+                    if seen.len() >= 3 && chrono::Utc::now() > first_until {
+                        break;
+                    }
+                    assert!(
+                        started.elapsed() < Duration::from_secs(20),
+                        "the lease was not extended twice: {seen:?}"
+                    );
+                    // Polls the database for the worker's extensions (a third of the lease apart).
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 finished.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
@@ -219,9 +251,8 @@ async fn shutdown_releases_what_does_not_finish_in_time() {
             async move {
                 started.fetch_add(1, Ordering::SeqCst);
                 if job.payload().n == 2 {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                } else {
-                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    // Never finishes.
+                    std::future::pending::<()>().await;
                 }
                 Ok(())
             }
@@ -270,8 +301,18 @@ async fn a_listener_wakes_an_idle_worker_long_before_its_poll() {
     let enqueued_at = Arc::new(Mutex::new(None));
     let e2 = enqueued_at.clone();
     tokio::spawn(async move {
-        // Let the worker go idle first.
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // Once the worker found the queue empty it waits for a NOTIFY (it listens before it polls).
+        support::wait_until("the worker goes idle", Duration::from_secs(20), || async {
+            producer
+                .query_one(
+                    "SELECT consumers_idle_until IS NOT NULL FROM minipaas.queues WHERE name = 'wake'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, bool>(0)
+        })
+        .await;
         *e2.lock().unwrap() = Some(Instant::now());
         queue.enqueue(&producer, &Job { n: 1 }).await.unwrap();
     });
@@ -390,6 +431,7 @@ async fn a_lease_extension_never_waits_for_the_handlers_own_transaction() {
                 if !job.ack_with(&tx).await? {
                     return Err(JobError::retry("lease lost"));
                 }
+                // Holds the row while extensions come due (its subject: a real timer firing meanwhile).
                 tokio::time::sleep(Duration::from_millis(450)).await;
                 tx.commit().await?;
                 committed.fetch_add(1, Ordering::SeqCst);
