@@ -175,14 +175,56 @@ pub(crate) fn compare(source: &Catalog, target: &Catalog, renames: &Renames) -> 
         .filter(|id| !matches!(id, ObjectId::Extension { .. }))
         .collect();
 
+    // Tables that gain or lose a parent: an attached table must have the parent's columns first; a detached one
+    // keeps copies of what it inherited, which become its own.
+    let link_tables = |cat: &Catalog| -> BTreeMap<QName, Vec<QName>> {
+        cat.tables
+            .iter()
+            .map(|(n, t)| {
+                let mut parents: Vec<QName> = t.inherits.clone();
+                parents.extend(t.partition_of.iter().map(|(p, _)| p.clone()));
+                (n.clone(), parents)
+            })
+            .collect()
+    };
+    let (src_links, dst_links) = (link_tables(&source), link_tables(target));
+    let attaching: BTreeSet<QName> = dst_links
+        .iter()
+        .filter(|(n, ps)| src_links.get(*n).is_some_and(|old| ps.iter().any(|p| !old.contains(p))))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let detaching: BTreeSet<QName> = src_links
+        .iter()
+        .filter(|(n, ps)| dst_links.get(*n).is_some_and(|new| ps.iter().any(|p| !new.contains(p))))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let table_of = |id: &ObjectId, cat: &Catalog| -> Option<QName> {
+        match id {
+            ObjectId::Column { table, .. }
+            | ObjectId::Constraint { table, .. }
+            | ObjectId::Trigger { table, .. } => Some(table.clone()),
+            ObjectId::Index { name } => cat.indexes.get(name).map(|i| i.table.clone()),
+            _ => None,
+        }
+    };
+
     for id in dst_ids.difference(&src_ids) {
-        if target.external.contains(id) || target.is_inherited(id) {
+        if target.external.contains(id) {
+            continue;
+        }
+        if target.is_inherited(id)
+            && !(matches!(id, ObjectId::Column { .. })
+                && table_of(id, target).is_some_and(|t| attaching.contains(&t)))
+        {
             continue;
         }
         changes.insert(id.clone(), Change::Create);
     }
     for id in src_ids.difference(&dst_ids) {
-        if source.external.contains(id) || source.is_inherited(id) {
+        if source.external.contains(id) {
+            continue;
+        }
+        if source.is_inherited(id) && !table_of(id, &source).is_some_and(|t| detaching.contains(&t)) {
             continue;
         }
         changes.insert(id.clone(), Change::Drop { implicit: false });
@@ -200,7 +242,9 @@ pub(crate) fn compare(source: &Catalog, target: &Catalog, renames: &Renames) -> 
         }
     }
 
+    mark_implicit(&source, &mut changes);
     cascade(&ctx, &mut changes);
+    mark_implicit(&source, &mut changes);
     Comparison {
         source,
         renames: rename_stmts,
@@ -254,6 +298,21 @@ impl Ctx<'_> {
             ObjectId::Sequence { name } => {
                 let (a, b) = (s.sequences.get(name)?, d.sequences.get(name)?);
                 let clauses = render::sequence_option_changes(&a.options, &b.options);
+                // The current value must stay within the new bounds.
+                if b.options.min > a.options.min {
+                    stmts.push(AlterStmt::new(format!(
+                        "SELECT pg_catalog.setval({}, GREATEST(last_value, {}), is_called) FROM {name};",
+                        quote_literal(&name.sql()),
+                        b.options.min
+                    )));
+                }
+                if b.options.max < a.options.max {
+                    stmts.push(AlterStmt::new(format!(
+                        "SELECT pg_catalog.setval({}, LEAST(last_value, {}), is_called) FROM {name};",
+                        quote_literal(&name.sql()),
+                        b.options.max
+                    )));
+                }
                 if !clauses.is_empty() {
                     stmts.push(AlterStmt::new(format!(
                         "ALTER SEQUENCE {name} {};",
@@ -292,6 +351,20 @@ impl Ctx<'_> {
                     });
                 }
                 stmts.extend(table_alters(name, a, b));
+                // REPLICA IDENTITY USING INDEX goes with the index when the index is (re)created.
+                if b.replica_identity == 'i'
+                    && (a.replica_identity, &a.replica_index) != (b.replica_identity, &b.replica_index)
+                    && let Some(ix) = &b.replica_index
+                {
+                    let q = QName::new(&name.schema, ix);
+                    let same = match (s.indexes.get(&q), d.indexes.get(&q)) {
+                        (Some(x), Some(y)) => x.definition == y.definition,
+                        _ => false,
+                    };
+                    if same {
+                        stmts.push(AlterStmt::new(render::replica_identity(name, b)));
+                    }
+                }
             }
             ObjectId::PartitionOf { table } => {
                 let (a, b) = (
@@ -1274,6 +1347,26 @@ fn cascade(ctx: &Ctx<'_>, changes: &mut BTreeMap<ObjectId, Change>) {
     }
 }
 
+/// A drop whose owner is dropped too needs no statement of its own.
+fn mark_implicit(src: &Catalog, changes: &mut BTreeMap<ObjectId, Change>) {
+    let ids: Vec<ObjectId> = changes
+        .iter()
+        .filter(|(_, c)| matches!(c, Change::Drop { implicit: false } | Change::Replace { implicit: false, .. }))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in ids {
+        if !owner_chain_dropped(src, &id, changes) {
+            continue;
+        }
+        if let Some(c) = changes.get_mut(&id) {
+            match c {
+                Change::Drop { implicit } | Change::Replace { implicit, .. } => *implicit = true,
+                _ => {}
+            }
+        }
+    }
+}
+
 fn rebuild(in_target: bool, external: bool, because: &ObjectId) -> Change {
     if in_target && !external {
         Change::Replace {
@@ -1301,6 +1394,17 @@ fn handled_by_alter_type(column: &ObjectId, dependent: &ObjectId) -> bool {
 }
 
 fn owner_chain_dropped(cat: &Catalog, id: &ObjectId, changes: &BTreeMap<ObjectId, Change>) -> bool {
+    // A foreign key to another table that is dropped too is dropped on its own first: two tables that reference
+    // each other could not be dropped one after the other otherwise.
+    if let ObjectId::Constraint { table, .. } = id {
+        let to_other_dropped = cat.depends.range((id.clone(), ObjectId::Schema { name: String::new() })..).take_while(|(d, _)| d == id).any(|(_, r)| {
+            matches!(r, ObjectId::Column { table: t, .. } | ObjectId::Table { name: t } if t != table
+                && changes.get(&ObjectId::Table { name: t.clone() }).is_some_and(Change::drops))
+        });
+        if to_other_dropped {
+            return false;
+        }
+    }
     let mut cur = owner_in(cat, id);
     let mut steps = 0;
     while let Some(o) = cur {

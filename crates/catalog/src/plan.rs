@@ -511,22 +511,21 @@ impl<'a> Planner<'a> {
             }
         }
 
-        // Relation and type names are freed before they are reused.
+        // Relation and type names (identity sequences' too) are freed before they are reused.
         let mut dropped_names: HashMap<QName, Vec<usize>> = HashMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
-            if n.step == Step::Drop
-                && !matches!(self.changes.get(&n.id), Some(Change::Rebuild { .. }))
-                && let Some(k) = relation_key(self.src, &n.id)
-            {
+            if matches!(self.changes.get(&n.id), Some(Change::Rebuild { .. })) {
+                continue;
+            }
+            for k in self.names(i, false) {
                 dropped_names.entry(k).or_default().push(i);
             }
         }
-        for (i, n) in self.nodes.iter().enumerate() {
-            if n.step == Step::Create
-                && let Some(k) = relation_key(self.dst, &n.id)
-                && let Some(drops) = dropped_names.get(&k)
-            {
-                pending.extend(drops.iter().map(|d| (*d, i)));
+        for i in 0..self.nodes.len() {
+            for k in self.names(i, true) {
+                if let Some(drops) = dropped_names.get(&k) {
+                    pending.extend(drops.iter().filter(|d| **d != i).map(|d| (*d, i)));
+                }
             }
         }
 
@@ -555,6 +554,7 @@ impl<'a> Planner<'a> {
                 }
                 match (n.step, m.step) {
                     (Step::Create, Step::Drop) => pending.push((j, i)),
+                    (Step::Create, Step::Create) if matches!(m.id, ObjectId::Column { .. }) => pending.push((j, i)),
                     (Step::Drop, Step::Create | Step::Drop | Step::Alter)
                         if !matches!(self.changes.get(&ObjectId::Table { name: table.clone() }), Some(c) if c.drops()) =>
                     {
@@ -610,9 +610,76 @@ impl<'a> Planner<'a> {
             }
         }
 
+        // A drop that goes with its owner's happens when the owner is dropped: its edges are the owner's.
+        let effective: Vec<usize> = (0..self.nodes.len()).map(|i| self.effective(i)).collect();
         for (a, b) in pending {
-            self.edge(a, b);
+            self.edge(effective[a], effective[b]);
         }
+    }
+
+    /// The node that performs node `i`: for an implicit drop, its nearest owner's explicit drop.
+    fn effective(&self, i: usize) -> usize {
+        let n = &self.nodes[i];
+        if n.step != Step::Drop {
+            return i;
+        }
+        let mut cur = i;
+        let mut steps = 0;
+        loop {
+            let node = &self.nodes[cur];
+            let implicit = matches!(
+                self.changes.get(&node.id),
+                Some(Change::Drop { implicit: true } | Change::Replace { implicit: true, .. })
+            );
+            if !implicit || steps > 8 {
+                return cur;
+            }
+            steps += 1;
+            match owner_in(self.src, &node.id).and_then(|o| self.node(&o, Step::Drop)) {
+                Some(o) => cur = o,
+                None => return cur,
+            }
+        }
+    }
+
+    /// Relation names node `i` frees (`taken == false`: a drop, or an identity dropped) or takes (a create, or an
+    /// identity added), identity sequences included.
+    fn names(&self, i: usize, taken: bool) -> Vec<QName> {
+        let n = &self.nodes[i];
+        let cat = if taken { self.dst } else { self.src };
+        let identity_seq = |c: &Column| c.identity.as_ref().map(|i| i.sequence.clone()).filter(|q| !q.name.is_empty());
+        let mut out = Vec::new();
+        match (n.step, taken) {
+            (Step::Drop, false) | (Step::Create, true) => {
+                out.extend(relation_key(cat, &n.id));
+                match &n.id {
+                    ObjectId::Table { name } => {
+                        if let Some(t) = cat.tables.get(name) {
+                            out.extend(t.columns.iter().filter_map(identity_seq));
+                        }
+                    }
+                    ObjectId::Column { table, column } => {
+                        out.extend(cat.column(table, column).and_then(identity_seq));
+                    }
+                    _ => {}
+                }
+            }
+            (Step::Alter, _) => {
+                if let ObjectId::Column { table, column } = &n.id {
+                    let (had, has) = (
+                        self.src.column(table, column).and_then(identity_seq),
+                        self.dst.column(table, column).and_then(identity_seq),
+                    );
+                    match (taken, had, has) {
+                        (false, Some(q), None) => out.push(q),
+                        (true, None, Some(q)) => out.push(q),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
     }
 
     fn priority(&self, i: usize) -> (u8, u8, &ObjectId) {

@@ -216,7 +216,10 @@ fn q_functions() -> String {
            JOIN pg_namespace n ON n.oid = p.pronamespace
            JOIN pg_language l ON l.oid = p.prolang
            LEFT JOIN pg_description ds ON ds.objoid = p.oid AND ds.classoid = 'pg_proc'::regclass
-          WHERE {SCHEMA_FILTER} AND {}",
+          WHERE {SCHEMA_FILTER} AND {}
+            -- a range type's constructors belong to the type
+            AND NOT EXISTS (SELECT 1 FROM pg_depend i WHERE i.classid = 'pg_proc'::regclass AND i.objid = p.oid
+                                                        AND i.deptype = 'i')",
         not_extension_member("pg_proc", "p.oid")
     )
 }
