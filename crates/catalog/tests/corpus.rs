@@ -34,6 +34,8 @@ struct Case {
     unmodeled: Vec<String>,
     /// File `no_dump` (holding the reason): pg_dump cannot agree for this case, only the fingerprint judges.
     no_dump: bool,
+    /// File `min_version` (a major version): the case uses syntax older servers lack.
+    min_version: Option<i32>,
 }
 
 fn cases() -> Vec<Case> {
@@ -62,6 +64,7 @@ fn cases() -> Vec<Case> {
                 seed: read("seed.sql"),
                 seed_b: read("seed_b.sql"),
                 no_dump: d.join("no_dump").is_file(),
+                min_version: read("min_version").and_then(|v| v.trim().parse().ok()),
                 unmodeled: read("unmodeled")
                     .unwrap_or_default()
                     .lines()
@@ -276,6 +279,16 @@ async fn run_direction(
 async fn corpus() {
     let cases = cases();
     assert!(!cases.is_empty(), "no corpus case matches CORPUS_CASE");
+    let major = {
+        let db = pgtest::TestDb::new().await;
+        let row = db.client().await.query_one("SELECT current_setting('server_version_num')::int / 10000", &[]).await;
+        row.map(|r| r.get::<_, i32>(0)).unwrap_or_else(|e| panic!("server version: {e}"))
+    };
+    let (cases, not_applicable): (Vec<Case>, Vec<Case>) =
+        cases.into_iter().partition(|c| c.min_version.is_none_or(|v| v <= major));
+    for c in &not_applicable {
+        eprintln!("{}: needs PostgreSQL {} or later (server is {major})", c.name, c.min_version.unwrap_or(0));
+    }
     let mut failures: Vec<(String, String)> = Vec::new();
     let mut passed = 0;
     let total = cases.len() * 2;
