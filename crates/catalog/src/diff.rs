@@ -984,6 +984,7 @@ fn apply_renames(
         }
         stmts.push((ObjectId::Table { name: new.clone() }, sql.join("\n")));
         rename_table(&mut cat, old, new);
+        rename_companions(&mut cat, target, new, &mut stmts);
         // A serial column's sequence follows when the target has it under the new table's name.
         let owned: Vec<(QName, String)> = cat
             .sequences
@@ -1044,6 +1045,94 @@ fn apply_renames(
         rename_column(&mut cat, table, old, new);
     }
     (cat, stmts)
+}
+
+/// A renamed table's constraints and indexes keep their old names (`customer_pkey`): rename those whose
+/// definition the target has under another name, rather than drop and re-create them.
+fn rename_companions(cat: &mut Catalog, target: &Catalog, table: &QName, stmts: &mut Vec<(ObjectId, String)>) {
+    let keys: Vec<(QName, String)> = cat
+        .constraints
+        .keys()
+        .filter(|(t, n)| t == table && !target.constraints.contains_key(&(t.clone(), n.clone())))
+        .cloned()
+        .collect();
+    for key in keys {
+        let Some(c) = cat.constraints.get(&key).cloned() else {
+            continue;
+        };
+        let found = target
+            .constraints
+            .iter()
+            .find(|((t, n), d)| {
+                t == table
+                    && !cat.constraints.contains_key(&(t.clone(), n.clone()))
+                    && d.kind == c.kind
+                    && d.definition == c.definition
+            })
+            .map(|((_, n), _)| n.clone());
+        let Some(new_name) = found else {
+            continue;
+        };
+        stmts.push((
+            ObjectId::Constraint {
+                table: table.clone(),
+                name: new_name.clone(),
+            },
+            format!(
+                "ALTER TABLE {table} RENAME CONSTRAINT {} TO {};",
+                quote_ident(&key.1),
+                quote_ident(&new_name)
+            ),
+        ));
+        cat.constraints.remove(&key);
+        cat.constraints.insert((table.clone(), new_name.clone()), c);
+        let old_id = ObjectId::Constraint {
+            table: table.clone(),
+            name: key.1.clone(),
+        };
+        let new_id = ObjectId::Constraint {
+            table: table.clone(),
+            name: new_name,
+        };
+        map_ids(cat, |id| if *id == old_id { new_id.clone() } else { id.clone() });
+    }
+    let without_name = |def: &str, name: &str| def.replacen(&format!(" {} ON ", quote_ident(name)), " ON ", 1);
+    let names: Vec<QName> = cat
+        .indexes
+        .iter()
+        .filter(|(n, i)| &i.table == table && !target.indexes.contains_key(*n))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for old in names {
+        let Some(ix) = cat.indexes.get(&old).cloned() else {
+            continue;
+        };
+        let def = without_name(&ix.definition, &old.name);
+        let found = target
+            .indexes
+            .iter()
+            .find(|(n, d)| {
+                &d.table == table && !cat.indexes.contains_key(*n) && without_name(&d.definition, &n.name) == def
+            })
+            .map(|(n, d)| (n.clone(), d.definition.clone()));
+        let Some((new, new_def)) = found else {
+            continue;
+        };
+        stmts.push((
+            ObjectId::Index { name: new.clone() },
+            format!("ALTER INDEX {old} RENAME TO {};", quote_ident(&new.name)),
+        ));
+        cat.indexes.remove(&old);
+        cat.indexes.insert(
+            new.clone(),
+            Index {
+                definition: new_def,
+                ..ix
+            },
+        );
+        let (o, n) = (ObjectId::Index { name: old.clone() }, ObjectId::Index { name: new });
+        map_ids(cat, |id| if *id == o { n.clone() } else { id.clone() });
+    }
 }
 
 fn map_ids(cat: &mut Catalog, f: impl Fn(&ObjectId) -> ObjectId) {

@@ -95,6 +95,14 @@ pub enum Command {
     Export(crate::interop::ExportArgs),
     /// Write a stable schema file (pg_dump --schema-only, normalised, with Strata's history), or --check one.
     DumpSchema(crate::interop::DumpSchemaArgs),
+    /// Print the migration between two schemas: databases, declared .sql files, or the package's migrations.
+    /// Exit codes: 0 (an empty diff prints nothing), 1 data loss refused, 2 bad input or unreachable server.
+    Diff(crate::declare::DiffArgs),
+    /// Write a migration from the declared schema (schema/): what it adds to the migrations, proven first.
+    Generate(crate::declare::GenerateArgs),
+    /// Declarative schema: `strata schema check`.
+    #[command(subcommand)]
+    Schema(crate::declare::SchemaCommand),
 }
 
 #[derive(Debug, Args)]

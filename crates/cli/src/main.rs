@@ -3,6 +3,7 @@
 
 mod args;
 mod bundle;
+mod declare;
 mod interop;
 mod render;
 mod safety;
@@ -216,6 +217,9 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Baseline(a) => interop::baseline(a, g, out).await,
         Command::Export(a) => interop::export(a, g, out),
         Command::DumpSchema(a) => interop::dump_schema(a, g, out).await,
+        Command::Diff(a) => declare::diff(a, g, out).await,
+        Command::Generate(a) => declare::generate(a, g, out).await,
+        Command::Schema(cmd) => declare::schema(cmd, g, out).await,
         Command::Wait(a) => {
             let timeout = pgstrata::manifest::parse_duration(&a.timeout)
                 .map_err(|m| Failure::Usage(miette::miette!("--timeout: {m}")))?;
