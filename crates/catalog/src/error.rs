@@ -14,7 +14,7 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
     /// The two sides run different major versions: their catalogs (and `pg_get_*def` output) differ.
-    #[error("the two databases run different PostgreSQL major versions: {source_version} and {target_version}")]
+    #[error("the two databases run different PostgreSQL major versions (server_version_num {source_version} and {target_version})")]
     #[diagnostic(
         code(strata::catalog::version_mismatch),
         help("compare databases of the same major version (for a shadow database: point PG_BINDIR, or --shadow-url, at a server of the same version)")

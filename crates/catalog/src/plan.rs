@@ -1133,3 +1133,28 @@ impl<'a> Planner<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn different_major_versions_are_refused() {
+        let a = Catalog {
+            server_version_num: 150004,
+            ..Catalog::default()
+        };
+        let b = Catalog {
+            server_version_num: 160001,
+            ..Catalog::default()
+        };
+        let err = diff(&a, &b, &DiffOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::VersionMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("150004 and 160001"), "{err}");
+        let same = Catalog {
+            server_version_num: 150018,
+            ..Catalog::default()
+        };
+        assert!(diff(&a, &same, &DiffOptions::default()).unwrap().is_empty());
+    }
+}

@@ -10,6 +10,7 @@ mod support;
 
 mod bundle;
 mod concurrency;
+mod declare;
 mod connection;
 mod deploy;
 mod failures;
