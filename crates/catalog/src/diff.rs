@@ -100,8 +100,8 @@ impl Renames {
 }
 
 /// The outcome of comparing: the source as renamed, the rename statements, the changes.
-pub(crate) struct Comparison {
-    pub source: Catalog,
+pub(crate) struct Comparison<'a> {
+    pub source: std::borrow::Cow<'a, Catalog>,
     pub renames: Vec<(ObjectId, String)>,
     pub changes: BTreeMap<ObjectId, Change>,
     pub notes: Vec<String>,
@@ -131,9 +131,16 @@ pub(crate) fn owner_in(cat: &Catalog, id: &ObjectId) -> Option<ObjectId> {
     }
 }
 
-pub(crate) fn compare(source: &Catalog, target: &Catalog, renames: &Renames) -> Comparison {
+pub(crate) fn compare<'a>(source: &'a Catalog, target: &Catalog, renames: &Renames) -> Comparison<'a> {
     let mut notes = Vec::new();
-    let (source, rename_stmts) = apply_renames(source, target, renames, &mut notes);
+    // Renames rewrite a copy of the source; without them the source is used as it is (a copy costs more than the
+    // comparison).
+    let (source, rename_stmts) = if renames.is_empty() {
+        (std::borrow::Cow::Borrowed(source), Vec::new())
+    } else {
+        let (renamed, stmts) = apply_renames(source, target, renames, &mut notes);
+        (std::borrow::Cow::Owned(renamed), stmts)
+    };
     let mut changes: BTreeMap<ObjectId, Change> = BTreeMap::new();
     let ctx = Ctx {
         src: &source,
@@ -1324,7 +1331,14 @@ fn rename_column(cat: &mut Catalog, table: &QName, old: &str, new: &str) {
 /// Spread drops and blocking alterations to what depends on them (see the module docs).
 fn cascade(ctx: &Ctx<'_>, changes: &mut BTreeMap<ObjectId, Change>) {
     let src = ctx.src;
-    let mut dependents: BTreeMap<&ObjectId, Vec<&ObjectId>> = BTreeMap::new();
+    if !changes
+        .values()
+        .any(|c| c.drops() || matches!(c, Change::Alter { blocking: true, .. }))
+    {
+        return;
+    }
+    let mut dependents: std::collections::HashMap<&ObjectId, Vec<&ObjectId>> =
+        std::collections::HashMap::with_capacity(src.depends.len());
     for (d, r) in &src.depends {
         dependents.entry(r).or_default().push(d);
     }

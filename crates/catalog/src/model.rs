@@ -738,8 +738,9 @@ impl Catalog {
     }
 
     /// Every object's direct dependencies, as a map.
-    pub(crate) fn dependency_map(&self) -> BTreeMap<&ObjectId, Vec<&ObjectId>> {
-        let mut map: BTreeMap<&ObjectId, Vec<&ObjectId>> = BTreeMap::new();
+    pub(crate) fn dependency_map(&self) -> std::collections::HashMap<&ObjectId, Vec<&ObjectId>> {
+        let mut map: std::collections::HashMap<&ObjectId, Vec<&ObjectId>> =
+            std::collections::HashMap::with_capacity(self.depends.len());
         for (dependent, referenced) in &self.depends {
             map.entry(dependent).or_default().push(referenced);
         }

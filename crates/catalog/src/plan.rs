@@ -343,8 +343,8 @@ struct Planner<'a> {
     index: HashMap<(ObjectId, Step), usize>,
     succ: Vec<BTreeSet<usize>>,
     pred: Vec<BTreeSet<usize>>,
-    src_deps: BTreeMap<&'a ObjectId, Vec<&'a ObjectId>>,
-    dst_deps: BTreeMap<&'a ObjectId, Vec<&'a ObjectId>>,
+    src_deps: HashMap<&'a ObjectId, Vec<&'a ObjectId>>,
+    dst_deps: HashMap<&'a ObjectId, Vec<&'a ObjectId>>,
 }
 
 fn create_rank(cat: &Catalog, id: &ObjectId) -> u8 {
@@ -436,12 +436,12 @@ impl<'a> Planner<'a> {
 
     /// Objects `id` depends on in `deps`, walking through objects for which `stop` is false.
     fn walk(
-        deps: &BTreeMap<&'a ObjectId, Vec<&'a ObjectId>>,
+        deps: &HashMap<&'a ObjectId, Vec<&'a ObjectId>>,
         id: &ObjectId,
         stop: impl Fn(&ObjectId) -> bool,
     ) -> Vec<ObjectId> {
         let mut out = Vec::new();
-        let mut seen: BTreeSet<&ObjectId> = BTreeSet::new();
+        let mut seen: std::collections::HashSet<&ObjectId> = std::collections::HashSet::new();
         let mut stack: Vec<&ObjectId> = deps.get(id).map(|v| v.to_vec()).unwrap_or_default();
         while let Some(x) = stack.pop() {
             if x == id || !seen.insert(x) {

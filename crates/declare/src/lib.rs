@@ -436,12 +436,24 @@ async fn drop_side(side: Side) {
 
 /// Compare two sources: the plan from `from` to `to`, and back. Data loss is refused unless allowed.
 pub async fn compare(from: &Source, to: &Source, ctx: &Context, opts: &Options) -> Result<Comparison> {
+    let started = std::time::Instant::now();
     let mut sides = Sides { shadow: None };
-    let a = sides.read(from, ctx).await?;
-    let b = sides.read(to, ctx).await?;
+    // Both sides at once (two connections, two snapshots) when no shadow database needs to be loaded first: the
+    // servers work in parallel.
+    let (a, b) = if matches!(from, Source::Database(_)) && matches!(to, Source::Database(_)) {
+        let mut other = Sides { shadow: None };
+        let (a, b) = tokio::join!(sides.read(from, ctx), other.read(to, ctx));
+        (a?, b?)
+    } else {
+        let a = sides.read(from, ctx).await?;
+        let b = sides.read(to, ctx).await?;
+        (a, b)
+    };
+    tracing::debug!("declare: both sides read after {:?}", started.elapsed());
     let result = (|| {
         check_versions(&a, &b)?;
         let (up, down) = plans(&a, &b, opts)?;
+        tracing::debug!("declare: planned after {:?}", started.elapsed());
         up.check_data_loss(opts.allow_data_loss)?;
         Ok(Comparison {
             up,
