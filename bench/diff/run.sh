@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of the declarative schema (issue 17, "Performance").
 #
-# Starts a throwaway PostgreSQL cluster (Unix socket only), generates a schema of 1,000 tables (5-20 columns,
+# Starts a throwaway PostgreSQL cluster (Unix socket only) configured as `strata dev` configures the shadow cluster
+# (durability off: fsync, synchronous_commit and full_page_writes off; every measurement runs on it), generates a schema of 1,000 tables (5-20 columns,
 # indexes, foreign keys), 200 views and 300 functions, and a copy with 1% of its objects changed
 # (bench/diff/generate.py), and prints wall times (median of RUNS) on that server:
 #
@@ -73,7 +74,8 @@ trap cleanup EXIT
 
 "${as_server[@]}" "$bindir/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
 "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
-    -o "-k $work -c listen_addresses='' -p $port -c shared_buffers=128MB -c max_locks_per_transaction=1024" \
+    -o "-k $work -c listen_addresses='' -p $port -c shared_buffers=128MB -c max_locks_per_transaction=1024 \
+        -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null
 url() { echo "postgresql://postgres@/$1?host=$work&port=$port"; }
 murl() { echo "postgresql+psycopg2://postgres@/$1?host=$work&port=$port"; }

@@ -275,12 +275,14 @@ impl Sides {
                 let shadow = self.shadow(ctx).await?.clone();
                 let sdb = shadow.database("migrations").await?;
                 let mut db = sdb.connect().await?;
+                let t = std::time::Instant::now();
                 let up = pgstrata::UpOptions {
                     tests: pgstrata::TestMode::Skip,
                     allow_lint_errors: true,
                     ..Default::default()
                 };
                 pgstrata::up(&mut db, project, &up, &mut pgstrata::Quiet).await?;
+                tracing::debug!("declare: strata up took {:?}", t.elapsed());
                 let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
                 drop(db);
                 Side {
@@ -506,9 +508,12 @@ pub async fn generate(name: &str, ctx: &Context, opts: &Options) -> Result<Gener
         .ok_or_else(|| Error::usage("the package has no directory to write the migration to", None))?
         .to_path_buf();
     let dir = ctx.schema_dir()?;
+    let started = std::time::Instant::now();
     let mut sides = Sides { shadow: None };
     let a = sides.read(&Source::Migrations, ctx).await?;
+    tracing::debug!("declare: migrations replayed and read after {:?}", started.elapsed());
     let b = sides.read(&Source::Files(dir.clone()), ctx).await?;
+    tracing::debug!("declare: declared files loaded and read after {:?}", started.elapsed());
     let major = b.catalog.major_version().to_string();
     let outcome = async {
         check_versions(&a, &b)?;
@@ -527,12 +532,14 @@ pub async fn generate(name: &str, ctx: &Context, opts: &Options) -> Result<Gener
         if opts.verify {
             let shadow = sides.shadow(ctx).await?.clone();
             prove(&shadow, ctx, &a, &b, &comparison).await?;
+            tracing::debug!("declare: proven after {:?}", started.elapsed());
         }
         Ok::<_, Error>((comparison, opts.verify))
     }
     .await;
     drop_side(a).await;
     drop_side(b).await;
+    tracing::debug!("declare: shadow databases dropped after {:?}", started.elapsed());
     let (comparison, proven) = outcome?;
     if comparison.up.is_empty() {
         return Ok(Generated {
@@ -598,7 +605,9 @@ async fn prove(shadow: &Shadow, ctx: &Context, a: &Side, b: &Side, c: &Compariso
     let Some(source_db) = &a.db else {
         return Err(Error::usage("only a shadow source can be proven", None));
     };
+    let t = std::time::Instant::now();
     let clone = shadow.clone_of(source_db, "prove").await?;
+    tracing::debug!("declare: cloned in {:?}", t.elapsed());
     let result = async {
         let db = clone.connect().await?;
         let opts = ctx.read_options();

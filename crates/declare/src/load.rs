@@ -121,13 +121,21 @@ pub(crate) fn statements(files: &[DeclaredFile]) -> Vec<Stmt> {
     out
 }
 
+/// What sits before a statement in the query string the slow path sends (error positions count from the start of
+/// the string).
+const STATEMENT_PREFIX: &str = "SAVEPOINT strata_stmt;\n";
+
 fn load_error(files: &[DeclaredFile], stmt: &Stmt, e: &tokio_postgres::Error) -> Error {
+    load_error_at(files, stmt, e, 0)
+}
+
+fn load_error_at(files: &[DeclaredFile], stmt: &Stmt, e: &tokio_postgres::Error, shift: usize) -> Error {
     let file = &files[stmt.file];
     let (message, hint, offset) = match e.as_db_error() {
         Some(db) => {
             let within = match db.position() {
                 Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
-                    pgstrata_sql::char_position_to_byte(&stmt.sql, *p as usize)
+                    pgstrata_sql::char_position_to_byte(&stmt.sql, (*p as usize).saturating_sub(shift))
                 }
                 _ => 0,
             };
@@ -165,15 +173,91 @@ fn missing_role(e: &tokio_postgres::Error) -> Option<String> {
     rest.strip_suffix("\" does not exist").map(str::to_string)
 }
 
-/// Run `stmts` (from `files`) on `client`, retrying those that name what does not exist yet.
+/// Transaction control in a declared file would end the load's transaction: such statements are left out.
+fn is_transaction_control(sql: &str) -> bool {
+    let first = sql
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("--"))
+        .and_then(|l| l.split(|c: char| !c.is_ascii_alphabetic()).next())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(first.as_str(), "begin" | "start" | "commit" | "end" | "rollback" | "abort")
+}
+
+/// Run `stmts` (from `files`) on `client` in one transaction, retrying those that name what does not exist yet;
+/// statements that cannot run in a transaction block (`CREATE INDEX CONCURRENTLY`) run after it commits.
+///
+/// Each file first runs whole (one round trip, in a savepoint); a file that fails is rolled back to its savepoint
+/// and its statements run one by one, each in a savepoint, in passes that retry what failed for a missing name.
 pub(crate) async fn run(client: &Client, files: &[DeclaredFile], stmts: Vec<Stmt>) -> Result<()> {
-    let mut pending: Vec<(Stmt, Option<tokio_postgres::Error>)> = stmts.into_iter().map(|s| (s, None)).collect();
+    let mut outside = Vec::new();
+    let mut inside: Vec<Stmt> = Vec::new();
+    for s in stmts {
+        if is_transaction_control(&s.sql) {
+            continue;
+        }
+        let script = pgstrata_sql::split(&s.sql);
+        let nontx = script
+            .statements
+            .first()
+            .is_some_and(|st| pgstrata_sql::non_transactional_reason(&s.sql, st).is_some());
+        if nontx { outside.push(s) } else { inside.push(s) }
+    }
+    client
+        .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+        .await
+        .map_err(Error::db("starting the load of the declared schema"))?;
+    let result = run_in_transaction(client, files, inside).await;
+    match result {
+        Ok(()) => client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(Error::db("committing the declared schema"))?,
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+    }
+    for stmt in outside {
+        if let Err(e) = client.batch_execute(&stmt.sql).await {
+            return Err(load_error(files, &stmt, &e));
+        }
+    }
+    Ok(())
+}
+
+async fn run_in_transaction(client: &Client, files: &[DeclaredFile], stmts: Vec<Stmt>) -> Result<()> {
+    // Fast path: a file at a time.
+    let mut slow: Vec<Stmt> = Vec::new();
+    let mut i = 0;
+    while i < stmts.len() {
+        let file = stmts[i].file;
+        let mut j = i;
+        let mut text = String::from("SAVEPOINT strata_file;\n");
+        while j < stmts.len() && stmts[j].file == file {
+            text.push_str(&stmts[j].sql);
+            text.push_str("\n;\n");
+            j += 1;
+        }
+        text.push_str("RELEASE SAVEPOINT strata_file;");
+        if client.batch_execute(&text).await.is_err() {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT strata_file; RELEASE SAVEPOINT strata_file")
+                .await
+                .map_err(Error::db("rolling back a declared file"))?;
+            slow.extend(stmts[i..j].iter().cloned());
+        }
+        i = j;
+    }
+    // Slow path: statement by statement, in passes.
+    let mut pending: Vec<(Stmt, Option<tokio_postgres::Error>)> = slow.into_iter().map(|s| (s, None)).collect();
     let mut roles_created = 0;
     while !pending.is_empty() {
         let before = pending.len();
         let mut next = Vec::new();
         for (stmt, _) in pending {
-            let mut result = client.batch_execute(&stmt.sql).await;
+            let mut result = one(client, &stmt.sql).await?;
             while let Err(e) = &result
                 && let Some(role) = missing_role(e)
                 && roles_created < 100
@@ -186,24 +270,42 @@ pub(crate) async fn run(client: &Client, files: &[DeclaredFile], stmts: Vec<Stmt
                     ))
                     .await
                     .map_err(Error::db(format!("creating role {role} on the shadow server")))?;
-                result = client.batch_execute(&stmt.sql).await;
+                result = one(client, &stmt.sql).await?;
             }
             match result {
                 Ok(()) => {}
                 Err(e) if e.code().is_some_and(|c| RETRY.contains(&c.code())) => next.push((stmt, Some(e))),
-                Err(e) => return Err(load_error(files, &stmt, &e)),
+                Err(e) => return Err(load_error_at(files, &stmt, &e, STATEMENT_PREFIX.chars().count())),
             }
         }
         if next.len() == before {
             // No progress: the first one's error is the real one.
             if let Some((stmt, Some(e))) = next.first() {
-                return Err(load_error(files, stmt, e));
+                return Err(load_error_at(files, stmt, e, STATEMENT_PREFIX.chars().count()));
             }
             break;
         }
         pending = next;
     }
     Ok(())
+}
+
+/// One statement in a savepoint: `Ok(Err(e))` is the statement's failure (rolled back), `Err` a failure of the
+/// savepoint itself.
+async fn one(client: &Client, sql: &str) -> Result<Result<(), tokio_postgres::Error>> {
+    match client
+        .batch_execute(&format!("{STATEMENT_PREFIX}{sql}\n;\nRELEASE SAVEPOINT strata_stmt;"))
+        .await
+    {
+        Ok(()) => Ok(Ok(())),
+        Err(e) => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT strata_stmt; RELEASE SAVEPOINT strata_stmt")
+                .await
+                .map_err(Error::db("rolling back a declared statement"))?;
+            Ok(Err(e))
+        }
+    }
 }
 
 /// `-- strata:renamed-from OLD` annotations of `CREATE TABLE` statements: on the line before the statement (the
