@@ -126,12 +126,15 @@ for ((r = 1; r <= runs; r++)); do
     cp "$work/strata.toml.orig" "$pkg/strata.toml"
     rm -f "$pkg"/migrations/0002_*.sql
     start=$(now)
-    (cd "$pkg" && "$strata" -q generate bench_change --shadow-url "$shadow" --allow-data-loss >/dev/null)
+    (cd "$pkg" && STRATA_LOG=pgstrata_declare=debug "$strata" -q generate bench_change --shadow-url "$shadow" \
+        --allow-data-loss >/dev/null 2>"$work/generate_$r.log")
     generate_times+=("$(ms_since "$start")")
 done
 [ -f "$pkg/migrations/0002_bench_change.sql" ] || { echo "strata generate wrote no migration" >&2; exit 1; }
 generated=$(grep -c ';$' "$pkg/migrations/0002_bench_change.sql" || true)
 
+echo "phases of the last strata generate:"
+sed -e 's/\x1b\[[0-9;]*m//g' "$work/generate_$runs.log" | grep -o 'declare: .*' | sed 's/^/  /'
 d=$(printf '%s\n' "${diff_times[@]}" | median)
 m=$(printf '%s\n' "${migra_times[@]}" | median)
 f=$(printf '%s\n' "${floor_times[@]}" | median)

@@ -56,7 +56,10 @@ pub(crate) enum Change {
     /// Only in the source (or dropped by the cascade). `implicit`: its owner's drop takes it.
     Drop { implicit: bool },
     /// Dropped and created again (`implicit`: the drop is its owner's).
-    Replace { implicit: bool, reason: Option<String> },
+    Replace {
+        implicit: bool,
+        reason: Option<String>,
+    },
     /// A type rebuilt under its users: renamed away, created anew, its columns converted, the old one dropped.
     Rebuild { reason: String },
     /// Altered in place.
@@ -131,7 +134,11 @@ pub(crate) fn owner_in(cat: &Catalog, id: &ObjectId) -> Option<ObjectId> {
     }
 }
 
-pub(crate) fn compare<'a>(source: &'a Catalog, target: &Catalog, renames: &Renames) -> Comparison<'a> {
+pub(crate) fn compare<'a>(
+    source: &'a Catalog,
+    target: &Catalog,
+    renames: &Renames,
+) -> Comparison<'a> {
     let mut notes = Vec::new();
     // Renames rewrite a copy of the source; without them the source is used as it is (a copy costs more than the
     // comparison).
@@ -197,12 +204,20 @@ pub(crate) fn compare<'a>(source: &'a Catalog, target: &Catalog, renames: &Renam
     let (src_links, dst_links) = (link_tables(&source), link_tables(target));
     let attaching: BTreeSet<QName> = dst_links
         .iter()
-        .filter(|(n, ps)| src_links.get(*n).is_some_and(|old| ps.iter().any(|p| !old.contains(p))))
+        .filter(|(n, ps)| {
+            src_links
+                .get(*n)
+                .is_some_and(|old| ps.iter().any(|p| !old.contains(p)))
+        })
         .map(|(n, _)| n.clone())
         .collect();
     let detaching: BTreeSet<QName> = src_links
         .iter()
-        .filter(|(n, ps)| dst_links.get(*n).is_some_and(|new| ps.iter().any(|p| !new.contains(p))))
+        .filter(|(n, ps)| {
+            dst_links
+                .get(*n)
+                .is_some_and(|new| ps.iter().any(|p| !new.contains(p)))
+        })
         .map(|(n, _)| n.clone())
         .collect();
     let table_of = |id: &ObjectId, cat: &Catalog| -> Option<QName> {
@@ -231,7 +246,8 @@ pub(crate) fn compare<'a>(source: &'a Catalog, target: &Catalog, renames: &Renam
         if source.external.contains(id) {
             continue;
         }
-        if source.is_inherited(id) && !table_of(id, &source).is_some_and(|t| detaching.contains(&t)) {
+        if source.is_inherited(id) && !table_of(id, &source).is_some_and(|t| detaching.contains(&t))
+        {
             continue;
         }
         changes.insert(id.clone(), Change::Drop { implicit: false });
@@ -351,7 +367,8 @@ impl Ctx<'_> {
                     return Some(Change::Replace {
                         implicit: false,
                         reason: Some(if a.kind != b.kind {
-                            "a table cannot be turned into a partitioned table (or back) in place".into()
+                            "a table cannot be turned into a partitioned table (or back) in place"
+                                .into()
                         } else {
                             "a partition key cannot be changed in place".into()
                         }),
@@ -360,7 +377,8 @@ impl Ctx<'_> {
                 stmts.extend(table_alters(name, a, b));
                 // REPLICA IDENTITY USING INDEX goes with the index when the index is (re)created.
                 if b.replica_identity == 'i'
-                    && (a.replica_identity, &a.replica_index) != (b.replica_identity, &b.replica_index)
+                    && (a.replica_identity, &a.replica_index)
+                        != (b.replica_identity, &b.replica_index)
                     && let Some(ix) = &b.replica_index
                 {
                     let q = QName::new(&name.schema, ix);
@@ -480,7 +498,11 @@ impl Ctx<'_> {
                     }
                     stmts.push(AlterStmt::new(render::create_view(name, b, true)));
                 } else if a.options != b.options {
-                    stmts.extend(render::view_option_changes(name, a, b).into_iter().map(AlterStmt::new));
+                    stmts.extend(
+                        render::view_option_changes(name, a, b)
+                            .into_iter()
+                            .map(AlterStmt::new),
+                    );
                 }
                 if a.comment != b.comment {
                     let word = if b.kind == ViewKind::Materialized {
@@ -520,7 +542,11 @@ impl Ctx<'_> {
                     stmts.push(AlterStmt::new(format!("{};", b.definition.trim_end())));
                 }
                 if a.comment != b.comment {
-                    let word = if b.kind == 'p' { "PROCEDURE" } else { "FUNCTION" };
+                    let word = if b.kind == 'p' {
+                        "PROCEDURE"
+                    } else {
+                        "FUNCTION"
+                    };
                     stmts.push(comment_stmt(&format!("{word} {name}({args})"), &b.comment));
                 }
             }
@@ -537,7 +563,9 @@ impl Ctx<'_> {
                     return None;
                 }
                 if a.enabled != b.enabled {
-                    stmts.push(AlterStmt::new(render::trigger_enabled(table, name, b.enabled)));
+                    stmts.push(AlterStmt::new(render::trigger_enabled(
+                        table, name, b.enabled,
+                    )));
                 }
                 if a.comment != b.comment {
                     stmts.push(comment_stmt(
@@ -651,7 +679,9 @@ impl Ctx<'_> {
                 }
                 for (cname, c) in k1 {
                     match k2.get(cname) {
-                        Some(t) if t.definition == c.definition && (t.validated || !c.validated) => {
+                        Some(t)
+                            if t.definition == c.definition && (t.validated || !c.validated) =>
+                        {
                             if t.validated && !c.validated {
                                 stmts.push(AlterStmt::new(format!(
                                     "ALTER DOMAIN {name} VALIDATE CONSTRAINT {};",
@@ -666,9 +696,9 @@ impl Ctx<'_> {
                     }
                 }
                 for (cname, t) in k2 {
-                    let keep = k1
-                        .get(cname)
-                        .is_some_and(|c| c.definition == t.definition && (t.validated || !c.validated));
+                    let keep = k1.get(cname).is_some_and(|c| {
+                        c.definition == t.definition && (t.validated || !c.validated)
+                    });
                     if !keep {
                         stmts.push(AlterStmt::new(format!(
                             "ALTER DOMAIN {name} ADD CONSTRAINT {} {}{};",
@@ -767,9 +797,12 @@ impl Ctx<'_> {
             _ => {}
         }
         if a.type_name != b.type_name || a.collation != b.collation {
-            let via_text = self.is_enum(self.src, &a.type_name) || self.is_enum(self.dst, &b.type_name);
-            let mut st = AlterStmt::new(render::set_type(table, b, via_text))
-                .hazard(crate::plan::HazardKind::Rewrite, "may rewrite the table and its indexes under ACCESS EXCLUSIVE");
+            let via_text =
+                self.is_enum(self.src, &a.type_name) || self.is_enum(self.dst, &b.type_name);
+            let mut st = AlterStmt::new(render::set_type(table, b, via_text)).hazard(
+                crate::plan::HazardKind::Rewrite,
+                "may rewrite the table and its indexes under ACCESS EXCLUSIVE",
+            );
             if a.type_name != b.type_name && !widening(&a.type_name, &b.type_name) {
                 st = st.lossy(format!(
                     "converts column {table}.{col} from {} to {}: values may not convert or lose precision",
@@ -823,10 +856,17 @@ impl Ctx<'_> {
         }
         if a.not_null != b.not_null {
             stmts.push(if b.not_null {
-                AlterStmt::new(format!("ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"))
-                    .hazard(crate::plan::HazardKind::Scan, "scans the table under ACCESS EXCLUSIVE; fails if a row holds NULL")
+                AlterStmt::new(format!(
+                    "ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;"
+                ))
+                .hazard(
+                    crate::plan::HazardKind::Scan,
+                    "scans the table under ACCESS EXCLUSIVE; fails if a row holds NULL",
+                )
             } else {
-                AlterStmt::new(format!("ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"))
+                AlterStmt::new(format!(
+                    "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL;"
+                ))
             });
         }
         if a.comment != b.comment {
@@ -968,7 +1008,9 @@ fn apply_renames(
             && target.tables.contains_key(new)
             && !target.tables.contains_key(old);
         if !applicable {
-            if !(target.tables.contains_key(old) || (cat.tables.contains_key(new) && !cat.tables.contains_key(old))) {
+            if !(target.tables.contains_key(old)
+                || (cat.tables.contains_key(new) && !cat.tables.contains_key(old)))
+            {
                 notes.push(format!(
                     "renamed-from {old} for table {new}: there is no table {old} to rename in the source; ignored"
                 ));
@@ -1016,7 +1058,10 @@ fn apply_renames(
                     ObjectId::Sequence {
                         name: wanted.clone(),
                     },
-                    format!("ALTER SEQUENCE {seq} RENAME TO {};", quote_ident(&wanted.name)),
+                    format!(
+                        "ALTER SEQUENCE {seq} RENAME TO {};",
+                        quote_ident(&wanted.name)
+                    ),
                 ));
                 rename_relation_everywhere(&mut cat, &seq, &wanted, |c, o, n| {
                     if let Some(s) = c.sequences.remove(o) {
@@ -1028,7 +1073,8 @@ fn apply_renames(
     }
     for (table, old, new) in &renames.columns {
         let has = |c: &Catalog, col: &str| c.column(table, col).is_some();
-        if !(has(&cat, old) && !has(&cat, new) && has(target, new) && !has(target, old)) {
+        let applicable = has(&cat, old) && !has(&cat, new) && has(target, new) && !has(target, old);
+        if !applicable {
             if !has(&cat, new) {
                 notes.push(format!(
                     "renamed-from {} for column {table}.{}: there is no such column to rename in the source; ignored",
@@ -1056,7 +1102,12 @@ fn apply_renames(
 
 /// A renamed table's constraints and indexes keep their old names (`customer_pkey`): rename those whose
 /// definition the target has under another name, rather than drop and re-create them.
-fn rename_companions(cat: &mut Catalog, target: &Catalog, table: &QName, stmts: &mut Vec<(ObjectId, String)>) {
+fn rename_companions(
+    cat: &mut Catalog,
+    target: &Catalog,
+    table: &QName,
+    stmts: &mut Vec<(ObjectId, String)>,
+) {
     let keys: Vec<(QName, String)> = cat
         .constraints
         .keys()
@@ -1101,9 +1152,16 @@ fn rename_companions(cat: &mut Catalog, target: &Catalog, table: &QName, stmts: 
             table: table.clone(),
             name: new_name,
         };
-        map_ids(cat, |id| if *id == old_id { new_id.clone() } else { id.clone() });
+        map_ids(cat, |id| {
+            if *id == old_id {
+                new_id.clone()
+            } else {
+                id.clone()
+            }
+        });
     }
-    let without_name = |def: &str, name: &str| def.replacen(&format!(" {} ON ", quote_ident(name)), " ON ", 1);
+    let without_name =
+        |def: &str, name: &str| def.replacen(&format!(" {} ON ", quote_ident(name)), " ON ", 1);
     let names: Vec<QName> = cat
         .indexes
         .iter()
@@ -1119,7 +1177,9 @@ fn rename_companions(cat: &mut Catalog, target: &Catalog, table: &QName, stmts: 
             .indexes
             .iter()
             .find(|(n, d)| {
-                &d.table == table && !cat.indexes.contains_key(*n) && without_name(&d.definition, &n.name) == def
+                &d.table == table
+                    && !cat.indexes.contains_key(*n)
+                    && without_name(&d.definition, &n.name) == def
             })
             .map(|(n, d)| (n.clone(), d.definition.clone()));
         let Some((new, new_def)) = found else {
@@ -1137,7 +1197,10 @@ fn rename_companions(cat: &mut Catalog, target: &Catalog, table: &QName, stmts: 
                 ..ix
             },
         );
-        let (o, n) = (ObjectId::Index { name: old.clone() }, ObjectId::Index { name: new });
+        let (o, n) = (
+            ObjectId::Index { name: old.clone() },
+            ObjectId::Index { name: new },
+        );
         map_ids(cat, |id| if *id == o { n.clone() } else { id.clone() });
     }
 }
@@ -1286,13 +1349,15 @@ fn rename_table(cat: &mut Catalog, old: &QName, new: &QName) {
                 c.constraints.insert((n.clone(), k.1), v);
             }
         }
-        let keys: Vec<(QName, String)> = c.triggers.keys().filter(|(t, _)| t == o).cloned().collect();
+        let keys: Vec<(QName, String)> =
+            c.triggers.keys().filter(|(t, _)| t == o).cloned().collect();
         for k in keys {
             if let Some(v) = c.triggers.remove(&k) {
                 c.triggers.insert((n.clone(), k.1), v);
             }
         }
-        let keys: Vec<(QName, String)> = c.policies.keys().filter(|(t, _)| t == o).cloned().collect();
+        let keys: Vec<(QName, String)> =
+            c.policies.keys().filter(|(t, _)| t == o).cloned().collect();
         for k in keys {
             if let Some(v) = c.policies.remove(&k) {
                 c.policies.insert((n.clone(), k.1), v);
@@ -1320,10 +1385,12 @@ fn rename_column(cat: &mut Catalog, table: &QName, old: &str, new: &str) {
             table: t.clone(),
             column: new.to_string(),
         },
-        ObjectId::Default { table: t, column } if t == table && column == old => ObjectId::Default {
-            table: t.clone(),
-            column: new.to_string(),
-        },
+        ObjectId::Default { table: t, column } if t == table && column == old => {
+            ObjectId::Default {
+                table: t.clone(),
+                column: new.to_string(),
+            }
+        }
         other => other.clone(),
     });
 }
@@ -1405,7 +1472,9 @@ fn cascade(ctx: &Ctx<'_>, changes: &mut BTreeMap<ObjectId, Change>) {
                         }
                     }
                     _ if cx.drops() => {
-                        if matches!(x, ObjectId::Column { .. }) && matches!(d, ObjectId::Table { .. }) {
+                        if matches!(x, ObjectId::Column { .. })
+                            && matches!(d, ObjectId::Table { .. })
+                        {
                             None
                         } else {
                             Some(rebuild(in_target, external, &x))
@@ -1454,18 +1523,26 @@ fn cascade(ctx: &Ctx<'_>, changes: &mut BTreeMap<ObjectId, Change>) {
 fn mark_implicit(src: &Catalog, changes: &mut BTreeMap<ObjectId, Change>) {
     let ids: Vec<ObjectId> = changes
         .iter()
-        .filter(|(_, c)| matches!(c, Change::Drop { implicit: false } | Change::Replace { implicit: false, .. }))
+        .filter(|(_, c)| {
+            matches!(
+                c,
+                Change::Drop { implicit: false }
+                    | Change::Replace {
+                        implicit: false,
+                        ..
+                    }
+            )
+        })
         .map(|(id, _)| id.clone())
         .collect();
     for id in ids {
         if !owner_chain_dropped(src, &id, changes) {
             continue;
         }
-        if let Some(c) = changes.get_mut(&id) {
-            match c {
-                Change::Drop { implicit } | Change::Replace { implicit, .. } => *implicit = true,
-                _ => {}
-            }
+        if let Some(Change::Drop { implicit } | Change::Replace { implicit, .. }) =
+            changes.get_mut(&id)
+        {
+            *implicit = true;
         }
     }
 }
@@ -1484,7 +1561,9 @@ fn rebuild(in_target: bool, external: bool, because: &ObjectId) -> Change {
 /// `ALTER COLUMN … TYPE` rebuilds these itself.
 fn handled_by_alter_type(column: &ObjectId, dependent: &ObjectId) -> bool {
     match dependent {
-        ObjectId::Index { .. } | ObjectId::Constraint { .. } | ObjectId::SequenceOwner { .. } => true,
+        ObjectId::Index { .. } | ObjectId::Constraint { .. } | ObjectId::SequenceOwner { .. } => {
+            true
+        }
         ObjectId::Table { .. } | ObjectId::PartitionOf { .. } | ObjectId::Inherits { .. } => true,
         ObjectId::Sequence { .. } => true,
         // A default is dropped and set again around the change, so its cast cannot fail.
@@ -1546,24 +1625,38 @@ fn convert_column(ctx: &Ctx<'_>, id: &ObjectId, existing: Option<&Change>) -> Ch
     };
     let sql = render::set_type(table, b, true);
     // Replace a plain type change (already there when the type's name changed too) with the text conversion.
-    stmts.retain(|s| !s.sql.contains(" TYPE ") || !s.sql.starts_with(&format!("ALTER TABLE {table} ALTER COLUMN {} TYPE", quote_ident(column))));
+    stmts.retain(|s| {
+        !s.sql.contains(" TYPE ")
+            || !s.sql.starts_with(&format!(
+                "ALTER TABLE {table} ALTER COLUMN {} TYPE",
+                quote_ident(column)
+            ))
+    });
     let lossy = ctx.src.column(table, column).and_then(|a| {
         let a_base = a.type_name.trim_end_matches("[]");
-        ctx.src.types.iter().find(|(n, _)| n.sql() == a_base).and_then(|(n, t)| {
-            match (&t.kind, ctx.dst.types.get(n).map(|t| &t.kind)) {
-                (TypeKind::Enum { labels: x }, Some(TypeKind::Enum { labels: y })) => {
-                    let removed: Vec<String> = x.iter().filter(|l| !y.contains(l)).map(|l| quote_literal(l)).collect();
-                    (!removed.is_empty()).then(|| {
-                        format!(
-                            "rows of {table}.{} holding {} cannot be converted",
-                            quote_ident(column),
-                            removed.join(", ")
-                        )
-                    })
-                }
-                _ => None,
-            }
-        })
+        ctx.src
+            .types
+            .iter()
+            .find(|(n, _)| n.sql() == a_base)
+            .and_then(
+                |(n, t)| match (&t.kind, ctx.dst.types.get(n).map(|t| &t.kind)) {
+                    (TypeKind::Enum { labels: x }, Some(TypeKind::Enum { labels: y })) => {
+                        let removed: Vec<String> = x
+                            .iter()
+                            .filter(|l| !y.contains(l))
+                            .map(|l| quote_literal(l))
+                            .collect();
+                        (!removed.is_empty()).then(|| {
+                            format!(
+                                "rows of {table}.{} holding {} cannot be converted",
+                                quote_ident(column),
+                                removed.join(", ")
+                            )
+                        })
+                    }
+                    _ => None,
+                },
+            )
     });
     let mut st = AlterStmt::new(sql).hazard(
         crate::plan::HazardKind::Rewrite,
@@ -1598,7 +1691,11 @@ mod tests {
     #[test]
     fn substitution_respects_identifier_boundaries() {
         assert_eq!(
-            substitute("nextval('public.t_id_seq'::regclass)", "public.t_id_seq", "public.u_id_seq"),
+            substitute(
+                "nextval('public.t_id_seq'::regclass)",
+                "public.t_id_seq",
+                "public.u_id_seq"
+            ),
             "nextval('public.u_id_seq'::regclass)"
         );
         assert_eq!(substitute("public.tt", "public.t", "public.u"), "public.tt");

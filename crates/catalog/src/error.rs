@@ -14,10 +14,14 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
     /// The two sides run different major versions: their catalogs (and `pg_get_*def` output) differ.
-    #[error("the two databases run different PostgreSQL major versions (server_version_num {source_version} and {target_version})")]
+    #[error(
+        "the two databases run different PostgreSQL major versions (server_version_num {source_version} and {target_version})"
+    )]
     #[diagnostic(
         code(strata::catalog::version_mismatch),
-        help("compare databases of the same major version (for a shadow database: point PG_BINDIR, or --shadow-url, at a server of the same version)")
+        help(
+            "compare databases of the same major version (for a shadow database: point PG_BINDIR, or --shadow-url, at a server of the same version)"
+        )
     )]
     VersionMismatch {
         /// `server_version_num` of the source.
@@ -29,7 +33,9 @@ pub enum Error {
     #[error("the migration would lose data:\n{}", .actions.iter().map(|a| format!("  - {a}")).collect::<Vec<_>>().join("\n"))]
     #[diagnostic(
         code(strata::catalog::data_loss),
-        help("review the actions, then pass --allow-data-loss (or declare a rename with `-- strata:renamed-from OLD_NAME`)")
+        help(
+            "review the actions, then pass --allow-data-loss (or declare a rename with `-- strata:renamed-from OLD_NAME`)"
+        )
     )]
     DataLoss {
         /// The destructive actions, described.

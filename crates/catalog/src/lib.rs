@@ -45,7 +45,8 @@ pub use error::{Error, Result, describe};
 pub use ident::{QName, quote_ident, quote_literal};
 pub use model::*;
 pub use plan::{
-    Action, DiffOptions, Hazard, HazardKind, Phase, Plan, Section, Side, UnmodeledReport, Verb, diff,
+    Action, DiffOptions, Hazard, HazardKind, Phase, Plan, Section, Side, UnmodeledReport, Verb,
+    diff,
 };
 pub use read::{ReadOptions, read};
 
@@ -67,7 +68,11 @@ pub fn migration(up: &Plan, down: &Plan) -> String {
         for s in sections {
             out.push_str(&format!(
                 "-- migrate:{word}{}\n",
-                if s.no_transaction { " transaction:false" } else { "" }
+                if s.no_transaction {
+                    " transaction:false"
+                } else {
+                    ""
+                }
             ));
             for st in &s.statements {
                 out.push_str(st);

@@ -194,7 +194,9 @@ impl fmt::Display for ObjectId {
             | ObjectId::View { name } => write!(f, "{} {name}", self.kind()),
             ObjectId::Function { name, args } => write!(f, "function {name}({args})"),
             ObjectId::PartitionOf { table } => write!(f, "partition {table}"),
-            ObjectId::Inherits { table, parent } => write!(f, "inheritance of {table} from {parent}"),
+            ObjectId::Inherits { table, parent } => {
+                write!(f, "inheritance of {table} from {parent}")
+            }
             ObjectId::Column { table, column } | ObjectId::Default { table, column } => {
                 write!(f, "{} {table}.{}", self.kind(), quote_ident(column))
             }
@@ -605,7 +607,11 @@ impl Catalog {
                 .keys()
                 .map(|n| ObjectId::Extension { name: n.clone() }),
         );
-        out.extend(self.types.keys().map(|n| ObjectId::Type { name: n.clone() }));
+        out.extend(
+            self.types
+                .keys()
+                .map(|n| ObjectId::Type { name: n.clone() }),
+        );
         for (n, s) in &self.sequences {
             out.push(ObjectId::Sequence { name: n.clone() });
             if s.owned_by.is_some() {
@@ -645,7 +651,11 @@ impl Catalog {
                 .keys()
                 .map(|n| ObjectId::Index { name: n.clone() }),
         );
-        out.extend(self.views.keys().map(|n| ObjectId::View { name: n.clone() }));
+        out.extend(
+            self.views
+                .keys()
+                .map(|n| ObjectId::View { name: n.clone() }),
+        );
         out.extend(self.functions.keys().map(|(n, a)| ObjectId::Function {
             name: n.clone(),
             args: a.clone(),
@@ -685,9 +695,9 @@ impl Catalog {
             ObjectId::Default { table, column } => self
                 .column(table, column)
                 .is_some_and(|c| c.default.is_some()),
-            ObjectId::Constraint { table, name } => {
-                self.constraints.contains_key(&(table.clone(), name.clone()))
-            }
+            ObjectId::Constraint { table, name } => self
+                .constraints
+                .contains_key(&(table.clone(), name.clone())),
             ObjectId::Index { name } => self.indexes.contains_key(name),
             ObjectId::View { name } => self.views.contains_key(name),
             ObjectId::Function { name, args } => {

@@ -190,7 +190,11 @@ impl Plan {
     pub fn data_loss(&self) -> Vec<String> {
         self.actions
             .iter()
-            .filter_map(|a| a.data_loss.as_ref().map(|why| format!("{}: {why}", a.describe())))
+            .filter_map(|a| {
+                a.data_loss
+                    .as_ref()
+                    .map(|why| format!("{}: {why}", a.describe()))
+            })
             .collect()
     }
 
@@ -207,7 +211,11 @@ impl Plan {
     /// The statements, cut into sections: before the transaction, in it, after it.
     pub fn sections(&self) -> Vec<Section> {
         let mut out = Vec::new();
-        for phase in [Phase::BeforeTransaction, Phase::Transaction, Phase::AfterTransaction] {
+        for phase in [
+            Phase::BeforeTransaction,
+            Phase::Transaction,
+            Phase::AfterTransaction,
+        ] {
             let mut statements: Vec<String> = self
                 .actions
                 .iter()
@@ -482,7 +490,8 @@ impl<'a> Planner<'a> {
                             if let Some(c) = self.node(&x, Step::Cleanup) {
                                 pending.push((i, c));
                             } else if let Some(d) = self.node(&x, Step::Drop)
-                                && !(target_deps.contains(&x) && self.node(&x, Step::Create).is_some())
+                                && !(target_deps.contains(&x)
+                                    && self.node(&x, Step::Create).is_some())
                             {
                                 pending.push((i, d));
                             }
@@ -554,10 +563,10 @@ impl<'a> Planner<'a> {
                 }
                 match (n.step, m.step) {
                     (Step::Create, Step::Drop) => pending.push((j, i)),
-                    (Step::Create, Step::Create) if matches!(m.id, ObjectId::Column { .. }) => pending.push((j, i)),
-                    (Step::Drop, Step::Create | Step::Drop | Step::Alter)
-                        if !matches!(self.changes.get(&ObjectId::Table { name: table.clone() }), Some(c) if c.drops()) =>
-                    {
+                    (Step::Create, Step::Create) if matches!(m.id, ObjectId::Column { .. }) => {
+                        pending.push((j, i))
+                    }
+                    (Step::Drop, Step::Create | Step::Drop | Step::Alter) if !matches!(self.changes.get(&ObjectId::Table { name: table.clone() }), Some(c) if c.drops()) => {
                         pending.push((i, j))
                     }
                     _ => {}
@@ -647,7 +656,12 @@ impl<'a> Planner<'a> {
     fn names(&self, i: usize, taken: bool) -> Vec<QName> {
         let n = &self.nodes[i];
         let cat = if taken { self.dst } else { self.src };
-        let identity_seq = |c: &Column| c.identity.as_ref().map(|i| i.sequence.clone()).filter(|q| !q.name.is_empty());
+        let identity_seq = |c: &Column| {
+            c.identity
+                .as_ref()
+                .map(|i| i.sequence.clone())
+                .filter(|q| !q.name.is_empty())
+        };
         let mut out = Vec::new();
         match (n.step, taken) {
             (Step::Drop, false) | (Step::Create, true) => {
@@ -704,7 +718,12 @@ impl<'a> Planner<'a> {
                     return out;
                 };
                 if t.partition_of.is_some() {
-                    out.extend(self.node(&ObjectId::PartitionOf { table: name.clone() }, Step::Create));
+                    out.extend(self.node(
+                        &ObjectId::PartitionOf {
+                            table: name.clone(),
+                        },
+                        Step::Create,
+                    ));
                 }
                 for p in &t.inherits {
                     out.extend(self.node(
@@ -754,7 +773,10 @@ impl<'a> Planner<'a> {
                 ));
             }
             ObjectId::Sequence { name } => {
-                out.extend(self.node(&ObjectId::SequenceOwner { name: name.clone() }, Step::Create));
+                out.extend(self.node(
+                    &ObjectId::SequenceOwner { name: name.clone() },
+                    Step::Create,
+                ));
             }
             _ => {}
         }
@@ -912,7 +934,10 @@ impl<'a> Planner<'a> {
                 let (early, rest): (Vec<&AlterStmt>, Vec<&AlterStmt>) =
                     stmts.iter().partition(|s| s.enum_value && used_later);
                 let mut out = Vec::new();
-                for (part, phase) in [(early, Phase::BeforeTransaction), (rest, Phase::Transaction)] {
+                for (part, phase) in [
+                    (early, Phase::BeforeTransaction),
+                    (rest, Phase::Transaction),
+                ] {
                     if part.is_empty() {
                         continue;
                     }
@@ -920,10 +945,11 @@ impl<'a> Planner<'a> {
                         verb: Verb::Alter,
                         sql: part.iter().map(|s| s.sql.clone()).collect(),
                         phase,
-                        data_loss: part
+                        data_loss: part.iter().find_map(|s| s.data_loss.clone()),
+                        hazards: part
                             .iter()
-                            .find_map(|s| s.data_loss.clone()),
-                        hazards: part.iter().flat_map(|s| s.hazards.iter().cloned()).collect(),
+                            .flat_map(|s| s.hazards.iter().cloned())
+                            .collect(),
                         ..base.clone()
                     });
                 }
@@ -959,8 +985,12 @@ impl<'a> Planner<'a> {
                             column: c.name.clone(),
                         };
                         if merged.contains(&&col)
-                            && let Some(def) =
-                                render::table_column(self.dst, name, &c.name, merged_default(name, &c.name))
+                            && let Some(def) = render::table_column(
+                                self.dst,
+                                name,
+                                &c.name,
+                                merged_default(name, &c.name),
+                            )
                         {
                             parts.columns.push(def);
                         }
@@ -980,7 +1010,9 @@ impl<'a> Planner<'a> {
                 for m in &merged {
                     match m {
                         ObjectId::Constraint { table, name: cn } => {
-                            parts.constraints.extend(render::table_constraint(self.dst, table, cn));
+                            parts
+                                .constraints
+                                .extend(render::table_constraint(self.dst, table, cn));
                         }
                         ObjectId::PartitionOf { .. } => parts.partition = true,
                         _ => {}
@@ -1016,7 +1048,11 @@ impl<'a> Planner<'a> {
                 if let Some(c) = self.dst.column(table, column)
                     && table_existed(table)
                 {
-                    if c.not_null && c.default.is_none() && c.identity.is_none() && c.generated.is_none() {
+                    if c.not_null
+                        && c.default.is_none()
+                        && c.identity.is_none()
+                        && c.generated.is_none()
+                    {
                         hazards.push(Hazard {
                             kind: HazardKind::MayFail,
                             message: "a NOT NULL column without a default cannot be added to a table that has rows".into(),
@@ -1025,13 +1061,16 @@ impl<'a> Planner<'a> {
                     if c.generated.is_some() || c.identity.is_some() {
                         hazards.push(Hazard {
                             kind: HazardKind::Rewrite,
-                            message: "fills every row: rewrites the table under ACCESS EXCLUSIVE".into(),
+                            message: "fills every row: rewrites the table under ACCESS EXCLUSIVE"
+                                .into(),
                         });
                     }
                 }
             }
             ObjectId::Sequence { .. } => {
-                parts.owned = merged.iter().any(|m| matches!(m, ObjectId::SequenceOwner { .. }));
+                parts.owned = merged
+                    .iter()
+                    .any(|m| matches!(m, ObjectId::SequenceOwner { .. }));
             }
             ObjectId::Constraint { table, name } => {
                 if table_existed(table)
@@ -1055,16 +1094,20 @@ impl<'a> Planner<'a> {
                 self.src.views.contains_key(&ix.table)
                     && !self
                         .changes
-                        .get(&ObjectId::View { name: ix.table.clone() })
+                        .get(&ObjectId::View {
+                            name: ix.table.clone(),
+                        })
                         .is_some_and(Change::creates)
             };
-            let replica = self
-                .dst
-                .tables
-                .get(&ix.table)
-                .is_some_and(|t| t.replica_identity == 'i' && t.replica_index.as_deref() == Some(name.name.as_str()));
+            let replica = self.dst.tables.get(&ix.table).is_some_and(|t| {
+                t.replica_identity == 'i' && t.replica_index.as_deref() == Some(name.name.as_str())
+            });
             if existing {
-                if options.concurrent_indexes && !ix.partitioned && !replica && self.succ[g.node].is_empty() {
+                if options.concurrent_indexes
+                    && !ix.partitioned
+                    && !replica
+                    && self.succ[g.node].is_empty()
+                {
                     concurrently = true;
                     phase = Phase::AfterTransaction;
                 } else {
@@ -1117,7 +1160,11 @@ impl<'a> Planner<'a> {
                 Some(format!(
                     "column {table}.{} is {} with its values",
                     crate::ident::quote_ident(column),
-                    if replaced { "dropped and added again" } else { "dropped" }
+                    if replaced {
+                        "dropped and added again"
+                    } else {
+                        "dropped"
+                    }
                 ))
             }
             ObjectId::Sequence { name } => {

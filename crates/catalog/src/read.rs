@@ -113,7 +113,8 @@ const Q_ATTRIBUTES: &str = "SELECT t.oid, a.attname::text, format_type(a.atttypi
       ORDER BY t.oid, a.attnum";
 
 /// Domain CHECK constraints (NOT NULL of a domain is `typnotnull`; PostgreSQL 17 also records it as a constraint).
-const Q_DOMAIN_CONSTRAINTS: &str = "SELECT c.contypid, c.conname::text, pg_get_constraintdef(c.oid), c.convalidated, c.oid
+const Q_DOMAIN_CONSTRAINTS: &str =
+    "SELECT c.contypid, c.conname::text, pg_get_constraintdef(c.oid), c.convalidated, c.oid
        FROM pg_constraint c WHERE c.contypid >= 16384 AND c.contype = 'c'";
 
 fn q_relations() -> String {
@@ -260,7 +261,8 @@ fn q_policies() -> String {
 }
 
 /// Dependencies between user objects (and on schemas, whose OIDs may be small: `public` is 2200).
-const Q_DEPENDS: &str = "SELECT d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid
+const Q_DEPENDS: &str =
+    "SELECT d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid
        FROM pg_depend d
       WHERE d.objid >= 16384 AND d.deptype IN ('n', 'a', 'i')
         AND (d.refobjid >= 16384 OR d.refclassid = 'pg_namespace'::regclass)";
@@ -276,12 +278,14 @@ const Q_TYPE_ALIASES: &str = "SELECT t.oid, t.typelem, t.typrelid,
        FROM pg_type t WHERE t.oid >= 16384";
 
 /// Rewrite rules: a view's `_RETURN` rule stands for the view.
-const Q_RULES: &str = "SELECT r.oid, r.ev_class, r.rulename::text FROM pg_rewrite r WHERE r.oid >= 16384";
+const Q_RULES: &str =
+    "SELECT r.oid, r.ev_class, r.rulename::text FROM pg_rewrite r WHERE r.oid >= 16384";
 
 /// Everything present that is not modelled. Each branch names the kind and an identity a user recognises.
 fn q_unmodeled() -> String {
     let member = |catalog: &str, oid: &str| not_extension_member(catalog, oid);
-    let user = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname <> ALL($1::text[])";
+    let user =
+        "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname <> ALL($1::text[])";
     let mut branches = vec![
         format!(
             "SELECT 'cast', format('CAST (%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL))
@@ -800,7 +804,9 @@ fn build(version: i32, rows: Rows) -> Result<Catalog> {
         let generated = ch(r, 6);
         let expr: Option<String> = r.get(7);
         let is_generated = generated == 's' || generated == 'v';
-        if let (Some(def_oid), Some(Rel { name: table, .. })) = (r.get::<_, Option<u32>>(8), rels.get(&rel)) {
+        if let (Some(def_oid), Some(Rel { name: table, .. })) =
+            (r.get::<_, Option<u32>>(8), rels.get(&rel))
+        {
             // A generated column's expression is part of the column, not a separate default.
             let id = if is_generated {
                 ObjectId::Column {
@@ -908,7 +914,8 @@ fn build(version: i32, rows: Rows) -> Result<Catalog> {
         match rel.kind {
             'r' | 'p' => {
                 let parent: Option<u32> = r.get(9);
-                let partition_of = match (parent.and_then(rel_name), r.get::<_, Option<String>>(10)) {
+                let partition_of = match (parent.and_then(rel_name), r.get::<_, Option<String>>(10))
+                {
                     (Some(p), Some(bound)) => Some((p, bound)),
                     _ => None,
                 };
@@ -956,7 +963,10 @@ fn build(version: i32, rows: Rows) -> Result<Catalog> {
                         },
                         definition: r.get::<_, Option<String>>(13).unwrap_or_default(),
                         options,
-                        columns: cols.iter().map(|c| (c.name.clone(), c.type_name.clone())).collect(),
+                        columns: cols
+                            .iter()
+                            .map(|c| (c.name.clone(), c.type_name.clone()))
+                            .collect(),
                         populated: r.get(14),
                         comment,
                         column_comments,
@@ -1144,7 +1154,9 @@ fn build(version: i32, rows: Rows) -> Result<Catalog> {
         };
         let dependent = match (dependent, &referenced) {
             // A sequence's dependency on a column is its OWNED BY.
-            (ObjectId::Sequence { name }, ObjectId::Column { .. }) => ObjectId::SequenceOwner { name },
+            (ObjectId::Sequence { name }, ObjectId::Column { .. }) => {
+                ObjectId::SequenceOwner { name }
+            }
             // A table's dependency on another table is its partition or inheritance link.
             (ObjectId::Table { name }, ObjectId::Table { name: parent }) => {
                 match cat.tables.get(&name) {
@@ -1166,7 +1178,11 @@ fn build(version: i32, rows: Rows) -> Result<Catalog> {
     }
     let t = std::time::Instant::now();
     add_structural_dependencies(&cat, &mut depends);
-    tracing::debug!("catalog: {} dependencies; structural ones added in {:?}", depends.len(), t.elapsed());
+    tracing::debug!(
+        "catalog: {} dependencies; structural ones added in {:?}",
+        depends.len(),
+        t.elapsed()
+    );
     depends.sort_unstable();
     depends.dedup();
     cat.depends = depends.into_iter().collect();
@@ -1250,14 +1266,36 @@ fn add_structural_dependencies(cat: &Catalog, extra: &mut Vec<(ObjectId, ObjectI
                 }
             }
             ObjectId::PartitionOf { table } => {
-                extra.push((id.clone(), ObjectId::Table { name: table.clone() }));
-                if let Some((parent, _)) = cat.tables.get(table).and_then(|t| t.partition_of.as_ref()) {
-                    extra.push((id.clone(), ObjectId::Table { name: parent.clone() }));
+                extra.push((
+                    id.clone(),
+                    ObjectId::Table {
+                        name: table.clone(),
+                    },
+                ));
+                if let Some((parent, _)) =
+                    cat.tables.get(table).and_then(|t| t.partition_of.as_ref())
+                {
+                    extra.push((
+                        id.clone(),
+                        ObjectId::Table {
+                            name: parent.clone(),
+                        },
+                    ));
                 }
             }
             ObjectId::Inherits { table, parent } => {
-                extra.push((id.clone(), ObjectId::Table { name: table.clone() }));
-                extra.push((id.clone(), ObjectId::Table { name: parent.clone() }));
+                extra.push((
+                    id.clone(),
+                    ObjectId::Table {
+                        name: table.clone(),
+                    },
+                ));
+                extra.push((
+                    id.clone(),
+                    ObjectId::Table {
+                        name: parent.clone(),
+                    },
+                ));
             }
             _ => {}
         }

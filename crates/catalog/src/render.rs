@@ -47,7 +47,11 @@ fn type_bound_defaults(data_type: &str) -> (i64, i64) {
 /// Sequence options, all spelled out except those equal to PostgreSQL's defaults for the type and direction.
 pub(crate) fn sequence_options(o: &SequenceOptions, include_type: bool) -> Vec<String> {
     let (tmin, tmax) = type_bound_defaults(&o.data_type);
-    let (dmin, dmax) = if o.increment > 0 { (1, tmax) } else { (tmin, -1) };
+    let (dmin, dmax) = if o.increment > 0 {
+        (1, tmax)
+    } else {
+        (tmin, -1)
+    };
     let dstart = if o.increment > 0 { o.min } else { o.max };
     let mut out = Vec::new();
     if include_type && o.data_type != "bigint" {
@@ -105,7 +109,9 @@ pub(crate) fn sequence_option_changes(a: &SequenceOptions, b: &SequenceOptions) 
 pub(crate) fn identity_clause(table: &QName, column: &str, i: &Identity) -> String {
     let mut opts = Vec::new();
     let default_name = format!("{}_{}_seq", table.name, column);
-    if !i.sequence.name.is_empty() && (i.sequence.name != default_name || i.sequence.schema != table.schema) {
+    if !i.sequence.name.is_empty()
+        && (i.sequence.name != default_name || i.sequence.schema != table.schema)
+    {
         opts.push(format!("SEQUENCE NAME {}", i.sequence));
     }
     opts.extend(sequence_options(&i.options, false));
@@ -137,7 +143,11 @@ pub(crate) fn column_definition(table: &QName, c: &Column, default: Option<&str>
     if let Some(g) = &c.generated {
         s.push_str(&format!(
             " GENERATED ALWAYS AS ({g}){}",
-            if c.generated_virtual { " VIRTUAL" } else { " STORED" }
+            if c.generated_virtual {
+                " VIRTUAL"
+            } else {
+                " STORED"
+            }
         ));
     }
     if let Some(i) = &c.identity {
@@ -191,11 +201,7 @@ pub(crate) fn set_default(table: &QName, column: &str, c: &Column) -> String {
 pub(crate) fn option_changes(prefix: &str, a: &[String], b: &[String]) -> Vec<String> {
     let key = |o: &String| o.split_once('=').map_or(o.clone(), |(k, _)| k.to_string());
     let b_keys: Vec<String> = b.iter().map(key).collect();
-    let reset: Vec<String> = a
-        .iter()
-        .map(key)
-        .filter(|k| !b_keys.contains(k))
-        .collect();
+    let reset: Vec<String> = a.iter().map(key).filter(|k| !b_keys.contains(k)).collect();
     let set: Vec<String> = b.iter().filter(|o| !a.contains(o)).cloned().collect();
     let mut out = Vec::new();
     if !reset.is_empty() {
@@ -239,7 +245,11 @@ pub(crate) fn trigger_enabled(table: &QName, name: &str, enabled: char) -> Strin
 }
 
 fn view_body(v: &View) -> String {
-    v.definition.trim().trim_end_matches(';').trim_end().to_string()
+    v.definition
+        .trim()
+        .trim_end_matches(';')
+        .trim_end()
+        .to_string()
 }
 
 /// `CREATE [OR REPLACE] VIEW` / `CREATE MATERIALIZED VIEW`.
@@ -337,13 +347,22 @@ pub(crate) struct TableParts {
 
 /// Statements that create `id` as it is in `cat`. `parts` is what a `CREATE TABLE` (or `ADD COLUMN`,
 /// `CREATE SEQUENCE`) absorbs.
-pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurrently: bool) -> Vec<String> {
+pub(crate) fn create(
+    cat: &Catalog,
+    id: &ObjectId,
+    parts: &TableParts,
+    concurrently: bool,
+) -> Vec<String> {
     let mut out = Vec::new();
     match id {
         ObjectId::Schema { name } => {
             out.push(format!("CREATE SCHEMA {};", quote_ident(name)));
             if let Some(s) = cat.schemas.get(name) {
-                push_comment(&mut out, &format!("SCHEMA {}", quote_ident(name)), &s.comment);
+                push_comment(
+                    &mut out,
+                    &format!("SCHEMA {}", quote_ident(name)),
+                    &s.comment,
+                );
             }
         }
         ObjectId::Extension { name } => {
@@ -362,7 +381,11 @@ pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurren
             match &t.kind {
                 TypeKind::Enum { labels } => out.push(format!(
                     "CREATE TYPE {name} AS ENUM ({});",
-                    labels.iter().map(|l| quote_literal(l)).collect::<Vec<_>>().join(", ")
+                    labels
+                        .iter()
+                        .map(|l| quote_literal(l))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
                 TypeKind::Composite { attributes } => out.push(format!(
                     "CREATE TYPE {name} AS ({});",
@@ -398,7 +421,11 @@ pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurren
                         s.push_str(" NOT NULL");
                     }
                     for (cname, c) in constraints.iter().filter(|(_, c)| c.validated) {
-                        s.push_str(&format!(" CONSTRAINT {} {}", quote_ident(cname), c.definition));
+                        s.push_str(&format!(
+                            " CONSTRAINT {} {}",
+                            quote_ident(cname),
+                            c.definition
+                        ));
                     }
                     s.push(';');
                     out.push(s);
@@ -434,7 +461,10 @@ pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurren
                     if let Some(m) = multirange {
                         opts.push(format!("MULTIRANGE_TYPE_NAME = {m}"));
                     }
-                    out.push(format!("CREATE TYPE {name} AS RANGE ({});", opts.join(", ")));
+                    out.push(format!(
+                        "CREATE TYPE {name} AS RANGE ({});",
+                        opts.join(", ")
+                    ));
                 }
             }
             push_comment(&mut out, &format!("{} {name}", type_word(t)), &t.comment);
@@ -486,7 +516,10 @@ pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurren
             } else {
                 format!(" (\n    {}\n)", elements.join(",\n    "))
             };
-            let mut s = format!("CREATE {}TABLE {name}", if t.unlogged { "UNLOGGED " } else { "" });
+            let mut s = format!(
+                "CREATE {}TABLE {name}",
+                if t.unlogged { "UNLOGGED " } else { "" }
+            );
             match (&t.partition_of, parts.partition) {
                 (Some((parent, bound)), true) => {
                     s.push_str(&format!(" PARTITION OF {parent}{body} {bound}"));
@@ -500,7 +533,12 @@ pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurren
                     if !parts.inherits.is_empty() {
                         s.push_str(&format!(
                             " INHERITS ({})",
-                            parts.inherits.iter().map(QName::sql).collect::<Vec<_>>().join(", ")
+                            parts
+                                .inherits
+                                .iter()
+                                .map(QName::sql)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ));
                     }
                 }
@@ -525,7 +563,12 @@ pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurren
             }
             push_comment(&mut out, &format!("TABLE {name}"), &t.comment);
             for c in &t.columns {
-                if !c.inherited && parts.columns.iter().any(|d| d.starts_with(&format!("{} ", quote_ident(&c.name)))) {
+                if !c.inherited
+                    && parts
+                        .columns
+                        .iter()
+                        .any(|d| d.starts_with(&format!("{} ", quote_ident(&c.name))))
+                {
                     push_comment(
                         &mut out,
                         &format!("COLUMN {name}.{}", quote_ident(&c.name)),
@@ -535,7 +578,9 @@ pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurren
             }
         }
         ObjectId::PartitionOf { table } => {
-            if let Some((parent, bound)) = cat.tables.get(table).and_then(|t| t.partition_of.as_ref()) {
+            if let Some((parent, bound)) =
+                cat.tables.get(table).and_then(|t| t.partition_of.as_ref())
+            {
                 out.push(format!(
                     "ALTER TABLE {parent} ATTACH PARTITION {table} {bound};"
                 ));
@@ -608,7 +653,11 @@ pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurren
         ObjectId::Function { name, args } => {
             if let Some(f) = cat.functions.get(&(name.clone(), args.clone())) {
                 out.push(format!("{};", f.definition.trim_end()));
-                let word = if f.kind == 'p' { "PROCEDURE" } else { "FUNCTION" };
+                let word = if f.kind == 'p' {
+                    "PROCEDURE"
+                } else {
+                    "FUNCTION"
+                };
                 push_comment(&mut out, &format!("{word} {name}({args})"), &f.comment);
             }
         }
@@ -640,12 +689,21 @@ pub(crate) fn create(cat: &Catalog, id: &ObjectId, parts: &TableParts, concurren
 }
 
 /// The column definition and default of a column merged into `CREATE TABLE`.
-pub(crate) fn table_column(cat: &Catalog, table: &QName, column: &str, with_default: bool) -> Option<String> {
+pub(crate) fn table_column(
+    cat: &Catalog,
+    table: &QName,
+    column: &str,
+    with_default: bool,
+) -> Option<String> {
     let c = cat.column(table, column)?;
     Some(column_definition(
         table,
         c,
-        if with_default { c.default.as_deref() } else { None },
+        if with_default {
+            c.default.as_deref()
+        } else {
+            None
+        },
     ))
 }
 
@@ -681,10 +739,9 @@ pub(crate) fn drop(cat: &Catalog, id: &ObjectId) -> Vec<String> {
             "ALTER TABLE {table} ALTER COLUMN {} DROP DEFAULT;",
             quote_ident(column)
         ),
-        ObjectId::Constraint { table, name } => format!(
-            "ALTER TABLE {table} DROP CONSTRAINT {};",
-            quote_ident(name)
-        ),
+        ObjectId::Constraint { table, name } => {
+            format!("ALTER TABLE {table} DROP CONSTRAINT {};", quote_ident(name))
+        }
         ObjectId::Index { name } => format!("DROP INDEX {name};"),
         ObjectId::View { name } => match cat.views.get(name).map(|v| v.kind) {
             Some(ViewKind::Materialized) => format!("DROP MATERIALIZED VIEW {name};"),
@@ -768,6 +825,9 @@ mod tests {
             start: -1,
             ..o
         };
-        assert_eq!(sequence_options(&down, false), vec!["INCREMENT BY -1".to_string()]);
+        assert_eq!(
+            sequence_options(&down, false),
+            vec!["INCREMENT BY -1".to_string()]
+        );
     }
 }

@@ -49,15 +49,19 @@ fn cases() -> Vec<Case> {
     dirs.sort();
     dirs.into_iter()
         .filter(|d| {
-            filter
-                .as_deref()
-                .is_none_or(|f| d.file_name().is_some_and(|n| n.to_string_lossy().contains(f)))
+            filter.as_deref().is_none_or(|f| {
+                d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains(f))
+            })
         })
         .map(|d| {
             let read = |f: &str| std::fs::read_to_string(d.join(f)).ok();
             let b = read("b.sql").unwrap_or_default();
             Case {
-                name: d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: d
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 a: read("a.sql").unwrap_or_default(),
                 renames: renames_of(&b),
                 b,
@@ -104,7 +108,11 @@ fn renames_of(sql: &str) -> Renames {
 
 fn reversed(r: &Renames) -> Renames {
     Renames {
-        tables: r.tables.iter().map(|(a, b)| (b.clone(), a.clone())).collect(),
+        tables: r
+            .tables
+            .iter()
+            .map(|(a, b)| (b.clone(), a.clone()))
+            .collect(),
         columns: r
             .columns
             .iter()
@@ -141,7 +149,10 @@ async fn row_counts(client: &Client) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for r in rows {
         let t: String = r.get(0);
-        if let Ok(row) = client.query_one(&format!("SELECT count(*) FROM ONLY {t}"), &[]).await {
+        if let Ok(row) = client
+            .query_one(&format!("SELECT count(*) FROM ONLY {t}"), &[])
+            .await
+        {
             out.insert(t, row.get::<_, i64>(0));
         }
     }
@@ -151,7 +162,11 @@ async fn row_counts(client: &Client) -> BTreeMap<String, i64> {
 fn show(plan: &Plan) -> String {
     let mut s = String::new();
     for sec in plan.sections() {
-        s.push_str(if sec.no_transaction { "-- (no transaction)\n" } else { "-- (transaction)\n" });
+        s.push_str(if sec.no_transaction {
+            "-- (no transaction)\n"
+        } else {
+            "-- (transaction)\n"
+        });
         for st in sec.statements {
             s.push_str(&st);
             s.push('\n');
@@ -184,8 +199,12 @@ async fn run_direction(
     let before = strip(fingerprint::fingerprint(&src).await);
     let counts_before = row_counts(&src).await;
     let opts = ReadOptions::default();
-    let a = read(&src, &opts).await.map_err(|e| format!("reading the source: {e}"))?;
-    let b = read(&dst, &opts).await.map_err(|e| format!("reading the target: {e}"))?;
+    let a = read(&src, &opts)
+        .await
+        .map_err(|e| format!("reading the source: {e}"))?;
+    let b = read(&dst, &opts)
+        .await
+        .map_err(|e| format!("reading the target: {e}"))?;
     let up = diff(
         &a,
         &b,
@@ -205,14 +224,26 @@ async fn run_direction(
     )
     .map_err(|e| format!("planning down: {e}"))?;
     if std::env::var_os("CORPUS_VERBOSE").is_some() {
-        eprintln!("=== {label} up:\n{}=== {label} down:\n{}", show(&up), show(&down));
+        eprintln!(
+            "=== {label} up:\n{}=== {label} down:\n{}",
+            show(&up),
+            show(&down)
+        );
     }
 
     // Gating, judged independently: the target lacks a table or column the source has.
     let target_fp = strip(fingerprint::fingerprint(&dst).await);
     for name in unmodeled {
-        if !up.unmodeled.iter().chain(&down.unmodeled).any(|u| u.identity.contains(name.as_str())) {
-            return Err(format!("{name} is not reported as unmodelled (reported: {:?})", up.unmodeled));
+        if !up
+            .unmodeled
+            .iter()
+            .chain(&down.unmodeled)
+            .any(|u| u.identity.contains(name.as_str()))
+        {
+            return Err(format!(
+                "{name} is not reported as unmodelled (reported: {:?})",
+                up.unmodeled
+            ));
         }
     }
     let lost = fingerprint::lost_relations(&before, &target_fp, renames);
@@ -228,13 +259,23 @@ async fn run_direction(
         .map_err(|e| format!("applying up: {e}\n--- plan:\n{}", show(&up)))?;
     let after = strip(fingerprint::fingerprint(&src).await);
     if let Some(d) = fingerprint::difference(&after, &target_fp) {
-        return Err(format!("after up, the source differs from the target:\n{d}\n--- plan:\n{}", show(&up)));
+        return Err(format!(
+            "after up, the source differs from the target:\n{d}\n--- plan:\n{}",
+            show(&up)
+        ));
     }
-    if let Some(d) = fingerprint::dump_difference(&src_db, &dst_db, unmodeled).filter(|_| !no_dump) {
-        return Err(format!("after up, pg_dump differs:\n{d}\n--- plan:\n{}", show(&up)));
+    if let Some(d) = fingerprint::dump_difference(&src_db, &dst_db, unmodeled).filter(|_| !no_dump)
+    {
+        return Err(format!(
+            "after up, pg_dump differs:\n{d}\n--- plan:\n{}",
+            show(&up)
+        ));
     }
-    let again = read(&src, &opts).await.map_err(|e| format!("re-reading: {e}"))?;
-    let second = diff(&again, &b, &DiffOptions::default()).map_err(|e| format!("second diff: {e}"))?;
+    let again = read(&src, &opts)
+        .await
+        .map_err(|e| format!("re-reading: {e}"))?;
+    let second =
+        diff(&again, &b, &DiffOptions::default()).map_err(|e| format!("second diff: {e}"))?;
     if !second.is_empty() {
         return Err(format!(
             "the second diff is not empty:\n{}--- first plan:\n{}",
@@ -281,20 +322,42 @@ async fn corpus() {
     assert!(!cases.is_empty(), "no corpus case matches CORPUS_CASE");
     let major = {
         let db = pgtest::TestDb::new().await;
-        let row = db.client().await.query_one("SELECT current_setting('server_version_num')::int / 10000", &[]).await;
-        row.map(|r| r.get::<_, i32>(0)).unwrap_or_else(|e| panic!("server version: {e}"))
+        let row = db
+            .client()
+            .await
+            .query_one(
+                "SELECT current_setting('server_version_num')::int / 10000",
+                &[],
+            )
+            .await;
+        row.map(|r| r.get::<_, i32>(0))
+            .unwrap_or_else(|e| panic!("server version: {e}"))
     };
-    let (cases, not_applicable): (Vec<Case>, Vec<Case>) =
-        cases.into_iter().partition(|c| c.min_version.is_none_or(|v| v <= major));
+    let (cases, not_applicable): (Vec<Case>, Vec<Case>) = cases
+        .into_iter()
+        .partition(|c| c.min_version.is_none_or(|v| v <= major));
     for c in &not_applicable {
-        eprintln!("{}: needs PostgreSQL {} or later (server is {major})", c.name, c.min_version.unwrap_or(0));
+        eprintln!(
+            "{}: needs PostgreSQL {} or later (server is {major})",
+            c.name,
+            c.min_version.unwrap_or(0)
+        );
     }
     let mut failures: Vec<(String, String)> = Vec::new();
     let mut passed = 0;
     let total = cases.len() * 2;
     use futures_util::StreamExt;
     let results: Vec<_> = futures_util::stream::iter(cases.iter().map(|c| async move {
-        let fwd = run_direction(&c.a, &c.b, c.seed.as_deref(), &c.renames, &c.unmodeled, c.no_dump, &format!("{} a→b", c.name)).await;
+        let fwd = run_direction(
+            &c.a,
+            &c.b,
+            c.seed.as_deref(),
+            &c.renames,
+            &c.unmodeled,
+            c.no_dump,
+            &format!("{} a→b", c.name),
+        )
+        .await;
         let back = run_direction(
             &c.b,
             &c.a,

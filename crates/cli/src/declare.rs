@@ -15,7 +15,12 @@ use crate::{Failure, try_load_project};
 pub struct ShadowFlags {
     /// A server for shadow databases (Strata creates and drops its own databases there). Default: the `strata dev`
     /// cluster, started if needed.
-    #[arg(long, value_name = "URL", env = "STRATA_SHADOW_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "STRATA_SHADOW_URL",
+        hide_env_values = true
+    )]
     pub shadow_url: Option<String>,
     /// The declared schema directory (default: schema/ in the package).
     #[arg(long, value_name = "DIR")]
@@ -128,7 +133,9 @@ fn notes(c: &Comparison) {
 /// `strata diff`.
 pub async fn diff(a: DiffArgs, g: &Global, out: &Out) -> Result<(), Failure> {
     let from = a.from.as_deref().map_or(Source::Migrations, Source::parse);
-    let needs_package = a.from.is_none() || a.to.is_none() || from == Source::Migrations
+    let needs_package = a.from.is_none()
+        || a.to.is_none()
+        || from == Source::Migrations
         || a.to.as_deref() == Some("migrations");
     let ctx = context(g, &a.shadow, needs_package)?;
     let to = match a.to.as_deref() {
@@ -218,7 +225,10 @@ pub async fn generate(a: GenerateArgs, g: &Global, out: &Out) -> Result<(), Fail
         out.line(&format!("  line {}: {}: {what}", l.line, l.command));
     }
     for f in &r.review.lint {
-        out.line(&format!("  line {}: {} [{}]: {}", f.line, f.severity, f.rule, f.message));
+        out.line(&format!(
+            "  line {}: {} [{}]: {}",
+            f.line, f.severity, f.rule, f.message
+        ));
     }
     Ok(())
 }

@@ -20,31 +20,15 @@ pub enum Error {
     #[error("cannot start the shadow PostgreSQL: {0}")]
     #[diagnostic(
         code(strata::declare::shadow),
-        help("install the PostgreSQL server binaries (or set PG_BINDIR), or point --shadow-url at a server where Strata may create databases")
+        help(
+            "install the PostgreSQL server binaries (or set PG_BINDIR), or point --shadow-url at a server where Strata may create databases"
+        )
     )]
     Shadow(#[from] pgstrata_embedded::Error),
     /// A declared schema file failed to load into the shadow database.
-    #[error("{path}:{line}:{col}: {message}")]
-    #[diagnostic(code(strata::declare::load))]
-    Load {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line of the error.
-        line: u32,
-        /// 1-based column.
-        col: u32,
-        /// The server's message, with its SQLSTATE.
-        message: String,
-        /// The file, for the snippet.
-        #[source_code]
-        src: NamedSource<String>,
-        /// Where.
-        #[label("here")]
-        span: SourceSpan,
-        /// The server's hint, or ours.
-        #[help]
-        hint: Option<String>,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Load(Box<LoadError>),
     /// A query on a shadow or compared database failed.
     #[error("{context}: {}", pgstrata_catalog::describe(.source))]
     #[diagnostic(code(strata::declare::database))]
@@ -56,10 +40,14 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
     /// The two sides run different PostgreSQL major versions.
-    #[error("{what} runs PostgreSQL {left} but {other} runs PostgreSQL {right}: their catalogs cannot be compared")]
+    #[error(
+        "{what} runs PostgreSQL {left} but {other} runs PostgreSQL {right}: their catalogs cannot be compared"
+    )]
     #[diagnostic(
         code(strata::declare::version_mismatch),
-        help("use a shadow server of the same major version: point PG_BINDIR at its binaries (then `strata dev destroy` to recreate the dev cluster), or pass --shadow-url")
+        help(
+            "use a shadow server of the same major version: point PG_BINDIR at its binaries (then `strata dev destroy` to recreate the dev cluster), or pass --shadow-url"
+        )
     )]
     VersionMismatch {
         /// The first side.
@@ -96,7 +84,9 @@ pub enum Error {
     #[error("the generated migration does not prove: {message}")]
     #[diagnostic(
         code(strata::declare::proof),
-        help("this is a bug in Strata's diff: please report it with the declared files; --no-verify writes the migration anyway, for you to fix by hand")
+        help(
+            "this is a bug in Strata's diff: please report it with the declared files; --no-verify writes the migration anyway, for you to fix by hand"
+        )
     )]
     Proof {
         /// What failed.
@@ -124,13 +114,37 @@ impl Error {
             Error::Catalog(e) => matches!(e, pgstrata_catalog::Error::VersionMismatch { .. }),
             Error::Strata(e) => e.is_usage() || e.is_connection(),
             Error::Shadow(_)
-            | Error::Load { .. }
+            | Error::Load(_)
             | Error::VersionMismatch { .. }
             | Error::Usage { .. }
             | Error::Io { .. } => true,
             Error::Database { .. } | Error::Proof { .. } => false,
         }
     }
+}
+
+/// A declared schema file that failed to load: where, and the server's message.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{}:{line}:{col}: {message}", .path.display())]
+#[diagnostic(code(strata::declare::load))]
+pub struct LoadError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line of the error.
+    pub line: u32,
+    /// 1-based column.
+    pub col: u32,
+    /// The server's message, with its SQLSTATE.
+    pub message: String,
+    /// The file, for the snippet.
+    #[source_code]
+    pub src: NamedSource<String>,
+    /// Where.
+    #[label("here")]
+    pub span: SourceSpan,
+    /// The server's hint.
+    #[help]
+    pub hint: Option<String>,
 }
 
 impl From<pgstrata_conn::Error> for Error {

@@ -8,8 +8,9 @@
 //!   database**), or a package's migrations (replayed into a shadow database with [`pgstrata::up`]);
 //! - [`compare`] reads both sides into catalogs (same major version, or [`Error::VersionMismatch`]) and plans up
 //!   and down;
-//! - [`generate`] writes the migration into the package, after **proving** it: applied to a clone of the source it
-//!   must converge to the target (a second diff is empty) and its down part must bring the clone back;
+//! - [`generate`] writes the migration into the package, after **proving** it: applied to the source's shadow
+//!   database (what the migrations build, thrown away afterwards) it must converge to the target (a second diff is
+//!   empty), and its down part must bring that database back;
 //! - [`check`] is the CI gate: the migrations and the declared files must agree.
 //!
 //! Shadow databases live on the `strata dev` cluster (started if needed, as `--embedded` does) or on a server
@@ -42,7 +43,7 @@ use std::path::{Path, PathBuf};
 use pgstrata::{Package, Project};
 use pgstrata_catalog::{Catalog, DiffOptions, ObjectId, Plan, QName, ReadOptions, Renames};
 
-pub use error::{Error, Result};
+pub use error::{Error, LoadError, Result};
 pub use load::{DeclaredFile, RENAMED_FROM, collect, renames};
 pub use review::{LintNote, LockNote, Review, review};
 pub use shadow::{Shadow, ShadowDb};
@@ -159,12 +160,17 @@ impl Context {
                 o.name.name.clone(),
             );
             match o.kind {
-                pgstrata::CodeKind::Function | pgstrata::CodeKind::Procedure => functions.push(name),
+                pgstrata::CodeKind::Function | pgstrata::CodeKind::Procedure => {
+                    functions.push(name)
+                }
                 pgstrata::CodeKind::View => views.push(name),
                 pgstrata::CodeKind::Trigger => {
                     if let Some(t) = &o.table {
                         triggers.push((
-                            QName::new(t.schema.clone().unwrap_or_else(|| schema.clone()), t.name.clone()),
+                            QName::new(
+                                t.schema.clone().unwrap_or_else(|| schema.clone()),
+                                t.name.clone(),
+                            ),
                             o.name.name.clone(),
                         ));
                     }
@@ -175,7 +181,9 @@ impl Context {
         catalog.mark_external(|id| match id {
             ObjectId::Function { name, .. } => functions.contains(name),
             ObjectId::View { name } => views.contains(name),
-            ObjectId::Trigger { table, name } => triggers.iter().any(|(t, n)| t == table && n == name),
+            ObjectId::Trigger { table, name } => {
+                triggers.iter().any(|(t, n)| t == table && n == name)
+            }
             _ => false,
         });
     }
@@ -374,7 +382,10 @@ async fn prepare_package(db: &mut pgstrata::Database, ctx: &Context, pkg: &Packa
     db.client()
         .batch_execute(&sql)
         .await
-        .map_err(Error::db(format!("creating schema {} in the shadow database", pkg.schema())))
+        .map_err(Error::db(format!(
+            "creating schema {} in the shadow database",
+            pkg.schema()
+        )))
 }
 
 fn check_versions(a: &Side, b: &Side) -> Result<()> {
@@ -392,7 +403,11 @@ fn check_versions(a: &Side, b: &Side) -> Result<()> {
 
 fn reversed(r: &Renames) -> Renames {
     Renames {
-        tables: r.tables.iter().map(|(a, b)| (b.clone(), a.clone())).collect(),
+        tables: r
+            .tables
+            .iter()
+            .map(|(a, b)| (b.clone(), a.clone()))
+            .collect(),
         columns: r
             .columns
             .iter()
@@ -437,7 +452,12 @@ async fn drop_side(side: Side) {
 }
 
 /// Compare two sources: the plan from `from` to `to`, and back. Data loss is refused unless allowed.
-pub async fn compare(from: &Source, to: &Source, ctx: &Context, opts: &Options) -> Result<Comparison> {
+pub async fn compare(
+    from: &Source,
+    to: &Source,
+    ctx: &Context,
+    opts: &Options,
+) -> Result<Comparison> {
     let started = std::time::Instant::now();
     let mut sides = Sides { shadow: None };
     // Both sides at once (two connections, two snapshots) when no shadow database needs to be loaded first: the
@@ -505,15 +525,26 @@ pub async fn generate(name: &str, ctx: &Context, opts: &Options) -> Result<Gener
     })?;
     let root = pkg
         .root()
-        .ok_or_else(|| Error::usage("the package has no directory to write the migration to", None))?
+        .ok_or_else(|| {
+            Error::usage(
+                "the package has no directory to write the migration to",
+                None,
+            )
+        })?
         .to_path_buf();
     let dir = ctx.schema_dir()?;
     let started = std::time::Instant::now();
     let mut sides = Sides { shadow: None };
     let a = sides.read(&Source::Migrations, ctx).await?;
-    tracing::debug!("declare: migrations replayed and read after {:?}", started.elapsed());
+    tracing::debug!(
+        "declare: migrations replayed and read after {:?}",
+        started.elapsed()
+    );
     let b = sides.read(&Source::Files(dir.clone()), ctx).await?;
-    tracing::debug!("declare: declared files loaded and read after {:?}", started.elapsed());
+    tracing::debug!(
+        "declare: declared files loaded and read after {:?}",
+        started.elapsed()
+    );
     let major = b.catalog.major_version().to_string();
     let outcome = async {
         check_versions(&a, &b)?;
@@ -530,8 +561,7 @@ pub async fn generate(name: &str, ctx: &Context, opts: &Options) -> Result<Gener
             return Ok((comparison, false));
         }
         if opts.verify {
-            let shadow = sides.shadow(ctx).await?.clone();
-            prove(&shadow, ctx, &a, &b, &comparison).await?;
+            prove(ctx, &a, &b, &comparison).await?;
             tracing::debug!("declare: proven after {:?}", started.elapsed());
         }
         Ok::<_, Error>((comparison, opts.verify))
@@ -539,7 +569,10 @@ pub async fn generate(name: &str, ctx: &Context, opts: &Options) -> Result<Gener
     .await;
     drop_side(a).await;
     drop_side(b).await;
-    tracing::debug!("declare: shadow databases dropped after {:?}", started.elapsed());
+    tracing::debug!(
+        "declare: shadow databases dropped after {:?}",
+        started.elapsed()
+    );
     let (comparison, proven) = outcome?;
     if comparison.up.is_empty() {
         return Ok(Generated {
@@ -549,7 +582,9 @@ pub async fn generate(name: &str, ctx: &Context, opts: &Options) -> Result<Gener
             review: Review::default(),
         });
     }
-    let shown = dir.strip_prefix(&root).map_or_else(|_| dir.clone(), Path::to_path_buf);
+    let shown = dir
+        .strip_prefix(&root)
+        .map_or_else(|_| dir.clone(), Path::to_path_buf);
     let text = file_text(&comparison, &shown, proven);
     let review = review(&text, pkg, Some(&major));
     let path = pgstrata::scaffold::new_migration(&root, name)?;
@@ -585,7 +620,11 @@ fn file_text(c: &Comparison, dir: &Path, proven: bool) -> String {
             out.push_str(&format!("--   {l}\n"));
         }
     }
-    for u in c.up.unmodeled.iter().filter(|u| u.side != pgstrata_catalog::Side::Both) {
+    for u in
+        c.up.unmodeled
+            .iter()
+            .filter(|u| u.side != pgstrata_catalog::Side::Both)
+    {
         out.push_str(&format!(
             "-- unmodeled (not compared, not migrated): {} ({})\n",
             u.identity,
@@ -600,54 +639,45 @@ fn file_text(c: &Comparison, dir: &Path, proven: bool) -> String {
     out
 }
 
-/// Apply up to a clone of the source: it must converge to the target; down must bring it back.
-async fn prove(shadow: &Shadow, ctx: &Context, a: &Side, b: &Side, c: &Comparison) -> Result<()> {
+/// Apply up to the source's shadow database (a copy of what the migrations build, thrown away afterwards): it must
+/// converge to the target; then down must bring it back.
+async fn prove(ctx: &Context, a: &Side, b: &Side, c: &Comparison) -> Result<()> {
     let Some(source_db) = &a.db else {
         return Err(Error::usage("only a shadow source can be proven", None));
     };
-    let t = std::time::Instant::now();
-    let clone = shadow.clone_of(source_db, "prove").await?;
-    tracing::debug!("declare: cloned in {:?}", t.elapsed());
-    let result = async {
-        let db = clone.connect().await?;
-        let opts = ctx.read_options();
-        pgstrata_catalog::apply(db.client(), &c.up.sections())
-            .await
-            .map_err(|e| Error::Proof {
-                message: format!("up does not apply: {e}"),
-            })?;
-        let mut after = pgstrata_catalog::read(db.client(), &opts).await?;
-        ctx.mark_managed(&mut after);
-        let rest = pgstrata_catalog::diff(&after, &b.catalog, &DiffOptions::default())?;
-        if !rest.is_empty() {
-            return Err(Error::Proof {
-                message: format!(
-                    "after up, the copy still differs from the declared schema:\n{}",
-                    rest.script()
-                ),
-            });
-        }
-        pgstrata_catalog::apply(db.client(), &c.down.sections())
-            .await
-            .map_err(|e| Error::Proof {
-                message: format!("down does not apply: {e}"),
-            })?;
-        let mut back = pgstrata_catalog::read(db.client(), &opts).await?;
-        ctx.mark_managed(&mut back);
-        let rest = pgstrata_catalog::diff(&back, &a.catalog, &DiffOptions::default())?;
-        if !rest.is_empty() {
-            return Err(Error::Proof {
-                message: format!(
-                    "after down, the copy differs from the migrations' schema:\n{}",
-                    rest.script()
-                ),
-            });
-        }
-        Ok(())
+    let db = source_db.connect().await?;
+    let opts = ctx.read_options();
+    pgstrata_catalog::apply(db.client(), &c.up.sections())
+        .await
+        .map_err(|e| Error::Proof {
+            message: format!("up does not apply: {e}"),
+        })?;
+    let mut after = pgstrata_catalog::read(db.client(), &opts).await?;
+    ctx.mark_managed(&mut after);
+    let rest = pgstrata_catalog::diff(&after, &b.catalog, &DiffOptions::default())?;
+    if !rest.is_empty() {
+        return Err(Error::Proof {
+            message: format!(
+                "after up, the copy still differs from the declared schema:\n{}",
+                rest.script()
+            ),
+        });
     }
-    .await;
-    if let Err(e) = clone.drop_now().await {
-        tracing::warn!("{e}");
+    pgstrata_catalog::apply(db.client(), &c.down.sections())
+        .await
+        .map_err(|e| Error::Proof {
+            message: format!("down does not apply: {e}"),
+        })?;
+    let mut back = pgstrata_catalog::read(db.client(), &opts).await?;
+    ctx.mark_managed(&mut back);
+    let rest = pgstrata_catalog::diff(&back, &a.catalog, &DiffOptions::default())?;
+    if !rest.is_empty() {
+        return Err(Error::Proof {
+            message: format!(
+                "after down, the copy differs from the migrations' schema:\n{}",
+                rest.script()
+            ),
+        });
     }
-    result
+    Ok(())
 }

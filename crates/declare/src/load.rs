@@ -129,13 +129,21 @@ fn load_error(files: &[DeclaredFile], stmt: &Stmt, e: &tokio_postgres::Error) ->
     load_error_at(files, stmt, e, 0)
 }
 
-fn load_error_at(files: &[DeclaredFile], stmt: &Stmt, e: &tokio_postgres::Error, shift: usize) -> Error {
+fn load_error_at(
+    files: &[DeclaredFile],
+    stmt: &Stmt,
+    e: &tokio_postgres::Error,
+    shift: usize,
+) -> Error {
     let file = &files[stmt.file];
     let (message, hint, offset) = match e.as_db_error() {
         Some(db) => {
             let within = match db.position() {
                 Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
-                    pgstrata_sql::char_position_to_byte(&stmt.sql, (*p as usize).saturating_sub(shift))
+                    pgstrata_sql::char_position_to_byte(
+                        &stmt.sql,
+                        (*p as usize).saturating_sub(shift),
+                    )
                 }
                 _ => 0,
             };
@@ -152,7 +160,7 @@ fn load_error_at(files: &[DeclaredFile], stmt: &Stmt, e: &tokio_postgres::Error,
         None => (e.to_string(), None, stmt.range.start),
     };
     let at = pgstrata_sql::LineIndex::new(&file.text).line_col(offset);
-    Error::Load {
+    Error::Load(Box::new(crate::error::LoadError {
         path: file.path.clone(),
         line: at.line,
         col: at.col,
@@ -160,7 +168,7 @@ fn load_error_at(files: &[DeclaredFile], stmt: &Stmt, e: &tokio_postgres::Error,
         src: NamedSource::new(file.path.display().to_string(), file.text.clone()),
         span: (offset, 0).into(),
         hint,
-    }
+    }))
 }
 
 /// `role "x" does not exist` → `x`.
@@ -182,7 +190,10 @@ fn is_transaction_control(sql: &str) -> bool {
         .and_then(|l| l.split(|c: char| !c.is_ascii_alphabetic()).next())
         .unwrap_or("")
         .to_ascii_lowercase();
-    matches!(first.as_str(), "begin" | "start" | "commit" | "end" | "rollback" | "abort")
+    matches!(
+        first.as_str(),
+        "begin" | "start" | "commit" | "end" | "rollback" | "abort"
+    )
 }
 
 /// Run `stmts` (from `files`) on `client` in one transaction, retrying those that name what does not exist yet;
@@ -202,7 +213,11 @@ pub(crate) async fn run(client: &Client, files: &[DeclaredFile], stmts: Vec<Stmt
             .statements
             .first()
             .is_some_and(|st| pgstrata_sql::non_transactional_reason(&s.sql, st).is_some());
-        if nontx { outside.push(s) } else { inside.push(s) }
+        if nontx {
+            outside.push(s)
+        } else {
+            inside.push(s)
+        }
     }
     client
         .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
@@ -227,7 +242,11 @@ pub(crate) async fn run(client: &Client, files: &[DeclaredFile], stmts: Vec<Stmt
     Ok(())
 }
 
-async fn run_in_transaction(client: &Client, files: &[DeclaredFile], stmts: Vec<Stmt>) -> Result<()> {
+async fn run_in_transaction(
+    client: &Client,
+    files: &[DeclaredFile],
+    stmts: Vec<Stmt>,
+) -> Result<()> {
     // Fast path: a file at a time.
     let mut slow: Vec<Stmt> = Vec::new();
     let mut i = 0;
@@ -251,7 +270,8 @@ async fn run_in_transaction(client: &Client, files: &[DeclaredFile], stmts: Vec<
         i = j;
     }
     // Slow path: statement by statement, in passes.
-    let mut pending: Vec<(Stmt, Option<tokio_postgres::Error>)> = slow.into_iter().map(|s| (s, None)).collect();
+    let mut pending: Vec<(Stmt, Option<tokio_postgres::Error>)> =
+        slow.into_iter().map(|s| (s, None)).collect();
     let mut roles_created = 0;
     while !pending.is_empty() {
         let before = pending.len();
@@ -269,19 +289,35 @@ async fn run_in_transaction(client: &Client, files: &[DeclaredFile], stmts: Vec<
                         postgres_protocol::escape::escape_identifier(&role)
                     ))
                     .await
-                    .map_err(Error::db(format!("creating role {role} on the shadow server")))?;
+                    .map_err(Error::db(format!(
+                        "creating role {role} on the shadow server"
+                    )))?;
                 result = one(client, &stmt.sql).await?;
             }
             match result {
                 Ok(()) => {}
-                Err(e) if e.code().is_some_and(|c| RETRY.contains(&c.code())) => next.push((stmt, Some(e))),
-                Err(e) => return Err(load_error_at(files, &stmt, &e, STATEMENT_PREFIX.chars().count())),
+                Err(e) if e.code().is_some_and(|c| RETRY.contains(&c.code())) => {
+                    next.push((stmt, Some(e)))
+                }
+                Err(e) => {
+                    return Err(load_error_at(
+                        files,
+                        &stmt,
+                        &e,
+                        STATEMENT_PREFIX.chars().count(),
+                    ));
+                }
             }
         }
         if next.len() == before {
             // No progress: the first one's error is the real one.
             if let Some((stmt, Some(e))) = next.first() {
-                return Err(load_error_at(files, stmt, e, STATEMENT_PREFIX.chars().count()));
+                return Err(load_error_at(
+                    files,
+                    stmt,
+                    e,
+                    STATEMENT_PREFIX.chars().count(),
+                ));
             }
             break;
         }
@@ -294,7 +330,9 @@ async fn run_in_transaction(client: &Client, files: &[DeclaredFile], stmts: Vec<
 /// savepoint itself.
 async fn one(client: &Client, sql: &str) -> Result<Result<(), tokio_postgres::Error>> {
     match client
-        .batch_execute(&format!("{STATEMENT_PREFIX}{sql}\n;\nRELEASE SAVEPOINT strata_stmt;"))
+        .batch_execute(&format!(
+            "{STATEMENT_PREFIX}{sql}\n;\nRELEASE SAVEPOINT strata_stmt;"
+        ))
         .await
     {
         Ok(()) => Ok(Ok(())),
@@ -442,7 +480,13 @@ fn column_name(code: &str) -> Option<String> {
     let first = parts.first()?;
     let quoted = code.starts_with('"');
     let keyword = [
-        "constraint", "primary", "unique", "check", "foreign", "exclude", "like",
+        "constraint",
+        "primary",
+        "unique",
+        "check",
+        "foreign",
+        "exclude",
+        "like",
     ];
     if !quoted && keyword.contains(&first.as_str()) {
         return None;
@@ -480,7 +524,13 @@ fn create_table_name(text: &str, default_schema: &str) -> Option<(QName, usize)>
         None
     };
     word(&["CREATE"])?;
-    let _ = word(&["UNLOGGED", "GLOBAL TEMPORARY", "LOCAL TEMPORARY", "TEMPORARY", "TEMP"]);
+    let _ = word(&[
+        "UNLOGGED",
+        "GLOBAL TEMPORARY",
+        "LOCAL TEMPORARY",
+        "TEMPORARY",
+        "TEMP",
+    ]);
     word(&["TABLE"])?;
     let _ = word(&["IF NOT EXISTS"]);
     let after = &rest[pos..];
@@ -529,7 +579,11 @@ mod tests {
         assert_eq!(
             r.columns,
             vec![
-                (QName::new("app", "client"), "full_name".into(), "name".into()),
+                (
+                    QName::new("app", "client"),
+                    "full_name".into(),
+                    "name".into()
+                ),
                 (QName::new("app", "client"), "E Mail".into(), "eMail".into()),
             ]
         );
@@ -537,12 +591,18 @@ mod tests {
 
     #[test]
     fn no_annotation_no_rename() {
-        let r = renames(&file("-- a table\nCREATE TABLE t (a int, -- not a rename\n b int);\n"), "public");
+        let r = renames(
+            &file("-- a table\nCREATE TABLE t (a int, -- not a rename\n b int);\n"),
+            "public",
+        );
         assert!(r.is_empty());
     }
 
     #[test]
     fn comment_splitting_respects_strings() {
-        assert_eq!(split_comment("a text DEFAULT '--x' -- c"), ("a text DEFAULT '--x' ", Some("-- c")));
+        assert_eq!(
+            split_comment("a text DEFAULT '--x' -- c"),
+            ("a text DEFAULT '--x' ", Some("-- c"))
+        );
     }
 }

@@ -22,12 +22,18 @@ impl Shadow {
     /// The `strata dev` cluster, started (and created on first use) if it is not running.
     pub async fn dev() -> Result<Shadow> {
         let cluster = tokio::task::spawn_blocking(|| {
-            let cluster = pgstrata_embedded::DevCluster::new(pgstrata_embedded::DevCluster::default_dir())?;
+            let cluster =
+                pgstrata_embedded::DevCluster::new(pgstrata_embedded::DevCluster::default_dir())?;
             cluster.start()?;
             cluster.url("postgres")
         })
         .await
-        .map_err(|e| Error::usage(format!("starting the shadow cluster was interrupted: {e}"), None))??;
+        .map_err(|e| {
+            Error::usage(
+                format!("starting the shadow cluster was interrupted: {e}"),
+                None,
+            )
+        })??;
         let admin = ConnectOptions::parse(&cluster)?;
         Shadow::connect(admin, "the shadow cluster (strata dev)").await
     }
@@ -69,22 +75,6 @@ impl Shadow {
         self.create(purpose, "template0").await
     }
 
-    /// A copy of `from` (`CREATE DATABASE … TEMPLATE`): the prove step's clone of the source.
-    pub async fn clone_of(&self, from: &ShadowDb, purpose: &str) -> Result<ShadowDb> {
-        let admin = pgstrata::Database::connect(&self.admin).await?;
-        // A template may have no other connection; ours are closed, but the server may not have noticed yet.
-        admin
-            .client()
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&from.name],
-            )
-            .await
-            .map_err(Error::db("closing connections to the shadow database"))?;
-        drop(admin);
-        self.create(purpose, &from.name).await
-    }
-
     async fn create(&self, purpose: &str, template: &str) -> Result<ShadowDb> {
         let name = format!(
             "strata_shadow_{}_{}_{purpose}",
@@ -97,18 +87,14 @@ impl Shadow {
             escape_identifier(&name),
             escape_identifier(template)
         );
-        let mut attempt = 0;
-        loop {
-            match admin.client().batch_execute(&sql).await {
-                Ok(()) => break,
-                // "source database is being accessed by other users": a connection still closing.
-                Err(e) if e.code().is_some_and(|c| c.code() == "55006") && attempt < 20 => {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Err(e) => return Err(Error::db(format!("creating shadow database {name} on {}", self.describe))(e)),
-            }
-        }
+        admin
+            .client()
+            .batch_execute(&sql)
+            .await
+            .map_err(Error::db(format!(
+                "creating shadow database {name} on {}",
+                self.describe
+            )))?;
         Ok(ShadowDb {
             options: self.admin.with_dbname(&name),
             admin: self.admin.clone(),
@@ -167,7 +153,10 @@ impl Drop for ShadowDb {
         let (admin, name) = (self.admin.clone(), self.name.clone());
         // A fresh runtime on a thread of its own: the caller's runtime may be gone or busy.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {

@@ -34,9 +34,19 @@ async fn declared_files_against_a_live_database() {
     .await
     .unwrap();
     let script = c.up.script();
-    assert!(script.contains("ALTER TABLE public.t ADD COLUMN label text DEFAULT 'x'::text NOT NULL;"), "{script}");
-    assert!(script.contains("COMMENT ON TABLE public.t IS 'declared';"), "{script}");
-    assert!(c.down.script().contains("ALTER TABLE public.t DROP COLUMN label;"));
+    assert!(
+        script.contains("ALTER TABLE public.t ADD COLUMN label text DEFAULT 'x'::text NOT NULL;"),
+        "{script}"
+    );
+    assert!(
+        script.contains("COMMENT ON TABLE public.t IS 'declared';"),
+        "{script}"
+    );
+    assert!(
+        c.down
+            .script()
+            .contains("ALTER TABLE public.t DROP COLUMN label;")
+    );
     // The reverse loses data, and says so.
     let refused = pgstrata_declare::compare(
         &Source::Files(dir.path().to_path_buf()),
@@ -67,7 +77,11 @@ async fn check_and_generate_in_a_package() {
     )
     .unwrap();
     // Managed code (a view) stays managed code: neither side's copy shows up in the diff.
-    std::fs::write(root.join("views.sql"), "CREATE VIEW api.item_ids AS SELECT id FROM api.item;\n").unwrap();
+    std::fs::write(
+        root.join("views.sql"),
+        "CREATE VIEW api.item_ids AS SELECT id FROM api.item;\n",
+    )
+    .unwrap();
     std::fs::write(
         root.join("schema/item.sql"),
         "-- strata:ignore\nCREATE TABLE item (id int PRIMARY KEY, price numeric(10,2) CHECK (price >= 0));\n",
@@ -75,21 +89,37 @@ async fn check_and_generate_in_a_package() {
     .unwrap();
     let project = pgstrata::Project::load(&[root]).unwrap();
     let ctx = context(Some(project));
-    let drift = pgstrata_declare::check(&ctx, &Options::default()).await.unwrap();
+    let drift = pgstrata_declare::check(&ctx, &Options::default())
+        .await
+        .unwrap();
     assert_eq!(drift.up.actions.len(), 2, "{}", drift.up.script());
-    assert!(!drift.up.script().contains("item_ids"), "{}", drift.up.script());
+    assert!(
+        !drift.up.script().contains("item_ids"),
+        "{}",
+        drift.up.script()
+    );
 
-    let g = pgstrata_declare::generate("price", &ctx, &Options::default()).await.unwrap();
+    let g = pgstrata_declare::generate("price", &ctx, &Options::default())
+        .await
+        .unwrap();
     assert!(g.proven);
     let path = g.path.unwrap();
     assert!(path.ends_with("migrations/0002_price.sql"));
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("ALTER TABLE api.item ADD COLUMN price numeric(10,2);"), "{text}");
-    assert!(text.contains("-- migrate:down\nALTER TABLE api.item DROP CONSTRAINT item_price_check;"), "{text}");
+    assert!(
+        text.contains("ALTER TABLE api.item ADD COLUMN price numeric(10,2);"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-- migrate:down\nALTER TABLE api.item DROP CONSTRAINT item_price_check;"),
+        "{text}"
+    );
 
     let project = pgstrata::Project::load(&[root]).unwrap();
     let ctx = context(Some(project));
-    let in_sync = pgstrata_declare::check(&ctx, &Options::default()).await.unwrap();
+    let in_sync = pgstrata_declare::check(&ctx, &Options::default())
+        .await
+        .unwrap();
     assert!(in_sync.up.is_empty(), "{}", in_sync.up.script());
 }
 

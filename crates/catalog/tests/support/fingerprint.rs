@@ -137,7 +137,11 @@ pub fn difference(have: &BTreeSet<String>, want: &BTreeSet<String>) -> Option<St
 }
 
 /// Tables and columns (of tables) the source has and the target lacks: dropping them loses data.
-pub fn lost_relations(before: &BTreeSet<String>, target: &BTreeSet<String>, renames: &Renames) -> Vec<String> {
+pub fn lost_relations(
+    before: &BTreeSet<String>,
+    target: &BTreeSet<String>,
+    renames: &Renames,
+) -> Vec<String> {
     let tables = |fp: &BTreeSet<String>| -> BTreeSet<String> {
         fp.iter()
             .filter_map(|l| l.strip_prefix("relation "))
@@ -146,11 +150,8 @@ pub fn lost_relations(before: &BTreeSet<String>, target: &BTreeSet<String>, rena
             .collect()
     };
     let (src_tables, dst_tables) = (tables(before), tables(target));
-    let renamed_tables: BTreeSet<String> = renames
-        .tables
-        .iter()
-        .map(|(old, _)| old.sql())
-        .collect();
+    let renamed_tables: BTreeSet<String> =
+        renames.tables.iter().map(|(old, _)| old.sql()).collect();
     let mut lost: Vec<String> = src_tables
         .difference(&dst_tables)
         .filter(|t| !renamed_tables.contains(*t))
@@ -185,14 +186,25 @@ fn server_major(env: &[(String, String)]) -> Option<u32> {
         .envs(env.iter().cloned())
         .output()
         .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().ok().map(|n| n / 10_000)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .map(|n| n / 10_000)
 }
 
 fn pg_dump_major() -> Option<u32> {
     let out = Command::new("pg_dump").arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "pg_dump (PostgreSQL) 15.18 (Debian …)"
-    text.split(')').nth(1)?.split_whitespace().next()?.split('.').next()?.parse().ok()
+    text.split(')')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn normalised_dump(env: &[(String, String)], unmodeled: &[String]) -> Option<BTreeSet<String>> {
@@ -219,24 +231,34 @@ fn normalised_dump(env: &[(String, String)], unmodeled: &[String]) -> Option<BTr
                 || stmt[0].starts_with("SELECT pg_catalog.set_config")
                 || stmt[0].starts_with("CREATE EXTENSION")
                 || stmt[0].starts_with("COMMENT ON EXTENSION")
-                || unmodeled.iter().any(|u| stmt.iter().any(|l| l.contains(u.as_str())))
+                || unmodeled
+                    .iter()
+                    .any(|u| stmt.iter().any(|l| l.contains(u.as_str())))
             {
                 continue;
             }
             // Storage parameters are a set.
             for line in stmt.iter_mut() {
-                if let Some(inner) = line.strip_prefix("WITH (").and_then(|r| r.strip_suffix(");")) {
+                if let Some(inner) = line
+                    .strip_prefix("WITH (")
+                    .and_then(|r| r.strip_suffix(");"))
+                {
                     let mut opts: Vec<&str> = inner.split(", ").collect();
                     opts.sort_unstable();
                     *line = format!("WITH ({});", opts.join(", "));
                 }
             }
             // Column order does not count: sort the element lines of CREATE TABLE / CREATE TYPE.
-            if stmt[0].starts_with("CREATE TABLE") || stmt[0].starts_with("CREATE UNLOGGED TABLE") || stmt[0].starts_with("CREATE TYPE") {
+            if stmt[0].starts_with("CREATE TABLE")
+                || stmt[0].starts_with("CREATE UNLOGGED TABLE")
+                || stmt[0].starts_with("CREATE TYPE")
+            {
                 let n = stmt.len();
                 if n > 2 {
-                    let mut inner: Vec<String> =
-                        stmt[1..n - 1].iter().map(|l| l.trim_end_matches(',').to_string()).collect();
+                    let mut inner: Vec<String> = stmt[1..n - 1]
+                        .iter()
+                        .map(|l| l.trim_end_matches(',').to_string())
+                        .collect();
                     inner.sort();
                     stmt.splice(1..n - 1, inner);
                 }
@@ -255,12 +277,19 @@ fn normalised_dump(env: &[(String, String)], unmodeled: &[String]) -> Option<BTr
 }
 
 /// Compare normalised `pg_dump --schema-only` of two databases, when the installed pg_dump can dump the server.
-pub fn dump_difference(a: &pgtest::TestDb, b: &pgtest::TestDb, unmodeled: &[String]) -> Option<String> {
+pub fn dump_difference(
+    a: &pgtest::TestDb,
+    b: &pgtest::TestDb,
+    unmodeled: &[String],
+) -> Option<String> {
     let (ea, eb) = (a.env(), b.env());
     let server = server_major(&ea)?;
     if pg_dump_major()? < server {
         return None;
     }
-    let (da, db) = (normalised_dump(&ea, unmodeled)?, normalised_dump(&eb, unmodeled)?);
+    let (da, db) = (
+        normalised_dump(&ea, unmodeled)?,
+        normalised_dump(&eb, unmodeled)?,
+    );
     difference(&da, &db)
 }

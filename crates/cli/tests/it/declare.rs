@@ -47,21 +47,45 @@ fn generate_writes_a_proven_migration_that_deploys_and_rolls_back() {
         .strata(&db)
         .args(["schema", "check", "--shadow-url", &shadow_url()]))
     .expect_code(1);
-    assert!(check.stdout.contains("ALTER TABLE shop.customer RENAME TO client;"), "{}", check.stdout);
+    assert!(
+        check
+            .stdout
+            .contains("ALTER TABLE shop.customer RENAME TO client;"),
+        "{}",
+        check.stdout
+    );
 
-    let generated = run(pkg
-        .strata(&db)
-        .args(["generate", "adopt_declared", "--shadow-url", &shadow_url()]))
-    .ok();
-    assert!(generated.says("migrations/0002_adopt_declared.sql"), "{}", generated.stdout);
-    assert!(generated.says("proven on a shadow copy"), "{}", generated.stdout);
+    let generated =
+        run(pkg
+            .strata(&db)
+            .args(["generate", "adopt_declared", "--shadow-url", &shadow_url()]))
+        .ok();
+    assert!(
+        generated.says("migrations/0002_adopt_declared.sql"),
+        "{}",
+        generated.stdout
+    );
+    assert!(
+        generated.says("proven on a shadow copy"),
+        "{}",
+        generated.stdout
+    );
     let file = std::fs::read_to_string(pkg.path("migrations/0002_adopt_declared.sql")).unwrap();
     assert!(file.contains("-- migrate:up\n"), "{file}");
-    assert!(file.contains("ALTER TABLE shop.client RENAME COLUMN full_name TO name;"), "{file}");
-    assert!(file.contains("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY client_name"), "{file}");
+    assert!(
+        file.contains("ALTER TABLE shop.client RENAME COLUMN full_name TO name;"),
+        "{file}"
+    );
+    assert!(
+        file.contains("-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY client_name"),
+        "{file}"
+    );
     assert!(file.contains("-- migrate:down\n"), "{file}");
     let manifest = std::fs::read_to_string(pkg.path("strata.toml")).unwrap();
-    assert!(manifest.contains("migrations/0002_adopt_declared.sql"), "{manifest}");
+    assert!(
+        manifest.contains("migrations/0002_adopt_declared.sql"),
+        "{manifest}"
+    );
 
     // In sync now; the migration deploys (the row survives the rename) and rolls back.
     run(pkg
@@ -70,7 +94,10 @@ fn generate_writes_a_proven_migration_that_deploys_and_rolls_back() {
     .ok();
     // Generated migrations are linted like hand-written ones: SET NOT NULL on an existing column is flagged.
     run(pkg.strata(&db).args(["up", "--allow-lint-errors"])).ok();
-    assert_eq!(db.value::<String>("SELECT name FROM shop.client WHERE id = 1"), "Ann");
+    assert_eq!(
+        db.value::<String>("SELECT name FROM shop.client WHERE id = 1"),
+        "Ann"
+    );
     assert!(db.has_column("shop.client", "status"));
     run(pkg.strata(&db).args(["down"])).ok();
     assert!(db.has_column("shop.customer", "full_name"));
@@ -100,14 +127,29 @@ fn diff_between_databases_converges_and_refuses_data_loss() {
          CREATE INDEX t_n ON public.t (n);",
     );
     let refused = run(strata().args(["diff", "--from", &a.url(), "--to", &b.url()])).expect_code(1);
-    assert!(refused.stderr.contains("would lose data"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("would lose data"),
+        "{}",
+        refused.stderr
+    );
     assert!(refused.stderr.contains("gone"), "{}", refused.stderr);
     assert!(refused.stdout.is_empty(), "{}", refused.stdout);
 
-    let json = run(strata().args(["diff", "--from", &a.url(), "--to", &b.url(), "--allow-data-loss", "--json"])).ok();
+    let json = run(strata().args([
+        "diff",
+        "--from",
+        &a.url(),
+        "--to",
+        &b.url(),
+        "--allow-data-loss",
+        "--json",
+    ]))
+    .ok();
     let v = json.json();
     let actions = v["up"]["actions"].as_array().unwrap();
-    assert!(actions.iter().any(|a| a["verb"] == "drop" && a["object"]["kind"] == "column" && a["data_loss"].is_string()));
+    assert!(actions.iter().any(|a| a["verb"] == "drop"
+        && a["object"]["kind"] == "column"
+        && a["data_loss"].is_string()));
     assert!(v["migration"].as_str().unwrap().contains("-- migrate:down"));
 
     let sql = run(strata().args([
@@ -128,7 +170,6 @@ fn diff_between_databases_converges_and_refuses_data_loss() {
 
     let empty = run(strata().args(["diff", "--from", &a.url(), "--to", &b.url()])).ok();
     assert!(empty.stdout.is_empty(), "{}", empty.stdout);
-
 }
 
 #[test]
@@ -151,10 +192,19 @@ fn declared_files_that_fail_point_at_file_line_and_column() {
     ]))
     .expect_code(2);
     assert!(out.stderr.contains("b.sql:3:14"), "{}", out.stderr);
-    assert!(out.stderr.contains("column \"nope\" does not exist (SQLSTATE 42703)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("column \"nope\" does not exist (SQLSTATE 42703)"),
+        "{}",
+        out.stderr
+    );
 
     // Files that reference each other load in any order: the view's table is declared in a later file.
-    std::fs::write(dir.path().join("b.sql"), "CREATE VIEW v AS SELECT id FROM z;\n").unwrap();
+    std::fs::write(
+        dir.path().join("b.sql"),
+        "CREATE VIEW v AS SELECT id FROM z;\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("c.sql"), "CREATE TABLE z (id int);\n").unwrap();
     let ok = run(strata().current_dir(dir.path()).args([
         "diff",
@@ -166,7 +216,11 @@ fn declared_files_that_fail_point_at_file_line_and_column() {
         &shadow_url(),
     ]))
     .ok();
-    assert!(ok.stdout.contains("CREATE VIEW public.v AS"), "{}", ok.stdout);
+    assert!(
+        ok.stdout.contains("CREATE VIEW public.v AS"),
+        "{}",
+        ok.stdout
+    );
 }
 
 #[test]

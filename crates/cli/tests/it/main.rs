@@ -10,8 +10,8 @@ mod support;
 
 mod bundle;
 mod concurrency;
-mod declare;
 mod connection;
+mod declare;
 mod deploy;
 mod failures;
 mod json;
