@@ -268,6 +268,24 @@ pub(crate) fn compare<'a>(
     mark_implicit(&source, &mut changes);
     cascade(&ctx, &mut changes);
     mark_implicit(&source, &mut changes);
+    // What an unmodelled object uses stays: dropping it would fail (or take the unmodelled object along).
+    for (id, users) in &source.used_by_unmodeled {
+        match changes.get(id) {
+            Some(Change::Drop { .. }) => {
+                changes.remove(id);
+                notes.push(format!(
+                    "{id} is kept: {} (not modelled) depends on it",
+                    users.join(", ")
+                ));
+            }
+            Some(Change::Replace { .. } | Change::Rebuild { .. }) => notes.push(format!(
+                "{id} must be re-created but {} (not modelled) depends on it: the migration will fail until that \
+                 is dropped first",
+                users.join(", ")
+            )),
+            _ => {}
+        }
+    }
     Comparison {
         source,
         renames: rename_stmts,

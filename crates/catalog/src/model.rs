@@ -241,6 +241,9 @@ pub struct Catalog {
     pub depends: BTreeSet<(ObjectId, ObjectId)>,
     /// Objects present but not modelled: they are reported, never silently ignored.
     pub unmodeled: Vec<Unmodeled>,
+    /// Modelled objects that unmodelled ones depend on (an event trigger's function, a cast's function), with the
+    /// dependent described: they are never dropped.
+    pub used_by_unmodeled: BTreeMap<ObjectId, Vec<String>>,
     /// Objects left to someone else (a package's managed code): never created or altered; dropped only when a change
     /// they depend on requires it (managed code re-creates them after the migrations).
     pub external: BTreeSet<ObjectId>,

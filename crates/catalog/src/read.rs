@@ -267,6 +267,22 @@ const Q_DEPENDS: &str =
       WHERE d.objid >= 16384 AND d.deptype IN ('n', 'a', 'i')
         AND (d.refobjid >= 16384 OR d.refclassid = 'pg_namespace'::regclass)";
 
+/// Dependencies of unmodelled objects on modelled ones (rules other than a view's, aggregates, casts, operators,
+/// event triggers, …).
+const Q_UNMODELED_DEPENDS: &str = "SELECT d.refclassid, d.refobjid, d.refobjsubid, pg_describe_object(d.classid, d.objid, d.objsubid)
+       FROM pg_depend d
+      WHERE d.deptype = 'n' AND d.objid >= 16384 AND d.refobjid >= 16384
+        AND (d.classid IN ('pg_event_trigger'::regclass, 'pg_cast'::regclass, 'pg_operator'::regclass,
+                           'pg_opclass'::regclass, 'pg_opfamily'::regclass, 'pg_ts_config'::regclass,
+                           'pg_ts_dict'::regclass, 'pg_ts_parser'::regclass, 'pg_ts_template'::regclass,
+                           'pg_conversion'::regclass, 'pg_transform'::regclass, 'pg_statistic_ext'::regclass,
+                           'pg_foreign_server'::regclass, 'pg_foreign_data_wrapper'::regclass,
+                           'pg_publication_rel'::regclass)
+             OR (d.classid = 'pg_proc'::regclass AND EXISTS (SELECT 1 FROM pg_proc p WHERE p.oid = d.objid AND p.prokind = 'a'))
+             OR (d.classid = 'pg_rewrite'::regclass AND EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.oid = d.objid AND r.rulename <> '_RETURN'))
+             OR (d.classid = 'pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = d.objid AND c.relkind = 'f')))
+        AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = d.classid AND x.objid = d.objid AND x.deptype = 'e')";
+
 /// Objects that belong to an extension.
 const Q_EXTENSION_MEMBERS: &str = "SELECT d.classid, d.objid, e.extname::text
        FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
@@ -505,7 +521,7 @@ async fn read_in_snapshot(client: &Client, options: &ReadOptions) -> Result<Cata
     let (
         (schemas, types, relations, columns, sequences, constraints),
         (indexes, functions, triggers, policies, unmodeled),
-        (extensions, ranges, attributes, domain_constraints, depends, members, aliases, rules),
+        (extensions, ranges, attributes, domain_constraints, depends, members, aliases, rules, unmodeled_depends),
     ) = try_join!(
         async { try_join!(run(0), run(1), run(2), run(3), run(4), run(5)) },
         async { try_join!(run(6), run(7), run(8), run(9), run(10)) },
@@ -519,6 +535,7 @@ async fn read_in_snapshot(client: &Client, options: &ReadOptions) -> Result<Cata
                 plain("extension members", Q_EXTENSION_MEMBERS),
                 plain("types", Q_TYPE_ALIASES),
                 plain("rules", Q_RULES),
+                plain("dependencies of unmodelled objects", Q_UNMODELED_DEPENDS),
             )
         },
     )?;
@@ -542,6 +559,7 @@ async fn read_in_snapshot(client: &Client, options: &ReadOptions) -> Result<Cata
         members,
         aliases,
         rules,
+        unmodeled_depends,
     };
     let catalog = build(version, rows);
     tracing::debug!("catalog: built after {:?}", started.elapsed());
@@ -568,6 +586,7 @@ struct Rows {
     members: Vec<Row>,
     aliases: Vec<Row>,
     rules: Vec<Row>,
+    unmodeled_depends: Vec<Row>,
 }
 
 /// `"char"` columns are read as text: their first character.
@@ -1188,6 +1207,15 @@ fn build(version: i32, rows: Rows) -> Result<Catalog> {
     cat.depends = depends.into_iter().collect();
     tracing::debug!("catalog: dependencies sorted after {:?}", t.elapsed());
 
+    for r in &rows.unmodeled_depends {
+        if let Some(id) = oids.resolve(r.get(0), r.get(1), r.get(2)) {
+            let what: Option<String> = r.get(3);
+            cat.used_by_unmodeled
+                .entry(id)
+                .or_default()
+                .push(what.unwrap_or_default());
+        }
+    }
     for r in &rows.unmodeled {
         cat.unmodeled.push(Unmodeled {
             kind: r.get(0),

@@ -29,8 +29,9 @@ struct Case {
     seed: Option<String>,
     seed_b: Option<String>,
     renames: Renames,
-    /// Names of objects the engine does not model (file `unmodeled`, one per line): they must be reported, and
-    /// fingerprint lines naming them are left out of the comparison.
+    /// Names of objects the engine does not model, or keeps because an unmodelled object uses them (file
+    /// `unmodeled`, one per line): they must be reported (or noted), and fingerprint lines naming them are left out
+    /// of the comparison.
     unmodeled: Vec<String>,
     /// File `no_dump` (holding the reason): pg_dump cannot agree for this case, only the fingerprint judges.
     no_dump: bool,
@@ -234,15 +235,16 @@ async fn run_direction(
     // Gating, judged independently: the target lacks a table or column the source has.
     let target_fp = strip(fingerprint::fingerprint(&dst).await);
     for name in unmodeled {
-        if !up
+        let reported = up
             .unmodeled
             .iter()
             .chain(&down.unmodeled)
             .any(|u| u.identity.contains(name.as_str()))
-        {
+            || up.notes.iter().chain(&down.notes).any(|n| n.contains(name.as_str()));
+        if !reported {
             return Err(format!(
-                "{name} is not reported as unmodelled (reported: {:?})",
-                up.unmodeled
+                "{name} is neither reported as unmodelled nor noted (reported: {:?}; notes: {:?} {:?})",
+                up.unmodeled, up.notes, down.notes
             ));
         }
     }
