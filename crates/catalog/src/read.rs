@@ -435,6 +435,62 @@ fn q_unmodeled() -> String {
             member("pg_transform", "t.oid")
         ),
     ];
+    // Privileges are not modelled: granted ones are reported (the owner's own and the grantor left out, so that
+    // equal grants under different owners compare equal).
+    let grants = |what: &str, acl: &str, owner: &str, name: &str, from: &str| {
+        format!(
+            "SELECT 'privileges', format('GRANT ON {what} %s: %s', {name}, g) FROM (
+               SELECT {name_expr} AS name_v, (SELECT string_agg(format('%s %s', CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                         ELSE quote_ident(pg_get_userbyid(a.grantee)) END, a.privilege_type), ', ' ORDER BY 1)
+                      FROM aclexplode({acl}) a WHERE a.grantee <> {owner}) AS g
+               {from}) x WHERE g IS NOT NULL",
+            name = "x.name_v",
+            name_expr = name,
+        )
+    };
+    branches.push(grants(
+        "TABLE",
+        "c.relacl",
+        "c.relowner",
+        "format('%I.%I', n.nspname, c.relname)",
+        &format!(
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {user}"
+        ),
+    ));
+    branches.push(grants(
+        "COLUMN",
+        "a.attacl",
+        "c.relowner",
+        "format('%I.%I.%I', n.nspname, c.relname, a.attname)",
+        &format!(
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND {user}"
+        ),
+    ));
+    branches.push(grants(
+        "SCHEMA",
+        "n.nspacl",
+        "n.nspowner",
+        "quote_ident(n.nspname)",
+        &format!("FROM pg_namespace n WHERE n.nspacl IS NOT NULL AND {user} AND n.nspname NOT LIKE 'pg\\_%'"),
+    ));
+    branches.push(grants(
+        "FUNCTION",
+        "p.proacl",
+        "p.proowner",
+        "format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))",
+        &format!(
+            "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proacl IS NOT NULL AND {user}"
+        ),
+    ));
+    branches.push(grants(
+        "TYPE",
+        "t.typacl",
+        "t.typowner",
+        "format('%I.%I', n.nspname, t.typname)",
+        &format!("FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typacl IS NOT NULL AND {user}"),
+    ));
     // Tables stored with another access method than heap.
     branches.push(format!(
         "SELECT 'table access method', format('TABLE %I.%I USING %I', n.nspname, c.relname, a.amname)
@@ -521,7 +577,17 @@ async fn read_in_snapshot(client: &Client, options: &ReadOptions) -> Result<Cata
     let (
         (schemas, types, relations, columns, sequences, constraints),
         (indexes, functions, triggers, policies, unmodeled),
-        (extensions, ranges, attributes, domain_constraints, depends, members, aliases, rules, unmodeled_depends),
+        (
+            extensions,
+            ranges,
+            attributes,
+            domain_constraints,
+            depends,
+            members,
+            aliases,
+            rules,
+            unmodeled_depends,
+        ),
     ) = try_join!(
         async { try_join!(run(0), run(1), run(2), run(3), run(4), run(5)) },
         async { try_join!(run(6), run(7), run(8), run(9), run(10)) },

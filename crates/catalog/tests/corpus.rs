@@ -240,7 +240,11 @@ async fn run_direction(
             .iter()
             .chain(&down.unmodeled)
             .any(|u| u.identity.contains(name.as_str()))
-            || up.notes.iter().chain(&down.notes).any(|n| n.contains(name.as_str()));
+            || up
+                .notes
+                .iter()
+                .chain(&down.notes)
+                .any(|n| n.contains(name.as_str()));
         if !reported {
             return Err(format!(
                 "{name} is neither reported as unmodelled nor noted (reported: {:?}; notes: {:?} {:?})",

@@ -117,13 +117,22 @@ fn notes(c: &Comparison) {
     for n in c.up.notes.iter() {
         eprintln!("note: {n}");
     }
+    let mut both = 0;
     for u in &c.up.unmodeled {
         let side = match u.side {
             pgstrata_catalog::Side::Source => "source only",
             pgstrata_catalog::Side::Target => "target only",
-            pgstrata_catalog::Side::Both => "both sides, not compared",
+            pgstrata_catalog::Side::Both => {
+                both += 1;
+                continue;
+            }
         };
         eprintln!("unmodeled: {} ({side})", u.identity);
+    }
+    if both > 0 {
+        eprintln!(
+            "unmodeled: {both} objects present on both sides are not compared (--json lists them)"
+        );
     }
     for l in c.up.data_loss() {
         eprintln!("data loss: {l}");
