@@ -108,6 +108,14 @@ pub enum Command {
     Backup(crate::ops::BackupArgs),
     /// Restore an archive with pg_restore (a non-empty database needs --clean); --verify checks it.
     Restore(crate::ops::RestoreArgs),
+    /// Print the migration between two schemas: databases, declared .sql files, or the package's migrations.
+    /// Exit codes: 0 (an empty diff prints nothing), 1 data loss refused, 2 bad input or unreachable server.
+    Diff(crate::declare::DiffArgs),
+    /// Write a migration from the declared schema (schema/): what it adds to the migrations, proven first.
+    Generate(crate::declare::GenerateArgs),
+    /// Declarative schema: `strata schema check`.
+    #[command(subcommand)]
+    Schema(crate::declare::SchemaCommand),
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 mod args;
 mod bundle;
+mod declare;
 mod interop;
 mod ops;
 mod render;
@@ -245,6 +246,9 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Inspect(a) => ops::inspect(a, g, out).await,
         Command::Backup(a) => ops::backup(a, g, out).await,
         Command::Restore(a) => ops::restore(a, g, out).await,
+        Command::Diff(a) => declare::diff(a, g, out).await,
+        Command::Generate(a) => declare::generate(a, g, out).await,
+        Command::Schema(cmd) => declare::schema(cmd, g, out).await,
         Command::Wait(a) => {
             let timeout = pgstrata::manifest::parse_duration(&a.timeout)
                 .map_err(|m| Failure::Usage(miette::miette!("--timeout: {m}")))?;

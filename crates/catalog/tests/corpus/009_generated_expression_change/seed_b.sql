@@ -1,0 +1,1 @@
+INSERT INTO t (id, a, b) VALUES (1, 2, 3);

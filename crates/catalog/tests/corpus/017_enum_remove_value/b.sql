@@ -1,0 +1,3 @@
+CREATE TYPE status AS ENUM ('draft', 'sent', 'paid');
+CREATE TABLE invoice (id int PRIMARY KEY, s status NOT NULL DEFAULT 'draft');
+CREATE VIEW open_invoices AS SELECT id FROM invoice WHERE s <> 'paid';

@@ -1,0 +1,3 @@
+CREATE DOMAIN posint AS int DEFAULT 1 NOT NULL CONSTRAINT posint_check CHECK (VALUE > 0) CONSTRAINT small CHECK (VALUE < 1000);
+CREATE DOMAIN email AS text CHECK (VALUE ~ '@');
+CREATE TABLE t (n posint, e email);

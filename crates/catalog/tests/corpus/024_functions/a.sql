@@ -1,0 +1,2 @@
+CREATE FUNCTION add(a int, b int) RETURNS int LANGUAGE sql AS 'SELECT a + b';
+CREATE FUNCTION old_one() RETURNS int LANGUAGE sql AS 'SELECT 1';

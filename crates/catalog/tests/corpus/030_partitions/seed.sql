@@ -1,0 +1,1 @@
+INSERT INTO m VALUES (1, '2024-05-01', 'x');

@@ -1,0 +1,3 @@
+CREATE TABLE t (id int PRIMARY KEY, amount int);
+CREATE VIEW v AS SELECT id, amount FROM t;
+CREATE VIEW vv AS SELECT id, amount * 2 AS double FROM v;

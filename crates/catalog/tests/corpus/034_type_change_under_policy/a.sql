@@ -1,0 +1,3 @@
+CREATE TABLE t (id int PRIMARY KEY, owner_id int);
+ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON t USING (owner_id = 1);

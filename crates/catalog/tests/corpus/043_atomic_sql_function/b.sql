@@ -1,0 +1,2 @@
+CREATE TABLE t (id int PRIMARY KEY, a bigint);
+CREATE FUNCTION sum_a() RETURNS numeric LANGUAGE sql BEGIN ATOMIC SELECT sum(a) FROM t; END;

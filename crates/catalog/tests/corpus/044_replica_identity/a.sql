@@ -1,0 +1,2 @@
+CREATE TABLE t (id int PRIMARY KEY, a int NOT NULL);
+CREATE UNIQUE INDEX t_a ON t (a);

@@ -1,0 +1,1 @@
+CREATE TABLE customer (id serial PRIMARY KEY, full_name text);

@@ -1,0 +1,1 @@
+INSERT INTO customer (full_name) VALUES ('Ann');

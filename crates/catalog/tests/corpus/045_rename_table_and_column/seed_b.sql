@@ -1,0 +1,1 @@
+INSERT INTO client (name) VALUES ('Ann');

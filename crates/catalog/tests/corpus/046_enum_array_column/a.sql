@@ -1,0 +1,2 @@
+CREATE TYPE color AS ENUM ('red', 'green', 'blue');
+CREATE TABLE t (cs color[]);

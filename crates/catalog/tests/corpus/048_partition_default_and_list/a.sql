@@ -1,0 +1,3 @@
+CREATE TABLE e (id int, region text) PARTITION BY LIST (region);
+CREATE TABLE e_eu PARTITION OF e FOR VALUES IN ('eu');
+CREATE TABLE e_us PARTITION OF e FOR VALUES IN ('us');

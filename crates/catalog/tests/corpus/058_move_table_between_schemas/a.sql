@@ -1,0 +1,2 @@
+CREATE SCHEMA old;
+CREATE TABLE old.t (id int PRIMARY KEY);

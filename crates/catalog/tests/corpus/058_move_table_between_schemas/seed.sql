@@ -1,0 +1,1 @@
+INSERT INTO old.t VALUES (1);

@@ -1,0 +1,1 @@
+CREATE TABLE m (id int, region text, at date) PARTITION BY LIST (region);

@@ -1,0 +1,2 @@
+CREATE SEQUENCE ids;
+CREATE TABLE a (id bigint DEFAULT nextval('ids'));

@@ -1,0 +1,2 @@
+CREATE DOMAIN code AS varchar(20) CHECK (VALUE <> '');
+CREATE TABLE t (c code);

@@ -1,0 +1,3 @@
+CREATE TABLE t (id int, a int);
+CREATE VIEW v AS SELECT id, a, a * 2 AS a2 FROM t;
+CREATE MATERIALIZED VIEW mv AS SELECT id, a2 FROM v;

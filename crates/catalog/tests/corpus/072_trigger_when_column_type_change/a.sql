@@ -1,0 +1,3 @@
+CREATE TABLE t (id int PRIMARY KEY, status int);
+CREATE FUNCTION log_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER t_status AFTER UPDATE OF status ON t FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION log_change();

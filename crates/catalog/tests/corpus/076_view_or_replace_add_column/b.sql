@@ -1,0 +1,3 @@
+CREATE TABLE t (id int, a int, b int);
+CREATE VIEW v AS SELECT id, a, b FROM t;
+CREATE VIEW w AS SELECT id FROM v;

@@ -1,0 +1,2 @@
+CREATE TABLE item (id int, name text);
+CREATE FUNCTION items() RETURNS SETOF item LANGUAGE sql AS 'SELECT * FROM public.item';

@@ -1,0 +1,2 @@
+CREATE TYPE pri AS ENUM ('low', 'mid', 'high');
+CREATE TABLE t (p pri);

@@ -1,0 +1,2 @@
+CREATE TABLE t (id int PRIMARY KEY, nm text);
+CREATE VIEW v AS SELECT id, nm FROM t;

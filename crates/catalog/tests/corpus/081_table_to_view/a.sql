@@ -1,0 +1,1 @@
+CREATE TABLE report (id int, total int);

@@ -1,0 +1,3 @@
+CREATE TABLE ref (id int PRIMARY KEY);
+CREATE TABLE ev (id int, ref_id int, at date) PARTITION BY RANGE (at);
+CREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');

@@ -1,0 +1,4 @@
+CREATE TABLE ref (id int PRIMARY KEY);
+CREATE TABLE ev (id int, ref_id int REFERENCES ref, at date, UNIQUE (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE ev_1 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TRIGGER ev_noop BEFORE INSERT ON ev FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();

@@ -1,0 +1,2 @@
+CREATE TABLE doc (id int, team int);
+ALTER TABLE doc ENABLE ROW LEVEL SECURITY;

@@ -1,0 +1,2 @@
+CREATE TABLE p (id int PRIMARY KEY, code text CONSTRAINT p_code_key UNIQUE);
+CREATE TABLE c (code text REFERENCES p (code));

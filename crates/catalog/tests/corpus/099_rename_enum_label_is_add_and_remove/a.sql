@@ -1,0 +1,2 @@
+CREATE TYPE s AS ENUM ('old', 'keep');
+CREATE TABLE t (s s);

@@ -1,0 +1,2 @@
+CREATE TYPE s AS ENUM ('new', 'keep');
+CREATE TABLE t (s s);

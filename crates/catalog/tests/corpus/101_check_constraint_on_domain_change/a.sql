@@ -1,0 +1,1 @@
+CREATE DOMAIN qty AS int CONSTRAINT qty_pos CHECK (VALUE > 0);

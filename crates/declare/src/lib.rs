@@ -1,0 +1,683 @@
+//! # pgstrata-declare — declarative schema for Strata
+//!
+//! Keep tables, types and indexes in SQL files; let Strata write the migration. This crate puts
+//! [`pgstrata_catalog`] (read, compare, order, render: no dependency on the rest of Strata) together with Strata's
+//! packages, migrations and shadow databases:
+//!
+//! - a [`Source`] is a database URL, a directory or `.sql` file of declared schema (loaded into a **shadow
+//!   database**), or a package's migrations (replayed into a shadow database with [`pgstrata::up`]);
+//! - [`compare`] reads both sides into catalogs (same major version, or [`Error::VersionMismatch`]) and plans up
+//!   and down;
+//! - [`generate`] writes the migration into the package, after **proving** it: applied to the source's shadow
+//!   database (what the migrations build, thrown away afterwards) it must converge to the target (a second diff is
+//!   empty), and its down part must bring that database back;
+//! - [`check`] is the CI gate: the migrations and the declared files must agree.
+//!
+//! Shadow databases live on the `strata dev` cluster (started if needed, as `--embedded` does) or on a server
+//! given with `--shadow-url` ([`Shadow`]). In a package, Strata's own schema, the schemas of the packages it uses
+//! and the package's **managed code** (functions, views and triggers deployed by `strata up` from code files) are
+//! left out of the comparison: managed code is dropped by a migration only when a change beneath it requires it,
+//! and `up` restores it afterwards.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pgstrata_declare::Error> {
+//! use pgstrata_declare::{Context, Options, Source};
+//! let project = pgstrata::Project::load(&["db/billing"])?;
+//! let ctx = Context::for_project(project, None);
+//! let report = pgstrata_declare::check(&ctx, &Options::default()).await?;
+//! if !report.up.is_empty() {
+//!     eprintln!("the migrations and schema/ disagree:\n{}", report.up.script());
+//! }
+//! # let _ = Source::Migrations;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod load;
+mod review;
+mod shadow;
+
+use std::path::{Path, PathBuf};
+
+use pgstrata::{Package, Project};
+use pgstrata_catalog::{Catalog, DiffOptions, ObjectId, Plan, QName, ReadOptions, Renames};
+
+pub use error::{Error, LoadError, Result};
+pub use load::{DeclaredFile, RENAMED_FROM, collect, renames};
+pub use review::{LintNote, LockNote, Review, review};
+pub use shadow::{Shadow, ShadowDb};
+
+/// One side of a comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A live database (URL or conninfo; PG* variables and ~/.pgpass fill the rest).
+    Database(String),
+    /// A directory of `.sql` files, or one file, loaded into a shadow database.
+    Files(PathBuf),
+    /// The package's migrations, replayed into a shadow database.
+    Migrations,
+}
+
+impl Source {
+    /// `migrations`, a URL or conninfo (`postgres://…`, `host=… dbname=…`), else a path.
+    pub fn parse(text: &str) -> Source {
+        if text == "migrations" {
+            Source::Migrations
+        } else if text.starts_with("postgres://")
+            || text.starts_with("postgresql://")
+            || (text.contains('=') && !Path::new(text).exists())
+        {
+            Source::Database(text.to_string())
+        } else {
+            Source::Files(PathBuf::from(text))
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Source::Database(url) => pgstrata_conn::ConnectOptions::from_env(Some(url))
+                .map_or_else(|_| "the database".to_string(), |o| o.redacted()),
+            Source::Files(p) => p.display().to_string(),
+            Source::Migrations => "the migrations".to_string(),
+        }
+    }
+}
+
+/// Where a comparison happens: the package (if any) and the shadow server.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The project whose last package is compared (its migrations, its declared schema); `None` for two plain
+    /// sources.
+    pub project: Option<Project>,
+    /// The declared schema directory (default: `schema/` in the package).
+    pub schema_dir: Option<PathBuf>,
+    /// A server for shadow databases (default: the `strata dev` cluster).
+    pub shadow_url: Option<String>,
+}
+
+impl Context {
+    /// The context of a project's last package.
+    pub fn for_project(project: Project, shadow_url: Option<String>) -> Context {
+        Context {
+            project: Some(project),
+            schema_dir: None,
+            shadow_url,
+        }
+    }
+
+    /// The package compared: the project's last (the one that uses the others).
+    pub fn package(&self) -> Option<&Package> {
+        self.project.as_ref().and_then(|p| p.packages().last())
+    }
+
+    /// The declared schema directory: the one given, else `schema/` in the package.
+    pub fn schema_dir(&self) -> Result<PathBuf> {
+        if let Some(d) = &self.schema_dir {
+            return Ok(d.clone());
+        }
+        let root = self.package().and_then(|p| p.root()).ok_or_else(|| {
+            Error::usage(
+                "no package here to find the declared schema in",
+                Some("run in a package directory (or pass --package), or give --to DIR / --schema-dir DIR"),
+            )
+        })?;
+        Ok(root.join("schema"))
+    }
+
+    fn default_schema(&self) -> String {
+        self.package()
+            .map_or_else(|| "public".to_string(), |p| p.schema().to_string())
+    }
+
+    fn read_options(&self) -> ReadOptions {
+        let mut exclude = vec!["strata".to_string()];
+        if let Some(project) = &self.project {
+            let main = self.package().map(|p| p.name().to_string());
+            for p in project.packages() {
+                if Some(p.name()) != main.as_deref() && p.schema() != self.default_schema() {
+                    exclude.push(p.schema().to_string());
+                }
+            }
+        }
+        ReadOptions {
+            exclude_schemas: exclude,
+        }
+    }
+
+    /// Mark the package's managed code as left to managed code.
+    fn mark_managed(&self, catalog: &mut Catalog) {
+        let Some(pkg) = self.package() else {
+            return;
+        };
+        let schema = pkg.schema().to_string();
+        let mut functions = Vec::new();
+        let mut views = Vec::new();
+        let mut triggers = Vec::new();
+        for o in &pkg.code().objects {
+            let name = QName::new(
+                o.name.schema.clone().unwrap_or_else(|| schema.clone()),
+                o.name.name.clone(),
+            );
+            match o.kind {
+                pgstrata::CodeKind::Function | pgstrata::CodeKind::Procedure => {
+                    functions.push(name)
+                }
+                pgstrata::CodeKind::View => views.push(name),
+                pgstrata::CodeKind::Trigger => {
+                    if let Some(t) = &o.table {
+                        triggers.push((
+                            QName::new(
+                                t.schema.clone().unwrap_or_else(|| schema.clone()),
+                                t.name.clone(),
+                            ),
+                            o.name.name.clone(),
+                        ));
+                    }
+                }
+                pgstrata::CodeKind::Comment => {}
+            }
+        }
+        catalog.mark_external(|id| match id {
+            ObjectId::Function { name, .. } => functions.contains(name),
+            ObjectId::View { name } => views.contains(name),
+            ObjectId::Trigger { table, name } => {
+                triggers.iter().any(|(t, n)| t == table && n == name)
+            }
+            _ => false,
+        });
+    }
+}
+
+/// Options of [`compare`], [`generate`] and [`check`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Accept actions that lose data (dropped tables and columns, removed enum values, narrowing type changes).
+    pub allow_data_loss: bool,
+    /// Prove a generated migration before writing it (default on).
+    pub verify: bool,
+    /// Build new indexes of existing tables concurrently, after the transaction (default on).
+    pub concurrent_indexes: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            allow_data_loss: false,
+            verify: true,
+            concurrent_indexes: true,
+        }
+    }
+}
+
+/// A side, read.
+struct Side {
+    catalog: Catalog,
+    renames: Renames,
+    db: Option<ShadowDb>,
+    label: String,
+}
+
+/// The result of a comparison.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// What turns the source into the target.
+    pub up: Plan,
+    /// What turns it back.
+    pub down: Plan,
+    /// The source, as shown in messages.
+    pub from: String,
+    /// The target, as shown in messages.
+    pub to: String,
+    /// Renames declared in the target's files.
+    pub renames: Renames,
+}
+
+impl Comparison {
+    /// The Strata migration (`-- migrate:up` / `-- migrate:down`).
+    pub fn migration(&self) -> String {
+        pgstrata_catalog::migration(&self.up, &self.down)
+    }
+}
+
+struct Sides {
+    shadow: Option<Shadow>,
+}
+
+impl Sides {
+    async fn shadow(&mut self, ctx: &Context) -> Result<&Shadow> {
+        if self.shadow.is_none() {
+            self.shadow = Some(match &ctx.shadow_url {
+                Some(url) => Shadow::url(url).await?,
+                None => Shadow::dev().await?,
+            });
+        }
+        match &self.shadow {
+            Some(s) => Ok(s),
+            None => Err(Error::usage("no shadow server", None)),
+        }
+    }
+
+    async fn read(&mut self, source: &Source, ctx: &Context) -> Result<Side> {
+        let opts = ctx.read_options();
+        let label = source.describe();
+        let side = match source {
+            Source::Database(url) => {
+                let options = pgstrata_conn::ConnectOptions::from_env(Some(url))?;
+                let db = pgstrata::Database::connect(&options).await?;
+                let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
+                Side {
+                    catalog,
+                    renames: Renames::default(),
+                    db: None,
+                    label,
+                }
+            }
+            Source::Migrations => {
+                let project = ctx.project.as_ref().ok_or_else(|| {
+                    Error::usage(
+                        "`migrations` needs a package",
+                        Some("run in a package directory, or pass --package"),
+                    )
+                })?;
+                let shadow = self.shadow(ctx).await?.clone();
+                let sdb = shadow.database("migrations").await?;
+                let mut db = sdb.connect().await?;
+                let t = std::time::Instant::now();
+                let up = pgstrata::UpOptions {
+                    tests: pgstrata::TestMode::Skip,
+                    allow_lint_errors: true,
+                    ..Default::default()
+                };
+                pgstrata::up(&mut db, project, &up, &mut pgstrata::Quiet).await?;
+                tracing::debug!("declare: strata up took {:?}", t.elapsed());
+                let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
+                drop(db);
+                Side {
+                    catalog,
+                    renames: Renames::default(),
+                    db: Some(sdb),
+                    label,
+                }
+            }
+            Source::Files(path) => {
+                let files = load::collect(path)?;
+                let shadow = self.shadow(ctx).await?.clone();
+                let sdb = shadow.database("declared").await?;
+                let mut db = sdb.connect().await?;
+                let mut all_files = files.clone();
+                let mut stmts = load::statements(&files);
+                if let Some(pkg) = ctx.package() {
+                    prepare_package(&mut db, ctx, pkg).await?;
+                    // The package's managed code loads with the declared files (they may use each other).
+                    let base = all_files.len();
+                    for f in &pkg.code().files {
+                        all_files.push(DeclaredFile {
+                            path: PathBuf::from(&f.display),
+                            text: f.text.to_string(),
+                        });
+                    }
+                    for o in &pkg.code().objects {
+                        stmts.push(load::Stmt {
+                            file: base + o.file,
+                            range: o.range.clone(),
+                            sql: o.sql.clone(),
+                        });
+                    }
+                }
+                let schema = ctx.default_schema();
+                db.client()
+                    .batch_execute(&format!(
+                        "SET search_path = {}, \"$user\", public",
+                        pgstrata_catalog::quote_ident(&schema)
+                    ))
+                    .await
+                    .map_err(Error::db("setting the search_path of the shadow database"))?;
+                load::run(db.client(), &all_files, stmts).await?;
+                let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
+                drop(db);
+                Side {
+                    catalog,
+                    renames: load::renames(&files, &schema),
+                    db: Some(sdb),
+                    label,
+                }
+            }
+        };
+        let mut side = side;
+        ctx.mark_managed(&mut side.catalog);
+        Ok(side)
+    }
+}
+
+/// The state declared files start from in a package: the packages it uses deployed, its schema and extensions.
+async fn prepare_package(db: &mut pgstrata::Database, ctx: &Context, pkg: &Package) -> Result<()> {
+    if let Some(project) = &ctx.project {
+        let deps: Vec<Package> = project
+            .packages()
+            .iter()
+            .filter(|p| p.name() != pkg.name())
+            .cloned()
+            .collect();
+        if !deps.is_empty() {
+            let deps = Project::new(deps)?;
+            let up = pgstrata::UpOptions {
+                tests: pgstrata::TestMode::Skip,
+                allow_lint_errors: true,
+                ..Default::default()
+            };
+            pgstrata::up(db, &deps, &up, &mut pgstrata::Quiet).await?;
+        }
+    }
+    let mut sql = format!(
+        "CREATE SCHEMA IF NOT EXISTS {};",
+        pgstrata_catalog::quote_ident(pkg.schema())
+    );
+    for e in pkg.extensions() {
+        sql.push_str(&format!(
+            " CREATE EXTENSION IF NOT EXISTS {};",
+            pgstrata_catalog::quote_ident(e)
+        ));
+    }
+    db.client()
+        .batch_execute(&sql)
+        .await
+        .map_err(Error::db(format!(
+            "creating schema {} in the shadow database",
+            pkg.schema()
+        )))
+}
+
+fn check_versions(a: &Side, b: &Side) -> Result<()> {
+    let (x, y) = (a.catalog.major_version(), b.catalog.major_version());
+    if x != y {
+        return Err(Error::VersionMismatch {
+            what: a.label.clone(),
+            left: x,
+            other: b.label.clone(),
+            right: y,
+        });
+    }
+    Ok(())
+}
+
+fn reversed(r: &Renames) -> Renames {
+    Renames {
+        tables: r
+            .tables
+            .iter()
+            .map(|(a, b)| (b.clone(), a.clone()))
+            .collect(),
+        columns: r
+            .columns
+            .iter()
+            .map(|(t, old, new)| {
+                let table = r
+                    .tables
+                    .iter()
+                    .find(|(_, n)| n == t)
+                    .map_or_else(|| t.clone(), |(o, _)| o.clone());
+                (table, new.clone(), old.clone())
+            })
+            .collect(),
+    }
+}
+
+fn plans(a: &Side, b: &Side, opts: &Options) -> Result<(Plan, Plan)> {
+    let up = pgstrata_catalog::diff(
+        &a.catalog,
+        &b.catalog,
+        &DiffOptions {
+            renames: b.renames.clone(),
+            concurrent_indexes: opts.concurrent_indexes,
+        },
+    )?;
+    let down = pgstrata_catalog::diff(
+        &b.catalog,
+        &a.catalog,
+        &DiffOptions {
+            renames: reversed(&b.renames),
+            concurrent_indexes: opts.concurrent_indexes,
+        },
+    )?;
+    Ok((up, down))
+}
+
+async fn drop_side(side: Side) {
+    if let Some(db) = side.db
+        && let Err(e) = db.drop_now().await
+    {
+        tracing::warn!("{e}");
+    }
+}
+
+/// Compare two sources: the plan from `from` to `to`, and back. Data loss is refused unless allowed.
+pub async fn compare(
+    from: &Source,
+    to: &Source,
+    ctx: &Context,
+    opts: &Options,
+) -> Result<Comparison> {
+    let started = std::time::Instant::now();
+    let mut sides = Sides { shadow: None };
+    // Both sides at once (two connections, two snapshots) when no shadow database needs to be loaded first: the
+    // servers work in parallel.
+    let (a, b) = if matches!(from, Source::Database(_)) && matches!(to, Source::Database(_)) {
+        let mut other = Sides { shadow: None };
+        let (a, b) = tokio::join!(sides.read(from, ctx), other.read(to, ctx));
+        (a?, b?)
+    } else {
+        let a = sides.read(from, ctx).await?;
+        let b = sides.read(to, ctx).await?;
+        (a, b)
+    };
+    tracing::debug!("declare: both sides read after {:?}", started.elapsed());
+    let result = (|| {
+        check_versions(&a, &b)?;
+        let (up, down) = plans(&a, &b, opts)?;
+        tracing::debug!("declare: planned after {:?}", started.elapsed());
+        up.check_data_loss(opts.allow_data_loss)?;
+        Ok(Comparison {
+            up,
+            down,
+            from: a.label.clone(),
+            to: b.label.clone(),
+            renames: b.renames.clone(),
+        })
+    })();
+    drop_side(a).await;
+    drop_side(b).await;
+    result
+}
+
+/// `strata schema check`: compare the package's migrations with its declared schema. The report's `up` is empty
+/// when they agree.
+pub async fn check(ctx: &Context, opts: &Options) -> Result<Comparison> {
+    let dir = ctx.schema_dir()?;
+    let opts = Options {
+        allow_data_loss: true,
+        ..opts.clone()
+    };
+    compare(&Source::Migrations, &Source::Files(dir), ctx, &opts).await
+}
+
+/// What [`generate`] did.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The comparison (migrations → declared schema).
+    pub comparison: Comparison,
+    /// The migration file written (`None`: nothing to generate).
+    pub path: Option<PathBuf>,
+    /// Whether the migration was proven on a shadow copy.
+    pub proven: bool,
+    /// Lint findings and locks of its up part.
+    pub review: Review,
+}
+
+/// `strata generate NAME`: the migration from the package's migrations to its declared schema, proven (unless
+/// `opts.verify` is off), written as `migrations/NNNN_NAME.sql` and listed in the manifest.
+pub async fn generate(name: &str, ctx: &Context, opts: &Options) -> Result<Generated> {
+    let pkg = ctx.package().ok_or_else(|| {
+        Error::usage(
+            "generate needs a package",
+            Some("run in a package directory, or pass --package"),
+        )
+    })?;
+    let root = pkg
+        .root()
+        .ok_or_else(|| {
+            Error::usage(
+                "the package has no directory to write the migration to",
+                None,
+            )
+        })?
+        .to_path_buf();
+    let dir = ctx.schema_dir()?;
+    let started = std::time::Instant::now();
+    let mut sides = Sides { shadow: None };
+    let a = sides.read(&Source::Migrations, ctx).await?;
+    tracing::debug!(
+        "declare: migrations replayed and read after {:?}",
+        started.elapsed()
+    );
+    let b = sides.read(&Source::Files(dir.clone()), ctx).await?;
+    tracing::debug!(
+        "declare: declared files loaded and read after {:?}",
+        started.elapsed()
+    );
+    let major = b.catalog.major_version().to_string();
+    let outcome = async {
+        check_versions(&a, &b)?;
+        let (up, down) = plans(&a, &b, opts)?;
+        up.check_data_loss(opts.allow_data_loss)?;
+        let comparison = Comparison {
+            up,
+            down,
+            from: a.label.clone(),
+            to: b.label.clone(),
+            renames: b.renames.clone(),
+        };
+        if comparison.up.is_empty() {
+            return Ok((comparison, false));
+        }
+        if opts.verify {
+            prove(ctx, &a, &b, &comparison).await?;
+            tracing::debug!("declare: proven after {:?}", started.elapsed());
+        }
+        Ok::<_, Error>((comparison, opts.verify))
+    }
+    .await;
+    drop_side(a).await;
+    drop_side(b).await;
+    tracing::debug!(
+        "declare: shadow databases dropped after {:?}",
+        started.elapsed()
+    );
+    let (comparison, proven) = outcome?;
+    if comparison.up.is_empty() {
+        return Ok(Generated {
+            comparison,
+            path: None,
+            proven: false,
+            review: Review::default(),
+        });
+    }
+    let shown = dir
+        .strip_prefix(&root)
+        .map_or_else(|_| dir.clone(), Path::to_path_buf);
+    let text = file_text(&comparison, &shown, proven);
+    let review = review(&text, pkg, Some(&major));
+    let path = pgstrata::scaffold::new_migration(&root, name)?;
+    std::fs::write(&path, &text).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Generated {
+        comparison,
+        path: Some(path),
+        proven,
+        review,
+    })
+}
+
+/// The generated file: a header, then the migration.
+fn file_text(c: &Comparison, dir: &Path, proven: bool) -> String {
+    let mut out = format!(
+        "-- Generated by `strata generate` (Strata {}): the declared schema in {} compared with what the\n\
+         -- migrations build. Review it before you deploy it.\n",
+        pgstrata::VERSION,
+        dir.display()
+    );
+    if proven {
+        out.push_str(
+            "-- Proven on a shadow copy: up converges to the declared schema; down restores the migrations' schema.\n",
+        );
+    }
+    let lost = c.up.data_loss();
+    if !lost.is_empty() {
+        out.push_str("-- Loses data (allowed with --allow-data-loss):\n");
+        for l in lost {
+            out.push_str(&format!("--   {l}\n"));
+        }
+    }
+    for u in
+        c.up.unmodeled
+            .iter()
+            .filter(|u| u.side != pgstrata_catalog::Side::Both)
+    {
+        out.push_str(&format!(
+            "-- unmodeled (not compared, not migrated): {} ({})\n",
+            u.identity,
+            match u.side {
+                pgstrata_catalog::Side::Source => "in the migrations only",
+                _ => "in the declared schema only",
+            }
+        ));
+    }
+    out.push('\n');
+    out.push_str(&c.migration());
+    out
+}
+
+/// Apply up to the source's shadow database (a copy of what the migrations build, thrown away afterwards): it must
+/// converge to the target; then down must bring it back.
+async fn prove(ctx: &Context, a: &Side, b: &Side, c: &Comparison) -> Result<()> {
+    let Some(source_db) = &a.db else {
+        return Err(Error::usage("only a shadow source can be proven", None));
+    };
+    let db = source_db.connect().await?;
+    let opts = ctx.read_options();
+    pgstrata_catalog::apply(db.client(), &c.up.sections())
+        .await
+        .map_err(|e| Error::Proof {
+            message: format!("up does not apply: {e}"),
+        })?;
+    let mut after = pgstrata_catalog::read(db.client(), &opts).await?;
+    ctx.mark_managed(&mut after);
+    let rest = pgstrata_catalog::diff(&after, &b.catalog, &DiffOptions::default())?;
+    if !rest.is_empty() {
+        return Err(Error::Proof {
+            message: format!(
+                "after up, the copy still differs from the declared schema:\n{}",
+                rest.script()
+            ),
+        });
+    }
+    pgstrata_catalog::apply(db.client(), &c.down.sections())
+        .await
+        .map_err(|e| Error::Proof {
+            message: format!("down does not apply: {e}"),
+        })?;
+    let mut back = pgstrata_catalog::read(db.client(), &opts).await?;
+    ctx.mark_managed(&mut back);
+    let rest = pgstrata_catalog::diff(&back, &a.catalog, &DiffOptions::default())?;
+    if !rest.is_empty() {
+        return Err(Error::Proof {
+            message: format!(
+                "after down, the copy differs from the migrations' schema:\n{}",
+                rest.script()
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! The library API: declared files, live databases and a package's migrations compared, against PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use pgstrata_declare::{Context, Options, Source};
+
+fn context(project: Option<pgstrata::Project>) -> Context {
+    Context {
+        project,
+        schema_dir: None,
+        shadow_url: Some(pgtest::cluster_url("postgres")),
+    }
+}
+
+#[tokio::test]
+async fn declared_files_against_a_live_database() {
+    let db = pgtest::TestDb::new().await;
+    db.client()
+        .await
+        .batch_execute("CREATE TABLE public.t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.sql"),
+        "CREATE TABLE t (id int PRIMARY KEY, label text NOT NULL DEFAULT 'x');\nCOMMENT ON TABLE t IS 'declared';\n",
+    )
+    .unwrap();
+    let c = pgstrata_declare::compare(
+        &Source::Database(db.url()),
+        &Source::Files(dir.path().to_path_buf()),
+        &context(None),
+        &Options::default(),
+    )
+    .await
+    .unwrap();
+    let script = c.up.script();
+    assert!(
+        script.contains("ALTER TABLE public.t ADD COLUMN label text DEFAULT 'x'::text NOT NULL;"),
+        "{script}"
+    );
+    assert!(
+        script.contains("COMMENT ON TABLE public.t IS 'declared';"),
+        "{script}"
+    );
+    assert!(
+        c.down
+            .script()
+            .contains("ALTER TABLE public.t DROP COLUMN label;")
+    );
+    // The reverse loses data, and says so.
+    let refused = pgstrata_declare::compare(
+        &Source::Files(dir.path().to_path_buf()),
+        &Source::Database(db.url()),
+        &context(None),
+        &Options::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("lose data"), "{refused}");
+    assert!(!refused.is_usage());
+}
+
+#[tokio::test]
+async fn check_and_generate_in_a_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("migrations")).unwrap();
+    std::fs::create_dir_all(root.join("schema")).unwrap();
+    std::fs::write(
+        root.join("strata.toml"),
+        "name = \"github.com/acme/api\"\nschema = \"api\"\nmigrations = [\"migrations/0001_init.sql\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("migrations/0001_init.sql"),
+        "-- migrate:up\nCREATE TABLE item (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE item;\n",
+    )
+    .unwrap();
+    // Managed code (a view) stays managed code: neither side's copy shows up in the diff.
+    std::fs::write(
+        root.join("views.sql"),
+        "CREATE VIEW api.item_ids AS SELECT id FROM api.item;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("schema/item.sql"),
+        "-- strata:ignore\nCREATE TABLE item (id int PRIMARY KEY, price numeric(10,2) CHECK (price >= 0));\n",
+    )
+    .unwrap();
+    let project = pgstrata::Project::load(&[root]).unwrap();
+    let ctx = context(Some(project));
+    let drift = pgstrata_declare::check(&ctx, &Options::default())
+        .await
+        .unwrap();
+    assert_eq!(drift.up.actions.len(), 2, "{}", drift.up.script());
+    assert!(
+        !drift.up.script().contains("item_ids"),
+        "{}",
+        drift.up.script()
+    );
+
+    let g = pgstrata_declare::generate("price", &ctx, &Options::default())
+        .await
+        .unwrap();
+    assert!(g.proven);
+    let path = g.path.unwrap();
+    assert!(path.ends_with("migrations/0002_price.sql"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("ALTER TABLE api.item ADD COLUMN price numeric(10,2);"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-- migrate:down\nALTER TABLE api.item DROP CONSTRAINT item_price_check;"),
+        "{text}"
+    );
+
+    let project = pgstrata::Project::load(&[root]).unwrap();
+    let ctx = context(Some(project));
+    let in_sync = pgstrata_declare::check(&ctx, &Options::default())
+        .await
+        .unwrap();
+    assert!(in_sync.up.is_empty(), "{}", in_sync.up.script());
+}
+
+#[test]
+fn sources_parse() {
+    assert_eq!(Source::parse("migrations"), Source::Migrations);
+    assert_eq!(
+        Source::parse("postgres://u@h/db"),
+        Source::Database("postgres://u@h/db".into())
+    );
+    assert_eq!(
+        Source::parse("host=h dbname=d"),
+        Source::Database("host=h dbname=d".into())
+    );
+    assert_eq!(Source::parse("schema/"), Source::Files("schema/".into()));
+}
