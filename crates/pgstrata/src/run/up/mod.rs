@@ -145,6 +145,12 @@ pub async fn up(
         settings.lock_timeout = Some(guard::default_lock_timeout());
     }
     let mut retries = 0;
+    // A retry lints the same migrations again: the observer hears of the findings once.
+    let mut observer = LintedOnce {
+        inner: observer,
+        linted: false,
+    };
+    let observer = &mut observer;
     loop {
         let error = match up_once(db, project, opts, &settings, observer).await {
             Ok(mut report) => {
@@ -168,6 +174,24 @@ pub async fn up(
             continue;
         }
         return Err(explain(db, project, &settings, error, retries + 1).await);
+    }
+}
+
+/// Passes events on, but `Linted` only the first time.
+struct LintedOnce<'o> {
+    inner: &'o mut dyn Observer,
+    linted: bool,
+}
+
+impl Observer for LintedOnce<'_> {
+    fn event(&mut self, event: Event<'_>) {
+        if matches!(event, Event::Linted { .. }) {
+            if self.linted {
+                return;
+            }
+            self.linted = true;
+        }
+        self.inner.event(event);
     }
 }
 
@@ -442,8 +466,12 @@ impl<'p> UpRun<'p> {
         // Guard-rails, before anything runs.
         guard::check_transactional(self.packages, &plan)?;
         let version = session.server_version();
+        // Judged against the catalog as the deploy starts (the lock is held): hazards on relations this deploy
+        // creates, or that are empty, block nobody.
+        let existing =
+            crate::decide::lint::existing_relations(session.client(), self.packages, &plan).await?;
         self.done.lint =
-            crate::decide::lint::lint_steps(self.packages, &plan, Some(&version), &[])?;
+            crate::decide::lint::lint_steps(self.packages, &plan, Some(&version), &[], existing)?;
         observer.event(Event::Linted {
             report: &self.done.lint,
         });

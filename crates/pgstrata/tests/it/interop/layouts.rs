@@ -514,3 +514,111 @@ async fn flyway_java_migrations_are_recorded_as_external() {
     assert!(detail[0].contains("V2__Backfill"), "{detail:?}");
     assert_eq!(up(&db, &pkg).await.migrations.len(), 1);
 }
+
+/// A long-lived project's history: tables created, renamed, created by dynamic SQL, then indexed and constrained
+/// without CONCURRENTLY / NOT VALID, as early migrations do.
+fn long_lived(dir: &Path) {
+    write_all(
+        dir,
+        &[
+            (
+                "001_a.sql",
+                "-- migrate:up\nCREATE TABLE a (id bigint PRIMARY KEY);\n",
+            ),
+            (
+                "002_rename.sql",
+                "-- migrate:up\nALTER TABLE a RENAME TO b;\n",
+            ),
+            (
+                "003_index.sql",
+                "-- migrate:up\nCREATE INDEX b_id ON b (id);\n",
+            ),
+            (
+                "004_dynamic.sql",
+                "-- migrate:up\nDO $$ BEGIN EXECUTE 'CREATE TABLE c (id bigint, b bigint)'; END $$;\n",
+            ),
+            (
+                "005_c.sql",
+                "-- migrate:up\nCREATE INDEX c_id ON c (id);\nALTER TABLE c ADD CONSTRAINT c_b FOREIGN KEY (b) REFERENCES b (id);\n",
+            ),
+        ],
+    );
+}
+
+async fn up_result(db: &pgtest::TestDb, pkg: &Package) -> pgstrata::Result<pgstrata::UpReport> {
+    let mut conn = connect(db).await;
+    pgstrata::up(
+        &mut conn,
+        &project(pkg.clone()),
+        &pgstrata::UpOptions::default(),
+        &mut pgstrata::Quiet,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn lock_hazard_lint_does_not_block_a_fresh_deploy() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("app");
+    long_lived(&dir);
+    let pkg = Package::from_folder(&dir, None, None, None).expect("load");
+
+    // Offline, each migration on its own: every index and constraint looks like a hazard.
+    let offline = pgstrata::lint::lint_all(&project(pkg.clone()), None).expect("lint");
+    assert!(offline.errors >= 3, "{offline:?}");
+
+    // A fresh database: nothing of it exists, so nothing is locked for anyone.
+    let fresh = pgtest::TestDb::new().await;
+    let report = up_result(&fresh, &pkg)
+        .await
+        .expect("a fresh deploy needs no flag");
+    assert_eq!(report.lint.errors, 0, "{:?}", report.lint);
+
+    // A table the deploy finds empty: no rows to scan or rewrite, nobody waits long.
+    let later_dir = tmp.path().join("later");
+    write_all(
+        &later_dir,
+        &[(
+            "001_index.sql",
+            "-- migrate:up\nCREATE INDEX c_id ON c (id);\n",
+        )],
+    );
+    let later = Package::from_folder(&later_dir, None, None, None).expect("load");
+    let empty = pgtest::TestDb::new().await;
+    empty
+        .client()
+        .await
+        .batch_execute("CREATE TABLE c (id bigint, b bigint);")
+        .await
+        .expect("empty c");
+    up_result(&empty, &later)
+        .await
+        .expect("an empty table is no hazard");
+
+    // A table with rows: the index on it is a lock hazard again, refused before anything runs.
+    let full = pgtest::TestDb::new().await;
+    full.client()
+        .await
+        .batch_execute("CREATE TABLE c (id bigint, b bigint); INSERT INTO c VALUES (1, NULL);")
+        .await
+        .expect("full c");
+    let err = up_result(&full, &later).await.expect_err("refused");
+    let pgstrata::Error::Lint(refused) = err else {
+        panic!("expected a lint refusal, got {err:?}");
+    };
+    let rules: Vec<&str> = refused
+        .report
+        .files
+        .iter()
+        .flat_map(|f| f.findings.iter().map(|x| x.rule.as_str()))
+        .collect();
+    assert!(
+        rules.contains(&"require-concurrent-index-creation"),
+        "{rules:?}"
+    );
+    assert_eq!(
+        query_strings(&full, "SELECT coalesce(to_regclass('c_id')::text, 'none')").await,
+        ["none"],
+        "nothing ran"
+    );
+}
