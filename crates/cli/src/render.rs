@@ -137,15 +137,15 @@ impl Out {
             println!("Nothing to apply on {target}.");
         } else if !plan.steps.is_empty() {
             let segments = plan.segments();
+            // "in 1 transaction" only when that is what it is: a lone no-transaction segment is a segment.
+            let shape = match segments.as_slice() {
+                [one] if one.transactional => "in 1 transaction".to_string(),
+                [_] => "in 1 segment".to_string(),
+                many => format!("in {} segments", many.len()),
+            };
             println!(
-                "{} migration(s) to apply on {target}, in {} {}:",
-                plan.steps.len(),
-                segments.len(),
-                if segments.len() == 1 {
-                    "transaction"
-                } else {
-                    "segments"
-                }
+                "{} migration(s) to apply on {target}, {shape}:",
+                plan.steps.len()
             );
             for (i, seg) in segments.iter().enumerate() {
                 if segments.len() > 1 || !seg.transactional {
@@ -158,6 +158,9 @@ impl Out {
                 }
                 for m in &seg.migrations {
                     println!("    {m}");
+                }
+                if let Some(reason) = &seg.commit_reason {
+                    println!("    commits here: {reason}");
                 }
             }
         }

@@ -490,7 +490,11 @@ impl<'p> UpRun<'p> {
             .repeatables
             .iter()
             .any(|r| r.no_transaction && pending(&r));
-        if (plan.steps.iter().any(|s| s.no_transaction) || repeatable_no_tx) && !self.opts.dry_run {
+        let commits_between = plan
+            .steps
+            .iter()
+            .any(|s| s.no_transaction || s.commit_after.is_some());
+        if (commits_between || repeatable_no_tx) && !self.opts.dry_run {
             session.hold_across_commits().await?;
         }
         if !plan.steps.is_empty() || repeatable_pending || !plan.accepted_changes.is_empty() {
@@ -511,7 +515,10 @@ impl<'p> UpRun<'p> {
         for (index, step) in plan.steps.iter().enumerate() {
             let pkg = &self.packages[step.package_index];
             let m = &pkg.migrations()[step.migration_index];
-            if self.opts.dry_run && m.no_transaction() {
+            // A dry run cannot commit: it stops where the real run would (before a no-transaction migration, or
+            // after one whose new enum value a later one uses).
+            let after_commit = index > 0 && plan.steps[index - 1].commit_after.is_some();
+            if self.opts.dry_run && (m.no_transaction() || after_commit) {
                 self.done.stopped_before = Some(MigrationId::new(pkg.name(), m.name()));
                 break;
             }
@@ -522,6 +529,12 @@ impl<'p> UpRun<'p> {
                 total,
             });
             let ran = self.apply(session, step.package_index, m, observer).await?;
+            if step.commit_after.is_some() && !self.opts.dry_run && session.in_transaction() {
+                // Its enum value is used later: commit it (see `decide::segments`).
+                self.flush_records(session).await?;
+                session.commit().await?;
+                self.segments.commit();
+            }
             observer.event(Event::MigrationFinished {
                 package: pkg.name(),
                 name: m.name(),
@@ -696,10 +709,21 @@ impl<'p> UpRun<'p> {
             ));
         }
         if let Some(s) = &done.stopped_before {
-            warnings.push(format!(
-                "dry run stopped before {s}: a no-transaction migration cannot be rolled back (managed code and \
-                 tests were not run)"
-            ));
+            let no_transaction = plan
+                .steps
+                .iter()
+                .any(|st| st.no_transaction && MigrationId::new(&st.package, &st.name) == *s);
+            warnings.push(if no_transaction {
+                format!(
+                    "dry run stopped before {s}: a no-transaction migration cannot be rolled back (managed code and \
+                     tests were not run)"
+                )
+            } else {
+                format!(
+                    "dry run stopped before {s}: the run commits just before it (an earlier migration adds an enum \
+                     value a later one uses), which a dry run cannot do (managed code and tests were not run)"
+                )
+            });
         }
         warnings.extend(done.code.retried.iter().map(|r| {
             format!("managed code ordered by retry (the dependency graph missed a reference): {r}")
