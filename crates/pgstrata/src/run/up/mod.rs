@@ -347,6 +347,7 @@ impl Done {
     /// Whether the run changed the database (given the plan's accepted changes).
     fn changed(&self, plan: &Plan) -> bool {
         !self.ran.is_empty()
+            || !self.repeatables.is_empty()
             || !plan.accepted_changes.is_empty()
             || !self.code.is_noop()
             || !self.roles.actions.is_empty()

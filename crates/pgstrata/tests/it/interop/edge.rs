@@ -161,6 +161,16 @@ async fn flyway_versions_undo_and_repeatables() {
     let report = up(&db, &pkg).await;
     assert_eq!(report.migrations.len(), 0);
     assert_eq!(report.repeatables.len(), 1);
+    // Re-applying a repeatable changed the database: not a no-op, and the run log says so.
+    assert_eq!(report.outcome, pgstrata::Outcome::Applied);
+    assert_eq!(
+        query_strings(
+            &db,
+            "SELECT outcome::text FROM strata.run ORDER BY id DESC LIMIT 1"
+        )
+        .await,
+        ["success"]
+    );
     let cols = query_strings(
         &db,
         "SELECT attname::text FROM pg_attribute WHERE attrelid = 'person_contact'::regclass AND attnum > 0 ORDER BY attnum",
