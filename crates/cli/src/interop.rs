@@ -24,8 +24,15 @@ pub struct LayoutFlags {
     /// Package name for --dir (default: the folder's name, skipping generic names like db/migrations).
     #[arg(long, global = true, value_name = "NAME", requires = "dir")]
     pub package_name: Option<String>,
-    /// Schema for --dir (default: public).
-    #[arg(long, global = true, value_name = "SCHEMA", requires = "dir")]
+    /// The package's schema: for --dir, the schema created if missing and put first on the search_path the folder's
+    /// SQL runs with, for folders whose unqualified names mean another schema (default: public); for `init`, the new
+    /// package's schema.
+    #[arg(
+        long = "schema",
+        visible_alias = "package-schema",
+        global = true,
+        value_name = "SCHEMA"
+    )]
     pub package_schema: Option<String>,
 }
 
@@ -89,6 +96,12 @@ pub struct DumpSchemaArgs {
 pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
     let f = &g.layout;
     let Some(dir) = &f.dir else {
+        if f.package_schema.is_some() {
+            return Err(Failure::Usage(miette::miette!(
+                help = "a Strata package's schema is `schema` in its strata.toml",
+                "--schema applies to another tool's folder (--dir) and to `strata init`"
+            )));
+        }
         return Ok(None);
     };
     let layout = match &f.layout {

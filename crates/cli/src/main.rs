@@ -130,7 +130,8 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             let dir = a
                 .dir
                 .unwrap_or_else(|| PathBuf::from(a.name.rsplit('/').next().unwrap_or(&a.name)));
-            let files = pgstrata::scaffold::init(&dir, &a.name, a.schema.as_deref())?;
+            let files =
+                pgstrata::scaffold::init(&dir, &a.name, g.layout.package_schema.as_deref())?;
             out.created(&files);
             Ok(())
         }
