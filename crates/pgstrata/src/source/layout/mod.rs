@@ -136,7 +136,9 @@ impl Layout {
         }
     }
 
-    /// Find which layout the folder `dir` uses. Fails, saying why, when no layout or several fit every file.
+    /// Find which layout the folder `dir` uses, by its majority shape: files the tool itself ignores do not count
+    /// against a layout (they are listed by [`Package::ignored_files`] once loaded). Fails, saying why, when no
+    /// layout fits or several fit equally well.
     ///
     /// ```no_run
     /// let layout = pgstrata::Layout::detect("db/migrations")?;
