@@ -118,6 +118,19 @@ pub(super) fn detect(listing: &Listing) -> Verdict {
             some_names(odd)
         ));
     }
+    // `.up.sql`/`.down.sql` pairs are other tools' shape (postgres-migrations would run both halves).
+    let paired: Vec<&str> = listing
+        .sql_files
+        .iter()
+        .map(String::as_str)
+        .filter(|f| f.ends_with(".up.sql") || f.ends_with(".down.sql"))
+        .collect();
+    if !paired.is_empty() {
+        return Verdict::No(format!(
+            "{} (is/are) named .up.sql/.down.sql, which postgres-migrations would run as migrations of their own",
+            some_names(paired)
+        ));
+    }
     let mut ids: Vec<i64> = listing
         .sql_files
         .iter()
@@ -142,6 +155,23 @@ pub(super) fn detect(listing: &Listing) -> Verdict {
             "{} ha(s/ve) dbmate `-- migrate:up` markers, which postgres-migrations would run as plain SQL",
             some_names(marked)
         ));
+    }
+    // `1_name.sql` is also sqlx's sequential naming, which sqlx reads the same way and in the same order: without
+    // a sign of postgres-migrations (a `-` after the id, or one of its directives), the folder is sqlx's.
+    let dashed = listing.sql_files.iter().any(|f| {
+        let unsigned = f.strip_prefix('-').unwrap_or(f);
+        super::leading_digits(unsigned).is_some_and(|(_, rest)| !rest.starts_with('_'))
+    });
+    let directive = listing
+        .sql_files
+        .iter()
+        .any(|f| listing.text(f).contains("-- postgres-migrations"));
+    if !dashed && !directive {
+        return Verdict::No(
+            "every file is named <id>_<name>.sql, as sqlx names them, and none has a `-- postgres-migrations` \
+             directive (pass --layout postgres-migrations if it is that tool's folder)"
+                .into(),
+        );
     }
     Verdict::Fits(format!(
         "{} file(s) <id>-<name>.sql with ids 1 to {}",

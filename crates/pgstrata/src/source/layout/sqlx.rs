@@ -205,6 +205,17 @@ pub(super) fn detect(listing: &Listing) -> Verdict {
             some_names(marked)
         ));
     }
+    let directives: Vec<&str> = versions
+        .values()
+        .copied()
+        .filter(|f| listing.text(f).contains("-- postgres-migrations"))
+        .collect();
+    if !directives.is_empty() {
+        return Verdict::No(format!(
+            "{} ha(s/ve) postgres-migrations directives, which sqlx would ignore",
+            some_names(directives)
+        ));
+    }
     if ups + simple == 0 {
         return Verdict::No("only .down.sql files".into());
     }

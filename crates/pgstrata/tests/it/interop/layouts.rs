@@ -90,6 +90,44 @@ fn a_stray_top_level_file_in_a_diesel_folder_is_ignored_and_named() {
 }
 
 #[test]
+fn sequential_sqlx_folders_stay_sqlx() {
+    // `0001_name.sql` fits postgres-migrations too; without its directives or its `-`, it is sqlx's folder.
+    let tmp = tempfile::tempdir().expect("tmp");
+    write_all(
+        tmp.path(),
+        &[
+            ("0001_users.sql", "CREATE TABLE users (id bigint);\n"),
+            ("0002_orders.sql", "CREATE TABLE orders (id bigint);\n"),
+        ],
+    );
+    assert_eq!(Layout::detect(tmp.path()).expect("sqlx"), Layout::Sqlx);
+    write_all(
+        tmp.path(),
+        &[(
+            "0003_index.sql",
+            "-- postgres-migrations disable-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS o ON orders (id);\n",
+        )],
+    );
+    assert_eq!(
+        Layout::detect(tmp.path()).expect("postgres-migrations"),
+        Layout::PostgresMigrations
+    );
+    // NNNN-name.up.sql without down files is the up/down layout, not postgres-migrations.
+    let updown = tempfile::tempdir().expect("tmp");
+    write_all(
+        updown.path(),
+        &[
+            ("0001-users.up.sql", "CREATE TABLE users (id bigint);\n"),
+            ("0002-orders.up.sql", "CREATE TABLE orders (id bigint);\n"),
+        ],
+    );
+    assert_eq!(
+        Layout::detect(updown.path()).expect("up-down"),
+        Layout::UpDown
+    );
+}
+
+#[test]
 fn the_ambiguity_message_counts_up_files_not_pairs() {
     let tmp = tempfile::tempdir().expect("tmp");
     write_all(
