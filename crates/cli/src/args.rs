@@ -124,9 +124,7 @@ pub struct InitArgs {
     pub name: String,
     /// Directory to create it in (default: the name's last segment).
     pub dir: Option<PathBuf>,
-    /// Schema (default: derived from the name's last segment).
-    #[arg(long)]
-    pub schema: Option<String>,
+    // Its schema is the global --schema (default: derived from the name's last segment).
 }
 
 #[derive(Debug, Args)]

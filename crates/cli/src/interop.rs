@@ -14,18 +14,25 @@ use crate::{Failure, connect, connect_options, load_project, session_settings};
 #[derive(Debug, Args, Clone)]
 pub struct LayoutFlags {
     /// Another tool's migration folder, applied in place (dbmate, sqlx, diesel, golang-migrate, Flyway, refinery,
-    /// up/down pairs).
+    /// up/down pairs, popx, postgres-migrations).
     #[arg(long, global = true, value_name = "PATH")]
     pub dir: Option<PathBuf>,
     /// The folder's layout (detected when not given): dbmate, sqlx, diesel, golang-migrate, flyway, refinery,
-    /// up-down.
+    /// up-down, popx, postgres-migrations.
     #[arg(long, global = true, value_name = "LAYOUT", requires = "dir")]
     pub layout: Option<String>,
     /// Package name for --dir (default: the folder's name, skipping generic names like db/migrations).
     #[arg(long, global = true, value_name = "NAME", requires = "dir")]
     pub package_name: Option<String>,
-    /// Schema for --dir (default: public).
-    #[arg(long, global = true, value_name = "SCHEMA", requires = "dir")]
+    /// The package's schema: for --dir, the schema created if missing and put first on the search_path the folder's
+    /// SQL runs with, for folders whose unqualified names mean another schema (default: public); for `init`, the new
+    /// package's schema.
+    #[arg(
+        long = "schema",
+        visible_alias = "package-schema",
+        global = true,
+        value_name = "SCHEMA"
+    )]
     pub package_schema: Option<String>,
 }
 
@@ -89,6 +96,12 @@ pub struct DumpSchemaArgs {
 pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
     let f = &g.layout;
     let Some(dir) = &f.dir else {
+        if f.package_schema.is_some() {
+            return Err(Failure::Usage(miette::miette!(
+                help = "a Strata package's schema is `schema` in its strata.toml",
+                "--schema applies to another tool's folder (--dir) and to `strata init`"
+            )));
+        }
         return Ok(None);
     };
     let layout = match &f.layout {
@@ -102,6 +115,9 @@ pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
         f.package_name.as_deref(),
         f.package_schema.as_deref(),
     )?;
+    if !g.quiet {
+        note_ignored(&pkg);
+    }
     let mut packages = g
         .packages
         .iter()
@@ -109,6 +125,27 @@ pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     packages.push(pkg);
     Ok(Some(Project::new(packages)?))
+}
+
+/// Say on stderr which files of the folder its tool does not read (so neither does Strata), one line per reason.
+fn note_ignored(pkg: &Package) {
+    let mut by_reason: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for f in pkg.ignored_files() {
+        by_reason.entry(&f.reason).or_default().push(&f.path);
+    }
+    for (reason, files) in by_reason {
+        let shown: Vec<&str> = files.iter().take(5).copied().collect();
+        let more = if files.len() > shown.len() {
+            format!(" and {} more", files.len() - shown.len())
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "note: ignored {} file(s) ({reason}): {}{more}",
+            files.len(),
+            shown.join(", ")
+        );
+    }
 }
 
 pub async fn adopt(a: AdoptArgs, g: &Global, out: &Out) -> Result<(), Failure> {

@@ -132,7 +132,8 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             let dir = a
                 .dir
                 .unwrap_or_else(|| PathBuf::from(a.name.rsplit('/').next().unwrap_or(&a.name)));
-            let files = pgstrata::scaffold::init(&dir, &a.name, a.schema.as_deref())?;
+            let files =
+                pgstrata::scaffold::init(&dir, &a.name, g.layout.package_schema.as_deref())?;
             out.created(&files);
             Ok(())
         }
@@ -147,7 +148,9 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             let (db, target) = connect(g, Some(&project)).await?;
             let plan = pgstrata::plan(&db, &project, &plan_options(&a.flags)).await?;
             let safety = safety::PlanSafety::compute(&db, &project, &plan).await?;
-            out.plan(&project, &plan, &target, !a.no_sql, &safety);
+            // What `up` would do to managed code, as `status` shows it.
+            let code = pgstrata::managed::status(&db, &project).await?;
+            out.plan(&project, &plan, &target, !a.no_sql, &safety, &code);
             plan.check(&plan_options(&a.flags))?;
             safety.check(a.flags.allow_lint_errors)
         }

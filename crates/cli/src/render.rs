@@ -117,9 +117,19 @@ impl Out {
         target: &str,
         with_sql: bool,
         safety: &crate::safety::PlanSafety,
+        code: &[pgstrata::managed::PackageCode],
     ) {
+        let code_changes: Vec<&pgstrata::managed::PackageCode> = code
+            .iter()
+            .filter(|c| {
+                c.objects
+                    .iter()
+                    .any(|o| o.state != pgstrata::managed::ObjectState::InSync)
+            })
+            .collect();
         if self.json {
             self.print_json(&serde_json::json!({
+                "code": code_changes,
                 "lint": safety.lint,
                 "locks": safety.locks,
                 "target": target,
@@ -134,19 +144,21 @@ impl Out {
             }));
             return;
         }
-        if plan.is_empty() {
+        if plan.is_empty() && code_changes.is_empty() {
             println!("Nothing to apply on {target}.");
-        } else if !plan.steps.is_empty() {
+        } else if plan.steps.is_empty() {
+            println!("No migrations to apply on {target}.");
+        } else {
             let segments = plan.segments();
+            // "in 1 transaction" only when that is what it is: a lone no-transaction segment is a segment.
+            let shape = match segments.as_slice() {
+                [one] if one.transactional => "in 1 transaction".to_string(),
+                [_] => "in 1 segment".to_string(),
+                many => format!("in {} segments", many.len()),
+            };
             println!(
-                "{} migration(s) to apply on {target}, in {} {}:",
-                plan.steps.len(),
-                segments.len(),
-                if segments.len() == 1 {
-                    "transaction"
-                } else {
-                    "segments"
-                }
+                "{} migration(s) to apply on {target}, {shape}:",
+                plan.steps.len()
             );
             for (i, seg) in segments.iter().enumerate() {
                 if segments.len() > 1 || !seg.transactional {
@@ -159,6 +171,9 @@ impl Out {
                 }
                 for m in &seg.migrations {
                     println!("    {m}");
+                }
+                if let Some(reason) = &seg.commit_reason {
+                    println!("    commits here: {reason}");
                 }
             }
         }
@@ -199,6 +214,10 @@ impl Out {
                 p.from.as_deref().unwrap_or("(nothing)"),
                 p.to.as_deref().unwrap_or("(nothing)")
             );
+        }
+        for c in &code_changes {
+            println!("  {}:", c.package);
+            self.code_status(c);
         }
         crate::safety::print_plan_safety(safety);
         if with_sql {

@@ -25,7 +25,7 @@ impl PlanSafety {
     ) -> Result<PlanSafety, Failure> {
         let version = pgstrata::lint::server_version(db).await?;
         Ok(PlanSafety {
-            lint: pgstrata::lint::lint_plan(project, plan, Some(&version))?,
+            lint: pgstrata::lint::lint_plan_at(db, project, plan, Some(&version)).await?,
             locks: pgstrata::lock_report(Some(db), project, plan).await?,
         })
     }
@@ -162,7 +162,7 @@ pub async fn lint(g: &Global, a: LintArgs, out: &Out) -> Result<(), Failure> {
             .map_err(needs_database)?;
         let plan = pgstrata::plan(&db, &project, &pgstrata::PlanOptions::default()).await?;
         let version = pgstrata::lint::server_version(&db).await?;
-        pgstrata::lint::lint_plan(&project, &plan, Some(&version))?
+        pgstrata::lint::lint_plan_at(&db, &project, &plan, Some(&version)).await?
     };
     match format {
         LintFormat::Human => {

@@ -90,7 +90,7 @@ pub use export::bundle::{
 pub use export::dump::{DumpOptions, dump_schema, schema_diff};
 pub use export::{ExportFormat, ExportReport, export, psql_script};
 pub use run::adopt::{AdoptOptions, AdoptReport, Adopted, BaselineOptions, Tool, adopt, baseline};
-pub use source::layout::{Layout, default_package_name};
+pub use source::layout::{IgnoredFile, Layout, default_package_name};
 pub use source::repeatable::Repeatable;
 
 /// Create a database (connecting to the `postgres` maintenance database of the same server).

@@ -11,6 +11,8 @@
 //!   inside `BEGIN … COMMIT`.
 //! - [`migration`] cuts migration files into up/down sections (dbmate markers, no-transaction
 //!   directives).
+//! - [`enums`] finds enum values a script adds and the string literals it uses (a new value cannot be used in
+//!   the transaction that added it).
 //! - [`versions`] knows SQL that only newer PostgreSQL versions accept, and names the version when an older
 //!   server refuses it.
 //! - [`routine_body_range`], [`LineIndex`] and [`char_position_to_byte`] map PostgreSQL error
@@ -45,6 +47,7 @@
 #![deny(missing_docs)]
 
 mod body;
+pub mod enums;
 mod lex;
 pub mod lint;
 pub mod locks;

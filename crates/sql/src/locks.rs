@@ -238,8 +238,12 @@ pub struct StatementLocks {
     pub rewrite: Option<String>,
     /// Why it reads a whole table while holding its lock (validation, index build), if it does.
     pub scan: Option<String>,
-    /// Relations (tables, views, indexes, sequences) the statement creates.
+    /// Relations (tables, views, indexes, sequences) the statement creates; a relation created earlier in the
+    /// script (or deploy) and renamed here is created under its new name.
     pub creates: Vec<RelationName>,
+    /// `ALTER TABLE … RENAME TO` / `ALTER INDEX … RENAME TO`: the old name and the new one (in the old one's
+    /// schema).
+    pub renamed: Option<(RelationName, RelationName)>,
     /// Something the analysis cannot tell from the text (procedural code, unknown statements).
     pub note: Option<String>,
 }
@@ -301,17 +305,50 @@ pub(crate) fn analyze_after(
         let text = statement.text(source);
         let mut analysis = analyze_statement(text, &statement.kind, server_major);
         analysis.range = statement.range.clone();
-        for lock in &mut analysis.locks {
-            lock.created_earlier = created_before
+        let earlier = |r: &RelationName, here: &[RelationName]| {
+            created_before
                 .iter()
                 .flat_map(|list| list.iter())
-                .chain(&created_here)
-                .any(|c| same_relation(c, &lock.relation));
+                .chain(here)
+                .any(|c| same_relation(c, r))
+        };
+        for lock in &mut analysis.locks {
+            lock.created_earlier = earlier(&lock.relation, &created_here);
+        }
+        // Later statements use the new name for the same new relation.
+        if let Some((old, new)) = &analysis.renamed
+            && earlier(old, &created_here)
+        {
+            analysis.creates.push(new.clone());
         }
         created_here.extend(analysis.creates.iter().cloned());
         out.push(analysis);
     }
     out
+}
+
+/// Every name a script could use for a relation: its identifiers as PostgreSQL reads them (unquoted ones folded to
+/// lower case), to look up in the catalog before linting (see `lint::MigrationContext::existing`).
+///
+/// ```
+/// let names = pgstrata_sql::locks::mentioned_names("CREATE INDEX i ON Billing.\"Invoice\" (id);");
+/// assert!(names.contains("billing") && names.contains("Invoice") && names.contains("i"));
+/// ```
+pub fn mentioned_names(source: &str) -> std::collections::BTreeSet<String> {
+    crate::lex::significant(source)
+        .iter()
+        .filter_map(|t| match t.kind {
+            squawk_lexer::TokenKind::Ident => Some(t.text(source).to_ascii_lowercase()),
+            squawk_lexer::TokenKind::QuotedIdent {
+                terminated: true,
+                uescape: false,
+            } => {
+                let text = t.text(source);
+                Some(text[1..text.len() - 1].replace("\"\"", "\""))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Two names denote the same relation: same name, and the same schema when both say one.
@@ -332,6 +369,7 @@ struct Facts {
     rewrite: Option<String>,
     scan: Option<String>,
     creates: Vec<RelationName>,
+    renamed: Option<(RelationName, RelationName)>,
     note: Option<String>,
 }
 
@@ -344,6 +382,7 @@ impl Facts {
             rewrite: None,
             scan: None,
             creates: Vec::new(),
+            renamed: None,
             note: None,
         }
     }
@@ -405,6 +444,7 @@ impl Facts {
             rewrite: self.rewrite,
             scan: self.scan,
             creates: self.creates,
+            renamed: self.renamed,
             note: self.note,
         }
     }
@@ -562,7 +602,7 @@ fn analyze_statement(text: &str, kind: &StatementKind, major: Option<u32>) -> St
                 )
             });
             f.lock(
-                index,
+                index.clone(),
                 if light {
                     LockMode::ShareUpdateExclusive
                 } else {
@@ -574,6 +614,12 @@ fn analyze_statement(text: &str, kind: &StatementKind, major: Option<u32>) -> St
                 .is_some_and(|a| a.syntax().kind() == SyntaxKind::SET_TABLESPACE)
             {
                 f.rewrite("SET TABLESPACE copies the index to the new tablespace");
+            }
+            if let Some(action) = alter
+                .action()
+                .filter(|a| a.syntax().kind() == SyntaxKind::INDEX_RENAME_TO)
+            {
+                f.renamed = renamed(index.as_ref(), name_below(action.syntax()));
             }
         }
         ast::Stmt::AlterView(alter) => {
@@ -877,16 +923,26 @@ fn alter_table_action(
             LockMode::AccessExclusive
         }
         A::TableRenameTo(rename) => {
-            // Later statements use the new name for the same relation.
-            if let (Some(table), Some(new)) = (table, name_below(rename.syntax()))
-                && f.creates.iter().any(|c| same_relation(c, table))
-            {
-                f.creates.push(new);
-            }
+            f.renamed = renamed(table, name_below(rename.syntax()));
             LockMode::AccessExclusive
         }
         _ => LockMode::AccessExclusive,
     }
+}
+
+/// A rename's old and new name; the new name lives in the old one's schema.
+fn renamed(
+    old: Option<&RelationName>,
+    new: Option<RelationName>,
+) -> Option<(RelationName, RelationName)> {
+    let (old, new) = (old?, new?);
+    Some((
+        old.clone(),
+        RelationName {
+            schema: old.schema.clone(),
+            name: new.name,
+        },
+    ))
 }
 
 fn add_column(add: &ast::AddColumn, f: &mut Facts) {

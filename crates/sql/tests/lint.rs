@@ -200,7 +200,7 @@ fn managed_code_gets_no_migration_rules() {
 }
 
 #[test]
-fn syntax_errors_are_warnings() {
+fn syntax_errors_are_errors() {
     let sql = "CREATE TABLE IF NOT EXISTS t (id bigint,);\nSELECT 1;\n";
     insta::assert_snapshot!(lint(sql));
 }
@@ -245,6 +245,82 @@ ALTER TABLE other ALTER COLUMN note TYPE text;
             "changing-column-type"
         ]
     );
+}
+
+#[test]
+fn a_renamed_table_created_in_the_deploy_is_still_new() {
+    let mut context = MigrationContext {
+        default_schema: Some("app".into()),
+        ..MigrationContext::default()
+    };
+    let linter = Linter::new(&LintConfig::default()).unwrap();
+    let mut rules = Vec::new();
+    for sql in [
+        "CREATE TABLE a (id bigint);",
+        "ALTER TABLE a RENAME TO b;",
+        "CREATE INDEX b_id ON b (id);",
+        "ALTER INDEX b_id RENAME TO b_id2;",
+        "ALTER INDEX b_id2 SET (fillfactor = 70);",
+    ] {
+        let sections = migration::parse(sql).unwrap();
+        rules.extend(
+            linter
+                .migration_in_deploy(sql, &sections, &mut context)
+                .into_iter()
+                .map(|f| f.rule),
+        );
+    }
+    assert_eq!(rules, Vec::<String>::new());
+    // A table that existed before is not new under its new name either.
+    let sql = "ALTER TABLE old RENAME TO newer;\nCREATE INDEX n_id ON newer (id);\n";
+    assert_eq!(
+        rules_of(sql),
+        ["renaming-table", "require-concurrent-index-creation"]
+    );
+}
+
+#[test]
+fn lock_hazards_are_judged_against_the_catalog() {
+    use pgstrata_sql::lint::ExistingRelation;
+    let sql = "\
+CREATE INDEX full_id ON full_table (id);
+CREATE INDEX empty_id ON empty_table (id);
+CREATE INDEX made_id ON made_elsewhere (id);
+ALTER TABLE empty_table RENAME COLUMN a TO b;
+ALTER TABLE made_elsewhere RENAME COLUMN a TO b;
+";
+    let context = MigrationContext {
+        existing: Some(vec![
+            ExistingRelation {
+                name: RelationName::new(Some("app"), "full_table"),
+                empty: false,
+            },
+            ExistingRelation {
+                name: RelationName::new(Some("app"), "empty_table"),
+                empty: true,
+            },
+        ]),
+        ..MigrationContext::default()
+    };
+    let sections = migration::parse(sql).unwrap();
+    let linter = Linter::new(&LintConfig::default()).unwrap();
+    let found: Vec<(u32, String)> = linter
+        .migration(sql, &sections, &context)
+        .into_iter()
+        .map(|f| (LineIndex::new(sql).line_col(f.range.start).line, f.rule))
+        .collect();
+    // The populated table's index is a hazard; the empty table's is not, but renaming its column still breaks
+    // its clients; a table the catalog did not hold (created by this deploy in a way the linter cannot follow)
+    // has neither.
+    assert_eq!(
+        found,
+        [
+            (1, "require-concurrent-index-creation".to_string()),
+            (4, "renaming-column".to_string())
+        ]
+    );
+    // Offline, every one of them counts.
+    assert_eq!(rules_of(sql).len(), 5);
 }
 
 #[test]

@@ -10,10 +10,17 @@ use crate::args::TestFormat;
 
 /// `, 3 managed object change(s)` when there were some.
 pub(super) fn changes_suffix(report: &UpReport) -> String {
-    match report.code.changes.len() {
+    let mut out = match report.repeatables.len() {
         0 => String::new(),
-        n => format!(" and {n} managed-object change(s)"),
+        n => format!(" and {n} repeatable script(s)"),
+    };
+    if !report.code.changes.is_empty() {
+        out.push_str(&format!(
+            " and {} managed-object change(s)",
+            report.code.changes.len()
+        ));
     }
+    out
 }
 
 impl Out {

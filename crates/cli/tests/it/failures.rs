@@ -232,7 +232,15 @@ fn the_failing_statement_is_found_among_the_statements_of_a_migration() {
         "migrations/0001_checks.sql",
         "CREATE TABLE t (n int);\nINSERT INTO t VALUES (1);\nSELEC n FROM t;\n",
     );
-    let failed = pkg.run(&db, &["up"]).expect_code(1);
+    // The linter refuses it before anything runs (a syntax error is a lint error)…
+    let refused = pkg.run(&db, &["up"]).expect_code(1);
+    assert!(
+        refused.says("syntax-error") && refused.says("migrations/0001_checks.sql:3:1"),
+        "{}",
+        refused.stderr
+    );
+    // … and PostgreSQL, when the deploy goes ahead anyway, says the same.
+    let failed = pkg.run(&db, &["up", "--allow-lint-errors"]).expect_code(1);
     assert!(
         failed.says("migrations/0001_checks.sql:3:1: syntax error at or near \"SELEC\""),
         "{}",

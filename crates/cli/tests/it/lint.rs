@@ -127,6 +127,15 @@ fn lint_exit_codes() {
 }
 
 #[test]
+fn a_syntax_error_is_a_lint_error() {
+    let mut pkg = Pkg::new("acme/syntax", "syntax");
+    pkg.add("0001_typo.sql", "CREATE TABLE t (id bigint,);\n");
+    let failed = run(strata().current_dir(pkg.root()).args(["lint", "--all"])).expect_code(1);
+    assert!(failed.says("syntax-error"), "{}", failed.stdout);
+    assert!(failed.says("1 error"), "{}", failed.stdout);
+}
+
+#[test]
 fn lint_settings_are_checked_with_the_manifest() {
     let mut pkg = Pkg::new("acme/lint", "lint");
     pkg.add("0001_a.sql", "SELECT 1;\n");
@@ -372,9 +381,10 @@ fn non_transactional_statements_are_refused_before_anything_runs() {
 fn a_deploy_gives_up_on_a_lock_held_by_another_session() {
     let db = Db::new();
     let mut pkg = billing(&db);
+    // One lint warning (an `int` column): a retry lints again, but says it once.
     pkg.add(
         "0002_audit.sql",
-        "CREATE TABLE IF NOT EXISTS audit (id bigint);\n",
+        "CREATE TABLE IF NOT EXISTS audit (id int);\n",
     );
     pkg.add(
         "0003_note.sql",
@@ -426,6 +436,12 @@ fn a_deploy_gives_up_on_a_lock_held_by_another_session() {
         failed.stderr
     );
     assert!(failed.says("nothing was applied"), "{}", failed.stderr);
+    assert_eq!(
+        failed.stderr.matches("prefer-bigint-over-int").count(),
+        1,
+        "the lint warning is printed once: {}",
+        failed.stderr
+    );
     // Two attempts of 200 ms and a one-second pause, not a wait for the other session.
     assert!(took < Duration::from_secs(20), "{took:?}");
     db.assert_catalog(&before, "the database is unchanged");

@@ -181,3 +181,34 @@ fn managed_files_with_other_statements_are_refused_before_connecting() {
     assert!(failed.says("code/oops.sql:2:1"), "{}", failed.stderr);
     assert!(!db.has("strata.migration"));
 }
+
+#[test]
+fn plan_shows_the_managed_code_changes_up_would_make() {
+    let db = Db::new();
+    let pkg = shop();
+    pkg.run(&db, &["up"]).ok();
+    let unchanged = pkg.run(&db, &["plan"]).ok();
+    assert!(unchanged.says("Nothing to apply"), "{}", unchanged.stdout);
+
+    // A new function and a changed view, no migration: `status` lists them, so must `plan`.
+    pkg.write(
+        "code/orders.sql",
+        "CREATE FUNCTION shop.total_qty() RETURNS bigint LANGUAGE sql STABLE\n\
+           AS 'SELECT coalesce(sum(qty), 0) FROM shop.orders';\n\
+         CREATE VIEW shop.big_orders AS SELECT * FROM shop.orders WHERE qty > 15;\n\
+         CREATE FUNCTION shop.order_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM shop.orders';\n",
+    );
+    let plan = pkg.run(&db, &["plan"]).ok();
+    assert!(!plan.says("Nothing to apply"), "{}", plan.stdout);
+    assert!(plan.says("No migrations to apply"), "{}", plan.stdout);
+    assert!(plan.says("1 new, 1 changed"), "{}", plan.stdout);
+    assert!(
+        plan.says("new      function shop.order_count"),
+        "{}",
+        plan.stdout
+    );
+    let json = pkg.run(&db, &["--json", "plan"]).ok().json();
+    assert_eq!(json["code"].as_array().map(Vec::len), Some(1), "{json}");
+    let up = pkg.run(&db, &["up"]).ok();
+    assert!(up.says("2 managed-object change(s)"), "{}", up.stdout);
+}

@@ -101,7 +101,11 @@ fn several_concurrent_index_builds_in_one_file_all_run() {
     );
     // The session lock taken for the segments is released at the end.
     assert_eq!(
-        db.value::<i64>("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        // (In this database: the other tests' deploys run at the same time on the same server.)
+        db.value::<i64>(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
         0
     );
 
@@ -175,4 +179,76 @@ fn a_failure_in_a_no_transaction_file_reports_what_stays_committed() {
     );
     pkg.run(&db, &["up"]).ok();
     assert_eq!(valid_indexes(&db), ["doc_id", "doc_title"]);
+}
+
+#[test]
+fn an_enum_value_added_then_used_in_one_deploy_gets_a_commit_between() {
+    let db = Db::new();
+    let mut pkg = Pkg::new("acme/moods", "moods");
+    pkg.add(
+        "0001_person.sql",
+        "CREATE TYPE mood AS ENUM ('ok', 'sad');\nCREATE TABLE person (id bigint PRIMARY KEY, mood mood);\n",
+    );
+    pkg.add("0002_meh.sql", "ALTER TYPE mood ADD VALUE 'meh';\n");
+    pkg.add(
+        "0003_other.sql",
+        "CREATE TABLE IF NOT EXISTS note (id bigint);\n",
+    );
+    pkg.add("0004_use.sql", "INSERT INTO person VALUES (1, 'meh');\n");
+    let plan = pkg.run(&db, &["plan", "--no-sql"]).ok();
+    assert!(plan.says("in 2 segments"), "{}", plan.stdout);
+    assert!(
+        plan.says("commits here: acme/moods:0002_meh adds the value 'meh' to enum moods.mood and acme/moods:0004_use uses it"),
+        "{}",
+        plan.stdout
+    );
+    let json = pkg.run(&db, &["--json", "plan"]).ok().json();
+    let reasons: Vec<bool> = json["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.get("commit_reason").is_some())
+        .collect();
+    assert_eq!(reasons, [true, false]);
+
+    // A dry run stops where the run commits; the run itself goes through (55P04 without the commit).
+    let dry = pkg.run(&db, &["up", "--dry-run"]).ok();
+    assert!(
+        dry.says("dry run stopped before acme/moods:0003_other"),
+        "{}",
+        dry.stderr
+    );
+    pkg.run(&db, &["up"]).ok();
+    assert_eq!(
+        db.column::<String>("SELECT mood::text FROM moods.person"),
+        ["meh"]
+    );
+
+    // The psql export commits at the same place.
+    let script = pkg.run(&db, &["export", "--to", "psql", "-"]).ok();
+    assert!(
+        script.says("-- commit here: acme/moods:0002_meh"),
+        "{}",
+        script.stdout
+    );
+}
+
+#[test]
+fn the_plan_header_names_a_lone_no_transaction_segment_a_segment() {
+    let db = Db::new();
+    let mut pkg = Pkg::new("acme/lone", "lone");
+    pkg.add(
+        "0001_doc.sql",
+        "CREATE TABLE doc (id bigint, title text);\n",
+    );
+    pkg.run(&db, &["up"]).ok();
+    pkg.add(
+        "0002_index.sql",
+        "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS doc_title ON doc (title);\n",
+    );
+    let plan = pkg.run(&db, &["plan", "--no-sql"]).ok();
+    assert!(plan.says("1 migration(s) to apply"), "{}", plan.stdout);
+    assert!(!plan.says("in 1 transaction"), "{}", plan.stdout);
+    assert!(plan.says("in 1 segment:"), "{}", plan.stdout);
+    assert!(plan.says("segment 1 (no transaction"), "{}", plan.stdout);
 }

@@ -17,11 +17,11 @@
 //! Managed code (functions, views, … re-created on every deploy) is not linted with migration rules:
 //! [`lint_managed`] applies the small managed rule set instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pgstrata_sql::lint::{Linter, ManagedReference, MigrationContext};
+use pgstrata_sql::lint::{ExistingRelation, Linter, ManagedReference, MigrationContext};
 use pgstrata_sql::locks::RelationName;
 
 pub use crate::error::LintRefused;
@@ -70,7 +70,56 @@ pub fn lint_plan_with(
     extra_references: &[ManagedReference],
 ) -> Result<LintReport> {
     let packages = project.with_internal()?;
-    lint_steps(&packages, plan, server_version, extra_references)
+    lint_steps(&packages, plan, server_version, extra_references, None)
+}
+
+/// [`lint_plan`] judged against the database `db`: lock hazards on relations that are not in the database yet
+/// (created earlier in the deploy, however they are created) or that are empty do not count, so a fresh database
+/// deploys a long-lived project's folder without lint errors about tables nobody uses yet.
+///
+/// ```no_run
+/// # async fn demo(db: &pgstrata::Database) -> Result<(), pgstrata::Error> {
+/// let project = pgstrata::Project::load(&["db/billing"])?;
+/// let plan = pgstrata::plan(db, &project, &pgstrata::PlanOptions::default()).await?;
+/// let version = pgstrata::lint::server_version(db).await?;
+/// let report = pgstrata::lint::lint_plan_at(db, &project, &plan, Some(&version)).await?;
+/// println!("{} error(s)", report.errors);
+/// # Ok(()) }
+/// ```
+pub async fn lint_plan_at(
+    db: &Database,
+    project: &Project,
+    plan: &Plan,
+    server_version: Option<&str>,
+) -> Result<LintReport> {
+    let packages = project.with_internal()?;
+    let existing = existing_relations(db.client(), &packages, plan).await?;
+    lint_steps(&packages, plan, server_version, &[], existing)
+}
+
+/// The relations the plan's migrations may touch that the database holds now, with whether they are empty
+/// (`None` when there is nothing to lint).
+pub(crate) async fn existing_relations(
+    client: &tokio_postgres::Client,
+    packages: &[Package],
+    plan: &Plan,
+) -> Result<Option<Vec<ExistingRelation>>> {
+    let mut names = BTreeSet::new();
+    for step in &plan.steps {
+        let Some(pkg) = packages.get(step.package_index) else {
+            continue;
+        };
+        if pkg.name() == STRATA_PACKAGE {
+            continue;
+        }
+        if let Some(m) = pkg.migrations().get(step.migration_index) {
+            names.extend(pgstrata_sql::locks::mentioned_names(m.up().text()));
+        }
+    }
+    if names.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(crate::db::relations::existing(client, &names).await?))
 }
 
 /// What the managed code of `packages` refers to — view queries, routine bodies (PL/pgSQL included, best
@@ -132,6 +181,7 @@ pub(crate) fn lint_steps(
     plan: &Plan,
     server_version: Option<&str>,
     extra_references: &[ManagedReference],
+    existing: Option<Vec<ExistingRelation>>,
 ) -> Result<LintReport> {
     let mut report = LintReport::default();
     // Body references are parsed on demand: only a deploy with migrations to lint pays for them.
@@ -146,6 +196,7 @@ pub(crate) fn lint_steps(
     // One context for the whole deploy: each migration adds what it creates, for the ones after it.
     let mut context = MigrationContext {
         managed_references,
+        existing,
         ..MigrationContext::default()
     };
     for step in &plan.steps {

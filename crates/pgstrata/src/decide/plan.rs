@@ -97,6 +97,10 @@ pub struct Step {
     pub no_transaction: bool,
     /// Applied although it sorts before applied migrations.
     pub out_of_order: bool,
+    /// The deploy commits right after this migration, and why: it adds an enum value a later migration uses
+    /// (see `decide::segments`). Like a no-transaction migration, this splits the run into segments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_after: Option<String>,
 }
 
 /// What `up` would do.
@@ -237,6 +241,18 @@ impl Plan {
                 p.to = Some(s.name.clone());
             }
         }
+        let items: Vec<(&Package, &crate::source::package::Migration)> = steps
+            .iter()
+            .map(|s| {
+                let pkg = &packages[s.package_index];
+                (pkg, &pkg.migrations()[s.migration_index])
+            })
+            .collect();
+        for (i, reason) in crate::decide::segments::enum_commit_points(&items) {
+            if let Some(s) = steps.get_mut(i) {
+                s.commit_after = Some(reason);
+            }
+        }
         Plan {
             packages: plans,
             steps,
@@ -334,17 +350,26 @@ impl Plan {
     }
 
     /// How the steps split into segments: consecutive transactional migrations share one transaction; each
-    /// no-transaction migration runs on its own, statement by statement.
+    /// no-transaction migration runs on its own, statement by statement; a migration whose enum value a later one
+    /// uses ends its transaction.
     pub fn segments(&self) -> Vec<Segment> {
         let mut out: Vec<Segment> = Vec::new();
         for s in &self.steps {
             let label = MigrationId::new(&s.package, &s.name);
             match out.last_mut() {
-                Some(seg) if seg.transactional && !s.no_transaction => seg.migrations.push(label),
+                Some(seg)
+                    if seg.transactional && !s.no_transaction && seg.commit_reason.is_none() =>
+                {
+                    seg.migrations.push(label)
+                }
                 _ => out.push(Segment {
                     transactional: !s.no_transaction,
                     migrations: vec![label],
+                    commit_reason: None,
                 }),
+            }
+            if let (Some(reason), Some(seg)) = (&s.commit_after, out.last_mut()) {
+                seg.commit_reason = Some(reason.clone());
             }
         }
         out
@@ -358,6 +383,10 @@ pub struct Segment {
     pub transactional: bool,
     /// Its migrations, in order.
     pub migrations: Vec<MigrationId>,
+    /// Why the segment commits after its last migration although the next one could share its transaction (an
+    /// enum value it adds is used later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_reason: Option<String>,
 }
 
 fn step(pkg: &Package, pi: usize, mi: usize, out_of_order: bool) -> Step {
@@ -370,6 +399,7 @@ fn step(pkg: &Package, pi: usize, mi: usize, out_of_order: bool) -> Step {
         path: m.path().to_string(),
         no_transaction: m.no_transaction(),
         out_of_order,
+        commit_after: None,
     }
 }
 

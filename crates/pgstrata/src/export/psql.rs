@@ -31,12 +31,21 @@ pub fn psql_script(project: &Project) -> Result<String> {
     let packages = project.with_internal()?;
     // Checked before anything is written: a cycle in managed code is an error, as it is for `strata up`.
     let code_order = crate::decide::code::install_order(&packages)?;
+    // As `strata up` does on a fresh database: commit after a migration whose new enum value a later one uses.
+    let all: Vec<(&Package, &Migration)> = packages
+        .iter()
+        .flat_map(|p| p.migrations().iter().map(move |m| (p, m)))
+        .collect();
+    let commit_points = crate::decide::segments::enum_commit_points(&all);
     let mut w = PsqlWriter::new(&packages);
+    w.session_lock |= !commit_points.is_empty();
     w.header(project);
     super::roles::psql_roles(&mut w);
-    for pkg in &packages {
-        for m in pkg.migrations() {
-            w.migration(pkg, m);
+    for (i, (pkg, m)) in all.iter().enumerate() {
+        w.migration(pkg, m);
+        if let Some(reason) = commit_points.get(&i) {
+            let _ = writeln!(w.out, "-- commit here: {reason}");
+            w.commit();
         }
     }
     for pkg in &packages {
@@ -109,7 +118,8 @@ impl<'p> PsqlWriter<'p> {
             o.push_str(
                 "-- Some migrations cannot run inside a transaction: the script commits before each of them, runs\n\
                  -- their statements one by one (psql's \\gexec), and starts a new transaction after, as `strata up`\n\
-                 -- does. Everything else runs in one transaction per stretch between them.\n",
+                 -- does; it also commits after a migration whose new enum value a later one uses. Everything else\n\
+                 -- runs in one transaction per stretch between them.\n",
             );
         } else {
             o.push_str("-- Everything runs in one transaction: on any error nothing is applied.\n");

@@ -27,6 +27,8 @@ pub struct Package {
     layout: Option<crate::source::layout::Layout>,
     repeatables: Vec<crate::source::repeatable::Repeatable>,
     layout_files: BTreeSet<String>,
+    /// `.sql` files of another tool's folder that the tool does not read (so neither does Strata).
+    ignored_files: Vec<crate::source::layout::IgnoredFile>,
     /// Managed code and tests: every other `.sql` file (see [`crate::decide::code`]).
     code: Arc<crate::source::code::Code>,
 }
@@ -248,6 +250,7 @@ impl Package {
             layout: None,
             repeatables: Vec::new(),
             layout_files: BTreeSet::new(),
+            ignored_files: Vec::new(),
             code,
         })
     }
@@ -270,9 +273,20 @@ impl Package {
             layout: Some(layout),
             repeatables,
             layout_files,
+            ignored_files: Vec::new(),
             // A foreign layout's extra scripts are repeatables (Flyway `R__`, the up/down functions folder).
             code: Arc::new(crate::source::code::Code::default()),
         }
+    }
+
+    /// Files of another tool's folder that its tool does not read, so Strata does not either (a diesel folder's
+    /// top-level `data.sql`, popx files for other databases), with the reason.
+    pub fn ignored_files(&self) -> &[crate::source::layout::IgnoredFile] {
+        &self.ignored_files
+    }
+
+    pub(crate) fn set_ignored_files(&mut self, files: Vec<crate::source::layout::IgnoredFile>) {
+        self.ignored_files = files;
     }
 
     /// The other tool's layout this package was read from (`None`: Strata's own manifest list).

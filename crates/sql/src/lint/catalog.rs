@@ -4,7 +4,7 @@
 //! deploy on errors. **Errors** are statements that take a production database down or fail: a
 //! table rewrite or a full scan under a lock that blocks writes, an index built without
 //! `CONCURRENTLY`, a transaction command inside Strata's transaction, a statement PostgreSQL will
-//! reject. **Warnings** are compatibility and style advice (dropping or renaming what running
+//! reject, SQL the parser cannot read (`syntax-error`: the other rules cannot check it). **Warnings** are compatibility and style advice (dropping or renaming what running
 //! code uses, `int` vs `bigint`, …). Rules that are off by default are squawk's opt-in rules,
 //! plus `require-lock-timeout` and `require-statement-timeout` (Strata sets `lock_timeout` for
 //! deploy sessions itself) and `ban-concurrent-index-creation-in-transaction` (Strata's
@@ -161,7 +161,24 @@ pub(crate) const RULES: &[RuleInfo] = &[
     strata(DROP_MANAGED_DEPENDENCY, E, Applies::Migrations),
     strata(SECURITY_DEFINER_SEARCH_PATH, E, Applies::Both),
     strata(SECURITY_DEFINER_UNSAFE_SEARCH_PATH, W, Applies::Both),
-    strata(SYNTAX_ERROR, W, Applies::Both),
+    strata(SYNTAX_ERROR, E, Applies::Both),
+];
+
+/// Of [`ABOUT_EXISTING_RELATIONS`], the rules about locks held, rows rewritten or scanned, or rows that must
+/// satisfy something: they do not apply to a relation that is empty when the deploy starts either.
+pub(crate) const LOCK_HAZARDS: &[&str] = &[
+    "require-concurrent-index-creation",
+    "require-concurrent-index-deletion",
+    "constraint-missing-not-valid",
+    "adding-field-with-default",
+    "adding-foreign-key-constraint",
+    "changing-column-type",
+    "adding-not-nullable-field",
+    "adding-serial-primary-key-field",
+    "adding-required-field",
+    "disallowed-unique-constraint",
+    "require-concurrent-reindex",
+    "require-concurrent-partition-detach",
 ];
 
 /// Squawk rules whose findings are about locks on, or clients of, an existing relation: they do
@@ -181,6 +198,7 @@ pub(crate) const ABOUT_EXISTING_RELATIONS: &[&str] = &[
     "require-concurrent-partition-detach",
     "renaming-column",
     "renaming-table",
+    "renaming-object",
     "ban-drop-column",
     "ban-drop-table",
     "ban-drop-not-null",

@@ -154,12 +154,27 @@ pub enum ObjectKind {
     Type,
 }
 
+/// A relation in the database when the deploy starts (see [`MigrationContext::existing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingRelation {
+    /// Its schema-qualified name.
+    pub name: RelationName,
+    /// It holds no rows (for an index: its table holds none), so a lock on it blocks nobody for long.
+    pub empty: bool,
+}
+
 /// What the linter should know about the deploy a migration is part of.
 #[derive(Debug, Clone, Default)]
 pub struct MigrationContext {
     /// Relations created by migrations that run earlier in the same deploy: findings about locks
     /// on them, or about clients that use them, do not apply.
     pub created_before: Vec<RelationName>,
+    /// When connected: the relations the database held when the deploy started. A relation that was not there
+    /// (created earlier in the deploy, however the linter missed it) has no clients, and an empty one has no rows
+    /// to rewrite, scan or wait for: lock-hazard findings (`require-concurrent-index-creation`,
+    /// `constraint-missing-not-valid`, `changing-column-type`, …) on them do not apply, nor do client findings on
+    /// a relation that was not there. `None` (offline): only what the deploy creates is known to be new.
+    pub existing: Option<Vec<ExistingRelation>>,
     /// What managed code refers to.
     pub managed_references: Vec<ManagedReference>,
     /// Schema that unqualified names resolve to (the package's).
@@ -369,7 +384,12 @@ impl Linter {
                 &[&context.created_before, &created],
                 None,
             );
-            drop_findings_on_new_relations(&mut findings, &analysis, section.range.start);
+            drop_findings_on_new_relations(
+                &mut findings,
+                &analysis,
+                section.range.start,
+                context.existing.as_deref(),
+            );
             created.extend(analysis.iter().flat_map(|s| s.creates.iter().cloned()));
 
             ignore::filter(&text, &mut findings);
@@ -475,12 +495,14 @@ fn is_strata_rule_in_ignore(v: &squawk_linter::Violation) -> bool {
         })
 }
 
-/// Drop findings about existing relations when the statement only touches relations created
-/// earlier in the deploy.
+/// Drop findings about existing relations when the statement only touches relations created earlier in the
+/// deploy, or (when the catalog at the start of the deploy is known) relations that were not there then, or, for
+/// lock hazards, that were empty.
 fn drop_findings_on_new_relations(
     findings: &mut Vec<Finding>,
     analysis: &[locks::StatementLocks],
     offset: usize,
+    existing: Option<&[ExistingRelation]>,
 ) {
     findings.retain(|f| {
         if !catalog::ABOUT_EXISTING_RELATIONS.contains(&f.rule.as_str()) {
@@ -491,7 +513,19 @@ fn drop_findings_on_new_relations(
         }) else {
             return true;
         };
-        statement.locks.is_empty() || statement.locks.iter().any(|l| !l.created_earlier)
+        let lock_hazard = catalog::LOCK_HAZARDS.contains(&f.rule.as_str());
+        // An unqualified name matches the relation of that name in any schema: when in doubt, keep the finding.
+        let counts = |l: &locks::Lock| match existing {
+            None => true,
+            Some(list) => list
+                .iter()
+                .any(|e| locks::same_relation(&e.name, &l.relation) && !(lock_hazard && e.empty)),
+        };
+        statement.locks.is_empty()
+            || statement
+                .locks
+                .iter()
+                .any(|l| !l.created_earlier && counts(l))
     });
 }
 

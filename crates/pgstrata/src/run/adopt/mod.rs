@@ -20,14 +20,14 @@ use crate::decide::repeatable::RepeatableState;
 use crate::error::{Error, Result};
 use crate::observe::Observer;
 use crate::report::{MigrationId, Outcome, RunOutcome};
-use crate::source::layout::{FlywayVersion, flyway_checksum};
+use crate::source::layout::{FlywayVersion, SqlxConfig, flyway_checksum};
 use crate::source::package::{Migration, Package};
 use crate::source::project::{Project, strata_package};
 
 mod tools;
 
 pub use tools::Tool;
-use tools::{VersionKey, detect_tool, read_tool_state, tool_version, verify};
+use tools::{VersionKey, detect_tool, files_for, read_tool_state, tool_version, verify};
 
 /// Options for [`adopt`].
 #[derive(Debug, Clone, Default)]
@@ -94,6 +94,9 @@ pub struct AdoptReport {
     pub pending: Vec<String>,
     /// Strata's own history migrations applied first (`strata:name`).
     pub bootstrapped: Vec<String>,
+    /// Migrations the tool ran that have no SQL file (Flyway's Java migrations): left to the tool, named in the
+    /// run's record in `strata.run`, and not counted as missing.
+    pub external: Vec<String>,
     /// Things worth knowing (out-of-order gaps, versions without files allowed by the options).
     pub warnings: Vec<String>,
     /// Row id in `strata.run`.
@@ -198,9 +201,15 @@ async fn adopt_in(
             None => detect_tool(client).await?,
         },
     };
+    // sqlx's `sqlx.toml` may drop characters before hashing, and name another tracking table.
+    let sqlx = match (tool, pkg.root()) {
+        (Tool::Sqlx, Some(root)) => SqlxConfig::find(root)?,
+        _ => SqlxConfig::default(),
+    };
     let table = opts
         .table
         .clone()
+        .or_else(|| sqlx.table_name.clone())
         .unwrap_or_else(|| tool.default_table().to_string());
     let state = read_tool_state(client, tool, &table).await?;
 
@@ -215,24 +224,27 @@ async fn adopt_in(
     let mut missing = Vec::new();
     let mut mismatched = Vec::new();
     for entry in &state.entries {
-        let Some(m) = VersionKey::parse(tool, &entry.version).and_then(|k| by_key.get(&k)) else {
+        let files = files_for(tool, &entry.version, &by_key);
+        if files.is_empty() {
             missing.push(entry.version.clone());
             continue;
-        };
-        let verified = match &entry.check {
-            Some(check) => {
-                let raw = pkg.source().read(m.path())?.unwrap_or_default();
-                match verify(check, &raw, m) {
-                    Ok(()) => Some(check.kind()),
-                    Err(detail) => {
-                        mismatched.push(format!("{} ({}): {detail}", m.path(), entry.version));
-                        continue;
+        }
+        for m in files {
+            let verified = match &entry.check {
+                Some(check) => {
+                    let raw = pkg.source().read(m.path())?.unwrap_or_default();
+                    match verify(check, &raw, m, &sqlx) {
+                        Ok(()) => Some(check.kind()),
+                        Err(detail) => {
+                            mismatched.push(format!("{} ({}): {detail}", m.path(), entry.version));
+                            continue;
+                        }
                     }
                 }
-            }
-            None => None,
-        };
-        applied.insert(m.name(), verified);
+                None => None,
+            };
+            applied.insert(m.name(), verified);
+        }
     }
     if let Some(limit) = state.up_to {
         for (key, m) in &by_key {
@@ -263,6 +275,14 @@ async fn adopt_in(
         ));
     }
     let mut warnings = Vec::new();
+    if !state.external.is_empty() {
+        warnings.push(format!(
+            "{} migration(s) {tool} ran have no SQL file (Java or script migrations): left to {tool}, recorded as \
+             external in this run's record, not in Strata's history: {}",
+            state.external.len(),
+            state.external.join(", ")
+        ));
+    }
     if !missing.is_empty() {
         let text = format!(
             "{tool} recorded version(s) with no migration file: {}",
@@ -293,6 +313,7 @@ async fn adopt_in(
         already_recorded: Vec::new(),
         pending: Vec::new(),
         bootstrapped,
+        external: state.external.clone(),
         warnings,
         run_id: Some(run_id),
     };
@@ -427,6 +448,7 @@ async fn baseline_in(
         already_recorded: Vec::new(),
         pending: Vec::new(),
         bootstrapped,
+        external: Vec::new(),
         warnings: Vec::new(),
         run_id: Some(run_id),
     };
@@ -464,6 +486,7 @@ async fn close_run(client: &Client, run_id: i64, report: &AdoptReport) -> Result
         "table": report.table,
         "recorded": report.recorded.iter().map(Adopted::id).collect::<Vec<_>>(),
         "repeatables": report.repeatables.iter().map(Adopted::id).collect::<Vec<_>>(),
+        "external": report.external,
     });
     history::finish_run(
         client,

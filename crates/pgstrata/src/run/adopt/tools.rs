@@ -1,5 +1,6 @@
 //! Other tools' tracking tables, as `adopt` reads them: which tool, which versions it applied, and the checksums it
-//! keeps (sqlx's SHA-384, Flyway's CRC-32, refinery's SipHash-1-3), checked against the migration files.
+//! keeps (sqlx's SHA-384, Flyway's CRC-32, refinery's SipHash-1-3, postgres-migrations' SHA-1), checked against the
+//! migration files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -10,7 +11,9 @@ use sha2::{Digest, Sha384};
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::source::layout::{FlywayVersion, Layout, flyway_checksum, leading_digits};
+use crate::source::layout::{
+    FlywayVersion, Layout, SqlxConfig, flyway_checksum, leading_digits, postgres_migrations_hash,
+};
 use crate::source::package::{Migration, Package};
 
 /// A migration tool whose tracking table `strata adopt` reads.
@@ -29,17 +32,23 @@ pub enum Tool {
     Flyway,
     /// refinery: `refinery_schema_history(version, name, applied_on, checksum)`.
     Refinery,
+    /// popx (Ory): `schema_migration(version, version_self)`.
+    Popx,
+    /// postgres-migrations: `migrations(id, name, hash, executed_at)`.
+    PostgresMigrations,
 }
 
 impl Tool {
     /// Every tool.
-    pub const ALL: [Tool; 6] = [
+    pub const ALL: [Tool; 8] = [
         Tool::Dbmate,
         Tool::Sqlx,
         Tool::Diesel,
         Tool::GolangMigrate,
         Tool::Flyway,
         Tool::Refinery,
+        Tool::Popx,
+        Tool::PostgresMigrations,
     ];
 
     /// Its name on the command line and in `source = 'adopted:<name>'`.
@@ -55,6 +64,8 @@ impl Tool {
             Tool::Diesel => "__diesel_schema_migrations",
             Tool::Flyway => "flyway_schema_history",
             Tool::Refinery => "refinery_schema_history",
+            Tool::Popx => "schema_migration",
+            Tool::PostgresMigrations => "migrations",
         }
     }
 
@@ -67,6 +78,8 @@ impl Tool {
             Tool::GolangMigrate => Layout::GolangMigrate,
             Tool::Flyway => Layout::Flyway,
             Tool::Refinery => Layout::Refinery,
+            Tool::Popx => Layout::Popx,
+            Tool::PostgresMigrations => Layout::PostgresMigrations,
         }
     }
 
@@ -113,6 +126,8 @@ pub(super) enum Check {
     Sha384(Vec<u8>),
     Crc32(i32),
     SipHash(String),
+    /// postgres-migrations: SHA-1 (hex) of the file name followed by its text.
+    Sha1Named(String),
 }
 
 impl Check {
@@ -121,6 +136,7 @@ impl Check {
             Check::Sha384(_) => "sha384",
             Check::Crc32(_) => "crc32",
             Check::SipHash(_) => "siphash13",
+            Check::Sha1Named(_) => "sha1",
         }
     }
 }
@@ -135,6 +151,8 @@ pub(super) struct ToolState {
     pub(super) flyway_baseline: Option<FlywayVersion>,
     /// Flyway repeatables: script name → checksum of the latest successful run.
     pub(super) repeatables: HashMap<String, i32>,
+    /// Migrations the tool ran that have no SQL file (Flyway's Java migrations): `V<version> <script> (<type>)`.
+    pub(super) external: Vec<String>,
 }
 
 /// Which tracking table is in the database (its search path).
@@ -145,6 +163,10 @@ pub(super) async fn detect_tool(client: &Client) -> Result<Tool> {
             continue;
         }
         if let Some(table) = resolve_table(client, tool.default_table()).await? {
+            // `migrations` is a common name: only postgres-migrations' own shape counts.
+            if tool == Tool::PostgresMigrations && !has_column(client, &table, "hash").await? {
+                continue;
+            }
             let tool = if tool == Tool::Dbmate && has_column(client, &table, "dirty").await? {
                 Tool::GolangMigrate
             } else {
@@ -163,7 +185,9 @@ pub(super) async fn detect_tool(client: &Client) -> Result<Tool> {
                     "_sqlx_migrations",
                     "__diesel_schema_migrations",
                     "flyway_schema_history",
-                    "refinery_schema_history"
+                    "refinery_schema_history",
+                    "schema_migration",
+                    "migrations"
                 ]
                 .join(", ")
             ),
@@ -258,9 +282,10 @@ pub(super) async fn read_tool_state(client: &Client, tool: Tool, table: &str) ->
         up_to: None,
         flyway_baseline: None,
         repeatables: HashMap::new(),
+        external: Vec::new(),
     };
     match tool {
-        Tool::Dbmate | Tool::Diesel => {
+        Tool::Dbmate | Tool::Diesel | Tool::Popx => {
             for r in client
                 .query(&query("SELECT version::text FROM {t} ORDER BY 1"), &[])
                 .await
@@ -361,6 +386,26 @@ pub(super) async fn read_tool_state(client: &Client, tool: Tool, table: &str) ->
             }
         }
         Tool::Flyway => read_flyway(client, &qualified, &mut state).await?,
+        Tool::PostgresMigrations => {
+            for r in client
+                .query(
+                    &query("SELECT id::bigint, hash::text FROM {t} ORDER BY id"),
+                    &[],
+                )
+                .await
+                .map_err(db_err())?
+            {
+                let id: i64 = r.get(0);
+                // Row 0 is the tool's own `create-migrations-table` migration.
+                if id == 0 {
+                    continue;
+                }
+                state.entries.push(ToolEntry {
+                    version: id.to_string(),
+                    check: Some(Check::Sha1Named(r.get(1))),
+                });
+            }
+        }
     }
     Ok(state)
 }
@@ -402,7 +447,7 @@ async fn read_flyway(client: &Client, table: &str, state: &mut ToolState) -> Res
         match (kind.as_str(), parsed) {
             ("SCHEMA", _) | ("DELETE", _) => {}
             ("BASELINE", Some(v)) => state.flyway_baseline = Some(v),
-            ("UNDO_SQL", Some(v)) => {
+            (undo, Some(v)) if undo.starts_with("UNDO_") => {
                 versioned.remove(v.parts());
             }
             ("SQL", Some(v)) => {
@@ -420,15 +465,15 @@ async fn read_flyway(client: &Client, table: &str, state: &mut ToolState) -> Res
                     state.repeatables.insert(base, c);
                 }
             }
-            (other, _) => {
-                return Err(Error::refused(
-                    format!(
-                        "{table} has a {other} migration ({script}, {description}): only SQL migrations can be \
-                         adopted"
-                    ),
-                    "Java and script migrations have no SQL file Strata could record",
-                ));
-            }
+            // Java (JDBC, SPRING_JDBC) and script migrations have no SQL file: they stay the tool's, recorded in the
+            // adopt run as external, and the rest of the history is adopted.
+            (other, _) => state.external.push(format!(
+                "{}{script} ({other}, {description})",
+                version
+                    .as_deref()
+                    .map(|v| format!("V{v} "))
+                    .unwrap_or_default()
+            )),
         }
     }
     state.entries = versioned.into_values().collect();
@@ -446,8 +491,8 @@ pub(super) enum VersionKey {
 impl VersionKey {
     pub(super) fn parse(tool: Tool, v: &str) -> Option<VersionKey> {
         match tool {
-            Tool::Dbmate | Tool::Diesel => Some(VersionKey::Text(v.to_string())),
-            Tool::Sqlx | Tool::GolangMigrate | Tool::Refinery => {
+            Tool::Dbmate | Tool::Diesel | Tool::Popx => Some(VersionKey::Text(v.to_string())),
+            Tool::Sqlx | Tool::GolangMigrate | Tool::Refinery | Tool::PostgresMigrations => {
                 v.trim().parse::<i128>().ok().map(VersionKey::Int)
             }
             Tool::Flyway => FlywayVersion::parse(v).map(|f| VersionKey::Parts(f.parts().to_vec())),
@@ -483,14 +528,39 @@ pub(super) fn tool_version(tool: Tool, pkg: &Package, m: &Migration) -> Option<S
             .strip_prefix(['V', 'U'])
             .and_then(|rest| rest.split_once("__"))
             .map(|(v, _)| v.replace('_', ".")),
+        Tool::Popx => name
+            .split_once('_')
+            .map(|(v, _)| v.to_string())
+            .filter(|v| v.bytes().all(|b| b.is_ascii_digit())),
+        Tool::PostgresMigrations => leading_digits(name)
+            .and_then(|(d, _)| d.parse::<i64>().ok())
+            .map(|v| v.to_string()),
     }
 }
 
-/// Check a tool's checksum against the file's raw text.
-pub(super) fn verify(check: &Check, raw: &str, m: &Migration) -> std::result::Result<(), String> {
+/// Check a tool's checksum against the file's raw text (`sqlx`: sqlx's `[migrate] ignored-chars`, from `sqlx.toml`).
+pub(super) fn verify(
+    check: &Check,
+    raw: &str,
+    m: &Migration,
+    sqlx: &SqlxConfig,
+) -> std::result::Result<(), String> {
     match check {
+        Check::Sha1Named(expected) => {
+            let base = m.path().rsplit('/').next().unwrap_or(m.path());
+            let actual = postgres_migrations_hash(base, raw);
+            if actual.eq_ignore_ascii_case(expected.trim()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "postgres-migrations hash {} != file {}",
+                    short(expected.trim()),
+                    short(&actual)
+                ))
+            }
+        }
         Check::Sha384(expected) => {
-            let actual = Sha384::digest(raw.as_bytes());
+            let actual = Sha384::digest(sqlx.hashed_text(raw).as_bytes());
             if actual.as_slice() == expected.as_slice() {
                 Ok(())
             } else {
@@ -555,8 +625,35 @@ fn refinery_checksums(name: &str, version: i64, sql: &str) -> Vec<u64> {
 }
 
 fn short_hex(bytes: &[u8]) -> String {
-    let hex = hex::encode(bytes);
-    format!("{}…", &hex[..hex.len().min(16)])
+    short(&hex::encode(bytes))
+}
+
+fn short(hex: &str) -> String {
+    format!("{}…", hex.get(..16).unwrap_or(hex))
+}
+
+/// The files a tool's recorded version stands for. popx records a version longer than 14 digits under its first 14
+/// digits when the migration ran before popx's longer versions (its "legacy" versions): such an entry stands for
+/// every file whose version starts with it.
+pub(super) fn files_for<'m>(
+    tool: Tool,
+    version: &str,
+    by_key: &BTreeMap<VersionKey, &'m Migration>,
+) -> Vec<&'m Migration> {
+    let Some(key) = VersionKey::parse(tool, version) else {
+        return Vec::new();
+    };
+    if let Some(m) = by_key.get(&key) {
+        return vec![*m];
+    }
+    if tool != Tool::Popx || version.len() != 14 {
+        return Vec::new();
+    }
+    by_key
+        .iter()
+        .filter(|(k, _)| matches!(k, VersionKey::Text(t) if t.len() > 14 && t.starts_with(version)))
+        .map(|(_, m)| *m)
+        .collect()
 }
 
 #[cfg(test)]

@@ -145,6 +145,12 @@ pub async fn up(
         settings.lock_timeout = Some(guard::default_lock_timeout());
     }
     let mut retries = 0;
+    // A retry lints the same migrations again: the observer hears of the findings once.
+    let mut observer = LintedOnce {
+        inner: observer,
+        linted: false,
+    };
+    let observer = &mut observer;
     loop {
         let error = match up_once(db, project, opts, &settings, observer).await {
             Ok(mut report) => {
@@ -168,6 +174,24 @@ pub async fn up(
             continue;
         }
         return Err(explain(db, project, &settings, error, retries + 1).await);
+    }
+}
+
+/// Passes events on, but `Linted` only the first time.
+struct LintedOnce<'o> {
+    inner: &'o mut dyn Observer,
+    linted: bool,
+}
+
+impl Observer for LintedOnce<'_> {
+    fn event(&mut self, event: Event<'_>) {
+        if matches!(event, Event::Linted { .. }) {
+            if self.linted {
+                return;
+            }
+            self.linted = true;
+        }
+        self.inner.event(event);
     }
 }
 
@@ -323,6 +347,7 @@ impl Done {
     /// Whether the run changed the database (given the plan's accepted changes).
     fn changed(&self, plan: &Plan) -> bool {
         !self.ran.is_empty()
+            || !self.repeatables.is_empty()
             || !plan.accepted_changes.is_empty()
             || !self.code.is_noop()
             || !self.roles.actions.is_empty()
@@ -442,8 +467,12 @@ impl<'p> UpRun<'p> {
         // Guard-rails, before anything runs.
         guard::check_transactional(self.packages, &plan)?;
         let version = session.server_version();
+        // Judged against the catalog as the deploy starts (the lock is held): hazards on relations this deploy
+        // creates, or that are empty, block nobody.
+        let existing =
+            crate::decide::lint::existing_relations(session.client(), self.packages, &plan).await?;
         self.done.lint =
-            crate::decide::lint::lint_steps(self.packages, &plan, Some(&version), &[])?;
+            crate::decide::lint::lint_steps(self.packages, &plan, Some(&version), &[], existing)?;
         observer.event(Event::Linted {
             report: &self.done.lint,
         });
@@ -462,7 +491,11 @@ impl<'p> UpRun<'p> {
             .repeatables
             .iter()
             .any(|r| r.no_transaction && pending(&r));
-        if (plan.steps.iter().any(|s| s.no_transaction) || repeatable_no_tx) && !self.opts.dry_run {
+        let commits_between = plan
+            .steps
+            .iter()
+            .any(|s| s.no_transaction || s.commit_after.is_some());
+        if (commits_between || repeatable_no_tx) && !self.opts.dry_run {
             session.hold_across_commits().await?;
         }
         if !plan.steps.is_empty() || repeatable_pending || !plan.accepted_changes.is_empty() {
@@ -483,7 +516,10 @@ impl<'p> UpRun<'p> {
         for (index, step) in plan.steps.iter().enumerate() {
             let pkg = &self.packages[step.package_index];
             let m = &pkg.migrations()[step.migration_index];
-            if self.opts.dry_run && m.no_transaction() {
+            // A dry run cannot commit: it stops where the real run would (before a no-transaction migration, or
+            // after one whose new enum value a later one uses).
+            let after_commit = index > 0 && plan.steps[index - 1].commit_after.is_some();
+            if self.opts.dry_run && (m.no_transaction() || after_commit) {
                 self.done.stopped_before = Some(MigrationId::new(pkg.name(), m.name()));
                 break;
             }
@@ -494,6 +530,12 @@ impl<'p> UpRun<'p> {
                 total,
             });
             let ran = self.apply(session, step.package_index, m, observer).await?;
+            if step.commit_after.is_some() && !self.opts.dry_run && session.in_transaction() {
+                // Its enum value is used later: commit it (see `decide::segments`).
+                self.flush_records(session).await?;
+                session.commit().await?;
+                self.segments.commit();
+            }
             observer.event(Event::MigrationFinished {
                 package: pkg.name(),
                 name: m.name(),
@@ -668,10 +710,21 @@ impl<'p> UpRun<'p> {
             ));
         }
         if let Some(s) = &done.stopped_before {
-            warnings.push(format!(
-                "dry run stopped before {s}: a no-transaction migration cannot be rolled back (managed code and \
-                 tests were not run)"
-            ));
+            let no_transaction = plan
+                .steps
+                .iter()
+                .any(|st| st.no_transaction && MigrationId::new(&st.package, &st.name) == *s);
+            warnings.push(if no_transaction {
+                format!(
+                    "dry run stopped before {s}: a no-transaction migration cannot be rolled back (managed code and \
+                     tests were not run)"
+                )
+            } else {
+                format!(
+                    "dry run stopped before {s}: the run commits just before it (an earlier migration adds an enum \
+                     value a later one uses), which a dry run cannot do (managed code and tests were not run)"
+                )
+            });
         }
         warnings.extend(done.code.retried.iter().map(|r| {
             format!("managed code ordered by retry (the dependency graph missed a reference): {r}")

@@ -42,25 +42,18 @@ pub(super) fn has_up_marker(text: &str) -> bool {
 }
 
 pub(super) fn detect(listing: &Listing) -> Verdict {
-    if listing.sql_files.is_empty() {
-        return Verdict::No("no .sql files at the top level".into());
-    }
-    let unnamed: Vec<&str> = listing
+    // dbmate reads `<digits>….sql` files and ignores the others.
+    let (named, ignored): (Vec<&str>, Vec<&str>) = listing
         .sql_files
         .iter()
         .map(String::as_str)
-        .filter(|f| version(f).is_none())
-        .collect();
-    if !unnamed.is_empty() {
-        return Verdict::No(format!(
-            "{} do(es) not start with a version number",
-            some_names(unnamed)
-        ));
+        .partition(|f| version(f).is_some());
+    if named.is_empty() {
+        return Verdict::No("no .sql files at the top level start with a version number".into());
     }
-    let unmarked: Vec<&str> = listing
-        .sql_files
+    let unmarked: Vec<&str> = named
         .iter()
-        .map(String::as_str)
+        .copied()
         .filter(|f| !has_up_marker(&listing.text(f)))
         .collect();
     if !unmarked.is_empty() {
@@ -69,8 +62,12 @@ pub(super) fn detect(listing: &Listing) -> Verdict {
             some_names(unmarked)
         ));
     }
-    Verdict::Fits(format!(
-        "{} file(s) named <version>….sql, all with `-- migrate:up` markers",
-        listing.sql_files.len()
-    ))
+    Verdict::Partly {
+        why: format!(
+            "{} file(s) named <version>….sql, all with `-- migrate:up` markers",
+            named.len()
+        ),
+        migrations: named.len(),
+        ignored: ignored.into_iter().map(str::to_string).collect(),
+    }
 }

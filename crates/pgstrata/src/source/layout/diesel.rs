@@ -1,7 +1,8 @@
 //! diesel: one folder per migration, `<version>_<name>/up.sql` with an optional `down.sql` and `metadata.toml`.
 //! The version is the folder name up to the first `_`, with dashes removed (`2024-01-31-120000_users` →
 //! `20240131120000`), and migrations are ordered by comparing versions as text, as diesel does. Files at the top
-//! level are ignored; a folder without `up.sql` is an error (diesel refuses it too).
+//! level are ignored, as diesel ignores them (and listed as ignored); a folder without `up.sql` is an error (diesel
+//! refuses it too).
 //!
 //! `run_in_transaction = false` in `metadata.toml` runs the migration outside the deploy transaction. (diesel
 //! itself also treats a `metadata.toml` *without* that key as `false`, a quirk of its serde default; Strata only
@@ -95,16 +96,12 @@ pub(super) fn detect(listing: &Listing) -> Verdict {
     if !without.is_empty() {
         return Verdict::No(format!("folder(s) {} have no up.sql", some_names(without)));
     }
-    if !listing.sql_files.is_empty() {
-        return Verdict::No(format!(
-            ".sql files at the top level ({})",
-            some_names(listing.sql_files.iter().map(String::as_str))
-        ));
+    // diesel ignores files at the top level of its folder.
+    Verdict::Partly {
+        why: format!("{} folder(s) <version>_<name>/ with up.sql", with_up.len()),
+        migrations: with_up.len(),
+        ignored: listing.sql_files.clone(),
     }
-    Verdict::Fits(format!(
-        "{} folder(s) <version>_<name>/ with up.sql",
-        with_up.len()
-    ))
 }
 
 #[cfg(test)]

@@ -256,30 +256,43 @@ pub(super) fn detect(listing: &Listing) -> Verdict {
     if files.is_empty() {
         return Verdict::No("no .sql files".into());
     }
-    let odd: Vec<&str> = files
+    // Flyway ignores files that do not follow its naming (and Teams-only `B` baseline scripts).
+    let (named, ignored): (Vec<&String>, Vec<&String>) = files
         .iter()
-        .map(String::as_str)
-        .filter(|f| parse_name(base_name(f)).is_none())
+        .partition(|f| parse_name(base_name(f)).is_some());
+    let bad_version: Vec<&str> = named
+        .iter()
+        .filter(|f| {
+            parse_name(base_name(f))
+                .is_some_and(|n| n.prefix != 'R' && FlywayVersion::parse(n.version).is_none())
+        })
+        .map(|f| f.as_str())
         .collect();
-    if !odd.is_empty() {
+    if !bad_version.is_empty() {
         return Verdict::No(format!(
-            "{} (is/are) not named V<version>__<description>.sql, U…, or R__<description>.sql",
-            some_names(odd)
+            "{} ha(s/ve) a version that is not dotted numbers",
+            some_names(bad_version)
         ));
     }
     let count = |p: char| {
-        files
+        named
             .iter()
             .filter(|f| parse_name(base_name(f)).is_some_and(|n| n.prefix == p))
             .count()
     };
     let (v, u, r) = (count('V'), count('U'), count('R'));
     if v + r == 0 {
-        return Verdict::No("only undo (U…) scripts".into());
+        return Verdict::No(if u == 0 {
+            "no files named V<version>__<description>.sql or R__<description>.sql".into()
+        } else {
+            "only undo (U…) scripts".into()
+        });
     }
-    Verdict::Fits(format!(
-        "{v} versioned (V…), {u} undo (U…) and {r} repeatable (R__…) script(s)"
-    ))
+    Verdict::Partly {
+        why: format!("{v} versioned (V…), {u} undo (U…) and {r} repeatable (R__…) script(s)"),
+        migrations: v + r,
+        ignored: ignored.into_iter().cloned().collect(),
+    }
 }
 
 #[cfg(test)]

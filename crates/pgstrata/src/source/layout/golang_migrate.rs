@@ -5,28 +5,46 @@
 
 use std::collections::BTreeMap;
 
-use super::{Folder, Found, Listing, Scan, SortKey, TxRule, Verdict, some_names};
+use super::{Folder, Found, Listing, Scan, SortKey, TxRule, Verdict};
 use crate::error::{Error, Result};
 
-/// golang-migrate's reading of a file name: version, up (true) or down, and the name without the suffix.
-pub(super) fn parse(file: &str) -> Option<(u64, bool, &str)> {
+/// golang-migrate's reading of a file name: version, up (true) or down, and the name without the suffix;
+/// `Ok(None)` for files it ignores. A version beyond 64 bits is an error: golang-migrate skips such a file without
+/// a word (its parse error is swallowed), so the migration would silently never run.
+pub(super) fn parse(file: &str) -> Result<Option<(u64, bool, &str)>> {
     let (stem, up) = if let Some(s) = file.strip_suffix(".up.sql") {
         (s, true)
+    } else if let Some(s) = file.strip_suffix(".down.sql") {
+        (s, false)
     } else {
-        (file.strip_suffix(".down.sql")?, false)
+        return Ok(None);
     };
-    let (digits, rest) = super::leading_digits(stem)?;
+    let Some((digits, rest)) = super::leading_digits(stem) else {
+        return Ok(None);
+    };
     if !rest.starts_with('_') {
-        return None;
+        return Ok(None);
     }
-    Some((digits.parse().ok()?, up, stem))
+    let version = digits.parse().map_err(|_| {
+        Error::usage(
+            format!(
+                "golang-migrate: the version {digits} of {file} does not fit an unsigned 64-bit integer \
+                 (at most 18446744073709551615), so golang-migrate would skip the file without a word"
+            ),
+            Some(
+                "renumber the migration with a shorter version; a 20-digit version is popx's (--layout popx)"
+                    .into(),
+            ),
+        )
+    })?;
+    Ok(Some((version, up, stem)))
 }
 
 pub(super) fn scan(folder: &Folder<'_>) -> Result<Scan> {
     let mut ups: BTreeMap<u64, Found> = BTreeMap::new();
     let mut downs: BTreeMap<u64, String> = BTreeMap::new();
     for f in folder.top_level() {
-        let Some((v, up, stem)) = parse(f) else {
+        let Some((v, up, stem)) = parse(f)? else {
             continue;
         };
         if !up {
@@ -66,27 +84,38 @@ pub(super) fn detect(listing: &Listing) -> Verdict {
     if listing.sql_files.is_empty() {
         return Verdict::No("no .sql files at the top level".into());
     }
-    let odd: Vec<&str> = listing
-        .sql_files
-        .iter()
-        .map(String::as_str)
-        .filter(|f| parse(f).is_none())
-        .collect();
-    if !odd.is_empty() {
-        return Verdict::No(format!(
-            "{} (is/are) not named <version>_<name>.up.sql or .down.sql",
-            some_names(odd)
-        ));
+    let mut ups: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut downs: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut ignored = Vec::new();
+    for f in &listing.sql_files {
+        match parse(f) {
+            Ok(Some((v, up, _))) => {
+                let seen = if up { &mut ups } else { &mut downs };
+                if let Some(other) = seen.insert(v, f) {
+                    return Verdict::No(format!("{other} and {f} have the same version {v}"));
+                }
+            }
+            Ok(None) => ignored.push(f.clone()),
+            Err(e) => {
+                let text = e.to_string();
+                return Verdict::No(text.trim_start_matches("golang-migrate: ").to_string());
+            }
+        }
     }
-    let ups = listing
-        .sql_files
-        .iter()
-        .filter(|f| parse(f).is_some_and(|(_, up, _)| up))
-        .count();
-    if ups == 0 {
-        return Verdict::No("only .down.sql files".into());
+    if ups.is_empty() {
+        return Verdict::No(if downs.is_empty() {
+            "no files named <version>_<name>.up.sql".into()
+        } else {
+            "only .down.sql files".into()
+        });
     }
-    Verdict::Fits(format!(
-        "{ups} file(s) <version>_<name>.up.sql (with .down.sql)"
-    ))
+    let paired = downs.keys().filter(|v| ups.contains_key(v)).count();
+    Verdict::Partly {
+        why: format!(
+            "{} file(s) <version>_<name>.up.sql ({paired} with a .down.sql)",
+            ups.len()
+        ),
+        migrations: ups.len(),
+        ignored,
+    }
 }

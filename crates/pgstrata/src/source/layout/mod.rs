@@ -9,6 +9,8 @@
 //! | `flyway` | `V<ver>__<desc>.sql`, `U<ver>__<desc>.sql` (undo), `R__<desc>.sql` (repeatable), in any subfolder | version (dotted numbers, `_` = `.`, trailing zeros ignored); repeatables after, by description | detected, as Flyway's parser does | `U` file of the same version |
 //! | `refinery` | `V<int>__<name>.sql` / `U<int>__<name>.sql` (unversioned) | version (integer) | never (refinery always uses a transaction) | none |
 //! | `up-down` | `NNNN-name.up.sql` + `NNNN-name.down.sql`; optionally under `migrations/`, with a `functions/` folder of repeatable scripts | file name | Strata's directives (`-- strata:no-transaction`) | `.down.sql` |
+//! | `popx` | `<version>_<name>[.<dialect>][.autocommit].(up\|down).sql`, in any subfolder; per version the `.postgres.` file, else the dialect-less one | version (compared as text, up to 20 digits) | `.autocommit.` | `.down.sql` of the same version |
+//! | `postgres-migrations` | `<id>[-_]<name>.sql`, ids consecutive from 1 | id (integer) | `-- postgres-migrations disable-transaction` anywhere in the file | none |
 //!
 //! Differences from the tools themselves, all on purpose:
 //! - every pending migration runs in Strata's one deploy transaction (the tools use one per file or section), so a
@@ -17,8 +19,15 @@
 //!   work (dbmate, sqlx and golang-migrate send the file as one multi-statement query, which PostgreSQL runs as an
 //!   implicit transaction, and fail);
 //! - duplicate versions are an error (dbmate and golang-migrate silently treat the second file as applied);
-//! - files whose names do not follow the tool's pattern are ignored, as the tools do; Flyway's Teams-only `B`
-//!   (baseline) scripts and `.sql.conf` files are ignored;
+//! - files whose names do not follow the tool's pattern are ignored, as the tools do, and listed
+//!   ([`Package::ignored_files`]); Flyway's Teams-only `B` (baseline) scripts and `.sql.conf` files are ignored; a
+//!   version that does not fit the tool's type (a golang-migrate version beyond 64 bits, which golang-migrate skips
+//!   without a word) is an error, and so is a folder of `.sql` files where the layout finds no migration at all;
+//! - detection goes by the folder's majority shape: a stray file the tool would ignore does not stop it
+//!   (see `detect`);
+//! - popx renders files as Go templates: a file with template syntax (`{{`) is refused; `.fizz` files are not read;
+//! - postgres-migrations' `-- postgres-migrations ignore` (supabase/storage's runner) records the migration
+//!   without running it; its JavaScript migrations cannot be run and are refused;
 //! - `refinery` is never detected automatically: its `V` files look like Flyway's, and its `U` means
 //!   "unversioned", not "undo". Pass it explicitly.
 //!
@@ -40,11 +49,19 @@ use crate::source::package::{Migration, Package, Script};
 use crate::source::repeatable::Repeatable;
 
 mod dbmate;
+mod detect;
 mod diesel;
 mod flyway;
 mod golang_migrate;
+mod popx;
+mod postgres_migrations;
 mod sqlx;
 mod updown;
+
+pub(crate) use detect::{Listing, Verdict, some_names};
+use detect::{detect, detect_listing};
+pub(crate) use postgres_migrations::postgres_migrations_hash;
+pub(crate) use sqlx::SqlxConfig;
 
 pub(crate) use flyway::{FlywayVersion, flyway_checksum};
 
@@ -68,11 +85,15 @@ pub enum Layout {
     Refinery,
     /// The up/down pair layout: `NNNN-name.up.sql` + `NNNN-name.down.sql`, with a `functions/` folder.
     UpDown,
+    /// popx (Ory): `<version>_<name>[.<dialect>][.autocommit].(up|down).sql`.
+    Popx,
+    /// postgres-migrations: `<id>-<name>.sql`, ids consecutive from 1.
+    PostgresMigrations,
 }
 
 impl Layout {
     /// Every layout, in the order detection reports them.
-    pub const ALL: [Layout; 7] = [
+    pub const ALL: [Layout; 9] = [
         Layout::Dbmate,
         Layout::Sqlx,
         Layout::Diesel,
@@ -80,6 +101,8 @@ impl Layout {
         Layout::Flyway,
         Layout::Refinery,
         Layout::UpDown,
+        Layout::Popx,
+        Layout::PostgresMigrations,
     ];
 
     /// The name used on the command line and in `strata.toml` (`golang-migrate`, `up-down`, …).
@@ -92,6 +115,8 @@ impl Layout {
             Layout::Flyway => "flyway",
             Layout::Refinery => "refinery",
             Layout::UpDown => "up-down",
+            Layout::Popx => "popx",
+            Layout::PostgresMigrations => "postgres-migrations",
         }
     }
 
@@ -102,13 +127,18 @@ impl Layout {
             Layout::Dbmate => "db/migrations",
             Layout::Flyway => "sql",
             Layout::UpDown => ".",
-            Layout::Sqlx | Layout::Diesel | Layout::GolangMigrate | Layout::Refinery => {
-                "migrations"
-            }
+            Layout::Sqlx
+            | Layout::Diesel
+            | Layout::GolangMigrate
+            | Layout::Refinery
+            | Layout::Popx
+            | Layout::PostgresMigrations => "migrations",
         }
     }
 
-    /// Find which layout the folder `dir` uses. Fails, saying why, when no layout or several fit every file.
+    /// Find which layout the folder `dir` uses, by its majority shape: files the tool itself ignores do not count
+    /// against a layout (they are listed by [`Package::ignored_files`] once loaded). Fails, saying why, when no
+    /// layout fits or several fit equally well.
     ///
     /// ```no_run
     /// let layout = pgstrata::Layout::detect("db/migrations")?;
@@ -167,6 +197,11 @@ pub(crate) enum TxRule {
     Fixed(bool),
     /// Statements that cannot run in a transaction make the file no-transaction (Flyway, golang-migrate).
     Detect,
+    /// postgres-migrations' directives anywhere in the file: `-- postgres-migrations disable-transaction` (no
+    /// transaction), `-- postgres-migrations ignore` (recorded, never run).
+    PostgresMigrations,
+    /// popx: `.autocommit.` in the name means no transaction; template syntax is refused.
+    Popx { autocommit: bool },
 }
 
 /// A versioned migration found by a layout, before its files are read.
@@ -458,9 +493,17 @@ fn build(
         Layout::Flyway => flyway::scan(&folder)?,
         Layout::Refinery => flyway::scan_refinery(&folder)?,
         Layout::UpDown => updown::scan(&folder)?,
+        Layout::Popx => popx::scan(&folder)?,
+        Layout::PostgresMigrations => postgres_migrations::scan(&folder)?,
     };
     scan.migrations.sort_by(|a, b| a.key.cmp(&b.key));
     check_unique(layout, &scan.migrations, &folder)?;
+    if layout == Layout::PostgresMigrations {
+        postgres_migrations::check_consecutive(&scan.migrations, &folder)?;
+    }
+    if scan.migrations.is_empty() && scan.repeatables.is_empty() && !folder.files.is_empty() {
+        return Err(nothing_matches(layout, &folder));
+    }
 
     let mut owned = BTreeSet::new();
     let mut migrations = Vec::with_capacity(scan.migrations.len());
@@ -510,7 +553,16 @@ fn build(
         .iter()
         .map(|m| (m.path().to_string(), 0..0))
         .collect();
-    Ok(Package::from_parts(
+    let ignored = folder
+        .files
+        .iter()
+        .filter(|f| !owned.contains(&folder.rel(f)))
+        .map(|f| IgnoredFile {
+            path: folder.rel(f),
+            reason: ignore_reason(layout, f),
+        })
+        .collect();
+    let mut package = Package::from_parts(
         manifest,
         source,
         manifest_path,
@@ -518,7 +570,68 @@ fn build(
         layout,
         repeatables,
         owned,
-    ))
+    );
+    package.set_ignored_files(ignored);
+    Ok(package)
+}
+
+/// A `.sql` file of a migrations folder that the folder's tool does not read, so Strata does not either.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IgnoredFile {
+    /// Path relative to the package root.
+    pub path: String,
+    /// Why the tool does not read it (e.g. `diesel reads only <version>_<name>/up.sql folders`).
+    pub reason: String,
+}
+
+/// Why `layout`'s tool does not read `file` (a path relative to the migrations folder).
+fn ignore_reason(layout: Layout, file: &str) -> String {
+    match layout {
+        Layout::Diesel if !file.contains('/') => {
+            "diesel reads only <version>_<name>/up.sql folders, not files at the top level".into()
+        }
+        Layout::Dbmate | Layout::Sqlx | Layout::GolangMigrate | Layout::PostgresMigrations
+            if file.contains('/') =>
+        {
+            format!("{layout} reads only the top level of its folder")
+        }
+        Layout::Popx => popx::ignore_reason(file),
+        _ => format!("not named like a {layout} migration ({})", expected(layout)),
+    }
+}
+
+/// The file names `layout` reads, for messages.
+pub(crate) fn expected(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Dbmate => "<version>_<name>.sql with a `-- migrate:up` section",
+        Layout::Sqlx => "<version>_<description>.sql, or .up.sql and .down.sql",
+        Layout::Diesel => "<version>_<name>/up.sql folders",
+        Layout::GolangMigrate => "<version>_<name>.up.sql and .down.sql",
+        Layout::Flyway => "V<version>__<description>.sql, U…, R__<description>.sql",
+        Layout::Refinery => "V<version>__<name>.sql or U<version>__<name>.sql",
+        Layout::UpDown => "NNNN-name.up.sql and NNNN-name.down.sql",
+        Layout::Popx => "<version>_<name>[.postgres][.autocommit].up.sql and .down.sql",
+        Layout::PostgresMigrations => "<id>-<name>.sql, ids 1, 2, 3, …",
+    }
+}
+
+/// An explicit layout that finds no migration in a folder of `.sql` files: the layout is wrong, and deploying
+/// "nothing" would only hide that.
+fn nothing_matches(layout: Layout, folder: &Folder<'_>) -> Error {
+    Error::usage(
+        format!(
+            "no {layout} migrations in {}: {layout} reads {}, and none of its {} .sql file(s) is named so ({})",
+            if folder.prefix.is_empty() {
+                "the folder".to_string()
+            } else {
+                folder.prefix.trim_end_matches('/').to_string()
+            },
+            expected(layout),
+            folder.files.len(),
+            some_names(folder.files.iter().map(String::as_str))
+        ),
+        Some("leave --layout out to detect the layout, or pass the one these files follow".into()),
+    )
 }
 
 fn check_unique(layout: Layout, found: &[Found], folder: &Folder<'_>) -> Result<()> {
@@ -622,6 +735,21 @@ fn read_script(
         )],
         TxRule::Fixed(no_tx) => vec![whole(&text, direction, no_tx)],
         TxRule::Detect => vec![whole(&text, direction, has_non_transactional(&text))],
+        TxRule::PostgresMigrations => postgres_migrations::sections(&text, direction),
+        TxRule::Popx { autocommit } => {
+            if let Some(at) = popx::template_at(&text) {
+                return Err(SourceError::new(
+                    "strata::layout",
+                    &display,
+                    text.to_string(),
+                    Some(at..at + 2),
+                    format!("{display} uses Go template syntax, which popx renders and Strata cannot"),
+                )
+                .with_help("render the template for PostgreSQL into the file, or deploy this folder with popx")
+                .into());
+            }
+            vec![whole(&text, direction, autocommit)]
+        }
     };
     Ok(Script::new(display, text, sections))
 }
@@ -648,239 +776,6 @@ pub(crate) fn has_non_transactional(text: &str) -> bool {
 pub(crate) fn leading_digits(s: &str) -> Option<(&str, &str)> {
     let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     (end > 0).then(|| s.split_at(end))
-}
-
-/// Detection: which layouts fit every migration-like file of `dir`.
-fn detect(dir: &Path) -> Result<Layout> {
-    detect_listing(dir).map(|(layout, _)| layout)
-}
-
-/// The layout of `dir`, and the listing detection read (with the texts it read).
-fn detect_listing(dir: &Path) -> Result<(Layout, Listing)> {
-    if dir.join("strata.toml").is_file() || dir.join("pgpkg.toml").is_file() {
-        return Err(Error::usage(
-            format!(
-                "{} is a Strata package (it has a manifest), not another tool's folder",
-                dir.display()
-            ),
-            Some("use --package DIR (or -p) for Strata packages".into()),
-        ));
-    }
-    let listing = Listing::read(dir)?;
-    let mut fits = Vec::new();
-    let mut misfits = Vec::new();
-    for layout in Layout::ALL {
-        if layout == Layout::Refinery {
-            continue;
-        }
-        let verdict = match layout {
-            Layout::Dbmate => dbmate::detect(&listing),
-            Layout::Sqlx => sqlx::detect(&listing),
-            Layout::Diesel => diesel::detect(&listing),
-            Layout::GolangMigrate => golang_migrate::detect(&listing),
-            Layout::Flyway => flyway::detect(&listing),
-            Layout::UpDown => updown::detect(&listing),
-            Layout::Refinery => continue,
-        };
-        match verdict {
-            Verdict::Fits(why) => fits.push((layout, why)),
-            Verdict::No(why) => misfits.push((layout, why)),
-        }
-    }
-    match fits.as_slice() {
-        [(one, _)] => Ok((*one, listing)),
-        [] => Err(Error::usage(
-            format!(
-                "cannot tell which tool's migrations {} holds:\n{}",
-                dir.display(),
-                misfits
-                    .iter()
-                    .map(|(l, why)| format!("  - not {l}: {why}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-            Some(format!(
-                "pass --layout ({})",
-                Layout::ALL.map(Layout::name).join(", ")
-            )),
-        )),
-        several => Err(Error::usage(
-            format!(
-                "{} fits several layouts:\n{}",
-                dir.display(),
-                several
-                    .iter()
-                    .map(|(l, why)| format!("  - {l}: {why}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-            Some(format!(
-                "pass --layout {} (they name files the same way but track them differently)",
-                several
-                    .iter()
-                    .map(|(l, _)| l.name())
-                    .collect::<Vec<_>>()
-                    .join(" or --layout ")
-            )),
-        )),
-    }
-}
-
-/// A detection verdict, with the evidence.
-pub(crate) enum Verdict {
-    Fits(String),
-    No(String),
-}
-
-/// The top level of a folder (and one level of subfolders), for detection.
-pub(crate) struct Listing {
-    root: PathBuf,
-    /// Texts read so far (several layouts look at the same files), and whether each is the file's exact text
-    /// (valid UTF-8), which loading can use instead of reading the file again.
-    texts: std::cell::RefCell<BTreeMap<String, (std::rc::Rc<str>, bool)>>,
-    /// Top-level `.sql` file names.
-    pub sql_files: Vec<String>,
-    /// Subfolder names, with the names of the files they hold.
-    pub dirs: Vec<(String, Vec<String>)>,
-}
-
-impl Listing {
-    fn read(dir: &Path) -> Result<Listing> {
-        let mut sql_files = Vec::new();
-        let mut dirs = Vec::new();
-        for (name, is_dir) in read_names(dir)? {
-            if is_dir {
-                let inner = read_names(&dir.join(&name))?
-                    .into_iter()
-                    .map(|(n, _)| n)
-                    .collect();
-                dirs.push((name, inner));
-            } else if name.ends_with(".sql") {
-                sql_files.push(name);
-            }
-        }
-        sql_files.sort();
-        dirs.sort();
-        let texts = prefetch(dir, &sql_files);
-        Ok(Listing {
-            root: dir.to_path_buf(),
-            texts: std::cell::RefCell::new(texts),
-            sql_files,
-            dirs,
-        })
-    }
-
-    /// A top-level (or nested, `a/b.sql`) file's text; empty if unreadable (detection only looks).
-    pub fn text(&self, name: &str) -> std::rc::Rc<str> {
-        if let Some((t, _)) = self.texts.borrow().get(name) {
-            return t.clone();
-        }
-        let (text, exact) = read_text(&self.root.join(name));
-        let text: std::rc::Rc<str> = text.into();
-        self.texts
-            .borrow_mut()
-            .insert(name.to_string(), (text.clone(), exact));
-        text
-    }
-
-    /// The exact text of a file detection read, if it read it (and it is valid UTF-8).
-    fn exact_text(&self, name: &str) -> Option<std::rc::Rc<str>> {
-        match self.texts.borrow().get(name) {
-            Some((t, true)) => Some(t.clone()),
-            _ => None,
-        }
-    }
-
-    /// The files of subfolder `name`, if it exists.
-    pub fn dir(&self, name: &str) -> Option<&[String]> {
-        self.dirs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, files)| files.as_slice())
-    }
-}
-
-/// A file's text for detection: lossy if it is not UTF-8 (then `false`: not its exact text), empty if unreadable.
-fn read_text(path: &Path) -> (String, bool) {
-    match std::fs::read(path) {
-        Ok(b) => match String::from_utf8(b) {
-            Ok(s) => (s, true),
-            Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
-        },
-        Err(_) => (String::new(), false),
-    }
-}
-
-/// Read the top-level `.sql` files of a folder up front, on a few threads: detection and loading read them all
-/// (dbmate's detection looks for a marker in every file), and a folder may hold thousands. Small folders are left
-/// to be read on demand.
-fn prefetch(root: &Path, files: &[String]) -> BTreeMap<String, (std::rc::Rc<str>, bool)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let mut out = BTreeMap::new();
-    if files.len() < 64 || threads < 2 {
-        return out;
-    }
-    let chunk = files.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                let handle = scope.spawn(move || {
-                    part.iter()
-                        .map(|f| read_text(&root.join(f)))
-                        .collect::<Vec<_>>()
-                });
-                (part, handle)
-            })
-            .collect();
-        for (part, handle) in handles {
-            // A part whose thread failed is simply read again on demand.
-            let Ok(texts) = handle.join() else {
-                continue;
-            };
-            for (name, (text, exact)) in part.iter().zip(texts) {
-                out.insert(name.clone(), (text.into(), exact));
-            }
-        }
-    });
-    out
-}
-
-fn read_names(dir: &Path) -> Result<Vec<(String, bool)>> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| Error::Read {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        // The entry's type comes with the listing; only a symbolic link needs a stat to know where it points.
-        let is_dir = match entry.file_type() {
-            Ok(t) if t.is_symlink() => entry.path().is_dir(),
-            Ok(t) => t.is_dir(),
-            Err(_) => entry.path().is_dir(),
-        };
-        out.push((name, is_dir));
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// `n` file names for a message: the first few, then a count.
-pub(crate) fn some_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
-    let all: Vec<&str> = names.into_iter().collect();
-    let mut shown: Vec<String> = all.iter().take(3).map(|s| s.to_string()).collect();
-    if all.len() > 3 {
-        shown.push(format!("and {} more", all.len() - 3));
-    }
-    shown.join(", ")
 }
 
 #[cfg(test)]

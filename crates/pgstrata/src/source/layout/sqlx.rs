@@ -3,7 +3,9 @@
 //! ignored, as sqlx does. Ordered by version; `-- no-transaction` as the first bytes of a file runs it outside a
 //! transaction.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use super::{Folder, Found, Listing, Scan, SortKey, TxRule, Verdict, dbmate, some_names};
 use crate::error::{Error, Result};
@@ -77,31 +79,124 @@ pub(super) fn scan(folder: &Folder<'_>) -> Result<Scan> {
     })
 }
 
+/// What `strata adopt` honours of sqlx's configuration file, `sqlx.toml` (sqlx 0.9, at the crate root): the
+/// characters `[migrate] ignored-chars` drops before hashing a migration, and `[migrate] table-name`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SqlxConfig {
+    ignored_chars: BTreeSet<char>,
+    /// `[migrate] table-name`: the tracking table, when not `_sqlx_migrations`.
+    pub table_name: Option<String>,
+}
+
+impl SqlxConfig {
+    /// The `sqlx.toml` of the crate that holds `dir`: looked for in `dir` and its parents, up to the first folder with
+    /// a `Cargo.toml` (the crate root) or four levels up. None found: sqlx's defaults.
+    pub(crate) fn find(dir: &Path) -> Result<SqlxConfig> {
+        let start = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        for folder in start.ancestors().take(5) {
+            let file = folder.join("sqlx.toml");
+            if file.is_file() {
+                return SqlxConfig::read(&file);
+            }
+            if folder.join("Cargo.toml").is_file() {
+                break;
+            }
+        }
+        Ok(SqlxConfig::default())
+    }
+
+    fn read(file: &Path) -> Result<SqlxConfig> {
+        let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        let bad = |m: String| {
+            Error::usage(
+                format!("{}: {m}", file.display()),
+                Some(
+                    "sqlx.toml: [migrate] ignored-chars = [\"\\r\"] lists single characters".into(),
+                ),
+            )
+        };
+        let table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+        let mut config = SqlxConfig::default();
+        let Some(migrate) = table.get("migrate").and_then(toml::Value::as_table) else {
+            return Ok(config);
+        };
+        if let Some(chars) = migrate.get("ignored-chars") {
+            let list = chars.as_array().ok_or_else(|| {
+                bad("[migrate] ignored-chars must be a list of characters".into())
+            })?;
+            for c in list {
+                let mut it = c.as_str().unwrap_or_default().chars();
+                match (it.next(), it.next()) {
+                    (Some(ch), None) => {
+                        config.ignored_chars.insert(ch);
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "[migrate] ignored-chars: {c} is not one character"
+                        )));
+                    }
+                }
+            }
+        }
+        config.table_name = migrate
+            .get("table-name")
+            .and_then(toml::Value::as_str)
+            .map(str::to_string);
+        Ok(config)
+    }
+
+    /// The text sqlx hashes: the file without the ignored characters.
+    pub(crate) fn hashed_text<'a>(&self, raw: &'a str) -> Cow<'a, str> {
+        if self.ignored_chars.is_empty() {
+            Cow::Borrowed(raw)
+        } else {
+            Cow::Owned(
+                raw.chars()
+                    .filter(|c| !self.ignored_chars.contains(c))
+                    .collect(),
+            )
+        }
+    }
+}
+
 pub(super) fn detect(listing: &Listing) -> Verdict {
     if listing.sql_files.is_empty() {
         return Verdict::No("no .sql files at the top level".into());
     }
-    let mut pairs = 0;
+    let mut ups = 0;
+    let mut downs = BTreeMap::new();
     let mut simple = 0;
-    let mut odd = Vec::new();
+    let mut versions: BTreeMap<i64, &str> = BTreeMap::new();
+    let mut ignored = Vec::new();
     for f in &listing.sql_files {
         match parse(f) {
-            Ok(Some((_, Kind::Up, _))) => pairs += 1,
-            Ok(Some((_, Kind::Simple, _))) => simple += 1,
-            Ok(Some((_, Kind::Down, _))) => {}
-            _ => odd.push(f.as_str()),
+            Ok(Some((v, kind, _))) => {
+                if kind == Kind::Down {
+                    downs.insert(v, f.as_str());
+                    continue;
+                }
+                if kind == Kind::Up {
+                    ups += 1;
+                } else {
+                    simple += 1;
+                }
+                if let Some(other) = versions.insert(v, f) {
+                    return Verdict::No(format!("{other} and {f} have the same version {v}"));
+                }
+            }
+            Ok(None) => ignored.push(f.clone()),
+            Err(e) => {
+                let text = e.to_string();
+                return Verdict::No(text.trim_start_matches("sqlx: ").to_string());
+            }
         }
     }
-    if !odd.is_empty() {
-        return Verdict::No(format!(
-            "{} (is/are) not named <i64>_<description>.sql",
-            some_names(odd)
-        ));
-    }
-    let marked: Vec<&str> = listing
-        .sql_files
-        .iter()
-        .map(String::as_str)
+    let marked: Vec<&str> = versions
+        .values()
+        .copied()
         .filter(|f| dbmate::has_up_marker(&listing.text(f)))
         .collect();
     if !marked.is_empty() {
@@ -110,10 +205,33 @@ pub(super) fn detect(listing: &Listing) -> Verdict {
             some_names(marked)
         ));
     }
-    if pairs + simple == 0 {
+    let directives: Vec<&str> = versions
+        .values()
+        .copied()
+        .filter(|f| listing.text(f).contains("-- postgres-migrations"))
+        .collect();
+    if !directives.is_empty() {
+        return Verdict::No(format!(
+            "{} ha(s/ve) postgres-migrations directives, which sqlx would ignore",
+            some_names(directives)
+        ));
+    }
+    if ups + simple == 0 {
         return Verdict::No("only .down.sql files".into());
     }
-    Verdict::Fits(format!(
-        "{simple} file(s) <version>_<description>.sql and {pairs} .up.sql/.down.sql pair(s)"
-    ))
+    let paired = downs.keys().filter(|v| versions.contains_key(v)).count();
+    let mut shapes = Vec::new();
+    if simple > 0 {
+        shapes.push(format!("{simple} file(s) <version>_<description>.sql"));
+    }
+    if ups > 0 {
+        shapes.push(format!(
+            "{ups} <version>_<description>.up.sql file(s) ({paired} with a .down.sql)"
+        ));
+    }
+    Verdict::Partly {
+        why: shapes.join(" and "),
+        migrations: ups + simple,
+        ignored,
+    }
 }

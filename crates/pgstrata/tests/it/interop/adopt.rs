@@ -98,7 +98,7 @@ async fn real_dbmate_then_adopt_then_strata() {
     assert_eq!(schema(&db), schema(&partial));
 }
 
-const SQLX_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+pub(super) const SQLX_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
     version BIGINT PRIMARY KEY,
     description TEXT NOT NULL,
     installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -199,7 +199,7 @@ async fn sqlx_failed_entry_stops_adoption() {
 }
 
 /// CRC-32 (IEEE), bit by bit, over the file without its line breaks and BOM: Flyway's checksum, independently.
-fn flyway_crc(text: &str) -> i32 {
+pub(super) fn flyway_crc(text: &str) -> i32 {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut crc: u32 = 0xffff_ffff;
     for b in text.bytes().filter(|b| *b != b'\n' && *b != b'\r') {
@@ -215,7 +215,7 @@ fn flyway_crc(text: &str) -> i32 {
     (!crc) as i32
 }
 
-const FLYWAY_TABLE: &str = "CREATE TABLE flyway_schema_history (
+pub(super) const FLYWAY_TABLE: &str = "CREATE TABLE flyway_schema_history (
     installed_rank INT NOT NULL PRIMARY KEY,
     version VARCHAR(50),
     description VARCHAR(200) NOT NULL,
@@ -228,7 +228,7 @@ const FLYWAY_TABLE: &str = "CREATE TABLE flyway_schema_history (
     success BOOLEAN NOT NULL
 )";
 
-async fn flyway_row(
+pub(super) async fn flyway_row(
     db: &pgtest::TestDb,
     rank: i32,
     version: Option<&str>,

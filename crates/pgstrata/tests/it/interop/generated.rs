@@ -163,6 +163,31 @@ pub fn write_layout(layout: Layout, dir: &Path, specs: &[Spec]) {
                     &format!("{mark}{}", s.down),
                 );
             }
+            Layout::Popx => {
+                // 20-digit versions; a file for another database beside each PostgreSQL one.
+                let v = 20210410175418000000u128 + i as u128;
+                let autocommit = if s.no_tx { ".autocommit" } else { "" };
+                write(
+                    &dir.join(format!("{v}_m{i}.postgres{autocommit}.up.sql")),
+                    &s.up,
+                );
+                write(
+                    &dir.join(format!("{v}_m{i}.mysql.up.sql")),
+                    "not for PostgreSQL;\n",
+                );
+                write(&dir.join(format!("{v}_m{i}.down.sql")), &s.down);
+            }
+            Layout::PostgresMigrations => {
+                let mark = if s.no_tx {
+                    "-- postgres-migrations disable-transaction\n"
+                } else {
+                    ""
+                };
+                write(
+                    &dir.join(format!("{i:04}-m{i}.sql")),
+                    &format!("{mark}{}", s.up),
+                );
+            }
         }
     }
 }
@@ -250,6 +275,16 @@ async fn refinery_folder_applies_in_version_order() {
 #[tokio::test]
 async fn up_down_folder_applies_in_place() {
     check_layout(Layout::UpDown, true).await;
+}
+
+#[tokio::test]
+async fn popx_folder_applies_in_version_order() {
+    check_layout(Layout::Popx, true).await;
+}
+
+#[tokio::test]
+async fn postgres_migrations_folder_applies_in_id_order() {
+    check_layout(Layout::PostgresMigrations, true).await;
 }
 
 /// The same generated dbmate folder applied by real dbmate and by Strata gives the same schema.

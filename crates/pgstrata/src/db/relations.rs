@@ -1,0 +1,58 @@
+//! The relations a deploy starts with: which of the names its migrations mention exist, and whether they hold rows
+//! (what the linter needs to judge lock hazards, see `pgstrata_sql::lint::MigrationContext::existing`).
+
+use std::collections::BTreeSet;
+
+use pgstrata_sql::lint::ExistingRelation;
+use pgstrata_sql::locks::RelationName;
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+
+/// Relations (tables, partitioned tables, indexes, materialized views, sequences, views, foreign tables) outside
+/// the system schemas whose name is one of `names`, each with whether it is empty: a table or materialized view
+/// without a page of data, a partitioned table none of whose partitions has one, an index whose table is empty.
+/// Views, sequences and foreign tables never count as empty. Sizes come from `pg_relation_size`, which takes the
+/// weakest lock (ACCESS SHARE) on each relation looked at.
+pub(crate) async fn existing(
+    client: &Client,
+    names: &BTreeSet<String>,
+) -> Result<Vec<ExistingRelation>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let rows = client
+        .query(
+            "WITH r AS (
+               SELECT c.oid, n.nspname, c.relname, c.relkind,
+                      CASE WHEN c.relkind IN ('i', 'I') THEN i.indrelid ELSE c.oid END AS data_oid
+                 FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 LEFT JOIN pg_index i ON i.indexrelid = c.oid
+                WHERE c.relname = ANY($1)
+                  AND c.relkind IN ('r', 'p', 'i', 'I', 'm', 'S', 'v', 'f')
+                  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+             )
+             SELECT r.nspname, r.relname,
+                    CASE (SELECT relkind FROM pg_class WHERE oid = r.data_oid)
+                      WHEN 'r' THEN pg_relation_size(r.data_oid) = 0
+                      WHEN 'm' THEN pg_relation_size(r.data_oid) = 0
+                      WHEN 'p' THEN NOT EXISTS (SELECT 1 FROM pg_partition_tree(r.data_oid) t
+                                                 WHERE t.isleaf AND pg_relation_size(t.relid) > 0)
+                      ELSE false
+                    END
+               FROM r",
+            &[&names],
+        )
+        .await
+        .map_err(Error::db("reading which relations exist and hold rows"))?;
+    Ok(rows
+        .iter()
+        .map(|r| ExistingRelation {
+            name: RelationName::new(Some(r.get(0)), r.get(1)),
+            empty: r.get(2),
+        })
+        .collect())
+}
