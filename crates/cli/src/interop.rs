@@ -15,17 +15,35 @@ use crate::{Failure, connect, connect_options, load_project, session_settings};
 pub struct LayoutFlags {
     /// Another tool's migration folder, applied in place (dbmate, sqlx, diesel, golang-migrate, Flyway, refinery,
     /// up/down pairs).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = crate::args::PACKAGES)]
     pub dir: Option<PathBuf>,
     /// The folder's layout (detected when not given): dbmate, sqlx, diesel, golang-migrate, flyway, refinery,
     /// up-down.
-    #[arg(long, global = true, value_name = "LAYOUT", requires = "dir")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "LAYOUT",
+        requires = "dir",
+        help_heading = crate::args::PACKAGES
+    )]
     pub layout: Option<String>,
     /// Package name for --dir (default: the folder's name, skipping generic names like db/migrations).
-    #[arg(long, global = true, value_name = "NAME", requires = "dir")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        requires = "dir",
+        help_heading = crate::args::PACKAGES
+    )]
     pub package_name: Option<String>,
     /// Schema for --dir (default: public).
-    #[arg(long, global = true, value_name = "SCHEMA", requires = "dir")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SCHEMA",
+        requires = "dir",
+        help_heading = crate::args::PACKAGES
+    )]
     pub package_schema: Option<String>,
 }
 

@@ -1,6 +1,6 @@
 //! `strata`: a thin shell over the `pgstrata` library. Parse arguments, resolve the connection and packages, call
-//! the library, render the result. Exit codes: 0 success, 1 failure, 2 usage or connection error, 141 stdout or
-//! stderr closed.
+//! the library, render the result. Exit codes: 0 success; 1 the command ran and failed or refused; 2 it could not
+//! start (bad arguments, a package that does not load, no connection); 141 stdout or stderr closed.
 
 mod args;
 mod bundle;
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use pgstrata::{Database, Error, Project};
 use pgstrata_conn::ConnectOptions;
 
@@ -53,7 +53,10 @@ impl From<pgstrata_embedded::Error> for Failure {
 
 fn main() -> ExitCode {
     exit_quietly_when_output_is_closed();
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&args::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_tracing(&cli.global);
     // Diagnostics carry diffs, paths and checksums: re-wrapping them at the terminal width would split a diff line
     // into what looks like two, and names where they cannot be copied. The terminal wraps long lines itself.
@@ -237,6 +240,15 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             Ok(())
         }
         Command::Dev(cmd) => dev(cmd, g, out),
+        Command::Completions(a) => {
+            let mut cmd = args::command();
+            // Into a buffer, then printed: a closed stdout then ends Strata quietly, as for any other output.
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "strata", &mut script);
+            print!("{}", String::from_utf8_lossy(&script));
+            Ok(())
+        }
+        Command::Man(a) => man(a, out),
         Command::Adopt(a) => interop::adopt(a, g, out).await,
         Command::Baseline(a) => interop::baseline(a, g, out).await,
         Command::Export(a) => interop::export(a, g, out),
@@ -320,8 +332,21 @@ fn dev(cmd: DevCommand, g: &Global, out: &Out) -> Result<(), Failure> {
             cluster.stop()?;
             out.line("stopped");
         }
-        DevCommand::Status => out.dev_status(&cluster.status()?),
-        DevCommand::Url { db } => out.plain(&cluster.url(&db)?),
+        DevCommand::Status => {
+            let status = cluster.status()?;
+            out.dev_status(&status);
+            // Like `pg_ctl status`: scripts can ask `strata dev status` whether the server runs.
+            if !status.running {
+                return Err(Failure::Silent);
+            }
+        }
+        DevCommand::Url { db } => {
+            let db = match db {
+                Some(db) => db,
+                None => embedded_database(try_load_project(g)?.as_ref()),
+            };
+            out.plain(&cluster.url(&db)?)
+        }
         DevCommand::Destroy => {
             cluster.destroy()?;
             out.line("destroyed");
@@ -451,14 +476,49 @@ fn connect_options(g: &Global, project: Option<&Project>) -> Result<ConnectOptio
     if g.embedded {
         let cluster = dev_cluster(g)?;
         cluster.start()?;
-        // One database per project on the shared dev cluster, named after the main package's schema.
-        let db = project
-            .and_then(|p| p.packages().last())
-            .map_or_else(|| "postgres".to_string(), |p| p.schema().to_string());
-        let options = ConnectOptions::parse(&cluster.url(&db)?)?;
+        let options = ConnectOptions::parse(&cluster.url(&embedded_database(project))?)?;
         return Ok(options);
     }
     Ok(ConnectOptions::from_env(g.database_url.as_deref())?)
+}
+
+/// The database `--embedded` uses on the shared dev cluster: one per project, named after its main package (the last
+/// in deploy order), so two packages with the same schema name never share one; `postgres` outside a package.
+fn embedded_database(project: Option<&Project>) -> String {
+    project.and_then(|p| p.packages().last()).map_or_else(
+        || "postgres".to_string(),
+        |p| pgstrata::dev_database_name(p.name()),
+    )
+}
+
+/// `strata man`: the manual page on stdout, or one page per command in a directory.
+fn man(a: args::ManArgs, out: &Out) -> Result<(), Failure> {
+    let cmd = args::command();
+    let failed = |what: String| {
+        move |e: std::io::Error| Failure::Failed(miette::miette!("cannot write {what}: {e}"))
+    };
+    match a.dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut page)
+                .map_err(failed("the manual page".into()))?;
+            print!("{}", String::from_utf8_lossy(&page));
+            Ok(())
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(failed(dir.display().to_string()))?;
+            clap_mangen::generate_to(cmd, &dir).map_err(failed(dir.display().to_string()))?;
+            let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(failed(dir.display().to_string()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "1"))
+                .collect();
+            pages.sort();
+            out.created(&pages);
+            Ok(())
+        }
+    }
 }
 
 async fn connect(g: &Global, project: Option<&Project>) -> Result<(Database, String), Failure> {

@@ -60,7 +60,7 @@ pub use source::{layout, manifest, scaffold};
 
 pub use db::VERSION;
 pub use db::exec::Database;
-pub use db::roles::package_role;
+pub use db::roles::{dev_database_name, package_role};
 pub use db::session::{STRATA_LOCK_KEY, SessionSettings};
 pub use decide::guard::{InvalidIndex, LockRetry, invalid_indexes};
 pub use decide::lock_report::{LockReport, lock_report};

@@ -39,7 +39,24 @@ const MAX_IDENT: usize = 63;
 /// assert_ne!(role, pgstrata::package_role(&format!("{long}y")));
 /// ```
 pub fn package_role(package: &str) -> String {
-    let full = format!("${package}");
+    fit_identifier(format!("${package}"), package)
+}
+
+/// The database a package gets on the local dev server (`strata … --embedded`, `strata dev url`): the package's
+/// name itself, cut like [`package_role`]'s when longer than 63 bytes. Each package gets its own, so packages that
+/// use the same schema name (the README's example and the tour's `billing`) do not collide.
+///
+/// ```
+/// assert_eq!(pgstrata::dev_database_name("github.com/acme/billing"), "github.com/acme/billing");
+/// let long = format!("github.com/acme/{}", "x".repeat(80));
+/// assert_eq!(pgstrata::dev_database_name(&long).len(), 63);
+/// ```
+pub fn dev_database_name(package: &str) -> String {
+    fit_identifier(package.to_string(), package)
+}
+
+/// `full` if it fits PostgreSQL's 63 bytes, else its start and `~` plus 8 hex digits of `package`'s SHA-256.
+fn fit_identifier(full: String, package: &str) -> String {
     if full.len() <= MAX_IDENT {
         return full;
     }
