@@ -188,6 +188,36 @@ Examples:
   strata init github.com/acme/billing                 ./billing, schema billing
   strata init github.com/acme/billing db/billing      in db/billing
   strata init github.com/acme/billing --schema bill   choose the schema")]
+    #[command(after_long_help = "\
+Examples:
+  strata init github.com/acme/billing                 ./billing, schema billing
+  strata init github.com/acme/billing db/billing      in db/billing
+  strata init github.com/acme/billing --schema bill   choose the schema
+
+strata.toml keys:
+  name = \"github.com/acme/billing\"   unique package id
+  schema = \"billing\"                 the package's schema (created if missing)
+  extensions = [\"pgcrypto\"]          CREATE EXTENSION IF NOT EXISTS, by the deploying login
+  uses = [\"github.com/acme/core\"]    packages deployed first; or { name = \"…\", path = \"../core\" }
+  migrations_dir = \"migrations\"      the migrations: <version>_<name>.sql files, in version order
+  migrations = [\"m/0001_a.sql\"]      … or an explicit list, in this order (not with migrations_dir)
+  layout = \"dbmate\"                  … or another tool's folder, read in place (with migrations_dir)
+
+  [security]
+  package_role = true                a package role owns the schema, runs the SQL (needs CREATEROLE)
+  allow_security_definer = false     managed code may declare SECURITY DEFINER routines
+
+  [deploy]
+  lock_timeout = \"5s\"                SET lock_timeout while migrations run (flags override)
+  statement_timeout = \"0\"            SET statement_timeout (0 = off)
+  lock_wait_timeout = \"60s\"          how long to wait for another deployer
+  lock_retries = 3                   retries after a lock timeout (lock_retry_backoff: first pause)
+
+  [lint]
+  disable = [\"prefer-text-field\"]    rules to turn off; enable = [...] for opt-in rules
+  severity = { prefer-robust-stmts = \"warning\" }
+
+Other .sql files hold managed code (CREATE FUNCTION, PROCEDURE, VIEW, TRIGGER); *_test.sql, tests.")]
     Init(InitArgs),
     /// Create a migration file.
     ///
