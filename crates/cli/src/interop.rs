@@ -110,7 +110,7 @@ pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
         return Ok(None);
     };
     let layout = match &f.layout {
-        Some(l) => Some(l.parse::<Layout>()?),
+        Some(l) => Some(l.parse::<Layout>().map_err(crate::not_loaded)?),
         None => None,
     };
     // Detection and loading share their reads: each file is read once.
@@ -119,14 +119,16 @@ pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
         layout,
         f.package_name.as_deref(),
         f.package_schema.as_deref(),
-    )?;
+    )
+    .map_err(crate::not_loaded)?;
     let mut packages = g
         .packages
         .iter()
         .map(Package::load)
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(crate::not_loaded)?;
     packages.push(pkg);
-    Ok(Some(Project::new(packages)?))
+    Ok(Some(Project::new(packages).map_err(crate::not_loaded)?))
 }
 
 pub async fn adopt(a: AdoptArgs, g: &Global, out: &Out) -> Result<(), Failure> {

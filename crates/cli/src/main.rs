@@ -435,10 +435,10 @@ fn load_project(g: &Global) -> Result<Project, Failure> {
         let cwd = std::env::current_dir().map_err(|e| {
             Failure::Usage(miette::miette!("cannot read the current directory: {e}"))
         })?;
-        let package = pgstrata::Package::discover(&cwd)?;
-        return Ok(Project::new(vec![package])?);
+        let package = pgstrata::Package::discover(&cwd).map_err(not_loaded)?;
+        return Project::new(vec![package]).map_err(not_loaded);
     }
-    Ok(Project::load(&g.packages)?)
+    Project::load(&g.packages).map_err(not_loaded)
 }
 
 /// The project, and the names of the packages asked for (not those found through `uses`).
@@ -447,15 +447,16 @@ fn load_project_with_roots(g: &Global) -> Result<(Project, Vec<String>), Failure
         let cwd = std::env::current_dir().map_err(|e| {
             Failure::Usage(miette::miette!("cannot read the current directory: {e}"))
         })?;
-        vec![pgstrata::Package::discover(&cwd)?]
+        vec![pgstrata::Package::discover(&cwd).map_err(not_loaded)?]
     } else {
         g.packages
             .iter()
             .map(pgstrata::Package::load)
-            .collect::<Result<Vec<_>, _>>()?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(not_loaded)?
     };
     let roots = packages.iter().map(|p| p.name().to_string()).collect();
-    Ok((Project::new(packages)?, roots))
+    Ok((Project::new(packages).map_err(not_loaded)?, roots))
 }
 
 /// The project if there is one here; `None` (not an error) when no manifest is found.
@@ -527,6 +528,42 @@ async fn connect(g: &Global, project: Option<&Project>) -> Result<(Database, Str
         pgstrata::create_database(&options).await?;
     }
     let target = options.redacted();
-    let db = Database::connect(&options).await?;
+    let db = Database::connect(&options)
+        .await
+        .map_err(|e| without_a_database(g, e))?;
     Ok((db, target))
+}
+
+/// A connection that failed when no database was named (no -d, DATABASE_URL or --embedded): most likely a first run
+/// that expected a server on the default socket. Say how to give one, instead of only the driver's message.
+fn without_a_database(g: &Global, e: Error) -> Failure {
+    if !e.is_connection() || g.database_url.is_some() || g.embedded {
+        return e.into();
+    }
+    let message = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+        .map(ToString::to_string)
+        .fold(String::new(), |mut acc, m| {
+            if !acc.contains(&m) {
+                if !acc.is_empty() {
+                    acc.push_str(": ");
+                }
+                acc.push_str(&m);
+            }
+            acc
+        });
+    Failure::Usage(miette::Report::new(
+        miette::MietteDiagnostic::new(message)
+            .with_code("strata::connect")
+            .with_help(
+                "no database was named: give one with -d/--database-url or DATABASE_URL (PG* variables and \
+                 ~/.pgpass fill in the rest), or add --embedded to use a local throwaway PostgreSQL that strata \
+                 starts itself",
+            ),
+    ))
+}
+
+/// A package that does not load (its strata.toml or files are invalid, or there is none) stops the command before
+/// it starts: exit code 2, like a usage error.
+fn not_loaded(e: Error) -> Failure {
+    Failure::Usage(miette::Report::new(e))
 }

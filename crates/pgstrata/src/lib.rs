@@ -70,7 +70,7 @@ pub use decide::plan::{
 pub use decide::repeatable::{RepeatableState, RepeatableStatus};
 pub use error::{ChangedError, ChangedMigration, Error, Result, SourceError, SqlError};
 pub use observe::{Event, Observer, Quiet};
-pub use report::code::{CodeAction, CodeChange, CodeKind, CodeReport};
+pub use report::code::{BrokenObject, CodeAction, CodeChange, CodeKind, CodeReport};
 pub use report::{
     MigrationId, Notice, Outcome, RanMigration, ResumedMigration, RunOutcome, Transition,
 };

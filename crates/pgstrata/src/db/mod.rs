@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod exec;
 pub mod history;
 pub(crate) mod pg_versions;
+pub(crate) mod role_privileges;
 pub mod roles;
 pub mod session;
 

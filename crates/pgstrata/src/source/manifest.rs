@@ -230,7 +230,7 @@ impl Manifest {
             ManifestFormat::Strata => {
                 let raw: RawStrata = toml::from_str(text).map_err(|e| {
                     err(e.span(), format!("invalid {}: {}", format.file_name(), e.message()))
-                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy], [lint])")
+                        .with_help("`strata init --help` lists every key (name, schema, extensions, uses, migrations_dir or migrations, [security], [deploy], [lint])")
                 })?;
                 let _ = raw.description;
                 check_layout_keys(&raw).map_err(|(span, msg)| err(Some(span), msg))?;
