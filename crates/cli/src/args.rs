@@ -77,8 +77,15 @@ pub struct Global {
     pub database_url: Option<String>,
 
     /// Use the local throwaway PostgreSQL (`strata dev`), starting it if needed; each package gets its own
-    /// database there, named after the package.
-    #[arg(long, global = true, conflicts_with = "database_url", help_heading = CONNECTION)]
+    /// database there, named after the package. Also STRATA_EMBEDDED=1.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_EMBEDDED",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        conflicts_with = "database_url",
+        help_heading = CONNECTION
+    )]
     pub embedded: bool,
 
     /// Directory of the PostgreSQL server binaries (initdb, postgres, pg_ctl) that --embedded and `strata dev`

@@ -36,6 +36,7 @@ const FOREIGN_ENV: &[&str] = &[
     "STRATA_PATH",
     "STRATA_LOG",
     "STRATA_PG_BIN",
+    "STRATA_EMBEDDED",
     "RUST_LOG",
     "FORCE_COLOR",
     "CLICOLOR_FORCE",
