@@ -266,7 +266,7 @@ mod tests {
         );
         let pkg = crate::source::package::Package::load(dir.path()).unwrap();
         assert_eq!(pkg.schema(), "billing");
-        assert_eq!(pkg.manifest().security.package_role, true);
+        assert!(pkg.manifest().security.package_role);
         let names: Vec<&str> = pkg.migrations().iter().map(|m| m.name()).collect();
         let stem = |p: &Path| p.file_stem().unwrap().to_string_lossy().into_owned();
         assert_eq!(names, [stem(&created[1]), stem(&first), stem(&second)]);
