@@ -140,7 +140,12 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::New(a) => {
             let root = package_root(g)?;
             let file = pgstrata::scaffold::new_migration(&root, &a.name)?;
-            out.created(&[file]);
+            // Shown relative to the current directory, as `init` shows its files.
+            let shown = std::env::current_dir()
+                .ok()
+                .and_then(|cwd| file.strip_prefix(cwd).ok().map(PathBuf::from))
+                .unwrap_or(file);
+            out.created(&[shown]);
             Ok(())
         }
         Command::Plan(a) => {

@@ -214,3 +214,32 @@ fn down_reports_managed_code_it_broke_and_status_agrees() {
     let status = pkg.run(&db, &["status", "--exit-code"]).ok();
     assert!(status.says("1 in sync"), "{}", status.stdout);
 }
+
+/// Shell completions and the manual page come from the same definition as the help.
+#[test]
+fn completions_and_the_manual_page() {
+    for (shell, marker) in [
+        ("bash", "_strata()"),
+        ("zsh", "#compdef strata"),
+        ("fish", "complete -c strata"),
+    ] {
+        let r = run(strata().args(["completions", shell])).ok();
+        assert!(r.stdout.contains(marker), "{shell}:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains("dump-schema"),
+            "{shell} knows every command"
+        );
+    }
+    run(strata().args(["completions", "tcsh"])).expect_code(2);
+    let page = run(strata().arg("man")).ok();
+    assert!(page.stdout.contains(".TH strata 1"), "{}", page.stdout);
+    assert!(
+        page.stdout
+            .contains("PostgreSQL migrations and SQL packages")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    run(strata().args(["man", "--dir"]).arg(dir.path())).ok();
+    for page in ["strata.1", "strata-up.1", "strata-dev-url.1"] {
+        assert!(dir.path().join(page).is_file(), "{page}");
+    }
+}
