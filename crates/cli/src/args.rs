@@ -1,16 +1,48 @@
 //! Command-line arguments (clap derive). Only parsing lives here; `main.rs` turns them into library calls.
+//!
+//! The help is the user's manual: every command says what it does, its options, and shows examples
+//! (`after_help`). Options every command accepts are declared once ([`Global`]) and grouped under headings;
+//! [`command`] hides them from the help of commands they mean nothing to (see [`NOT_APPLICABLE`]).
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-/// Strata: PostgreSQL packages and versioned migrations, recorded in the database.
+/// Help heading of the options that say which database to use.
+const CONNECTION: &str = "Connection";
+/// Help heading of the options that say which packages to use.
+pub const PACKAGES: &str = "Packages";
+/// Help heading of the output options.
+const OUTPUT: &str = "Output";
+
+/// PostgreSQL migrations and SQL packages, recorded in the database.
+///
+/// Strata deploys PostgreSQL packages: versioned migrations in plain SQL (with their down SQL), managed functions,
+/// procedures, views and triggers, and SQL tests. Everything pending runs in one transaction, serialised against
+/// other deployers, and is recorded in the database (schema `strata`) with checksums and the down SQL itself, so
+/// `strata down` works even after the files are gone.
+///
+/// A package is a directory with a strata.toml (`strata init NAME` creates one). Commands work on the package that
+/// contains the current directory, or on those given with -p.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about, long_about = None, propagate_version = true)]
 #[command(
-    after_help = "Exit codes: 0 success, 1 failure (a migration failed, changed files, refused plan, \
-                        pending work with --exit-code), 2 usage or connection error."
+    name = "strata",
+    version,
+    propagate_version = true,
+    max_term_width = 110
 )]
+#[command(after_help = "\
+Getting started:
+  strata init github.com/acme/billing    create ./billing: strata.toml and migrations/
+  cd billing && strata new add_invoices  add a migration
+  strata up --embedded                   deploy to a throwaway local PostgreSQL that strata starts
+  strata up -d postgresql://app@db/app   … or to your server (or set DATABASE_URL)
+
+Exit codes: 0 success; 1 the command ran and failed or refused (a failed migration, a changed applied file, a \
+refused plan, lint errors, failed tests, pending work with `status --exit-code`); 2 it could not start (bad \
+arguments, a package that does not load, no connection); 141 the output was closed (`strata log | head`).
+
+`strata help COMMAND` describes a command; `strata man` prints the manual page.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -22,7 +54,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Package directory (repeatable). Default: the package containing the current directory.
-    #[arg(short = 'p', long = "package", global = true, value_name = "PATH")]
+    #[arg(
+        short = 'p',
+        long = "package",
+        global = true,
+        value_name = "PATH",
+        help_heading = PACKAGES
+    )]
     pub packages: Vec<PathBuf>,
 
     /// Database URL or libpq conninfo. Also read from DATABASE_URL; PG* and POSTGRES_* variables and ~/.pgpass
@@ -33,73 +71,275 @@ pub struct Global {
         env = "DATABASE_URL",
         hide_env_values = true,
         global = true,
-        value_name = "URL"
+        value_name = "URL",
+        help_heading = CONNECTION
     )]
     pub database_url: Option<String>,
 
-    /// Use the local throwaway PostgreSQL (`strata dev`), starting it if needed.
-    #[arg(long, global = true, conflicts_with = "database_url")]
+    /// Use the local throwaway PostgreSQL (`strata dev`), starting it if needed; each package gets its own
+    /// database there, named after the package. Also STRATA_EMBEDDED=1.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_EMBEDDED",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        conflicts_with = "database_url",
+        help_heading = CONNECTION
+    )]
     pub embedded: bool,
 
     /// Directory of the PostgreSQL server binaries (initdb, postgres, pg_ctl) that --embedded and `strata dev`
     /// run, e.g. another major version's. Default: those the dev cluster was created with, else PG_BINDIR,
     /// `pg_config --bindir`, the newest /usr/lib/postgresql/<N>/bin.
-    #[arg(long, global = true, env = "STRATA_PG_BIN", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_PG_BIN",
+        hide_env_values = true,
+        value_name = "DIR",
+        help_heading = CONNECTION
+    )]
     pub pg_bin: Option<PathBuf>,
 
-    /// Machine-readable JSON on stdout.
-    #[arg(long, global = true)]
+    /// Machine-readable JSON on stdout (errors too).
+    #[arg(long, global = true, help_heading = OUTPUT)]
     pub json: bool,
 
     /// More output (-v: notices and SQL; -vv: debug logs).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = OUTPUT)]
     pub verbose: u8,
 
     /// Only errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = OUTPUT)]
     pub quiet: bool,
 
     #[command(flatten)]
     pub layout: crate::interop::LayoutFlags,
 }
 
+/// The connection options.
+const CONNECTION_IDS: &[&str] = &["database_url", "embedded", "pg_bin"];
+/// The options that choose packages.
+const PACKAGE_IDS: &[&str] = &[
+    "packages",
+    "dir",
+    "layout",
+    "package_name",
+    "package_schema",
+];
+/// `--dir` and its companions (another tool's folder).
+const FOLDER_IDS: &[&str] = &["dir", "layout", "package_name", "package_schema"];
+/// The output options.
+const OUTPUT_IDS: &[&str] = &["json", "verbose", "quiet"];
+
+/// Global options left out of a command's help because they mean nothing to it (they are still accepted, so a
+/// `strata -d URL init …` in a script keeps working). A command is named by its path (`dev url`); what a command
+/// hides, its subcommands hide too. A command not listed shows them all.
+pub const NOT_APPLICABLE: &[(&str, &[&[&str]])] = &[
+    ("init", &[CONNECTION_IDS, PACKAGE_IDS]),
+    ("new", &[CONNECTION_IDS, FOLDER_IDS]),
+    ("export", &[CONNECTION_IDS]),
+    ("dev", &[&["database_url", "embedded"], FOLDER_IDS]),
+    ("dev start", &[&["packages"]]),
+    ("dev stop", &[&["packages"]]),
+    ("dev status", &[&["packages"]]),
+    ("dev destroy", &[&["packages"]]),
+    ("wait", &[PACKAGE_IDS]),
+    ("completions", &[CONNECTION_IDS, PACKAGE_IDS, OUTPUT_IDS]),
+    ("man", &[CONNECTION_IDS, PACKAGE_IDS, OUTPUT_IDS]),
+];
+
+/// The `strata` command, built, with each command's help showing only the options that apply to it. Completions
+/// and the manual page are generated from it too.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    // Global options reach the subcommands when the command is built; hide them afterwards.
+    cmd.build();
+    for sub in cmd.get_subcommands_mut() {
+        hide_not_applicable(sub, "", &[]);
+    }
+    cmd
+}
+
+fn hide_not_applicable(cmd: &mut clap::Command, parent: &str, inherited: &[&[&str]]) {
+    let path = if parent.is_empty() {
+        cmd.get_name().to_string()
+    } else {
+        format!("{parent} {}", cmd.get_name())
+    };
+    let mut groups = inherited.to_vec();
+    for (_, g) in NOT_APPLICABLE.iter().filter(|(n, _)| *n == path) {
+        groups.extend_from_slice(g);
+    }
+    let hide = |a: clap::Arg| {
+        if groups.iter().any(|g| g.contains(&a.get_id().as_str())) {
+            a.hide(true)
+        } else {
+            a
+        }
+    };
+    *cmd = std::mem::take(cmd).mut_args(hide);
+    for sub in cmd.get_subcommands_mut() {
+        hide_not_applicable(sub, &path, &groups);
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a package: strata.toml, migrations/, and a first migration.
+    ///
+    /// The package's migrations are the files of migrations/, applied in the order of the timestamp their names
+    /// start with, so two branches that each add a migration merge without conflicts.
+    #[command(after_help = "\
+Examples:
+  strata init github.com/acme/billing                 ./billing, schema billing
+  strata init github.com/acme/billing db/billing      in db/billing
+  strata init github.com/acme/billing --schema bill   choose the schema")]
+    #[command(after_long_help = "\
+Examples:
+  strata init github.com/acme/billing                 ./billing, schema billing
+  strata init github.com/acme/billing db/billing      in db/billing
+  strata init github.com/acme/billing --schema bill   choose the schema
+
+strata.toml keys:
+  name = \"github.com/acme/billing\"   unique package id
+  schema = \"billing\"                 the package's schema (created if missing)
+  extensions = [\"pgcrypto\"]          CREATE EXTENSION IF NOT EXISTS, by the deploying login
+  uses = [\"github.com/acme/core\"]    packages deployed first; or { name = \"…\", path = \"../core\" }
+  migrations_dir = \"migrations\"      the migrations: <version>_<name>.sql files, in version order
+  migrations = [\"m/0001_a.sql\"]      … or an explicit list, in this order (not with migrations_dir)
+  layout = \"dbmate\"                  … or another tool's folder, read in place (with migrations_dir)
+
+  [security]
+  package_role = true                a package role owns the schema, runs the SQL (needs CREATEROLE)
+  allow_security_definer = false     managed code may declare SECURITY DEFINER routines
+
+  [deploy]
+  lock_timeout = \"5s\"                SET lock_timeout while migrations run (flags override)
+  statement_timeout = \"0\"            SET statement_timeout (0 = off)
+  lock_wait_timeout = \"60s\"          how long to wait for another deployer
+  lock_retries = 3                   retries after a lock timeout (lock_retry_backoff: first pause)
+
+  [lint]
+  disable = [\"prefer-text-field\"]    rules to turn off; enable = [...] for opt-in rules
+  severity = { prefer-robust-stmts = \"warning\" }
+
+Other .sql files hold managed code (CREATE FUNCTION, PROCEDURE, VIEW, TRIGGER); *_test.sql, tests.")]
     Init(InitArgs),
-    /// Create a migration file and append it to the manifest's ordered list.
+    /// Create a migration file.
+    ///
+    /// In a package whose migrations are the files of a folder (what `strata init` creates), the file is
+    /// <folder>/<UTC timestamp>_NAME.sql and strata.toml does not change. In a package that lists its migrations
+    /// (`migrations = [...]`, or pgpkg.toml's `Migrations`), the file is numbered after the last one and
+    /// appended to the list.
+    #[command(after_help = "\
+Examples:
+  strata new add_invoice_status              migrations/20261206103000_add_invoice_status.sql
+  strata new -p db/billing backfill_totals   in another package")]
     New(NewArgs),
     /// Show what `up` would do, with the SQL, lint findings and the locks it takes; changes nothing.
+    #[command(after_help = "\
+Examples:
+  strata plan --embedded                     against the local throwaway PostgreSQL
+  strata plan -d \"$DATABASE_URL\" --no-sql    the steps, locks and findings only
+  strata plan --target 0003_invoice_status   stop after this migration")]
     Plan(PlanArgs),
     /// Check migrations for statements that lock, rewrite or fail in production (squawk's rules and Strata's own).
+    ///
     /// Exit codes: 0 clean (or only warnings), 1 errors (or warnings with --deny-warnings), 2 usage or connection
     /// error.
+    #[command(after_help = "\
+Examples:
+  strata lint --all                               every migration, no database needed
+  strata lint migrations/20261206103000_index.sql one file
+  strata lint --embedded --format github          pending migrations, as GitHub annotations")]
     Lint(LintArgs),
-    /// Apply every pending migration, atomically.
+    /// Apply every pending migration, then managed code and tests, in one transaction.
+    ///
+    /// Pending migrations of all packages run in one transaction (split only around no-transaction
+    /// migrations), serialised against other deployers; a failure rolls everything back and says where.
+    #[command(after_help = "\
+Examples:
+  strata up --embedded                                       the local throwaway PostgreSQL
+  strata up -d postgresql://deploy@db/app --lock-timeout 5s  a server
+  strata up --dry-run                                        run everything, then roll back")]
     Up(UpArgs),
     /// Applied / pending / changed / missing migrations, and managed code (new, changed, drifted), per package.
+    #[command(after_help = "\
+Examples:
+  strata status --embedded
+  strata status --exit-code    exit 1 when anything is pending, changed or missing (CI)
+  strata status --json")]
     Status(StatusArgs),
     /// Run the packages' SQL tests against the code on disk, in a deploy that is always rolled back.
+    #[command(after_help = "\
+Examples:
+  strata test --embedded
+  strata test --filter 'invoice_*' --seed 42   some tests, in a replayed order
+  strata test --format junit > junit.xml")]
     Test(TestArgs),
     /// Roll back using the down SQL stored in the database (newest first, one transaction).
+    ///
+    /// Afterwards the managed code is checked again: a function or view that used what was dropped is reported.
+    #[command(after_help = "\
+Examples:
+  strata down                      the newest migration
+  strata down --steps 3 --dry-run  see the newest three roll back, then undo it
+  strata down --to 0001_init       everything applied after 0001_init")]
     Down(DownArgs),
     /// Recent runs recorded in the database (strata.run).
+    #[command(after_help = "\
+Examples:
+  strata log --embedded -n 5
+  strata log --json")]
     Log(LogArgs),
     /// Manage the local throwaway PostgreSQL used by --embedded.
+    ///
+    /// Its data lives under /tmp/strata-dev-<uid>; it listens on a unix socket only. --embedded starts it when
+    /// needed and gives each package its own database, named after the package (`strata dev url -p PATH`).
     #[command(subcommand)]
+    #[command(after_help = "\
+Examples:
+  strata dev start
+  strata dev url -p examples/billing   the URL --embedded uses for that package
+  strata dev stop")]
     Dev(DevCommand),
     /// Wait until the server accepts connections.
+    #[command(after_help = "\
+Examples:
+  strata wait --timeout 30s && strata up")]
     Wait(WaitArgs),
     /// Create or drop the database named in the connection settings.
     #[command(subcommand)]
+    #[command(after_help = "\
+Examples:
+  strata db create -d postgresql://postgres@localhost/app
+  strata db drop --embedded")]
     Db(DbCommand),
     /// Record the migrations another tool applied (reads its tracking table; runs nothing).
+    #[command(after_help = "\
+Examples:
+  strata adopt --dir db/migrations --from dbmate
+  strata adopt --dir migrations --from sqlx --dry-run")]
     Adopt(crate::interop::AdoptArgs),
     /// Record the migrations up to NAME as applied, for a database no tool tracked (runs nothing).
+    #[command(after_help = "\
+Examples:
+  strata baseline --to 20261206103000_orders
+  strata baseline --to 0007_orders --dry-run")]
     Baseline(crate::interop::BaselineArgs),
     /// Write the migrations for another tool, or as one self-contained psql script.
+    #[command(after_help = "\
+Examples:
+  strata export --to psql deploy.sql         one script: psql -f deploy.sql
+  strata export --to flyway build/flyway     Flyway's V__/R__ files
+  strata export --to dbmate --bundle -p packages/minipaas minipaas-sql")]
     Export(crate::interop::ExportArgs),
     /// Write a stable schema file (pg_dump --schema-only, normalised, with Strata's history), or --check one.
+    #[command(after_help = "\
+Examples:
+  strata dump-schema schema.sql
+  strata dump-schema --check schema.sql   exit 1 with a diff when they differ")]
     DumpSchema(crate::interop::DumpSchemaArgs),
     /// Check the database: sizes, indexes, vacuum, wraparound, sessions and locks, replication, Strata's history,
     /// MiniPaaS queues and streams, top statements. Exit codes with --exit-code: 1 when a check finds a problem.
@@ -116,6 +356,33 @@ pub enum Command {
     /// Declarative schema: `strata schema check`.
     #[command(subcommand)]
     Schema(crate::declare::SchemaCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  strata completions bash > ~/.local/share/bash-completion/completions/strata
+  strata completions zsh > ~/.zfunc/_strata         (with fpath+=~/.zfunc before compinit)
+  strata completions fish > ~/.config/fish/completions/strata.fish")]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a directory.
+    #[command(after_help = "\
+Examples:
+  strata man | man -l -
+  strata man --dir ~/.local/share/man/man1   strata.1, strata-up.1, …")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write strata.1 and one page per command (strata-up.1, …) into this directory instead of printing strata.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -129,7 +396,7 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct NewArgs {
-    /// Migration name (letters, digits, _ and -); the file is NNNN_NAME.sql.
+    /// Migration name (letters, digits, _ and -); the file is <version>_NAME.sql.
     pub name: String,
 }
 
@@ -300,11 +567,11 @@ pub enum DevCommand {
     Stop,
     /// Is it running, where, on which port.
     Status,
-    /// Print the URL of a database on it.
+    /// Print the URL of a database on it: by default the one --embedded uses for the package (else `postgres`).
     Url {
-        /// Database name.
-        #[arg(long, default_value = "postgres")]
-        db: String,
+        /// Database name (default: the package's, as --embedded names it).
+        #[arg(long)]
+        db: Option<String>,
     },
     /// Stop it and delete its directory.
     Destroy,
@@ -323,4 +590,104 @@ pub enum DbCommand {
     Create,
     /// DROP DATABASE … WITH (FORCE) (no error if it does not exist).
     Drop,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command, with its path (`dev url`).
+    fn all(cmd: &clap::Command, parent: &str, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            let path = format!("{parent} {}", sub.get_name()).trim().to_string();
+            out.push((path.clone(), sub.clone()));
+            all(sub, &path, out);
+        }
+    }
+
+    fn help(path: &str) -> String {
+        let mut cmd = command();
+        let mut sub = &mut cmd;
+        for name in path.split_whitespace() {
+            sub = sub.find_subcommand_mut(name).expect("known command");
+        }
+        sub.render_long_help().to_string()
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_says_what_it_does_and_the_main_ones_show_examples() {
+        let mut commands = Vec::new();
+        all(&command(), "", &mut commands);
+        for (path, cmd) in &commands {
+            let about = cmd.get_about().map(ToString::to_string).unwrap_or_default();
+            assert!(!about.is_empty(), "`strata {path}` has no description");
+            let top_level = !path.contains(' ');
+            if top_level && path != "help" {
+                let after = cmd
+                    .get_after_help()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                assert!(
+                    after.contains("Examples:\n  strata "),
+                    "`strata {path}` shows no examples"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn commands_show_only_the_options_that_apply_to_them() {
+        let init = help("init");
+        assert!(!init.contains("--database-url"), "{init}");
+        assert!(!init.contains("--embedded"), "{init}");
+        assert!(!init.contains("--package"), "{init}");
+        assert!(init.contains("--json"), "{init}");
+        let new = help("new");
+        assert!(new.contains("--package") && !new.contains("--dir"), "{new}");
+        assert!(!new.contains("--database-url"), "{new}");
+        let start = help("dev start");
+        assert!(
+            start.contains("--pg-bin") && !start.contains("--database-url"),
+            "{start}"
+        );
+        assert!(!start.contains("--package"), "{start}");
+        assert!(help("dev url").contains("--package"));
+        let completions = help("completions");
+        assert!(!completions.contains("--json"), "{completions}");
+        // Commands that connect group the connection options under one heading.
+        let up = help("up");
+        let heading = up.find("Connection:").expect("a Connection heading");
+        assert!(up[heading..].contains("--database-url") && up[heading..].contains("--embedded"));
+        assert!(
+            up.find("--database-url").is_some_and(|i| i > heading),
+            "{up}"
+        );
+        assert!(up.contains("Packages:") && up.contains("Output:"), "{up}");
+    }
+
+    #[test]
+    fn hidden_options_are_still_accepted() {
+        let cli = Cli::try_parse_from(["strata", "init", "-d", "postgresql://x/y", "acme/a"])
+            .expect("parses");
+        assert_eq!(cli.global.database_url.as_deref(), Some("postgresql://x/y"));
+    }
+
+    #[test]
+    fn the_top_level_help_describes_the_tool() {
+        let top = command().render_long_help().to_string();
+        assert!(!top.contains("thin shell"), "{top}");
+        assert!(
+            top.contains("PostgreSQL migrations and SQL packages"),
+            "{top}"
+        );
+        assert!(
+            top.contains("Getting started:") && top.contains("Exit codes:"),
+            "{top}"
+        );
+    }
 }

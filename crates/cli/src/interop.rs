@@ -15,14 +15,26 @@ use crate::{Failure, connect, connect_options, load_project, session_settings};
 pub struct LayoutFlags {
     /// Another tool's migration folder, applied in place (dbmate, sqlx, diesel, golang-migrate, Flyway, refinery,
     /// up/down pairs, popx, postgres-migrations).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = crate::args::PACKAGES)]
     pub dir: Option<PathBuf>,
     /// The folder's layout (detected when not given): dbmate, sqlx, diesel, golang-migrate, flyway, refinery,
     /// up-down, popx, postgres-migrations.
-    #[arg(long, global = true, value_name = "LAYOUT", requires = "dir")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "LAYOUT",
+        requires = "dir",
+        help_heading = crate::args::PACKAGES
+    )]
     pub layout: Option<String>,
     /// Package name for --dir (default: the folder's name, skipping generic names like db/migrations).
-    #[arg(long, global = true, value_name = "NAME", requires = "dir")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        requires = "dir",
+        help_heading = crate::args::PACKAGES
+    )]
     pub package_name: Option<String>,
     /// The package's schema: for --dir, the schema created if missing and put first on the search_path the folder's
     /// SQL runs with, for folders whose unqualified names mean another schema (default: public); for `init`, the new
@@ -31,7 +43,8 @@ pub struct LayoutFlags {
         long = "schema",
         visible_alias = "package-schema",
         global = true,
-        value_name = "SCHEMA"
+        value_name = "SCHEMA",
+        help_heading = crate::args::PACKAGES
     )]
     pub package_schema: Option<String>,
 }
@@ -105,7 +118,7 @@ pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
         return Ok(None);
     };
     let layout = match &f.layout {
-        Some(l) => Some(l.parse::<Layout>()?),
+        Some(l) => Some(l.parse::<Layout>().map_err(crate::not_loaded)?),
         None => None,
     };
     // Detection and loading share their reads: each file is read once.
@@ -114,7 +127,8 @@ pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
         layout,
         f.package_name.as_deref(),
         f.package_schema.as_deref(),
-    )?;
+    )
+    .map_err(crate::not_loaded)?;
     if !g.quiet {
         note_ignored(&pkg);
     }
@@ -122,9 +136,10 @@ pub fn layout_project(g: &Global) -> Result<Option<Project>, Failure> {
         .packages
         .iter()
         .map(Package::load)
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(crate::not_loaded)?;
     packages.push(pkg);
-    Ok(Some(Project::new(packages)?))
+    Ok(Some(Project::new(packages).map_err(crate::not_loaded)?))
 }
 
 /// Say on stderr which files of the folder its tool does not read (so neither does Strata), one line per reason.

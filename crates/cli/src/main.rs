@@ -1,6 +1,6 @@
 //! `strata`: a thin shell over the `pgstrata` library. Parse arguments, resolve the connection and packages, call
-//! the library, render the result. Exit codes: 0 success, 1 failure, 2 usage or connection error, 141 stdout or
-//! stderr closed.
+//! the library, render the result. Exit codes: 0 success; 1 the command ran and failed or refused; 2 it could not
+//! start (bad arguments, a package that does not load, no connection); 141 stdout or stderr closed.
 
 mod args;
 mod bundle;
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use pgstrata::{Database, Error, Project};
 use pgstrata_conn::ConnectOptions;
 
@@ -55,7 +55,10 @@ impl From<pgstrata_embedded::Error> for Failure {
 
 fn main() -> ExitCode {
     exit_quietly_when_output_is_closed();
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&args::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_tracing(&cli.global);
     // Diagnostics carry diffs, paths and checksums: re-wrapping them at the terminal width would split a diff line
     // into what looks like two, and names where they cannot be copied. The terminal wraps long lines itself.
@@ -140,7 +143,12 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::New(a) => {
             let root = package_root(g)?;
             let file = pgstrata::scaffold::new_migration(&root, &a.name)?;
-            out.created(&[file]);
+            // Shown relative to the current directory, as `init` shows its files.
+            let shown = std::env::current_dir()
+                .ok()
+                .and_then(|cwd| file.strip_prefix(cwd).ok().map(PathBuf::from))
+                .unwrap_or(file);
+            out.created(&[shown]);
             Ok(())
         }
         Command::Plan(a) => {
@@ -242,6 +250,15 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             Ok(())
         }
         Command::Dev(cmd) => dev(cmd, g, out),
+        Command::Completions(a) => {
+            let mut cmd = args::command();
+            // Into a buffer, then printed: a closed stdout then ends Strata quietly, as for any other output.
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "strata", &mut script);
+            print!("{}", String::from_utf8_lossy(&script));
+            Ok(())
+        }
+        Command::Man(a) => man(a, out),
         Command::Adopt(a) => interop::adopt(a, g, out).await,
         Command::Baseline(a) => interop::baseline(a, g, out).await,
         Command::Export(a) => interop::export(a, g, out),
@@ -331,8 +348,21 @@ fn dev(cmd: DevCommand, g: &Global, out: &Out) -> Result<(), Failure> {
             cluster.stop()?;
             out.line("stopped");
         }
-        DevCommand::Status => out.dev_status(&cluster.status()?),
-        DevCommand::Url { db } => out.plain(&cluster.url(&db)?),
+        DevCommand::Status => {
+            let status = cluster.status()?;
+            out.dev_status(&status);
+            // Like `pg_ctl status`: scripts can ask `strata dev status` whether the server runs.
+            if !status.running {
+                return Err(Failure::Silent);
+            }
+        }
+        DevCommand::Url { db } => {
+            let db = match db {
+                Some(db) => db,
+                None => embedded_database(try_load_project(g)?.as_ref()),
+            };
+            out.plain(&cluster.url(&db)?)
+        }
         DevCommand::Destroy => {
             cluster.destroy()?;
             out.line("destroyed");
@@ -421,10 +451,10 @@ fn load_project(g: &Global) -> Result<Project, Failure> {
         let cwd = std::env::current_dir().map_err(|e| {
             Failure::Usage(miette::miette!("cannot read the current directory: {e}"))
         })?;
-        let package = pgstrata::Package::discover(&cwd)?;
-        return Ok(Project::new(vec![package])?);
+        let package = pgstrata::Package::discover(&cwd).map_err(not_loaded)?;
+        return Project::new(vec![package]).map_err(not_loaded);
     }
-    Ok(Project::load(&g.packages)?)
+    Project::load(&g.packages).map_err(not_loaded)
 }
 
 /// The project, and the names of the packages asked for (not those found through `uses`).
@@ -433,15 +463,16 @@ fn load_project_with_roots(g: &Global) -> Result<(Project, Vec<String>), Failure
         let cwd = std::env::current_dir().map_err(|e| {
             Failure::Usage(miette::miette!("cannot read the current directory: {e}"))
         })?;
-        vec![pgstrata::Package::discover(&cwd)?]
+        vec![pgstrata::Package::discover(&cwd).map_err(not_loaded)?]
     } else {
         g.packages
             .iter()
             .map(pgstrata::Package::load)
-            .collect::<Result<Vec<_>, _>>()?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(not_loaded)?
     };
     let roots = packages.iter().map(|p| p.name().to_string()).collect();
-    Ok((Project::new(packages)?, roots))
+    Ok((Project::new(packages).map_err(not_loaded)?, roots))
 }
 
 /// The project if there is one here; `None` (not an error) when no manifest is found.
@@ -462,14 +493,49 @@ fn connect_options(g: &Global, project: Option<&Project>) -> Result<ConnectOptio
     if g.embedded {
         let cluster = dev_cluster(g)?;
         cluster.start()?;
-        // One database per project on the shared dev cluster, named after the main package's schema.
-        let db = project
-            .and_then(|p| p.packages().last())
-            .map_or_else(|| "postgres".to_string(), |p| p.schema().to_string());
-        let options = ConnectOptions::parse(&cluster.url(&db)?)?;
+        let options = ConnectOptions::parse(&cluster.url(&embedded_database(project))?)?;
         return Ok(options);
     }
     Ok(ConnectOptions::from_env(g.database_url.as_deref())?)
+}
+
+/// The database `--embedded` uses on the shared dev cluster: one per project, named after its main package (the last
+/// in deploy order), so two packages with the same schema name never share one; `postgres` outside a package.
+fn embedded_database(project: Option<&Project>) -> String {
+    project.and_then(|p| p.packages().last()).map_or_else(
+        || "postgres".to_string(),
+        |p| pgstrata::dev_database_name(p.name()),
+    )
+}
+
+/// `strata man`: the manual page on stdout, or one page per command in a directory.
+fn man(a: args::ManArgs, out: &Out) -> Result<(), Failure> {
+    let cmd = args::command();
+    let failed = |what: String| {
+        move |e: std::io::Error| Failure::Failed(miette::miette!("cannot write {what}: {e}"))
+    };
+    match a.dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut page)
+                .map_err(failed("the manual page".into()))?;
+            print!("{}", String::from_utf8_lossy(&page));
+            Ok(())
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(failed(dir.display().to_string()))?;
+            clap_mangen::generate_to(cmd, &dir).map_err(failed(dir.display().to_string()))?;
+            let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(failed(dir.display().to_string()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "1"))
+                .collect();
+            pages.sort();
+            out.created(&pages);
+            Ok(())
+        }
+    }
 }
 
 async fn connect(g: &Global, project: Option<&Project>) -> Result<(Database, String), Failure> {
@@ -478,6 +544,42 @@ async fn connect(g: &Global, project: Option<&Project>) -> Result<(Database, Str
         pgstrata::create_database(&options).await?;
     }
     let target = options.redacted();
-    let db = Database::connect(&options).await?;
+    let db = Database::connect(&options)
+        .await
+        .map_err(|e| without_a_database(g, e))?;
     Ok((db, target))
+}
+
+/// A connection that failed when no database was named (no -d, DATABASE_URL or --embedded): most likely a first run
+/// that expected a server on the default socket. Say how to give one, instead of only the driver's message.
+fn without_a_database(g: &Global, e: Error) -> Failure {
+    if !e.is_connection() || g.database_url.is_some() || g.embedded {
+        return e.into();
+    }
+    let message = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+        .map(ToString::to_string)
+        .fold(String::new(), |mut acc, m| {
+            if !acc.contains(&m) {
+                if !acc.is_empty() {
+                    acc.push_str(": ");
+                }
+                acc.push_str(&m);
+            }
+            acc
+        });
+    Failure::Usage(miette::Report::new(
+        miette::MietteDiagnostic::new(message)
+            .with_code("strata::connect")
+            .with_help(
+                "no database was named: give one with -d/--database-url or DATABASE_URL (PG* variables and \
+                 ~/.pgpass fill in the rest), or add --embedded to use a local throwaway PostgreSQL that strata \
+                 starts itself",
+            ),
+    ))
+}
+
+/// A package that does not load (its strata.toml or files are invalid, or there is none) stops the command before
+/// it starts: exit code 2, like a usage error.
+fn not_loaded(e: Error) -> Failure {
+    Failure::Usage(miette::Report::new(e))
 }

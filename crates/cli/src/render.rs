@@ -84,6 +84,15 @@ impl Out {
                 obj["error"]["migration"] = sql.migration.clone().into();
                 obj["error"]["rolled_back"] = sql.rolled_back.into();
             }
+            if let Some(pgstrata::Error::Source(src)) = report.downcast_ref::<pgstrata::Error>() {
+                // Errors in strata.toml or a SQL file, found before anything ran: where, as for SQL errors.
+                obj["error"]["file"] = src.file.name().into();
+                if let Some(span) = src.span {
+                    let at = pgstrata_sql::LineIndex::new(src.file.inner()).line_col(span.offset());
+                    obj["error"]["line"] = at.line.into();
+                    obj["error"]["column"] = at.col.into();
+                }
+            }
             if let Some(pgstrata::Error::Changed(c)) = report.downcast_ref::<pgstrata::Error>() {
                 obj["error"]["changed"] = serde_json::to_value(&c.changes).unwrap_or_default();
             }
@@ -349,6 +358,28 @@ impl Out {
                 style("warning:").yellow()
             );
         }
+        if !report.broken.is_empty() {
+            eprintln!(
+                "{} the rollback broke {} managed routine(s): they use what it dropped",
+                style("warning:").yellow(),
+                report.broken.len()
+            );
+            for b in &report.broken {
+                eprintln!(
+                    "  {} {} {}  {}:{}  ({})",
+                    style("✗").red(),
+                    b.kind,
+                    b.identity,
+                    b.file,
+                    b.line,
+                    b.error
+                );
+            }
+            eprintln!(
+                "  deploy the code that matches this schema (e.g. check out the matching version and `strata up`), \
+                 or re-apply the migration with `strata up`"
+            );
+        }
     }
 
     pub fn status(
@@ -478,24 +509,28 @@ impl Out {
             return;
         }
         for r in runs {
+            // started_at and finished_at come from different clocks (the run's transaction, the statement that
+            // ended it): a run that took no time can come out a few microseconds negative.
             let took = r
                 .finished_at
-                .map(|f| fmt_ms((f - r.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0))
+                .map(|f| {
+                    fmt_ms(
+                        (f - r.started_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1000.0,
+                    )
+                })
                 .unwrap_or_default();
             println!(
-                "#{:<5} {} {:<5} {:<8} {:>9}  {} → {}  by {}",
+                "#{:<5} {} {:<5} {:<8} {:>9}  by {}",
                 r.id,
                 r.started_at.format("%Y-%m-%d %H:%M:%S"),
                 r.command,
                 r.outcome,
                 took,
-                r.from_state,
-                r.to_state
-                    .as_ref()
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "-".into()),
                 r.db_user
             );
+            for line in state_changes(&r.from_state, r.to_state.as_ref()) {
+                println!("       {line}");
+            }
             if let Some(e) = &r.error {
                 println!("       error: {}", e.lines().next().unwrap_or(""));
             }
@@ -665,4 +700,34 @@ fn message_with_causes(report: &miette::Report) -> String {
         }
     }
     message
+}
+
+/// What a run changed, one line per package: `package: from → to` (`(nothing)` for no migration). `to` is `None`
+/// for a run that failed before recording its end state.
+fn state_changes(from: &serde_json::Value, to: Option<&serde_json::Value>) -> Vec<String> {
+    let Some(to) = to else {
+        return Vec::new();
+    };
+    let name = |state: &serde_json::Value, package: &str| -> String {
+        state
+            .get(package)
+            .and_then(|v| v.as_str())
+            .unwrap_or("(nothing)")
+            .to_string()
+    };
+    let mut packages: Vec<&String> = from
+        .as_object()
+        .into_iter()
+        .chain(to.as_object())
+        .flat_map(|m| m.keys())
+        .collect();
+    packages.sort();
+    packages.dedup();
+    packages
+        .into_iter()
+        .filter_map(|p| {
+            let (a, b) = (name(from, p), name(to, p));
+            (a != b).then(|| format!("{p}: {a} → {b}"))
+        })
+        .collect()
 }

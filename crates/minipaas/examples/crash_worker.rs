@@ -2,7 +2,7 @@
 //! random). It can also be run by hand against a database that has the MiniPaaS package and the test tables:
 //!
 //! ```text
-//! DATABASE_URL=postgresql://localhost/app cargo run --example crash_worker
+//! DATABASE_URL=postgresql://localhost/app cargo run -p minipaas --example crash_worker
 //! ```
 //!
 //! Each message `{"n": …, "poison": bool}` is handled like real work: the delivery is logged

@@ -1,7 +1,7 @@
 //! Enqueue jobs in a transaction, then work through them with a [`minipaas::Worker`] until Ctrl-C.
 //!
 //! ```text
-//! DATABASE_URL=postgresql://localhost/app cargo run --example queue_worker
+//! DATABASE_URL=postgresql://localhost/app cargo run -p minipaas --example queue_worker
 //! ```
 //!
 //! The database needs the MiniPaaS package (`strata up`, or `psql -f` the files of `minipaas-sql/`).
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use minipaas::{EnqueueOptions, JobError, Listener, Queue, QueueOptions, Worker, WorkerOptions};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::NoTls;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SendWelcome {
@@ -23,8 +22,11 @@ struct SendWelcome {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter("info").init();
     let url = std::env::var("DATABASE_URL").map_err(|_| "set DATABASE_URL")?;
-    let (mut client, connection) = tokio_postgres::connect(&url, NoTls).await?;
-    tokio::spawn(connection);
+    // Connect as the `strata` CLI does: PG* variables and ~/.pgpass fill in the URL, TLS follows `sslmode`.
+    let mut client = pgstrata_conn::ConnectOptions::from_env(Some(&url))?
+        .connect()
+        .await?
+        .client;
 
     let queue = Queue::<SendWelcome>::new("welcome-mails")?;
     queue
@@ -61,6 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..WorkerOptions::default()
         },
     )
+    // Wake-ups on NOTIFY come through a second connection; `Listener::connect` opens it without TLS (for a
+    // server that requires TLS, connect it yourself and use `Listener::new`).
     .listen_with(move || {
         let url = listen_url.clone();
         Box::pin(async move { Listener::connect(&url).await })

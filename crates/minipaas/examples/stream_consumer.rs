@@ -2,14 +2,13 @@
 //! work they record (each event's effect happens exactly once, even across crashes).
 //!
 //! ```text
-//! DATABASE_URL=postgresql://localhost/app cargo run --example stream_consumer
+//! DATABASE_URL=postgresql://localhost/app cargo run -p minipaas --example stream_consumer
 //! ```
 
 use std::time::Duration;
 
 use minipaas::{PublishOptions, Stream};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::NoTls;
 
 #[derive(Debug, Serialize, Deserialize)]
 enum AccountEvent {
@@ -20,8 +19,11 @@ enum AccountEvent {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL").map_err(|_| "set DATABASE_URL")?;
-    let (mut client, connection) = tokio_postgres::connect(&url, NoTls).await?;
-    tokio::spawn(connection);
+    // Connect as the `strata` CLI does: PG* variables and ~/.pgpass fill in the URL, TLS follows `sslmode`.
+    let mut client = pgstrata_conn::ConnectOptions::from_env(Some(&url))?
+        .connect()
+        .await?
+        .client;
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS balances (account text PRIMARY KEY, cents bigint NOT NULL)",

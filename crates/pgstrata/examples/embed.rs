@@ -2,8 +2,8 @@
 //!
 //! ```sh
 //! DATABASE_URL=postgresql://localhost/app cargo run -p pgstrata --example embed
-//! # or against the embedded dev server:
-//! DATABASE_URL=$(cargo run -q -- dev url --db example) cargo run -p pgstrata --example embed
+//! # or against the embedded dev server, in the database `strata up --embedded -p examples/billing` uses:
+//! DATABASE_URL=$(cargo run -q -- dev url -p examples/billing) cargo run -p pgstrata --example embed
 //! ```
 
 use include_dir::{Dir, include_dir};
@@ -11,7 +11,24 @@ use include_dir::{Dir, include_dir};
 static BILLING: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/billing");
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match deploy().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The error and its causes, as a sentence: what an application would log.
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("embed: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn deploy() -> Result<(), pgstrata::Error> {
     let project = pgstrata::Project::new(vec![pgstrata::Package::embedded(&BILLING)?])?;
     let options =
         pgstrata_conn::ConnectOptions::from_env(std::env::var("DATABASE_URL").ok().as_deref())?;

@@ -60,7 +60,7 @@ pub use source::{layout, manifest, scaffold};
 
 pub use db::VERSION;
 pub use db::exec::Database;
-pub use db::roles::package_role;
+pub use db::roles::{dev_database_name, package_role};
 pub use db::session::{STRATA_LOCK_KEY, SessionSettings};
 pub use decide::guard::{InvalidIndex, LockRetry, invalid_indexes};
 pub use decide::lock_report::{LockReport, lock_report};
@@ -70,7 +70,7 @@ pub use decide::plan::{
 pub use decide::repeatable::{RepeatableState, RepeatableStatus};
 pub use error::{ChangedError, ChangedMigration, Error, Result, SourceError, SqlError};
 pub use observe::{Event, Observer, Quiet};
-pub use report::code::{CodeAction, CodeChange, CodeKind, CodeReport};
+pub use report::code::{BrokenObject, CodeAction, CodeChange, CodeKind, CodeReport};
 pub use report::{
     MigrationId, Notice, Outcome, RanMigration, ResumedMigration, RunOutcome, Transition,
 };

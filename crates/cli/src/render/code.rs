@@ -91,13 +91,14 @@ impl Out {
             return;
         }
         println!(
-            "  managed code: {} in sync{}{}{}{}{}",
+            "  managed code: {} in sync{}{}{}{}{}{}",
             c.count(ObjectState::InSync),
             nonzero(", {} new", c.count(ObjectState::New)),
             nonzero(", {} changed", c.count(ObjectState::Changed)),
             nonzero(", {} removed", c.count(ObjectState::Removed)),
             nonzero(", {} drifted", c.count(ObjectState::Drifted)),
             nonzero(", {} missing", c.count(ObjectState::Missing)),
+            nonzero(", {} broken", c.count(ObjectState::Broken)),
         );
         for o in &c.objects {
             let word = match o.state {
@@ -108,11 +109,17 @@ impl Out {
                 ObjectState::Removed => style("removed ").yellow(),
                 ObjectState::Drifted => style("drifted ").red(),
                 ObjectState::Missing => style("missing ").red(),
+                ObjectState::Broken => style("broken  ").red(),
             };
-            let note = match o.state {
-                ObjectState::Drifted => "  (changed outside Strata; `up` restores it)",
-                ObjectState::Missing => "  (dropped outside Strata; `up` restores it)",
-                _ => "",
+            let note = match (o.state, &o.error) {
+                (ObjectState::Drifted, _) => {
+                    "  (changed outside Strata; `up` restores it)".to_string()
+                }
+                (ObjectState::Missing, _) => {
+                    "  (dropped outside Strata; `up` restores it)".to_string()
+                }
+                (ObjectState::Broken, Some(e)) => format!("  ({e})"),
+                _ => String::new(),
             };
             println!(
                 "  {word} {} {}  {}:{}{note}",

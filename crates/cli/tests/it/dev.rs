@@ -75,6 +75,37 @@ fn dev_cluster_runs_the_chosen_binaries_and_embedded_reuses_them() {
     .ok();
     assert!(r.says("0001_t"), "{}", r.stdout);
 
+    // Each package gets its own database, named after it, and `dev url` names the one --embedded uses: a second
+    // package with the same schema (README's example, then the tour's `billing`) deploys without a clash.
+    let url = run(strata_dev(&dir).args(["dev", "url", "-p"]).arg(pkg.root())).ok();
+    assert!(url.stdout.contains("/acme%2Fdevpkg?"), "{}", url.stdout);
+    let mut twin = Pkg::new("acme/devpkg-tour", "devpkg");
+    twin.add("0001_t.sql", "CREATE TABLE devpkg.t (id int);");
+    run(strata_dev(&dir)
+        .current_dir(twin.root())
+        .args(["--embedded", "up"]))
+    .ok();
+    let twin_url = run(strata_dev(&dir)
+        .current_dir(twin.root())
+        .args(["dev", "url"]))
+    .ok();
+    assert!(
+        twin_url.stdout.contains("/acme%2Fdevpkg-tour?"),
+        "{}",
+        twin_url.stdout
+    );
+    let outside = run(strata_dev(&dir)
+        .current_dir(parent.path())
+        .args(["dev", "url"]))
+    .ok();
+    assert!(outside.stdout.contains("/postgres?"), "{}", outside.stdout);
+
+    // `dev status` answers in its exit code too, as `pg_ctl status` does.
+    run(strata_dev(&dir).args(["dev", "status"])).ok();
+    run(strata_dev(&dir).args(["dev", "stop"])).ok();
+    let stopped = run(strata_dev(&dir).args(["dev", "status"])).expect_code(1);
+    assert!(stopped.says("stopped"), "{}", stopped.stdout);
+
     run(strata_dev(&dir).args(["dev", "destroy"])).ok();
     assert!(!dir.exists());
 }

@@ -141,7 +141,8 @@ fn lint_settings_are_checked_with_the_manifest() {
     pkg.add("0001_a.sql", "SELECT 1;\n");
     pkg.extra = "[lint]\nenable = [\"no-such-rule\"]\n".into();
     pkg.write_manifest();
-    let failed = run(strata().current_dir(pkg.root()).args(["lint", "--all"])).expect_code(1);
+    // The manifest does not load: the command cannot start (exit 2).
+    let failed = run(strata().current_dir(pkg.root()).args(["lint", "--all"])).expect_code(2);
     assert!(
         failed.says("unknown lint rule \"no-such-rule\""),
         "{}",
@@ -155,7 +156,7 @@ fn lint_settings_are_checked_with_the_manifest() {
 
     pkg.extra = "[lint]\nseverity = { prefer-bigint-over-int = \"fatal\" }\n".into();
     pkg.write_manifest();
-    let failed = run(strata().current_dir(pkg.root()).args(["lint", "--all"])).expect_code(1);
+    let failed = run(strata().current_dir(pkg.root()).args(["lint", "--all"])).expect_code(2);
     assert!(
         failed.says("unknown severity \"fatal\""),
         "{}",

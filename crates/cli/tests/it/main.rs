@@ -15,6 +15,7 @@ mod declare;
 mod deploy;
 mod dev;
 mod failures;
+mod first_hour;
 mod interop;
 mod json;
 mod lint;

@@ -172,7 +172,8 @@ fn managed_files_with_other_statements_are_refused_before_connecting() {
         "code/oops.sql",
         "\nGRANT SELECT ON shop.orders TO PUBLIC;\n",
     );
-    let failed = pkg.run(&db, &["up"]).expect_code(1);
+    // The package does not load: the command cannot start (exit 2).
+    let failed = pkg.run(&db, &["up"]).expect_code(2);
     assert!(
         failed.says("GRANT is not managed code"),
         "{}",

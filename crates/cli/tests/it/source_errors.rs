@@ -1,6 +1,6 @@
 //! Problems in the package are reported before anything is sent to the server. Every test here points strata at a
-//! port where nothing listens: getting the package error (exit 1) rather than a connection error (exit 2) proves
-//! the server was not contacted.
+//! port where nothing listens: getting the package error rather than a connection error ("could not connect")
+//! proves the server was not contacted. Both exit 2: the command could not start.
 
 use crate::support::{Pkg, Run, dead_port, run, strata};
 
@@ -28,7 +28,7 @@ fn invalid_toml() {
     let pkg = package_with_manifest(
         "name = \"acme/x\"\nschema = \"x\"\nmigrations = [\n    \"migrations/0001_a.sql\"\n    \"migrations/0002_b.sql\",\n]\n",
     );
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     snap!("source_invalid_toml", failed.stderr);
 }
 
@@ -37,7 +37,7 @@ fn unknown_manifest_key() {
     let pkg = package_with_manifest(
         "name = \"acme/x\"\nschema = \"x\"\nmigration = [\"migrations/0001_a.sql\"]\n",
     );
-    let failed = offline(&pkg, &["plan"]).expect_code(1);
+    let failed = offline(&pkg, &["plan"]).expect_code(2);
     snap!("source_unknown_key", failed.stderr);
 }
 
@@ -46,7 +46,7 @@ fn unknown_deploy_setting_and_bad_duration() {
     let pkg = package_with_manifest(
         "name = \"acme/x\"\nschema = \"x\"\nmigrations = [\"migrations/0001_a.sql\"]\n\n[deploy]\nlock_timeout = \"5 parsecs\"\n",
     );
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     assert!(
         failed.says("[deploy] lock_timeout: unknown unit `parsecs`"),
         "{}",
@@ -56,7 +56,7 @@ fn unknown_deploy_setting_and_bad_duration() {
         "strata.toml",
         "name = \"acme/x\"\nschema = \"x\"\nmigrations = [\"migrations/0001_a.sql\"]\n\n[deploy]\nlock_timeuot = \"5s\"\n",
     );
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     assert!(
         failed.says("unknown field `lock_timeuot`"),
         "{}",
@@ -70,7 +70,7 @@ fn duplicate_migration_names() {
         "name = \"acme/x\"\nschema = \"x\"\nmigrations = [\n    \"migrations/0001_a.sql\",\n    \"other/0001_a.sql\",\n]\n",
     );
     pkg.write("other/0001_a.sql", "SELECT 1;\n");
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     snap!("source_duplicate_name", failed.stderr);
 }
 
@@ -79,7 +79,7 @@ fn missing_migration_file() {
     let pkg = package_with_manifest(
         "name = \"acme/x\"\nschema = \"x\"\nmigrations = [\n    \"migrations/0001_a.sql\",\n    \"migrations/0002_gone.sql\",\n]\n",
     );
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     snap!("source_missing_file", failed.stderr);
 }
 
@@ -98,7 +98,7 @@ fn unlisted_migration_file() {
         "migrations/accounts_test.sql",
         "CREATE FUNCTION accounts_test() RETURNS void LANGUAGE sql AS 'SELECT 1';\n",
     );
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     snap!("source_unlisted_file", failed.stderr);
 
     std::fs::remove_file(pkg.path("migrations/0002_forgotten.sql")).unwrap();
@@ -115,11 +115,11 @@ fn invalid_section_markers() {
         "migrations/0001_a.sql",
         "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down transaction:maybe\nDROP TABLE a;\n",
     );
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     snap!("source_bad_marker_option", failed.stderr);
 
     pkg.write("migrations/0001_a.sql", "-- migrate:down\nDROP TABLE a;\n");
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     assert!(
         failed.says("has a `-- migrate:down` section but no `-- migrate:up` section"),
         "{}",
@@ -132,7 +132,7 @@ fn invalid_section_markers() {
         "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
     );
     pkg.write("migrations/0001_a.down.sql", "DROP TABLE a;\n");
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     assert!(
         failed.says("and a sibling file migrations/0001_a.down.sql"),
         "{}",
@@ -149,7 +149,7 @@ fn non_utf8_migration_file() {
         "migrations/0001_a.sql",
         b"-- caf\xe9 (Latin-1)\nCREATE TABLE a (id int);\n",
     );
-    let failed = offline(&pkg, &["up"]).expect_code(1);
+    let failed = offline(&pkg, &["up"]).expect_code(2);
     snap!("source_non_utf8", failed.stderr);
 }
 
@@ -182,14 +182,14 @@ fn an_unreadable_file_names_its_cause_once() {
         "name = \"acme/x\"\nschema = \"x\"\nmigrations = [\"migrations/0002_dir.sql\"]\n",
     );
     std::fs::create_dir_all(pkg.path("migrations/0002_dir.sql")).unwrap();
-    let human = offline(&pkg, &["plan"]).expect_code(1);
+    let human = offline(&pkg, &["plan"]).expect_code(2);
     assert_eq!(
         human.stderr.matches("Is a directory").count(),
         1,
         "{}",
         human.stderr
     );
-    let json = offline(&pkg, &["--json", "plan"]).expect_code(1).json();
+    let json = offline(&pkg, &["--json", "plan"]).expect_code(2).json();
     let message = json["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("cannot read "), "{message}");
     assert!(

@@ -36,6 +36,7 @@ const FOREIGN_ENV: &[&str] = &[
     "STRATA_PATH",
     "STRATA_LOG",
     "STRATA_PG_BIN",
+    "STRATA_EMBEDDED",
     "RUST_LOG",
     "FORCE_COLOR",
     "CLICOLOR_FORCE",
@@ -384,6 +385,8 @@ pub fn settings() -> insta::Settings {
         r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d(:\d\d)?)?",
         "[TIMESTAMP]",
     );
+    // Migration versions made of the time `strata init`/`strata new` ran.
+    s.add_filter(r"\b20\d{12}_", "[VERSION]_");
     // Durations are right-aligned in columns: the padding goes with them.
     s.add_filter(r" +\d+(\.\d+)? (ms|s)\b", " [TIME]");
     s

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod history;
 pub(crate) mod pg_versions;
 pub(crate) mod relations;
+pub(crate) mod role_privileges;
 pub mod roles;
 pub mod session;
 

@@ -20,6 +20,7 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
 use crate::db::history;
+use crate::db::role_privileges::RoleFacts;
 use crate::error::{Error, Result};
 use crate::source::STRATA_PACKAGE;
 use crate::source::package::Package;
@@ -39,7 +40,24 @@ const MAX_IDENT: usize = 63;
 /// assert_ne!(role, pgstrata::package_role(&format!("{long}y")));
 /// ```
 pub fn package_role(package: &str) -> String {
-    let full = format!("${package}");
+    fit_identifier(format!("${package}"), package)
+}
+
+/// The database a package gets on the local dev server (`strata … --embedded`, `strata dev url`): the package's
+/// name itself, cut like [`package_role`]'s when longer than 63 bytes. Each package gets its own, so packages that
+/// use the same schema name (the README's example and the tour's `billing`) do not collide.
+///
+/// ```
+/// assert_eq!(pgstrata::dev_database_name("github.com/acme/billing"), "github.com/acme/billing");
+/// let long = format!("github.com/acme/{}", "x".repeat(80));
+/// assert_eq!(pgstrata::dev_database_name(&long).len(), 63);
+/// ```
+pub fn dev_database_name(package: &str) -> String {
+    fit_identifier(package.to_string(), package)
+}
+
+/// `full` if it fits PostgreSQL's 63 bytes, else its start and `~` plus 8 hex digits of `package`'s SHA-256.
+fn fit_identifier(full: String, package: &str) -> String {
     if full.len() <= MAX_IDENT {
         return full;
     }
@@ -109,7 +127,15 @@ pub(crate) async fn prepare(
                 OR coalesce((SELECT {can_set} FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
                 (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
                   WHERE n.nspname = s.schema),
-                current_setting('server_version_num')::int
+                current_setting('server_version_num')::int,
+                -- What the login may do, for the check before anything changes (`role_privileges`).
+                (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user),
+                (SELECT rolcreaterole FROM pg_catalog.pg_roles WHERE rolname = current_user),
+                coalesce((SELECT pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER WITH ADMIN OPTION')
+                            FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
+                current_user::text,
+                current_database()::text,
+                pg_catalog.has_database_privilege(current_database(), 'CREATE')
            FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
         can_set = crate::db::pg_versions::can_set_role_sql("r.oid")
     );
@@ -129,6 +155,27 @@ pub(crate) async fn prepare(
         .into_iter()
         .map(|(name, uses)| (name, uses.into_iter().collect()))
         .collect();
+    let facts: Vec<RoleFacts> = with_roles
+        .iter()
+        .zip(&rows)
+        .map(|((pkg, role), row)| RoleFacts {
+            package: pkg.name().to_string(),
+            role: role.clone(),
+            schema: pkg.schema().to_string(),
+            exists: row.get(1),
+            can_set: row.get(2),
+            schema_exists: row.get::<_, Option<String>>(3).is_some(),
+            server_version_num: row.get(4),
+            superuser: row.get::<_, Option<bool>>(5).unwrap_or_default(),
+            createrole: row.get::<_, Option<bool>>(6).unwrap_or_default(),
+            admin: row.get(7),
+            login: row.get(8),
+            database: row.get(9),
+            create_on_database: row.get(10),
+        })
+        .collect();
+    // Before the first CREATE ROLE: a login that lacks a privilege is told what and how, and nothing changed.
+    crate::db::role_privileges::check(&facts)?;
     for ((pkg, role), row) in with_roles.iter().zip(&rows) {
         let exists: bool = row.get(1);
         let member: bool = row.get(2);

@@ -157,6 +157,9 @@ pub enum ObjectState {
     Missing,
     /// Installed, but no longer in the source (`up` drops it).
     Removed,
+    /// Installed and unchanged, but its body no longer compiles: something it uses was dropped, e.g. by `strata
+    /// down` ([`crate::BrokenObject`]; `up` re-installs it, which fails the same way until code and schema agree).
+    Broken,
 }
 
 /// One line of [`status`].
@@ -172,6 +175,9 @@ pub struct ObjectStatus {
     pub line: u32,
     /// State.
     pub state: ObjectState,
+    /// Why it is [`ObjectState::Broken`]: the server's message about its body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The managed code of one package, compared with the database.
@@ -245,6 +251,7 @@ pub async fn status(db: &Database, project: &Project) -> Result<Vec<PackageCode>
             file,
             line: n.obj.line,
             state,
+            error: None,
         });
     }
     for (s, row) in a.stored.iter().enumerate() {
@@ -269,7 +276,21 @@ pub async fn status(db: &Database, project: &Project) -> Result<Vec<PackageCode>
                 file: row.file.clone(),
                 line: u32::try_from(row.line).unwrap_or(0),
                 state: ObjectState::Removed,
+                error: None,
             });
+        }
+    }
+    // An object in sync with its source may still have lost what it uses (a `down` dropped a table it reads).
+    let names: Vec<String> = packages.iter().map(|p| p.name().to_string()).collect();
+    for b in crate::db::catalog::broken_routines(db.client(), Some(&names)).await? {
+        let object = out
+            .iter_mut()
+            .filter(|p| p.package == b.package)
+            .flat_map(|p| p.objects.iter_mut())
+            .find(|o| o.name == b.identity && o.state == ObjectState::InSync);
+        if let Some(o) = object {
+            o.state = ObjectState::Broken;
+            o.error = Some(b.error);
         }
     }
     Ok(out)

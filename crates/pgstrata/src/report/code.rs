@@ -120,3 +120,23 @@ impl CodeReport {
         self.changes.is_empty()
     }
 }
+
+/// An installed managed routine whose body no longer compiles against the database: something it uses was dropped
+/// (typically by `strata down`) or changed. Only `LANGUAGE sql` routines with a string body are checked, by
+/// PostgreSQL's own validator; a `BEGIN ATOMIC` body or a view cannot lose what it uses (the server refuses the
+/// drop), and PL/pgSQL bodies are resolved only when called.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BrokenObject {
+    /// The package whose managed code it is.
+    pub package: String,
+    /// Function or procedure.
+    pub kind: CodeKind,
+    /// The catalog identity, e.g. `billing.total(integer)`.
+    pub identity: String,
+    /// Where its source is, as recorded when it was installed.
+    pub file: String,
+    /// Line.
+    pub line: u32,
+    /// What the server says about its body, e.g. `relation "invoice" does not exist`.
+    pub error: String,
+}

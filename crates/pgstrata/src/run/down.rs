@@ -54,6 +54,9 @@ pub struct DownReport {
     pub stopped_before: Option<String>,
     /// Total wall time.
     pub duration_ms: f64,
+    /// Managed routines whose bodies no longer compile after the rollback: it dropped something they use
+    /// (checked after the commit; empty for a dry run).
+    pub broken: Vec<crate::report::code::BrokenObject>,
 }
 
 /// Revert migrations with their stored down SQL, in one transaction (split only by no-transaction down sections).
@@ -81,12 +84,21 @@ pub async fn down(
     match result {
         Ok(outcome) => {
             session.close().await;
+            drop(session);
+            // The rollback may have dropped what managed code uses: re-check it, so the damage is reported now
+            // rather than when the code is next called (`status` reports it too).
+            let broken = if opts.dry_run || ran.is_empty() {
+                Vec::new()
+            } else {
+                crate::db::catalog::broken_routines(db.client(), opts.packages.as_deref()).await?
+            };
             Ok(DownReport {
                 outcome,
                 run_id,
                 migrations: ran,
                 stopped_before,
                 duration_ms: ms(started.elapsed()),
+                broken,
             })
         }
         Err(e) => {

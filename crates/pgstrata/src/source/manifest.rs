@@ -8,8 +8,11 @@
 //! migrations = [                       # the list decides the order; a file's base name is its identity
 //!     "migrations/0001_init.sql",
 //! ]
+//! # Or, instead of the list (what `strata init` writes): every `<version>_<name>.sql` file of the folder,
+//! # in version order (see `crate::source::versioned`):
+//! # migrations_dir = "migrations"
 //!
-//! # Instead of `migrations`, read another tool's folder in place (see `crate::source::layout`):
+//! # Or read another tool's folder in place (see `crate::source::layout`):
 //! # layout = "dbmate"                  # dbmate, sqlx, diesel, golang-migrate, flyway, refinery, up-down
 //! # migrations_dir = "db/migrations"   # default: the tool's own default folder
 //! [security]
@@ -75,7 +78,9 @@ pub struct Manifest {
     pub deploy: DeploySettings,
     /// interop: another tool's migration folder to read instead of the `migrations` list.
     pub layout: Option<crate::source::layout::Layout>,
-    /// interop: where that folder is, relative to the package root (default: the tool's default).
+    /// Where the migrations folder is, relative to the package root: without `layout`, Strata's own versioned
+    /// folder (`<version>_<name>.sql` files in version order, instead of the `migrations` list); with it, that
+    /// tool's folder (default: the tool's default).
     pub migrations_dir: Option<String>,
     /// Lint settings (`[lint]`).
     pub lint: crate::source::lint_settings::LintSettings,
@@ -230,7 +235,7 @@ impl Manifest {
             ManifestFormat::Strata => {
                 let raw: RawStrata = toml::from_str(text).map_err(|e| {
                     err(e.span(), format!("invalid {}: {}", format.file_name(), e.message()))
-                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy], [lint])")
+                        .with_help("`strata init --help` lists every key (name, schema, extensions, uses, migrations_dir or migrations, [security], [deploy], [lint])")
                 })?;
                 let _ = raw.description;
                 check_layout_keys(&raw).map_err(|(span, msg)| err(Some(span), msg))?;
@@ -407,7 +412,8 @@ impl Manifest {
     }
 }
 
-/// interop keys: `layout` replaces the `migrations` list, and `migrations_dir` only means something with it.
+/// The keys that say where the migrations are: the `migrations` list, or a folder (`migrations_dir`: Strata's own
+/// versioned files, or another tool's with `layout`). One of them.
 fn check_layout_keys(raw: &RawStrata) -> Result<(), (Range<usize>, String)> {
     match (&raw.layout, &raw.migrations_dir) {
         (Some(layout), _) if !raw.migrations.is_empty() => Err((
@@ -416,9 +422,11 @@ fn check_layout_keys(raw: &RawStrata) -> Result<(), (Range<usize>, String)> {
              `migrations_dir`, in the tool's own order"
                 .into(),
         )),
-        (None, Some(dir)) => Err((
+        (None, Some(dir)) if !raw.migrations.is_empty() => Err((
             dir.span(),
-            "`migrations_dir` needs `layout` (which tool's folder it is)".into(),
+            "`migrations_dir` and `migrations` cannot both be set: the migrations are either the files of the \
+             folder, in version order, or the list"
+                .into(),
         )),
         (_, Some(dir)) => {
             let d = dir.get_ref();

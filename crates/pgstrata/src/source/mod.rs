@@ -1,4 +1,5 @@
-//! What is on disk: manifests, packages and their migrations, projects, other tools' folders, managed-code files,
+//! What is on disk: manifests, packages and their migrations, projects, other tools' folders, Strata's own versioned
+//! folder, managed-code files,
 //! repeatable scripts. Nothing here touches a database; everything is checked when it is loaded.
 
 pub mod code;
@@ -12,6 +13,7 @@ pub mod project;
 pub mod repeatable;
 pub mod scaffold;
 pub mod script;
+pub mod versioned;
 
 /// Name of Strata's own package (its history tables). Reserved.
 pub(crate) const STRATA_PACKAGE: &str = "strata";

@@ -210,10 +210,38 @@ impl Package {
             path: manifest_path.clone(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         })?;
-        let manifest = Manifest::parse(&manifest_path.to_string_lossy(), &text, format)?;
+        let mut manifest = Manifest::parse(&manifest_path.to_string_lossy(), &text, format)?;
         if let Some(layout) = manifest.layout {
             // interop: the migrations come from another tool's folder, not from the `migrations` list.
             return crate::source::layout::load(source, manifest, manifest_path, layout, &text);
+        }
+        // One walk of the package's files, for the migrations folder, the unlisted-file check and the managed code.
+        let sql_files = source.sql_files()?;
+        if let Some(dir) = manifest.migrations_dir.clone() {
+            // Strata's own folder: its files, in version order, stand in for the list (they have no span in it).
+            let dir = dir.trim_end_matches('/');
+            if let PackageSource::Dir(root) = &source
+                && !root.join(dir).is_dir()
+            {
+                return Err(SourceError::new(
+                    "strata::manifest",
+                    manifest_path.display(),
+                    text.clone(),
+                    None,
+                    format!(
+                        "the migrations folder {} does not exist",
+                        root.join(dir).display()
+                    ),
+                )
+                .with_help(
+                    "create it (`strata new NAME` adds a migration to it), or fix `migrations_dir`",
+                )
+                .into());
+            }
+            manifest.migrations = crate::source::versioned::scan(&sql_files, dir)?
+                .into_iter()
+                .map(|rel| (rel, 0..0))
+                .collect();
         }
         let mut migrations = Vec::with_capacity(manifest.migrations.len());
         let cwd = std::env::current_dir().ok();
@@ -236,8 +264,6 @@ impl Package {
             };
             migrations.push(load_migration(&files, &manifest_path, &text, rel, span)?);
         }
-        // One walk of the package's files, for both the unlisted-file check and the managed code.
-        let sql_files = source.sql_files()?;
         check_unlisted(&source, &sql_files, &manifest, &manifest_path, &text)?;
         let code = Arc::new(crate::source::code::Code::load(
             &source, &sql_files, &manifest,

@@ -1,5 +1,10 @@
 //! Creating packages and migration files (`strata init`, `strata new`). The manifest is edited with `toml_edit`,
 //! so the user's comments and layout survive.
+//!
+//! New packages keep their migrations in a versioned folder (`migrations_dir`, see [`crate::source::versioned`]):
+//! `strata new` adds a timestamped file and leaves the manifest alone, so branches merge cleanly. Packages that list
+//! their migrations (`migrations`, pgpkg's `Migrations`) keep doing so: `strata new` numbers the file after the last
+//! one and appends it.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +14,7 @@ use crate::source::manifest::{validate_identifier, validate_package_name};
 const MIGRATION_TEMPLATE: &str = "-- migrate:up\n\n\n-- migrate:down\n\n";
 
 /// Create a package in `dir` (which must not contain a manifest yet): `strata.toml`, `migrations/`, and a first
-/// migration. Returns the files created.
+/// migration `migrations/<UTC timestamp>_init.sql`. Returns the files created.
 pub fn init(dir: &Path, name: &str, schema: Option<&str>) -> Result<Vec<PathBuf>> {
     validate_package_name(name).map_err(|m| Error::usage(m, None))?;
     let schema = match schema {
@@ -29,15 +34,24 @@ pub fn init(dir: &Path, name: &str, schema: Option<&str>) -> Result<Vec<PathBuf>
         path: migrations.clone(),
         source,
     })?;
-    let first = migrations.join("0001_init.sql");
+    let version = crate::source::versioned::next_version(chrono::Utc::now(), None);
+    let first = migrations.join(format!("{version}_init.sql"));
     let text = format!(
-        "# Strata package manifest. Reference: README.md, section \"strata.toml\".\n\
+        "# Strata package manifest. `strata init --help` describes every key.\n\
          name = {name:?}\n\
          schema = {schema:?}\n\
          extensions = []\n\
          uses = []\n\
-         # Applied in this order; a file's base name is its identity. `strata new NAME` appends here.\n\
-         migrations = [\n    \"migrations/0001_init.sql\",\n]\n"
+         # The migrations are the files <version>_<name>.sql of this folder, applied in version order; a file's base\n\
+         # name is its identity. `strata new NAME` creates migrations/<UTC timestamp>_NAME.sql: there is no list to\n\
+         # edit, so branches that each add a migration merge cleanly.\n\
+         migrations_dir = \"migrations\"\n\
+         \n\
+         [security]\n\
+         # Strata creates a role for the package (\"$\" and its name), makes it own the schema and runs the\n\
+         # migrations and managed code as it. That needs a deploying login with CREATEROLE (or a superuser).\n\
+         # Set to false to deploy as the login itself, e.g. as a database owner without CREATEROLE.\n\
+         package_role = true\n"
     );
     write_new(&manifest, &text)?;
     write_new(
@@ -49,8 +63,14 @@ pub fn init(dir: &Path, name: &str, schema: Option<&str>) -> Result<Vec<PathBuf>
     Ok(vec![manifest, first])
 }
 
-/// Add a migration `NNNN_<name>.sql` to the package at `root` (next to the last listed migration, or in
-/// `migrations/`) and append it to the manifest's list. Returns the new file.
+/// Add a migration to the package at `root`, the way the package keeps them. Returns the new file.
+///
+/// - A versioned folder (`migrations_dir`, what `strata init` writes): `<folder>/<UTC timestamp>_<name>.sql`; the
+///   manifest does not change.
+/// - A list (`migrations`, or pgpkg's `Migrations`): `NNNN_<name>.sql` next to the last listed migration (or in
+///   `migrations/`), appended to the list.
+/// - Neither (a `strata.toml` without migrations yet): `migrations_dir = "migrations"` is added, then as for a
+///   folder.
 pub fn new_migration(root: &Path, name: &str) -> Result<PathBuf> {
     if name.is_empty()
         || !name
@@ -81,6 +101,29 @@ pub fn new_migration(root: &Path, name: &str) -> Result<PathBuf> {
             None,
         )
     })?;
+    if key == "migrations" {
+        if let Some(layout) = doc.get("layout").and_then(|v| v.as_str()) {
+            return Err(Error::usage(
+                format!(
+                    "{} reads a {layout} migrations folder (`layout`): Strata does not write that tool's files",
+                    manifest_path.display()
+                ),
+                Some(format!("create the migration with {layout}'s own command")),
+            ));
+        }
+        if let Some(dir) = doc.get("migrations_dir").and_then(|v| v.as_str()) {
+            return new_in_folder(root, dir.trim_end_matches('/'), name);
+        }
+        if doc.get(key).is_none() {
+            let file = new_in_folder(root, "migrations", name)?;
+            doc.insert("migrations_dir", toml_edit::value("migrations"));
+            std::fs::write(&manifest_path, doc.to_string()).map_err(|source| Error::Write {
+                path: manifest_path.clone(),
+                source,
+            })?;
+            return Ok(file);
+        }
+    }
     let listed: Vec<String> = doc
         .get(key)
         .and_then(|v| v.as_array())
@@ -147,6 +190,29 @@ pub fn new_migration(root: &Path, name: &str) -> Result<PathBuf> {
     Ok(file)
 }
 
+/// `<dir>/<version>_<name>.sql` in a versioned folder, the version being the UTC time (or one more than the
+/// newest version there, if that is not earlier).
+fn new_in_folder(root: &Path, dir: &str, name: &str) -> Result<PathBuf> {
+    use crate::source::versioned::{Version, next_version};
+    let folder = root.join(dir);
+    std::fs::create_dir_all(&folder).map_err(|source| Error::Write {
+        path: folder.clone(),
+        source,
+    })?;
+    let entries = std::fs::read_dir(&folder).map_err(|source| Error::Read {
+        path: folder.clone(),
+        source,
+    })?;
+    let newest = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Version::of(&e.file_name().to_string_lossy()))
+        .max();
+    let version = next_version(chrono::Utc::now(), newest.as_ref());
+    let file = folder.join(format!("{version}_{name}.sql"));
+    write_new(&file, MIGRATION_TEMPLATE)?;
+    Ok(file)
+}
+
 /// A schema name derived from a package name: its last path segment, lower-cased, other characters as `_`.
 pub fn default_schema(package: &str) -> String {
     let last = package.rsplit('/').next().unwrap_or(package);
@@ -188,19 +254,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn init_then_new_appends_to_the_manifest() {
+    fn init_then_new_adds_timestamped_files_and_leaves_the_manifest_alone() {
         let dir = tempfile::tempdir().unwrap();
-        init(dir.path(), "github.com/acme/billing", None).unwrap();
-        let f = new_migration(dir.path(), "add_status").unwrap();
-        assert!(f.ends_with("migrations/0002_add_status.sql"));
+        let created = init(dir.path(), "github.com/acme/billing", None).unwrap();
+        let manifest = std::fs::read_to_string(dir.path().join("strata.toml")).unwrap();
+        let first = new_migration(dir.path(), "add_status").unwrap();
+        let second = new_migration(dir.path(), "add_index").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("strata.toml")).unwrap(),
+            manifest
+        );
         let pkg = crate::source::package::Package::load(dir.path()).unwrap();
         assert_eq!(pkg.schema(), "billing");
+        assert!(pkg.manifest().security.package_role);
         let names: Vec<&str> = pkg.migrations().iter().map(|m| m.name()).collect();
-        assert_eq!(names, ["0001_init", "0002_add_status"]);
+        let stem = |p: &Path| p.file_stem().unwrap().to_string_lossy().into_owned();
+        assert_eq!(names, [stem(&created[1]), stem(&first), stem(&second)]);
+        // 14-digit UTC timestamps, each later than the one before (even within one second).
+        for n in &names {
+            let version = n.split('_').next().unwrap();
+            assert_eq!(version.len(), 14, "{n}");
+        }
+        assert!(names[0].ends_with("_init") && names[2].ends_with("_add_index"));
+    }
+
+    #[test]
+    fn new_follows_a_package_that_lists_its_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("db")).unwrap();
+        std::fs::write(dir.path().join("db/0001_init.sql"), "SELECT 1;\n").unwrap();
+        std::fs::write(
+            dir.path().join("strata.toml"),
+            "name = \"acme/listed\"\nschema = \"listed\"\n# Applied in this order.\nmigrations = [\"db/0001_init.sql\"]\n",
+        )
+        .unwrap();
+        let f = new_migration(dir.path(), "add_status").unwrap();
+        assert!(f.ends_with("db/0002_add_status.sql"));
         let text = std::fs::read_to_string(dir.path().join("strata.toml")).unwrap();
         assert!(
             text.contains("# Applied in this order"),
             "comments survive:\n{text}"
+        );
+        let pkg = crate::source::package::Package::load(dir.path()).unwrap();
+        let names: Vec<&str> = pkg.migrations().iter().map(|m| m.name()).collect();
+        assert_eq!(names, ["0001_init", "0002_add_status"]);
+    }
+
+    #[test]
+    fn new_gives_a_package_without_migrations_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("strata.toml"),
+            "name = \"acme/empty\"\nschema = \"empty\"\n",
+        )
+        .unwrap();
+        let f = new_migration(dir.path(), "first").unwrap();
+        let text = std::fs::read_to_string(dir.path().join("strata.toml")).unwrap();
+        assert!(text.contains("migrations_dir = \"migrations\""), "{text}");
+        let pkg = crate::source::package::Package::load(dir.path()).unwrap();
+        assert_eq!(pkg.migrations().len(), 1);
+        assert_eq!(
+            pkg.migrations()[0].path(),
+            format!("migrations/{}", f.file_name().unwrap().to_string_lossy())
         );
     }
 
