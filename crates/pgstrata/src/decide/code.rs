@@ -123,7 +123,7 @@ pub(crate) fn install_order(packages: &[Package]) -> Result<Vec<Ordered<'_>>> {
 
 /// Dependency order of the functions of test files (helpers a LANGUAGE sql test calls come first); file order
 /// when they form a cycle (PostgreSQL then reports what is missing).
-pub(crate) fn test_order(code: &Code, schema: &str) -> Vec<usize> {
+pub(crate) fn test_order(code: &Code, schema: &str, path: &[String]) -> Vec<usize> {
     let items: Vec<crate::decide::graph::Item<'_>> = code
         .tests
         .iter()
@@ -133,6 +133,8 @@ pub(crate) fn test_order(code: &Code, schema: &str) -> Vec<usize> {
             table: None,
             comment_on: None,
             schema,
+            path,
+            params: t.params(),
             references: t.references(code),
         })
         .collect();

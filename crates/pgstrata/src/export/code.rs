@@ -387,7 +387,8 @@ fn check_containment(w: &mut PsqlWriter<'_>) {
     let pairs: Vec<(String, String)> = w
         .packages
         .iter()
-        .filter_map(|p| crate::db::roles::role_of(p).map(|r| (r, p.schema().to_string())))
+        .filter_map(|p| crate::db::roles::role_of(p).map(|r| (r, p)))
+        .flat_map(|(r, p)| p.schemas().iter().map(move |s| (r.clone(), s.clone())))
         .collect();
     if pairs.is_empty() {
         return;
@@ -397,7 +398,7 @@ fn check_containment(w: &mut PsqlWriter<'_>) {
     let body = format!(
         "  IF current_setting('strata.run_id') = '' THEN\n    RETURN;\n  END IF;\n  \
          FOR r IN EXECUTE {q} USING {roles}, {schemas} LOOP\n    \
-         found := array_append(found, format('%s (owned by %s, whose schema is %s)', r.what, r.role, r.schema));\n  \
+         found := array_append(found, format('%s (owned by %s, whose %s)', r.what, r.role, r.schema));\n  \
          END LOOP;\n  \
          IF cardinality(found) > 0 THEN\n    \
          RAISE EXCEPTION 'strata: package roles own objects outside their schemas: %', array_to_string(found, '; ')\n      \

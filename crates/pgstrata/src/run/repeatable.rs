@@ -58,7 +58,7 @@ pub(crate) async fn apply_pending(
                 session.ensure_transaction().await?;
             }
             session
-                .enter_package(pkg.schema(), pkg.extensions())
+                .enter_package(pkg.schemas(), pkg.extensions())
                 .await?;
             match run_section(
                 session.client(),

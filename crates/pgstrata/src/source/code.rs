@@ -93,7 +93,20 @@ fn with_body_references(parsed: &ObjectStatement, text: &str) -> Vec<Reference> 
     all
 }
 
+/// A routine's declared parameters (empty for other statements).
+fn params_of(parsed: &ObjectStatement) -> &[pgstrata_sql::objects::Param] {
+    match &parsed.declaration {
+        Declaration::Create(c) => &c.params,
+        Declaration::Comment(_) => &[],
+    }
+}
+
 impl CodeObject {
+    /// A routine's declared parameters, as written (empty for other statements).
+    pub fn params(&self) -> &[pgstrata_sql::objects::Param] {
+        params_of(&self.parsed)
+    }
+
     /// Every name the statement refers to, routine bodies included (ranges relative to the statement).
     pub fn references(&self, code: &Code) -> &[Reference] {
         self.all_references
@@ -163,6 +176,11 @@ pub struct TestFunction {
 }
 
 impl TestFunction {
+    /// Its declared parameters.
+    pub fn params(&self) -> &[pgstrata_sql::objects::Param] {
+        params_of(&self.parsed)
+    }
+
     /// Every name the function refers to, its body included.
     pub fn references(&self, code: &Code) -> &[Reference] {
         self.all_references.get_or_init(|| {
@@ -312,12 +330,12 @@ fn code_object(
             let name = if c.kind == ObjectKind::Trigger {
                 c.name.clone()
             } else {
-                check_schema(file, &range, text, &c.name, schema, "it")?;
+                check_schema(file, &range, text, &c.name, manifest, "it")?;
                 c.name.or_schema(schema)
             };
             let table = match &c.table {
                 Some(t) => {
-                    check_schema(file, &range, text, t, schema, "its table")?;
+                    check_schema(file, &range, text, t, manifest, "its table")?;
                     Some(t.or_schema(schema))
                 }
                 None => None,
@@ -339,12 +357,19 @@ fn code_object(
             let name = if c.target == CommentTarget::Trigger {
                 c.name.clone()
             } else {
-                check_schema(file, &range, text, &c.name, schema, "the commented object")?;
+                check_schema(
+                    file,
+                    &range,
+                    text,
+                    &c.name,
+                    manifest,
+                    "the commented object",
+                )?;
                 c.name.or_schema(schema)
             };
             let table = match &c.table {
                 Some(t) => {
-                    check_schema(file, &range, text, t, schema, "the trigger's table")?;
+                    check_schema(file, &range, text, t, manifest, "the trigger's table")?;
                     Some(t.or_schema(schema))
                 }
                 None => None,
@@ -413,7 +438,7 @@ fn test_function(
     if c.kind != ObjectKind::Function {
         return Err(only_functions());
     }
-    check_schema(file, &range, text, &c.name, &manifest.schema, "it")?;
+    check_schema(file, &range, text, &c.name, manifest, "it")?;
     let name = c.name.or_schema(&manifest.schema);
     let role = if name.name.ends_with("_test") {
         TestRole::Test
@@ -442,22 +467,43 @@ fn check_schema(
     range: &Range<usize>,
     text: &str,
     name: &QualifiedName,
-    schema: &str,
+    manifest: &Manifest,
     what: &str,
 ) -> Result<()> {
     match &name.schema {
-        Some(s) if s != schema => {
+        Some(s) if !manifest.schemas.contains(s) => {
             let at = range.start + text.find(s.as_str()).unwrap_or(0);
-            Err(err(
-                file,
-                at..at + s.len(),
-                format!("{name} is outside the package's schema `{schema}`: {what} must live in `{schema}`"),
-            )
-            .with_label("not the package's schema")
-            .with_help(format!(
-                "a package owns exactly one schema; qualify names with `{schema}.` or leave them unqualified"
-            ))
-            .into())
+            let (message, help) = match manifest.schemas.as_slice() {
+                [only] => (
+                    format!(
+                        "{name} is outside the package's schema `{only}`: {what} must live in `{only}`"
+                    ),
+                    format!(
+                        "qualify names with `{only}.` or leave them unqualified (or add `{s}` to the package's schemas)"
+                    ),
+                ),
+                several => {
+                    let list = several
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    (
+                        format!(
+                            "{name} is outside the package's schemas ({list}): {what} must live in one of them"
+                        ),
+                        format!(
+                            "qualify names with one of the package's schemas, or leave them unqualified (they land in \
+                             `{}`)",
+                            manifest.schema
+                        ),
+                    )
+                }
+            };
+            Err(err(file, at..at + s.len(), message)
+                .with_label("not a schema of the package")
+                .with_help(help)
+                .into())
         }
         _ => Ok(()),
     }

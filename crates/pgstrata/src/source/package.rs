@@ -208,7 +208,25 @@ impl Package {
             path: manifest_path.clone(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         })?;
-        let manifest = Manifest::parse(&manifest_path.to_string_lossy(), &text, format)?;
+        let mut manifest = Manifest::parse(&manifest_path.to_string_lossy(), &text, format)?;
+        // pgpkg's older migration list, `@migration.pgpkg` (pgpkg's own package and examples use it): its entries
+        // stand in for `Migrations`, and errors about them point into it.
+        let index = match format {
+            ManifestFormat::Pgpkg => crate::source::pgpkg::migration_index(
+                &source,
+                &manifest,
+                &manifest_path.to_string_lossy(),
+                &text,
+            )?,
+            ManifestFormat::Strata => None,
+        };
+        if let Some(index) = &index {
+            manifest.migrations = index.entries.clone();
+        }
+        let (list_path, list_text) = match &index {
+            Some(i) => (PathBuf::from(&i.display), i.text.as_str()),
+            None => (manifest_path.clone(), text.as_str()),
+        };
         if let Some(layout) = manifest.layout {
             // interop: the migrations come from another tool's folder, not from the `migrations` list.
             return crate::source::layout::load(source, manifest, manifest_path, layout, &text);
@@ -232,11 +250,15 @@ impl Package {
                 cwd: cwd.as_deref(),
                 names,
             };
-            migrations.push(load_migration(&files, &manifest_path, &text, rel, span)?);
+            migrations.push(load_migration(&files, &list_path, list_text, rel, span)?);
         }
         // One walk of the package's files, for both the unlisted-file check and the managed code.
         let sql_files = source.sql_files()?;
-        check_unlisted(&source, &sql_files, &manifest, &manifest_path, &text)?;
+        match &index {
+            Some(index) => crate::source::pgpkg::check_index_complete(index, &sql_files)
+                .map_err(Error::Source)?,
+            None => check_unlisted(&source, &sql_files, &manifest, &manifest_path, &text)?,
+        }
         let code = Arc::new(crate::source::code::Code::load(
             &source, &sql_files, &manifest,
         )?);
@@ -302,9 +324,15 @@ impl Package {
         &self.manifest.name
     }
 
-    /// The package's schema.
+    /// The package's main schema: unqualified names of its managed code land there.
     pub fn schema(&self) -> &str {
         &self.manifest.schema
+    }
+
+    /// Every schema the package owns, the main one first (`schemas = [...]`; one for `schema = "..."`). Its role
+    /// owns them all, and its SQL runs with all of them on the search_path, in this order.
+    pub fn schemas(&self) -> &[String] {
+        &self.manifest.schemas
     }
 
     /// Extensions the package needs.

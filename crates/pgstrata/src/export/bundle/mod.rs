@@ -333,6 +333,8 @@ fn code_file_order(pkg: &Package) -> Result<Vec<usize>> {
                 .as_ref()
                 .map(|c| CodeKind::of(c.target.object_kind())),
             schema,
+            path: pkg.schemas(),
+            params: o.params(),
             references: o.references(code),
         })
         .collect();

@@ -113,7 +113,11 @@ impl<'p> Installer<'p, '_, '_> {
 
     /// Read which names exist, so statements creating something new can skip the probes.
     pub(super) async fn load_existing(&mut self) -> Result<()> {
-        let schemas: Vec<&str> = self.packages.iter().map(|p| p.schema()).collect();
+        let schemas: Vec<&str> = self
+            .packages
+            .iter()
+            .flat_map(|p| p.schemas().iter().map(String::as_str))
+            .collect();
         let rows = self
             .client()
             .query(
@@ -390,7 +394,7 @@ impl<'p> Installer<'p, '_, '_> {
         before: &[CatalogObject],
     ) -> Result<()> {
         let node = self.a.nodes[i];
-        if cat.schema != node.schema() {
+        if !node.package.schemas().contains(&cat.schema) {
             return Err(source_error(
                 node,
                 format!(

@@ -436,7 +436,9 @@ impl<'p> UpRun<'p> {
         session.notices();
         for p in self.packages {
             if roles::role_of(p).is_some() {
-                session.know_schema(p.schema());
+                for schema in p.schemas() {
+                    session.know_schema(schema);
+                }
             }
         }
         // Guard-rails, before anything runs.

@@ -299,6 +299,7 @@ impl Package {
         let manifest = Manifest {
             format: ManifestFormat::Strata,
             name,
+            schemas: vec![schema.clone()],
             schema,
             extensions: Vec::new(),
             uses: Vec::new(),
