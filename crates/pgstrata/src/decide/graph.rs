@@ -599,6 +599,87 @@ mod tests {
     }
 
     #[test]
+    fn overloads_are_told_apart_by_their_arguments() {
+        // f(int) calls f(text): f(text) first, and no cycle though both are named f.
+        let o = order(&[
+            "create function app.f(x integer) returns text language sql as $$ select app.f(x::text) $$",
+            "create function app.f(x text) returns text language sql as $$ select x $$",
+        ])
+        .unwrap();
+        assert_eq!(o, [1, 0]);
+        // By arity, and by the type of `$1` / a parameter's name.
+        let o = order(&[
+            "create function app.g(a int, b int) returns int language sql as 'select app.g($1) + app.g(b)'",
+            "create function app.g(a int) returns int language sql as 'select a'",
+            "create function app.g(a text) returns int language sql as 'select 1'",
+        ])
+        .unwrap();
+        // g(int) before its caller; g(text) is not called and keeps its place.
+        assert_eq!(o, [1, 0, 2]);
+        // Overloads calling each other for real: a cycle PostgreSQL cannot install.
+        assert!(
+            order(&[
+                "create function app.f(x integer) returns text language sql as $$ select app.f(x::text) $$",
+                "create function app.f(x text) returns text language sql as $$ select app.f(1) $$",
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn argument_fit() {
+        let params = |sql: &str| match parse_object(sql).unwrap().declaration {
+            pgstrata_sql::objects::Declaration::Create(c) => c.params,
+            _ => unreachable!(),
+        };
+        let known = |t: &str| ArgType::Known(t.into());
+        let two = params(
+            "create function f(a int, b text default 'x', out c int) returns int language sql as ''",
+        );
+        assert_eq!(accepts(&two, &[known("integer")], &[]), Fit::Yes);
+        assert_eq!(
+            accepts(&two, &[known("smallint"), ArgType::Unknown], &[]),
+            Fit::Maybe
+        );
+        assert_eq!(accepts(&two, &[], &[]), Fit::No);
+        assert_eq!(accepts(&two, &[known("text")], &[]), Fit::No);
+        assert_eq!(accepts(&two, &[known("bigint")], &[]), Fit::No);
+        assert_eq!(
+            accepts(
+                &two,
+                &[known("integer"), known("integer"), known("integer")],
+                &[]
+            ),
+            Fit::No
+        );
+        let var = params(
+            "create function f(a text, variadic r numeric[]) returns int language sql as ''",
+        );
+        assert_eq!(
+            accepts(
+                &var,
+                &[known("text"), known("integer"), known("numeric")],
+                &[]
+            ),
+            Fit::Yes
+        );
+        assert_eq!(
+            accepts(&var, &[known("text"), known("boolean")], &[]),
+            Fit::No
+        );
+        let any =
+            params("create function f(a anyelement, b app.money) returns int language sql as ''");
+        assert_eq!(
+            accepts(&any, &[known("integer"), known("integer")], &[]),
+            Fit::Maybe
+        );
+        assert_eq!(implicit_cast("date", "timestamp with time zone"), Fit::Yes);
+        assert_eq!(implicit_cast("integer[]", "bigint[]"), Fit::Yes);
+        assert_eq!(implicit_cast("integer[]", "integer"), Fit::No);
+        assert_eq!(implicit_cast("character varying", "text"), Fit::Yes);
+    }
+
+    #[test]
     fn unresolved_checked_references_in_own_schema() {
         let (parsed, names) =
             build(&["create view app.v as select app.nope(1), other.thing(), count(*) from app.t"]);

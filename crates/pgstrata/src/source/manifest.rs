@@ -463,11 +463,14 @@ fn check_layout_keys(raw: &RawStrata) -> Result<(), (Range<usize>, String)> {
     }
 }
 
+/// Names with their spans in the manifest text.
+type NamesAndSpans = (Vec<String>, Vec<Range<usize>>);
+
 /// The names of a `schemas` list with their spans; an empty list is an error.
 fn schema_list(
     list: &Spanned<Vec<Spanned<String>>>,
     key: &str,
-) -> Result<(Vec<String>, Vec<Range<usize>>), (Range<usize>, String)> {
+) -> Result<NamesAndSpans, (Range<usize>, String)> {
     if list.get_ref().is_empty() {
         return Err((list.span(), format!("{key} is empty")));
     }

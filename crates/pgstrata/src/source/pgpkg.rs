@@ -29,7 +29,7 @@ pub(crate) struct MigrationIndex {
     /// The folder it lists files of, relative to the package root (`""`: the root), with a trailing `/`.
     pub prefix: String,
     /// The listed migrations (relative to the package root) with their span in [`MigrationIndex::text`].
-    pub entries: Vec<(String, Range<usize>)>,
+    pub entries: Entries,
 }
 
 /// Find and read the `@migration.pgpkg` of a pgpkg package (`None`: it has none).
@@ -105,11 +105,11 @@ pub(crate) fn migration_index(
     }))
 }
 
+/// Paths with their spans in a file's text.
+type Entries = Vec<(String, Range<usize>)>;
+
 /// The entries of an index whose folder is `prefix`: paths relative to the package root with their spans.
-fn parse_index(
-    text: &str,
-    prefix: &str,
-) -> std::result::Result<Vec<(String, Range<usize>)>, (Range<usize>, String)> {
+fn parse_index(text: &str, prefix: &str) -> std::result::Result<Entries, (Range<usize>, String)> {
     let mut out: Vec<(String, Range<usize>)> = Vec::new();
     let mut offset = 0;
     for line in text.split_inclusive('\n') {

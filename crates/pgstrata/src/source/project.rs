@@ -155,21 +155,23 @@ fn find_used(
         return Ok(Some(pkg));
     }
     // pgpkg's cache of used packages: `.pgpkg/<name>` (where `pgpkg import` puts them).
-    if let Some(r) = root {
-        for dir in crate::source::pgpkg::cached_package_dirs(r, name) {
-            let pkg = Package::load(&dir)?;
-            if pkg.name() != name {
-                return Err(Error::usage(
-                    format!(
-                        "{} holds package `{}`, not `{name}`",
-                        dir.display(),
-                        pkg.name()
-                    ),
-                    Some("a package in a .pgpkg cache sits in the folder named after it".into()),
-                ));
-            }
-            return Ok(Some(pkg));
+    if let Some(dir) = root.and_then(|r| {
+        crate::source::pgpkg::cached_package_dirs(r, name)
+            .into_iter()
+            .next()
+    }) {
+        let pkg = Package::load(&dir)?;
+        if pkg.name() != name {
+            return Err(Error::usage(
+                format!(
+                    "{} holds package `{}`, not `{name}`",
+                    dir.display(),
+                    pkg.name()
+                ),
+                Some("a package in a .pgpkg cache sits in the folder named after it".into()),
+            ));
         }
+        return Ok(Some(pkg));
     }
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(parent) = root.and_then(Path::parent) {

@@ -3,6 +3,7 @@
 
 mod drift;
 mod objects;
+mod overloads;
 mod pgpkg;
 mod roles;
 mod source_errors;
