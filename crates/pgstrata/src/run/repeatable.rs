@@ -1,4 +1,4 @@
-//! Repeatable scripts: Flyway's `R__*.sql` and the functions folder of the up/down layout.
+//! Repeatable scripts: Flyway's `R__*.sql`.
 //!
 //! A repeatable is re-run whenever its text changes, after the versioned migrations of the run (package by
 //! package, in deploy order; within a package in the layout's order), and recorded in `strata.repeatable` with its

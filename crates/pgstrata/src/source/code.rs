@@ -235,6 +235,25 @@ impl Code {
         sql_files: &[String],
         manifest: &Manifest,
     ) -> Result<Code> {
+        Code::load_files(source, sql_files, manifest, true)
+    }
+
+    /// Like [`Code::load`], but every file holds managed code, whatever its name: another tool's function folder
+    /// (postgres-json names files `function_test.sql` that are functions, not tests).
+    pub(crate) fn load_managed(
+        source: &PackageSource,
+        sql_files: &[String],
+        manifest: &Manifest,
+    ) -> Result<Code> {
+        Code::load_files(source, sql_files, manifest, false)
+    }
+
+    fn load_files(
+        source: &PackageSource,
+        sql_files: &[String],
+        manifest: &Manifest,
+        test_files: bool,
+    ) -> Result<Code> {
         let listed: BTreeSet<&str> = manifest
             .migrations
             .iter()
@@ -260,7 +279,7 @@ impl Code {
                 code.ignored.push(rel);
                 continue;
             }
-            let is_test = rel.ends_with("_test.sql");
+            let is_test = test_files && rel.ends_with("_test.sql");
             let file = CodeFile {
                 lines: Arc::new(LineIndex::new(&text)),
                 path: rel,

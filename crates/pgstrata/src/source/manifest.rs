@@ -6,6 +6,7 @@
 //! # schemas = ["billing", "billing_private"] # instead of `schema`: several schemas, the first is the main one
 //! extensions = ["pgcrypto"]            # created by the deploying login before migrations
 //! uses = ["github.com/acme/core"]      # or { name = "…", path = "../core" }
+//! require_down = false                 # refuse migrations without a down part (as postgres-json does)
 //! migrations = [                       # the list decides the order; a file's base name is its identity
 //!     "migrations/0001_init.sql",
 //! ]
@@ -86,6 +87,8 @@ pub struct Manifest {
     pub lint: crate::source::lint_settings::LintSettings,
     /// Package role and managed-code safety settings.
     pub security: SecuritySettings,
+    /// Refuse migrations without a down part (`require_down = true`; postgres-json's rule).
+    pub require_down: bool,
 }
 
 /// `[security]`: the package role, and what managed code may do.
@@ -189,6 +192,8 @@ struct RawStrata {
     layout: Option<Spanned<crate::source::layout::Layout>>,
     #[serde(default)]
     migrations_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    require_down: bool,
 }
 
 #[derive(Deserialize)]
@@ -233,7 +238,7 @@ impl Manifest {
             ManifestFormat::Strata => {
                 let raw: RawStrata = toml::from_str(text).map_err(|e| {
                     err(e.span(), format!("invalid {}: {}", format.file_name(), e.message()))
-                        .with_help("see the manifest reference in README.md (keys: name, schema or schemas, extensions, uses, migrations, [deploy], [lint])")
+                        .with_help("see the manifest reference in README.md (keys: name, schema, extensions, uses, migrations, [deploy], [lint])")
                 })?;
                 let _ = raw.description;
                 check_layout_keys(&raw).map_err(|(span, msg)| err(Some(span), msg))?;
@@ -291,6 +296,7 @@ impl Manifest {
                     migrations_dir: raw.migrations_dir.as_ref().map(|d| d.get_ref().clone()),
                     lint,
                     security: raw.security.unwrap_or_default(),
+                    require_down: raw.require_down,
                 }
                 .validated(
                     path,
@@ -342,6 +348,7 @@ impl Manifest {
                     migrations_dir: None,
                     lint: Default::default(),
                     security: SecuritySettings::default(),
+                    require_down: false,
                 }
                 .validated(
                     path,

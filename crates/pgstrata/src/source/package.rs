@@ -292,9 +292,16 @@ impl Package {
             layout: Some(layout),
             repeatables,
             layout_files,
-            // A foreign layout's extra scripts are repeatables (Flyway `R__`, the up/down functions folder).
+            // Flyway's `R__` scripts are repeatables; the up/down layout's function files are managed code
+            // ([`Package::with_code`]).
             code: Arc::new(crate::source::code::Code::default()),
         }
+    }
+
+    /// The package with this managed code (a layout whose folder holds some: the up/down layout's functions).
+    pub(crate) fn with_code(mut self, code: crate::source::code::Code) -> Package {
+        self.code = Arc::new(code);
+        self
     }
 
     /// The other tool's layout this package was read from (`None`: Strata's own manifest list).
@@ -302,7 +309,7 @@ impl Package {
         self.layout
     }
 
-    /// Repeatable scripts (Flyway's `R__*.sql`, the up/down layout's functions folder): re-run after the
+    /// Repeatable scripts (Flyway's `R__*.sql`): re-run after the
     /// migrations whenever their text changes.
     pub fn repeatables(&self) -> &[crate::source::repeatable::Repeatable] {
         &self.repeatables

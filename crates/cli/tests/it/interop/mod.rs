@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod seeds;
 mod sqlx;
 
 fn strata(db: &pgtest::TestDb) -> assert_cmd::Command {

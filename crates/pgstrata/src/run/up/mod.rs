@@ -89,7 +89,7 @@ pub struct UpReport {
     pub packages: Vec<Transition>,
     /// Changed migrations whose new text was recorded (`--accept-changed`).
     pub accepted_changes: Vec<String>,
-    /// Repeatable scripts run because their text changed (Flyway `R__`, functions folders).
+    /// Repeatable scripts run because their text changed (Flyway `R__`).
     pub repeatables: Vec<RanMigration>,
     /// A dry run stops before the first no-transaction migration: which one.
     pub stopped_before: Option<String>,

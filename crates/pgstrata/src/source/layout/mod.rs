@@ -8,7 +8,7 @@
 //! | `golang-migrate` | `<u64>_<name>.up.sql` / `.down.sql` | version (integer) | detected: a file with a statement that cannot run in a transaction | `.down.sql` |
 //! | `flyway` | `V<ver>__<desc>.sql`, `U<ver>__<desc>.sql` (undo), `R__<desc>.sql` (repeatable), in any subfolder | version (dotted numbers, `_` = `.`, trailing zeros ignored); repeatables after, by description | detected, as Flyway's parser does | `U` file of the same version |
 //! | `refinery` | `V<int>__<name>.sql` / `U<int>__<name>.sql` (unversioned) | version (integer) | never (refinery always uses a transaction) | none |
-//! | `up-down` | `NNNN-name.up.sql` + `NNNN-name.down.sql`; optionally under `migrations/`, with a `functions/` folder of repeatable scripts | file name | Strata's directives (`-- strata:no-transaction`) | `.down.sql` |
+//! | `up-down` | `NNNN-name.up.sql` (or `N.up.sql`) + `.down.sql`; optionally under `migrations/`, with a `functions/` (or `function/`) folder of managed code | file name | Strata's directives (`-- strata:no-transaction`) | `.down.sql` |
 //!
 //! Differences from the tools themselves, all on purpose:
 //! - every pending migration runs in Strata's one deploy transaction (the tools use one per file or section), so a
@@ -313,6 +313,7 @@ impl Package {
                 package_role: false,
                 ..Default::default()
             },
+            require_down: false,
         };
         crate::source::manifest::validate_package_name(&manifest.name).map_err(|m| {
             Error::usage(
@@ -511,6 +512,17 @@ fn build(
         .iter()
         .map(|m| (m.path().to_string(), 0..0))
         .collect();
+    // The up/down layout's function files are managed code.
+    let code = match layout {
+        Layout::UpDown => {
+            let (files, ignored) = updown::code_files(&folder)?;
+            let rels: Vec<String> = files.iter().map(|f| folder.rel(f)).collect();
+            let mut code = crate::source::code::Code::load_managed(&source, &rels, &manifest)?;
+            code.ignored.extend(ignored.iter().map(|f| folder.rel(f)));
+            code
+        }
+        _ => crate::source::code::Code::default(),
+    };
     Ok(Package::from_parts(
         manifest,
         source,
@@ -519,7 +531,8 @@ fn build(
         layout,
         repeatables,
         owned,
-    ))
+    )
+    .with_code(code))
 }
 
 fn check_unique(layout: Layout, found: &[Found], folder: &Folder<'_>) -> Result<()> {

@@ -10,4 +10,5 @@ mod adopt;
 mod edge;
 mod export;
 mod generated;
+mod postgres_json;
 mod support;
