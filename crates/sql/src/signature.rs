@@ -75,7 +75,7 @@ pub(crate) fn call_args(call: &SyntaxNode) -> Option<Vec<ArgType>> {
 }
 
 /// What one argument expression is (`None`: a named argument, which makes the call's arguments unknown).
-fn arg_type(expr: &SyntaxNode) -> Option<ArgType> {
+pub(crate) fn arg_type(expr: &SyntaxNode) -> Option<ArgType> {
     Some(match expr.kind() {
         SyntaxKind::NAMED_ARG => return None,
         SyntaxKind::CAST_EXPR => expr
@@ -116,7 +116,7 @@ fn arg_type(expr: &SyntaxNode) -> Option<ArgType> {
 }
 
 /// Node kinds that hold a type name.
-fn is_type_node(kind: SyntaxKind) -> bool {
+pub(crate) fn is_type_node(kind: SyntaxKind) -> bool {
     matches!(
         kind,
         SyntaxKind::PATH_TYPE

@@ -61,14 +61,17 @@ enum Class {
     Routine,
     View,
     Trigger,
+    Operator,
 }
 
 fn class_of(kind: CodeKind) -> Option<Class> {
     match kind {
-        CodeKind::Function | CodeKind::Procedure => Some(Class::Routine),
+        CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate => Some(Class::Routine),
         CodeKind::View => Some(Class::View),
         CodeKind::Trigger => Some(Class::Trigger),
-        CodeKind::Comment => None,
+        CodeKind::Operator => Some(Class::Operator),
+        // Casts are found by their types, never by a name.
+        CodeKind::Comment | CodeKind::Cast => None,
     }
 }
 
@@ -111,6 +114,7 @@ impl Graph {
                     (None, ReferenceKind::Function) => &[Class::Routine],
                     (None, ReferenceKind::Relation | ReferenceKind::Type) => &[Class::View],
                     (None, ReferenceKind::Any) => &[Class::Routine, Class::View],
+                    (None, ReferenceKind::Operator) => &[Class::Operator],
                 };
                 // A qualified name is looked up in its schema; an unqualified one in the package's schemas.
                 let schemas: Vec<&str> = match &r.name.schema {
@@ -136,7 +140,8 @@ impl Graph {
                 targets.dedup();
                 // A routine naming itself: recursion (or a comment on it), not a dependency.
                 targets.retain(|t| *t != i);
-                let is_call = r.kind == ReferenceKind::Function && item.comment_on.is_none();
+                let is_call = matches!(r.kind, ReferenceKind::Function | ReferenceKind::Operator)
+                    && item.comment_on.is_none();
                 // Overloads of the item's own name: a dependency only when the call's arguments pick them.
                 let own_name = |t: &usize| {
                     own_class == class_of(items[*t].kind)

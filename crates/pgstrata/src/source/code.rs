@@ -113,9 +113,13 @@ impl CodeObject {
             .get_or_init(|| with_body_references(&self.parsed, self.source(code)))
     }
 
-    /// `function app.f`, `view app.v`, `trigger touch ON app.t`, `comment on function app.f(int)`.
+    /// `function app.f`, `view app.v`, `trigger touch ON app.t`, `comment on function app.f(int)`,
+    /// `operator app.=?`, `cast (text AS app.amount)`.
     pub fn label(&self) -> String {
         match (&self.kind, &self.table, &self.comment) {
+            (CodeKind::Operator | CodeKind::Cast, _, _) => {
+                format!("{} {}", self.kind, self.display_name())
+            }
             (CodeKind::Comment, _, Some(c)) => {
                 format!(
                     "comment on {} {}",
@@ -128,9 +132,20 @@ impl CodeObject {
         }
     }
 
-    /// The object's name as shown next to its kind: `app.f`, `touch ON app.t`, `on function app.f(int)`.
+    /// The object's name as shown next to its kind: `app.f`, `touch ON app.t`, `on function app.f(int)`, `app.=?`,
+    /// `(text AS app.amount)`.
     pub fn display_name(&self) -> String {
         match (&self.kind, &self.table, &self.comment) {
+            // An operator's symbol is never quoted; a cast is named by its types.
+            (CodeKind::Operator, _, _) => match &self.name.schema {
+                Some(s) => format!(
+                    "{}.{}",
+                    pgstrata_sql::objects::display_ident(s),
+                    self.name.name
+                ),
+                None => self.name.name.clone(),
+            },
+            (CodeKind::Cast, _, _) => format!("({})", self.name.name),
             (CodeKind::Comment, _, Some(c)) => {
                 format!("on {} {}", c.target.keyword().to_lowercase(), c.object_text)
             }
@@ -335,13 +350,21 @@ fn code_object(
     let text = &file.text[range.clone()];
     let schema = manifest.schema.as_str();
     let parsed = parsed.map_err(|e| {
+        let help = if e.message.starts_with("CREATE TYPE") || e.message.starts_with("CREATE DOMAIN") {
+            // pgpkg keeps types in migrations too: a managed object is dropped and re-created when it changes, and a
+            // type that a table column uses cannot be.
+            "types and domains are created and changed by migrations (ALTER TYPE … ADD VALUE, ADD ATTRIBUTE, ALTER \
+             DOMAIN), not by managed code: a type used by a table column cannot be dropped and re-created the way \
+             managed objects are. Managed functions, casts, operators and aggregates may use them"
+        } else {
+            "files that are not migrations hold managed code: CREATE [OR REPLACE] FUNCTION, PROCEDURE, VIEW, \
+             TRIGGER, AGGREGATE, CREATE OPERATOR, CREATE CAST, and COMMENT ON functions, procedures, views and \
+             triggers. Put other statements in a migration (listed in the manifest), or start the file with \
+             `-- strata:ignore`"
+        };
         err(file, range.start..range.start + first_line_len(text), e.message)
             .with_label("not managed code")
-            .with_help(
-                "files that are not migrations hold managed code: CREATE [OR REPLACE] FUNCTION, PROCEDURE, VIEW, \
-                 TRIGGER, and COMMENT ON them. Put other statements in a migration (listed in the manifest), or \
-                 start the file with `-- strata:ignore`",
-            )
+            .with_help(help)
     })?;
     check_hazards(file, &range, &parsed, manifest)?;
     let (kind, name, table, comment, inserted, sql) = match &parsed.declaration {
@@ -359,7 +382,8 @@ fn code_object(
                 }
                 None => None,
             };
-            let (sql, inserted) = if c.or_replace {
+            // Operators and casts have no OR REPLACE: a changed one is dropped and created.
+            let (sql, inserted) = if c.or_replace || !c.kind.replaceable() {
                 (text.to_string(), None)
             } else {
                 let at = c.create_end;

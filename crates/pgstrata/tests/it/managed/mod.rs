@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod drift;
+mod kinds;
 mod objects;
 mod overloads;
 mod pgpkg;
