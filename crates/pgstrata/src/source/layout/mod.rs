@@ -211,7 +211,7 @@ pub(crate) struct Folder<'a> {
 }
 
 impl Folder<'_> {
-    fn rel(&self, path: &str) -> String {
+    pub(crate) fn rel(&self, path: &str) -> String {
         format!("{}{path}", self.prefix)
     }
 
@@ -512,15 +512,8 @@ fn build(
         .iter()
         .map(|m| (m.path().to_string(), 0..0))
         .collect();
-    // The up/down layout's function files are managed code.
     let code = match layout {
-        Layout::UpDown => {
-            let (files, ignored) = updown::code_files(&folder)?;
-            let rels: Vec<String> = files.iter().map(|f| folder.rel(f)).collect();
-            let mut code = crate::source::code::Code::load_managed(&source, &rels, &manifest)?;
-            code.ignored.extend(ignored.iter().map(|f| folder.rel(f)));
-            code
-        }
+        Layout::UpDown => updown::code(&folder, &manifest)?,
         _ => crate::source::code::Code::default(),
     };
     Ok(Package::from_parts(

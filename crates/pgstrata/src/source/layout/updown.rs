@@ -10,6 +10,8 @@ use pgstrata_sql::objects::{Declaration, ObjectKind, parse_objects};
 
 use super::{Folder, Found, Listing, Scan, SortKey, TxRule, Verdict, some_names};
 use crate::error::Result;
+use crate::source::code::Code;
+use crate::source::manifest::Manifest;
 
 /// The folders of function files, under the folder that holds `migrations/`.
 const FUNCTION_DIRS: [&str; 2] = ["functions/", "function/"];
@@ -61,10 +63,20 @@ pub(super) fn scan(folder: &Folder<'_>) -> Result<Scan> {
     })
 }
 
+/// The up/down layout's function files as managed code (every file is code: postgres-json's `function_test.sql` is
+/// a function, not a test); the files of the function folder that define no function are listed as ignored.
+pub(super) fn code(folder: &Folder<'_>, manifest: &Manifest) -> Result<Code> {
+    let (files, ignored) = code_files(folder)?;
+    let rels: Vec<String> = files.iter().map(|f| folder.rel(f)).collect();
+    let mut code = Code::load_managed(folder.source, &rels, manifest)?;
+    code.ignored.extend(ignored.iter().map(|f| folder.rel(f)));
+    Ok(code)
+}
+
 /// The managed-code files of a nested folder (paths relative to it): the files of `functions/` or `function/` that
 /// define a function or procedure; and the files there that do not (ignored, as postgres-json treats them as
 /// queries).
-pub(super) fn code_files(folder: &Folder<'_>) -> Result<(Vec<String>, Vec<String>)> {
+fn code_files(folder: &Folder<'_>) -> Result<(Vec<String>, Vec<String>)> {
     let mut code = Vec::new();
     let mut ignored = Vec::new();
     if !folder.files.iter().any(|f| f.starts_with("migrations/")) {
