@@ -101,6 +101,13 @@ pub enum Command {
     Export(crate::interop::ExportArgs),
     /// Write a stable schema file (pg_dump --schema-only, normalised, with Strata's history), or --check one.
     DumpSchema(crate::interop::DumpSchemaArgs),
+    /// Check the database: sizes, indexes, vacuum, wraparound, sessions and locks, replication, Strata's history,
+    /// MiniPaaS queues and streams, top statements. Exit codes with --exit-code: 1 when a check finds a problem.
+    Inspect(crate::ops::InspectArgs),
+    /// Back up the database with the server's own pg_dump, and write a manifest beside the archive.
+    Backup(crate::ops::BackupArgs),
+    /// Restore an archive with pg_restore (a non-empty database needs --clean); --verify checks it.
+    Restore(crate::ops::RestoreArgs),
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod args;
 mod bundle;
 mod interop;
+mod ops;
 mod render;
 mod safety;
 
@@ -241,6 +242,9 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Baseline(a) => interop::baseline(a, g, out).await,
         Command::Export(a) => interop::export(a, g, out),
         Command::DumpSchema(a) => interop::dump_schema(a, g, out).await,
+        Command::Inspect(a) => ops::inspect(a, g, out).await,
+        Command::Backup(a) => ops::backup(a, g, out).await,
+        Command::Restore(a) => ops::restore(a, g, out).await,
         Command::Wait(a) => {
             let timeout = pgstrata::manifest::parse_duration(&a.timeout)
                 .map_err(|m| Failure::Usage(miette::miette!("--timeout: {m}")))?;

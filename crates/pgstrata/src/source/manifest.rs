@@ -194,6 +194,11 @@ struct RawStrata {
     migrations_dir: Option<Spanned<String>>,
     #[serde(default)]
     require_down: bool,
+    /// `[inspect]` thresholds belong to `strata inspect` (crate pgstrata-ops), which reads and checks them itself;
+    /// accepted here so that a manifest carrying them still deploys.
+    #[serde(default)]
+    #[allow(dead_code)]
+    inspect: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -610,6 +615,12 @@ mod tests {
             e.message
         );
         assert!(e.message.contains("line 4"), "{}", e.message);
+    }
+
+    #[test]
+    fn inspect_table_is_accepted_for_strata_inspect() {
+        let m = parse("name = \"a\"\nschema = \"a\"\n[inspect]\ndead_tuples_warning = 0.3\n");
+        assert!(m.is_ok(), "{:?}", m.err().map(|e| e.message.clone()));
     }
 
     #[test]
