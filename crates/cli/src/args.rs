@@ -417,6 +417,10 @@ pub struct PlanFlags {
     /// Deploy even if the migrations about to run have lint errors (`strata lint` shows them).
     #[arg(long)]
     pub allow_lint_errors: bool,
+    /// Refuse migrations that have no down file (as postgres-json does); `require_down = true` in strata.toml asks
+    /// for it too.
+    #[arg(long)]
+    pub require_down: bool,
 }
 
 #[derive(Debug, Args)]

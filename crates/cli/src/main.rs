@@ -390,6 +390,7 @@ fn plan_options(f: &PlanFlags) -> pgstrata::PlanOptions {
         allow_out_of_order: f.allow_out_of_order,
         allow_missing: f.allow_missing,
         accept_changed: f.accept_changed.clone(),
+        require_down: f.require_down,
     }
 }
 

@@ -54,6 +54,7 @@ pub mod locks;
 pub mod migration;
 pub mod objects;
 mod position;
+mod signature;
 mod split;
 mod transaction;
 pub mod versions;

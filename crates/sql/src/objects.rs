@@ -31,6 +31,8 @@ use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{SourceFile, SyntaxKind, SyntaxNode};
 
 use crate::lex::{self, Tok};
+pub use crate::signature::{ArgType, Param, ParamMode, normalize_type};
+use crate::signature::{call_args, params_of};
 
 /// A possibly schema-qualified name, normalised as PostgreSQL does: unquoted parts folded to
 /// lower case, quoted parts taken literally (without their quotes).
@@ -108,17 +110,31 @@ pub enum ObjectKind {
     View,
     /// `CREATE TRIGGER`
     Trigger,
+    /// `CREATE AGGREGATE`
+    Aggregate,
+    /// `CREATE OPERATOR`
+    Operator,
+    /// `CREATE CAST`
+    Cast,
 }
 
 impl ObjectKind {
-    /// Lower-case SQL keyword: `function`, `procedure`, `view`, `trigger`.
+    /// Lower-case SQL keyword: `function`, `procedure`, `view`, `trigger`, `aggregate`, `operator`, `cast`.
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectKind::Function => "function",
             ObjectKind::Procedure => "procedure",
             ObjectKind::View => "view",
             ObjectKind::Trigger => "trigger",
+            ObjectKind::Aggregate => "aggregate",
+            ObjectKind::Operator => "operator",
+            ObjectKind::Cast => "cast",
         }
+    }
+
+    /// PostgreSQL has `CREATE OR REPLACE` for it (not for operators and casts, which are dropped and created).
+    pub fn replaceable(self) -> bool {
+        !matches!(self, ObjectKind::Operator | ObjectKind::Cast)
     }
 }
 
@@ -143,7 +159,8 @@ pub struct Create {
     /// What it creates.
     pub kind: ObjectKind,
     /// The object's name. For a trigger: its name, never schema-qualified (a trigger belongs to
-    /// its table).
+    /// its table). For an operator: its symbol. For a cast: `source AS target` (types normalised, unqualified
+    /// names as written), never schema-qualified (casts belong to no schema).
     pub name: QualifiedName,
     /// A trigger's table (or view).
     pub table: Option<QualifiedName>,
@@ -153,6 +170,9 @@ pub struct Create {
     pub create_end: usize,
     /// A routine's language (lower case), when given; `sql` for `BEGIN ATOMIC` and `RETURN` bodies.
     pub language: Option<String>,
+    /// A routine's or aggregate's parameters as declared, in order; an operator's argument types (left, right; one
+    /// for a prefix operator); a cast's source and target types. Empty for other objects.
+    pub params: Vec<Param>,
 }
 
 /// A `COMMENT ON` statement of managed code.
@@ -224,6 +244,8 @@ pub enum ReferenceKind {
     /// Seen in text the parser could not structure (a PL/pgSQL statement it does not know):
     /// a relation or a function.
     Any,
+    /// An operator used in an expression (`a =? b`, `OPERATOR(app.=?)`); its name is the symbol.
+    Operator,
 }
 
 /// A name a statement refers to.
@@ -239,6 +261,9 @@ pub struct Reference {
     /// bodies, trigger functions, parameter defaults), so what it names must exist first. False
     /// for PL/pgSQL bodies, which are resolved only when called.
     pub checked: bool,
+    /// For a call with positional arguments: what each argument is (overloads are told apart by them). `None`
+    /// when not a call, or when its arguments cannot be listed (named arguments, `*`).
+    pub args: Option<Vec<ArgType>>,
 }
 
 /// Something managed code must not do (unless the package opts in).
@@ -483,6 +508,7 @@ fn object(
                 or_replace: f.or_replace().is_some(),
                 create_end: token_end(f.create_token()).saturating_sub(base),
                 language,
+                params: params_of(f.param_list()),
             })
         }
         ast::Stmt::CreateProcedure(p) => {
@@ -502,6 +528,7 @@ fn object(
                 or_replace: p.or_replace().is_some(),
                 create_end: token_end(p.create_token()).saturating_sub(base),
                 language,
+                params: params_of(p.param_list()),
             })
         }
         ast::Stmt::CreateView(v) => {
@@ -523,6 +550,7 @@ fn object(
                 or_replace: v.or_replace().is_some(),
                 create_end: token_end(v.create_token()).saturating_sub(base),
                 language: None,
+                params: Vec::new(),
             })
         }
         ast::Stmt::CreateTrigger(t) => {
@@ -544,6 +572,107 @@ fn object(
                 or_replace: t.or_replace().is_some(),
                 create_end: token_end(t.create_token()).saturating_sub(base),
                 language: None,
+                params: Vec::new(),
+            })
+        }
+        ast::Stmt::CreateAggregate(a) => {
+            let name = a
+                .aggregate_name()
+                .and_then(|n| n.path())
+                .and_then(|p| name_of(p.syntax()))
+                .ok_or_else(|| not_object("CREATE AGGREGATE without a name"))?;
+            let params = params_of(a.param_list());
+            out.walk_types(a.param_list().map(|l| l.syntax().clone()));
+            out.attributes(a.attribute_list(), &[]);
+            Declaration::Create(Create {
+                kind: ObjectKind::Aggregate,
+                name,
+                table: None,
+                or_replace: a.or_replace().is_some(),
+                create_end: token_end(a.create_token()).saturating_sub(base),
+                language: None,
+                params,
+            })
+        }
+        ast::Stmt::CreateOperator(o) => {
+            let name = o
+                .op()
+                .and_then(|op| operator_name(op.syntax()))
+                .ok_or_else(|| not_object("CREATE OPERATOR without a name"))?;
+            let attr = |key: &str| attribute_type(o.attribute_list(), key);
+            let params: Vec<Param> = [attr("leftarg"), attr("rightarg")]
+                .into_iter()
+                .flatten()
+                .map(|ty| Param {
+                    mode: ParamMode::In,
+                    name: None,
+                    ty,
+                    has_default: false,
+                })
+                .collect();
+            let args: Vec<ArgType> = params
+                .iter()
+                .map(|p| ArgType::Known(p.ty.clone()))
+                .collect();
+            out.attributes(o.attribute_list(), &args);
+            Declaration::Create(Create {
+                kind: ObjectKind::Operator,
+                name,
+                table: None,
+                or_replace: false,
+                create_end: token_end(o.create_token()).saturating_sub(base),
+                language: None,
+                params,
+            })
+        }
+        ast::Stmt::CreateCast(c) => {
+            let types: Vec<SyntaxNode> = c
+                .cast_sig()
+                .map(|sig| {
+                    sig.syntax()
+                        .children()
+                        .filter(|n| crate::signature::is_type_node(n.kind()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let [source, target] = types.as_slice() else {
+                return Err(not_object("CREATE CAST without (source AS target)"));
+            };
+            out.walk_types(c.cast_sig().map(|s| s.syntax().clone()));
+            let params: Vec<Param> = [source, target]
+                .into_iter()
+                .map(|t| Param {
+                    mode: ParamMode::In,
+                    name: None,
+                    ty: normalize_type(&t.text().to_string()),
+                    has_default: false,
+                })
+                .collect();
+            // WITH FUNCTION f(types): a call with known argument types.
+            if let Some(sig) = c.syntax().descendants().find_map(ast::FunctionSig::cast)
+                && let Some(fname) = sig.function_name_ref()
+                && let Some(name) = name_of(fname.syntax())
+            {
+                let args = params_of(sig.param_list())
+                    .into_iter()
+                    .map(|p| ArgType::Known(p.ty))
+                    .collect();
+                out.references.push(Reference {
+                    kind: ReferenceKind::Function,
+                    name,
+                    range: range_of(fname.syntax()),
+                    checked: true,
+                    args: Some(args),
+                });
+            }
+            Declaration::Create(Create {
+                kind: ObjectKind::Cast,
+                name: QualifiedName::new(None, &format!("{} AS {}", params[0].ty, params[1].ty)),
+                table: None,
+                or_replace: false,
+                create_end: token_end(c.create_token()).saturating_sub(base),
+                language: None,
+                params,
             })
         }
         ast::Stmt::CommentOn(c) => {
@@ -558,6 +687,7 @@ fn object(
                 name: comment.name.clone(),
                 range: (comment.object_range.start + base)..(comment.object_range.end + base),
                 checked: true,
+                args: None,
             });
             Declaration::Comment(comment)
         }
@@ -855,6 +985,43 @@ fn name_of(node: &SyntaxNode) -> Option<QualifiedName> {
     QualifiedName::from_parts(parts_of(node))
 }
 
+/// A reference found in a node: kind, name, range, call arguments.
+type Found = (
+    ReferenceKind,
+    QualifiedName,
+    Range<usize>,
+    Option<Vec<ArgType>>,
+);
+
+/// A custom operator used by a binary or prefix expression (`a =? b`, `a OPERATOR(app.=?) b`, `?? a`), with the
+/// operands as arguments.
+fn operator_use(node: &SyntaxNode) -> Option<Found> {
+    let (name, range) = node.children().find_map(|c| match c.kind() {
+        SyntaxKind::CUSTOM_OP => Some((
+            QualifiedName::new(
+                None,
+                &c.text()
+                    .to_string()
+                    .chars()
+                    .filter(|ch| !ch.is_whitespace())
+                    .collect::<String>(),
+            ),
+            range_of(&c),
+        )),
+        SyntaxKind::OPERATOR_CALL => {
+            let op = c.children().find(|o| o.kind() == SyntaxKind::OP)?;
+            Some((operator_name(&op)?, range_of(&c)))
+        }
+        _ => None,
+    })?;
+    let operands: Vec<ArgType> = node
+        .children()
+        .filter(|c| !matches!(c.kind(), SyntaxKind::CUSTOM_OP | SyntaxKind::OPERATOR_CALL))
+        .map(|c| crate::signature::arg_type(&c).unwrap_or(ArgType::Unknown))
+        .collect();
+    Some((ReferenceKind::Operator, name, range, Some(operands)))
+}
+
 /// The name called by a `CALL_EXPR`, when it is a plain (possibly qualified) name.
 fn called_name(call: &SyntaxNode) -> Option<(QualifiedName, Range<usize>)> {
     let callee = call.first_child()?;
@@ -874,6 +1041,64 @@ fn called_name(call: &SyntaxNode) -> Option<(QualifiedName, Range<usize>)> {
     Some((name_of(&callee)?, range_of(&callee)))
 }
 
+/// The symbol of an operator node (`OP`: an optional `schema.` path and the operator's characters).
+fn operator_name(op: &SyntaxNode) -> Option<QualifiedName> {
+    let schema = op
+        .children()
+        .find(|c| c.kind() == SyntaxKind::PATH_REF)
+        .and_then(|p| {
+            p.descendants()
+                .find(|c| c.kind() == SyntaxKind::PATH_SEGMENT_REF && !c.text().is_empty())
+        })
+        .map(|s| ast::normalize_name_node(&s));
+    let symbol = match op.children().find(|c| c.kind() == SyntaxKind::CUSTOM_OP) {
+        Some(custom) => custom.text().to_string(),
+        // A built-in symbol (`=`, `<`, …) is a token of the OP node itself.
+        None => op
+            .children_with_tokens()
+            .filter_map(|e| e.into_token())
+            .filter(|t| !t.kind().is_trivia())
+            .map(|t| t.text().to_string())
+            .collect(),
+    };
+    let symbol: String = symbol.chars().filter(|c| !c.is_whitespace()).collect();
+    (!symbol.is_empty()).then_some(QualifiedName {
+        schema,
+        name: symbol,
+    })
+}
+
+/// The type an attribute (`leftarg = integer`) of a `CREATE OPERATOR | AGGREGATE` names, normalised.
+fn attribute_type(list: Option<ast::AttributeList>, key: &str) -> Option<String> {
+    list?.attribute_options().find_map(|o| {
+        let name = o.name()?.syntax().text().to_string().to_ascii_lowercase();
+        (name == key).then_some(())?;
+        let value = o.attribute_value()?;
+        let ty = value
+            .syntax()
+            .children()
+            .find(|c| crate::signature::is_type_node(c.kind()))?;
+        Some(normalize_type(&ty.text().to_string()))
+    })
+}
+
+/// Attributes of `CREATE OPERATOR | AGGREGATE` that name a function PostgreSQL looks up when the statement runs.
+const FUNCTION_ATTRIBUTES: [&str; 10] = [
+    "function",
+    "procedure",
+    "sfunc",
+    "finalfunc",
+    "combinefunc",
+    "serialfunc",
+    "deserialfunc",
+    "msfunc",
+    "minvfunc",
+    "mfinalfunc",
+];
+
+/// Attributes that name a type.
+const TYPE_ATTRIBUTES: [&str; 5] = ["leftarg", "rightarg", "stype", "mstype", "basetype"];
+
 #[derive(Default)]
 struct Collector {
     references: Vec<Reference>,
@@ -881,6 +1106,76 @@ struct Collector {
 }
 
 impl Collector {
+    /// Type references under `node` (a parameter list, a cast's signature).
+    fn walk_types(&mut self, node: Option<SyntaxNode>) {
+        let Some(node) = node else {
+            return;
+        };
+        for n in node
+            .descendants()
+            .filter(|n| n.kind() == SyntaxKind::PATH_TYPE)
+        {
+            if let Some(p) = n.children().find(|c| c.kind() == SyntaxKind::PATH_REF)
+                && let Some(name) = name_of(&p)
+            {
+                self.references.push(Reference {
+                    kind: ReferenceKind::Type,
+                    name,
+                    range: range_of(&p),
+                    checked: true,
+                    args: None,
+                });
+            }
+        }
+    }
+
+    /// The functions and types an operator's or aggregate's attributes name. `operator_args`: an operator's
+    /// argument types (its function takes them).
+    fn attributes(&mut self, list: Option<ast::AttributeList>, operator_args: &[ArgType]) {
+        let Some(list) = list else {
+            return;
+        };
+        for o in list.attribute_options() {
+            let Some(key) = o
+                .name()
+                .map(|n| n.syntax().text().to_string().to_ascii_lowercase())
+            else {
+                continue;
+            };
+            let Some(value) = o.attribute_value() else {
+                continue;
+            };
+            let Some(path) = value
+                .syntax()
+                .descendants()
+                .find(|c| c.kind() == SyntaxKind::PATH_REF)
+            else {
+                continue;
+            };
+            let Some(name) = name_of(&path) else {
+                continue;
+            };
+            let (kind, args) = if FUNCTION_ATTRIBUTES.contains(&key.as_str()) {
+                let args = (matches!(key.as_str(), "function" | "procedure")
+                    && !operator_args.is_empty())
+                .then(|| operator_args.to_vec());
+                (ReferenceKind::Function, args)
+            } else if TYPE_ATTRIBUTES.contains(&key.as_str()) {
+                (ReferenceKind::Type, None)
+            } else {
+                // Operators (commutator, negator: created as shells when missing), estimators: not dependencies.
+                continue;
+            };
+            self.references.push(Reference {
+                kind,
+                name,
+                range: range_of(&path),
+                checked: true,
+                args,
+            });
+        }
+    }
+
     /// Collect references below `root`; `map` turns ranges of `root`'s text into statement ranges.
     fn walk(
         &mut self,
@@ -898,26 +1193,29 @@ impl Collector {
             let found = match node.kind() {
                 SyntaxKind::RELATION_NAME_REF => name_of(&node)
                     .filter(|n| n.schema.is_some() || !ctes.contains(&n.name))
-                    .map(|n| (ReferenceKind::Relation, n, range_of(&node))),
-                SyntaxKind::CALL_EXPR => {
-                    called_name(&node).map(|(n, r)| (ReferenceKind::Function, n, r))
-                }
+                    .map(|n| (ReferenceKind::Relation, n, range_of(&node), None)),
+                SyntaxKind::CALL_EXPR => called_name(&node)
+                    .map(|(n, r)| (ReferenceKind::Function, n, r, call_args(&node))),
+                SyntaxKind::BIN_EXPR | SyntaxKind::PREFIX_EXPR => operator_use(&node),
                 SyntaxKind::PATH_TYPE => node
                     .children()
                     .find(|c| c.kind() == SyntaxKind::PATH_REF)
-                    .and_then(|p| name_of(&p).map(|n| (ReferenceKind::Type, n, range_of(&p)))),
+                    .and_then(|p| {
+                        name_of(&p).map(|n| (ReferenceKind::Type, n, range_of(&p), None))
+                    }),
                 SyntaxKind::ERROR => {
                     self.scan_error_node(&node, map, checked);
                     None
                 }
                 _ => None,
             };
-            if let Some((kind, name, range)) = found {
+            if let Some((kind, name, range, args)) = found {
                 self.references.push(Reference {
                     kind,
                     name,
                     range: map(range),
                     checked,
+                    args,
                 });
             }
         }
@@ -954,6 +1252,7 @@ impl Collector {
                     },
                     range: map(start..end),
                     checked,
+                    args: None,
                 });
                 i += 3;
             } else {
@@ -1135,6 +1434,132 @@ mod tests {
         let (c, _) = create("CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN END $$");
         assert_eq!(c.name, QualifiedName::new(None, "p"));
         assert_eq!(c.kind, ObjectKind::Procedure);
+    }
+
+    #[test]
+    fn routine_parameters_and_call_arguments() {
+        let (c, o) = create(
+            "create function app.f(x integer, out y text, variadic z int[] default '{}', inout w double precision) \
+             returns int language sql as $$ select app.f(x::text, 1, 'a', cast(x as int8), $1, x, null, 1.5, true, \
+             (2)), app.g(a => 1), app.h(), count(*) $$",
+        );
+        let p: Vec<(ParamMode, Option<&str>, &str, bool)> = c
+            .params
+            .iter()
+            .map(|p| (p.mode, p.name.as_deref(), p.ty.as_str(), p.has_default))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                (ParamMode::In, Some("x"), "integer", false),
+                (ParamMode::Out, Some("y"), "text", false),
+                (ParamMode::Variadic, Some("z"), "integer[]", true),
+                (ParamMode::InOut, Some("w"), "double precision", false),
+            ]
+        );
+        let calls: Vec<(String, Option<Vec<ArgType>>)> = o
+            .references
+            .iter()
+            .filter(|r| r.kind == ReferenceKind::Function)
+            .map(|r| (r.name.to_string(), r.args.clone()))
+            .collect();
+        let known = |t: &str| ArgType::Known(t.into());
+        assert_eq!(
+            calls,
+            [
+                (
+                    "app.f".into(),
+                    Some(vec![
+                        known("text"),
+                        known("integer"),
+                        ArgType::Unknown,
+                        known("bigint"),
+                        ArgType::Positional(1),
+                        ArgType::Name("x".into()),
+                        ArgType::Unknown,
+                        known("numeric"),
+                        known("boolean"),
+                        known("integer"),
+                    ])
+                ),
+                ("app.g".into(), None),
+                ("app.h".into(), Some(vec![])),
+                ("count".into(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn aggregates_operators_and_casts() {
+        let (c, o) = create(
+            "create aggregate app.total(integer) (sfunc = app.step, stype = integer, finalfunc = fin, initcond = '0')",
+        );
+        assert_eq!(
+            (c.kind, c.name.to_string()),
+            (ObjectKind::Aggregate, "app.total".into())
+        );
+        assert_eq!(c.params[0].ty, "integer");
+        assert_eq!(
+            refs(&o),
+            [
+                "Type integer",
+                "Function app.step",
+                "Type integer",
+                "Function fin"
+            ]
+        );
+        let (c, o) = create(
+            "CREATE OPERATOR app.=? (function = app.eq, leftarg = int4, rightarg = integer, commutator = OPERATOR(app.=?))",
+        );
+        assert_eq!(c.kind, ObjectKind::Operator);
+        assert_eq!(c.name, QualifiedName::new(Some("app"), "=?"));
+        assert!(!c.kind.replaceable());
+        let eq = o.references.iter().find(|r| r.name.name == "eq").unwrap();
+        let int = ArgType::Known("integer".into());
+        assert_eq!(eq.args, Some(vec![int.clone(), int.clone()]));
+        let (c, _) = create("create operator ?? (procedure = app.truthy, rightarg = boolean)");
+        assert_eq!((c.name.name.as_str(), c.params.len()), ("??", 1));
+        let (c, o) = create(
+            "CREATE CAST (text AS app.amount) WITH FUNCTION app.amount_of(text) AS IMPLICIT",
+        );
+        assert_eq!(
+            (c.kind, c.name.name.as_str()),
+            (ObjectKind::Cast, "text AS app.amount")
+        );
+        let f = o
+            .references
+            .iter()
+            .find(|r| r.kind == ReferenceKind::Function)
+            .unwrap();
+        assert_eq!(f.name.to_string(), "app.amount_of");
+        assert_eq!(f.args, Some(vec![ArgType::Known("text".into())]));
+        // Custom operators used in expressions are references, with their operands.
+        let (_, o) = create(
+            "create view app.v as select 1 operator(app.=?) 2 as a, ?? true as b, 1 = 1 as c",
+        );
+        let ops: Vec<(String, Option<Vec<ArgType>>)> = o
+            .references
+            .iter()
+            .filter(|r| r.kind == ReferenceKind::Operator)
+            .map(|r| {
+                (
+                    format!("{:?}.{}", r.name.schema, r.name.name),
+                    r.args.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("Some(\"app\").=?".into(), Some(vec![int.clone(), int])),
+                (
+                    "None.??".into(),
+                    Some(vec![ArgType::Known("boolean".into())])
+                ),
+            ]
+        );
+        let e = parse_object("CREATE TYPE app.mood AS ENUM ('a')").unwrap_err();
+        assert_eq!(e.message, "CREATE TYPE is not managed code");
     }
 
     #[test]

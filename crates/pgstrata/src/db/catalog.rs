@@ -26,6 +26,10 @@ pub(crate) enum CatalogClass {
     Class,
     /// `pg_trigger`: triggers.
     Trigger,
+    /// `pg_operator`: operators.
+    Operator,
+    /// `pg_cast`: casts.
+    Cast,
 }
 
 impl CatalogClass {
@@ -35,6 +39,8 @@ impl CatalogClass {
             CatalogClass::Proc => "pg_proc",
             CatalogClass::Class => "pg_class",
             CatalogClass::Trigger => "pg_trigger",
+            CatalogClass::Operator => "pg_operator",
+            CatalogClass::Cast => "pg_cast",
         }
     }
 
@@ -44,6 +50,8 @@ impl CatalogClass {
             "pg_proc" => Some(CatalogClass::Proc),
             "pg_class" => Some(CatalogClass::Class),
             "pg_trigger" => Some(CatalogClass::Trigger),
+            "pg_operator" => Some(CatalogClass::Operator),
+            "pg_cast" => Some(CatalogClass::Cast),
             _ => None,
         }
     }
@@ -51,9 +59,13 @@ impl CatalogClass {
     /// Where objects of `kind` live (None for comments, which live with the object they comment on).
     pub(crate) fn of(kind: CodeKind) -> Option<CatalogClass> {
         match kind {
-            CodeKind::Function | CodeKind::Procedure => Some(CatalogClass::Proc),
+            CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate => {
+                Some(CatalogClass::Proc)
+            }
             CodeKind::View => Some(CatalogClass::Class),
             CodeKind::Trigger => Some(CatalogClass::Trigger),
+            CodeKind::Operator => Some(CatalogClass::Operator),
+            CodeKind::Cast => Some(CatalogClass::Cast),
             CodeKind::Comment => None,
         }
     }
@@ -91,6 +103,39 @@ const VIEW_IDENTITY: &str = "quote_ident(n.nspname) || '.' || quote_ident(c.reln
 const TRIGGER_IDENTITY: &str =
     "quote_ident(t.tgname) || ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname)";
 
+/// A type's name that does not depend on the search_path: built-in types as `format_type` spells them, others
+/// `schema.name`. `{}` is the type's oid.
+macro_rules! type_name {
+    ($oid:literal) => {
+        concat!(
+            "(SELECT CASE WHEN tn.nspname = 'pg_catalog' THEN pg_catalog.format_type(ty.oid, NULL)
+                          ELSE quote_ident(tn.nspname) || '.' || quote_ident(ty.typname) END
+                FROM pg_catalog.pg_type ty JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+               WHERE ty.oid = ",
+            $oid,
+            ")"
+        )
+    };
+}
+
+/// `schema.op(left, right)` of an operator `o` in namespace `n` (`NONE` for a prefix operator's left side).
+const OPERATOR_IDENTITY: &str = concat!(
+    "quote_ident(n.nspname) || '.' || o.oprname || '(' || coalesce(",
+    type_name!("o.oprleft"),
+    ", 'NONE') || ', ' || coalesce(",
+    type_name!("o.oprright"),
+    ", 'NONE') || ')'"
+);
+
+/// `(source AS target)` of a cast `c`.
+const CAST_IDENTITY: &str = concat!(
+    "'(' || ",
+    type_name!("c.castsource"),
+    " || ' AS ' || ",
+    type_name!("c.casttarget"),
+    " || ')'"
+);
+
 /// Identities of objects by name: parameters are arrays of class (`pg_proc`, `pg_class`, `pg_trigger`), schema,
 /// name and (for triggers) table; rows are (class, schema, name, table, oid, version, identity).
 pub(crate) const RESOLVE_NAMES: &str = "
@@ -120,8 +165,10 @@ pub(crate) const RESOLVE_NAMES: &str = "
 /// comments the md5 of the text. Parameters: oids of routines ($1), views ($2), triggers ($3), and comments as
 /// commented object's catalog ($4), oid ($5) and column ($6); rows are (kind, oid, sub_id, version). Objects that
 /// no longer exist are absent. Also run by the psql script of `strata export` (so both record the same thing).
-pub(crate) const VERSIONS_SQL: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END, p.oid, 0, p.xmin::text
-               FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1)
+pub(crate) const VERSIONS_SQL: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+                    p.oid, 0, p.xmin::text || coalesce(':' || ag.xmin::text, '')
+               FROM pg_catalog.pg_proc p LEFT JOIN pg_catalog.pg_aggregate ag ON ag.aggfnoid = p.oid
+              WHERE p.oid = ANY($1)
              UNION ALL
              SELECT 'view', c.oid, 0, c.xmin::text || ':' || coalesce(r.xmin::text, '')
                FROM pg_catalog.pg_class c
@@ -133,7 +180,11 @@ pub(crate) const VERSIONS_SQL: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'proc
              SELECT 'comment', s.oid, s.sub,
                     md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
                                    WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
-               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)";
+               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)
+             UNION ALL
+             SELECT 'operator', o.oid, 0, o.xmin::text FROM pg_catalog.pg_operator o WHERE o.oid = ANY($7)
+             UNION ALL
+             SELECT 'cast', c.oid, 0, c.xmin::text FROM pg_catalog.pg_cast c WHERE c.oid = ANY($8)";
 
 /// The definition hash of objects (same parameters as [`VERSIONS_SQL`]; rows are (kind, oid, sub_id, hash)): the md5
 /// of the catalog columns that define the object (see [`hashes`]). Also run by the psql script of `strata export`.
@@ -143,6 +194,16 @@ pub(crate) const HASHES_SQL: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'proced
                          p.prorows, p.prolang, p.proargtypes, p.proallargtypes, p.proargmodes, p.proargnames,
                          p.proargdefaults, p.prosupport, p.protrftypes)::text)
                FROM pg_catalog.pg_proc p WHERE p.oid = ANY($1) AND p.prokind IN ('f', 'p')
+             UNION ALL
+             SELECT 'aggregate', p.oid, 0,
+                    md5((p.proargtypes, p.proallargtypes, p.proargmodes, p.proargnames, p.prorettype, p.proparallel,
+                         ag.aggkind, ag.aggnumdirectargs, ag.aggtransfn, ag.aggfinalfn, ag.aggcombinefn,
+                         ag.aggserialfn, ag.aggdeserialfn, ag.aggmtransfn, ag.aggminvtransfn, ag.aggmfinalfn,
+                         ag.aggfinalextra, ag.aggmfinalextra, ag.aggfinalmodify, ag.aggmfinalmodify, ag.aggsortop,
+                         ag.aggtranstype, ag.aggtransspace, ag.aggmtranstype, ag.aggmtransspace, ag.agginitval,
+                         ag.aggminitval)::text)
+               FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_aggregate ag ON ag.aggfnoid = p.oid
+              WHERE p.oid = ANY($1) AND p.prokind = 'a'
              UNION ALL
              SELECT 'view', c.oid, 0,
                     md5((r.ev_action, c.reloptions)::text)
@@ -157,7 +218,15 @@ pub(crate) const HASHES_SQL: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'proced
              SELECT 'comment', s.oid, s.sub,
                     md5(coalesce((SELECT d.description FROM pg_catalog.pg_description d
                                    WHERE d.classoid = s.cls::regclass AND d.objoid = s.oid AND d.objsubid = s.sub), ''))
-               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)";
+               FROM unnest($4::text[], $5::oid[], $6::int4[]) AS s(cls, oid, sub)
+             UNION ALL
+             SELECT 'operator', o.oid, 0,
+                    md5((o.oprname, o.oprkind, o.oprcanmerge, o.oprcanhash, o.oprleft, o.oprright, o.oprresult,
+                         o.oprcom, o.oprnegate, o.oprcode, o.oprrest, o.oprjoin)::text)
+               FROM pg_catalog.pg_operator o WHERE o.oid = ANY($7)
+             UNION ALL
+             SELECT 'cast', c.oid, 0, md5((c.castsource, c.casttarget, c.castfunc, c.castcontext, c.castmethod)::text)
+               FROM pg_catalog.pg_cast c WHERE c.oid = ANY($8)";
 
 /// A query giving the oid of the object of catalog $1 (`pg_proc`, `pg_class`, `pg_trigger`) whose identity (as
 /// recorded, from the same expressions as [`probe_sql`]) is $2; no row when there is none. Used by the psql script
@@ -172,7 +241,12 @@ pub(crate) fn find_by_identity_sql() -> String {
          UNION ALL
          SELECT t.oid FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE $1::text = 'pg_trigger' AND {TRIGGER_IDENTITY} = $2::text"
+          WHERE $1::text = 'pg_trigger' AND {TRIGGER_IDENTITY} = $2::text
+         UNION ALL
+         SELECT o.oid FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+          WHERE $1::text = 'pg_operator' AND {OPERATOR_IDENTITY} = $2::text
+         UNION ALL
+         SELECT c.oid FROM pg_catalog.pg_cast c WHERE $1::text = 'pg_cast' AND {CAST_IDENTITY} = $2::text"
     )
 }
 
@@ -282,9 +356,11 @@ pub(crate) async fn versions(
             .map(|o| o.1)
             .collect()
     };
-    let routines = pick(&[CodeKind::Function, CodeKind::Procedure]);
+    let routines = pick(&[CodeKind::Function, CodeKind::Procedure, CodeKind::Aggregate]);
     let views = pick(&[CodeKind::View]);
     let triggers = pick(&[CodeKind::Trigger]);
+    let operators = pick(&[CodeKind::Operator]);
+    let casts = pick(&[CodeKind::Cast]);
     let comments: Vec<&(CodeKind, Oid, i32, CatalogClass)> = objects
         .iter()
         .filter(|o| o.0 == CodeKind::Comment)
@@ -302,6 +378,8 @@ pub(crate) async fn versions(
                 (&comment_class, Type::TEXT_ARRAY),
                 (&comment_oid, Type::OID_ARRAY),
                 (&comment_sub, Type::INT4_ARRAY),
+                (&operators, Type::OID_ARRAY),
+                (&casts, Type::OID_ARRAY),
             ],
         )
         .await
@@ -332,9 +410,11 @@ pub(crate) async fn hashes(
             .map(|o| o.1)
             .collect()
     };
-    let routines = pick(&[CodeKind::Function, CodeKind::Procedure]);
+    let routines = pick(&[CodeKind::Function, CodeKind::Procedure, CodeKind::Aggregate]);
     let views = pick(&[CodeKind::View]);
     let triggers = pick(&[CodeKind::Trigger]);
+    let operators = pick(&[CodeKind::Operator]);
+    let casts = pick(&[CodeKind::Cast]);
     let comments: Vec<&(CodeKind, Oid, i32, CatalogClass)> = objects
         .iter()
         .filter(|o| o.0 == CodeKind::Comment)
@@ -352,6 +432,8 @@ pub(crate) async fn hashes(
                 (&comment_class, Type::TEXT_ARRAY),
                 (&comment_oid, Type::OID_ARRAY),
                 (&comment_sub, Type::INT4_ARRAY),
+                (&operators, Type::OID_ARRAY),
+                (&casts, Type::OID_ARRAY),
             ],
         )
         .await
@@ -378,9 +460,18 @@ pub(crate) async fn resolve_identities(
         let sql = match s.kind {
             // The identity carries argument names, which to_regprocedure() does not accept: compare it with the
             // same expression that produced it.
-            CodeKind::Function | CodeKind::Procedure => format!(
+            CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate => format!(
                 "SELECT p.oid, 0 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
                   WHERE {ROUTINE_IDENTITY} = {}",
+                lit(&s.identity)
+            ),
+            CodeKind::Operator => format!(
+                "SELECT o.oid, 0 FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+                  WHERE {OPERATOR_IDENTITY} = {}",
+                lit(&s.identity)
+            ),
+            CodeKind::Cast => format!(
+                "SELECT c.oid, 0 FROM pg_catalog.pg_cast c WHERE {CAST_IDENTITY} = {}",
                 lit(&s.identity)
             ),
             CodeKind::View => format!("SELECT to_regclass({})::oid, 0", lit(&s.identity)),
@@ -416,9 +507,31 @@ pub(crate) fn probe_sql(object: &CodeObject, schema: &str) -> String {
     let lit = |t: &str| escape_literal(t);
     let name_schema = object.name.schema.as_deref().unwrap_or(schema);
     match object.kind {
-        CodeKind::Function | CodeKind::Procedure => format!(
-            "SELECT p.oid, 0, p.xmin::text, {ROUTINE_IDENTITY}, n.nspname
+        CodeKind::Operator => format!(
+            "SELECT o.oid, 0, o.xmin::text, {OPERATOR_IDENTITY}, n.nspname
+               FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+              WHERE n.nspname = {} AND o.oprname = {}",
+            lit(name_schema),
+            lit(&object.name.name)
+        ),
+        // A cast belongs to no schema: it is found by its types (as the statement names them, on the package's
+        // search_path), and reported in the package's schema.
+        CodeKind::Cast => {
+            let types: Vec<&str> = object.params().iter().map(|p| p.ty.as_str()).collect();
+            format!(
+                "SELECT c.oid, 0, c.xmin::text, {CAST_IDENTITY}, {}::text
+                   FROM pg_catalog.pg_cast c
+                  WHERE c.castsource = to_regtype({}) AND c.casttarget = to_regtype({})",
+                lit(schema),
+                lit(types.first().copied().unwrap_or_default()),
+                lit(types.get(1).copied().unwrap_or_default())
+            )
+        }
+        // An aggregate's definition is also in `pg_aggregate` (its version too, as in `VERSIONS_SQL`).
+        CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate => format!(
+            "SELECT p.oid, 0, p.xmin::text || coalesce(':' || ag.xmin::text, ''), {ROUTINE_IDENTITY}, n.nspname
                FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+               LEFT JOIN pg_catalog.pg_aggregate ag ON ag.aggfnoid = p.oid
               WHERE n.nspname = {} AND p.proname = {}",
             lit(name_schema),
             lit(&object.name.name)
@@ -625,9 +738,18 @@ pub(crate) async fn dependents(
 pub(crate) fn drop_query(class: CatalogClass) -> &'static str {
     match class {
         CatalogClass::Proc => {
-            "SELECT CASE p.prokind WHEN 'p' THEN 'DROP PROCEDURE ' ELSE 'DROP FUNCTION ' END
+            "SELECT CASE p.prokind WHEN 'p' THEN 'DROP PROCEDURE ' WHEN 'a' THEN 'DROP AGGREGATE '
+                                   ELSE 'DROP FUNCTION ' END
                     || p.oid::regprocedure::text
-               FROM pg_catalog.pg_proc p WHERE p.oid = $1 AND p.prokind IN ('f', 'p')"
+               FROM pg_catalog.pg_proc p WHERE p.oid = $1 AND p.prokind IN ('f', 'p', 'a')"
+        }
+        CatalogClass::Operator => {
+            "SELECT 'DROP OPERATOR ' || o.oid::regoperator::text FROM pg_catalog.pg_operator o WHERE o.oid = $1"
+        }
+        CatalogClass::Cast => {
+            "SELECT 'DROP CAST (' || pg_catalog.format_type(c.castsource, NULL) || ' AS '
+                    || pg_catalog.format_type(c.casttarget, NULL) || ')'
+               FROM pg_catalog.pg_cast c WHERE c.oid = $1"
         }
         CatalogClass::Class => {
             "SELECT 'DROP VIEW ' || c.oid::regclass::text FROM pg_catalog.pg_class c
@@ -658,6 +780,9 @@ pub(crate) fn managed_kind(class: CatalogClass, subkind: &str) -> Option<CodeKin
     match (class, subkind) {
         (CatalogClass::Proc, "f") => Some(CodeKind::Function),
         (CatalogClass::Proc, "p") => Some(CodeKind::Procedure),
+        (CatalogClass::Proc, "a") => Some(CodeKind::Aggregate),
+        (CatalogClass::Operator, _) => Some(CodeKind::Operator),
+        (CatalogClass::Cast, _) => Some(CodeKind::Cast),
         (CatalogClass::Class, "v") => Some(CodeKind::View),
         (CatalogClass::Trigger, _) => Some(CodeKind::Trigger),
         _ => None,
@@ -682,6 +807,9 @@ pub(crate) async fn existing(
                  OR (s.kind IN ('relation', 'type', 'any') AND EXISTS (
                         SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                          WHERE n.nspname = s.schema AND c.relname = s.name))
+                 OR (s.kind = 'operator' AND EXISTS (
+                        SELECT 1 FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+                         WHERE n.nspname = s.schema AND o.oprname = s.name))
                  OR (s.kind = 'type' AND EXISTS (
                         SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
                          WHERE n.nspname = s.schema AND t.typname = s.name))",
@@ -712,13 +840,15 @@ pub(crate) const CLEAR_COMMENT_SQL: &str =
        FROM pg_catalog.pg_trigger t WHERE $1::text = 'trigger' AND t.oid = $2::oid";
 
 /// SQLSTATEs of `CREATE OR REPLACE` refusing to change an object in place (return type, parameter names or defaults,
-/// view columns, routine kind): the old object must be dropped first (the psql script of `strata export` stops
-/// instead).
-pub(crate) const REPLACE_REFUSED: [SqlState; 4] = [
+/// view columns, routine kind), and of `CREATE OPERATOR | CAST` finding the object already there (they have no
+/// `OR REPLACE`): the old object must be dropped first (the psql script of `strata export` stops instead).
+pub(crate) const REPLACE_REFUSED: [SqlState; 6] = [
     SqlState::INVALID_FUNCTION_DEFINITION,
     SqlState::INVALID_TABLE_DEFINITION,
     SqlState::DATATYPE_MISMATCH,
     SqlState::WRONG_OBJECT_TYPE,
+    SqlState::DUPLICATE_FUNCTION,
+    SqlState::DUPLICATE_OBJECT,
 ];
 
 /// Whether `sqlstate` is one of [`REPLACE_REFUSED`].

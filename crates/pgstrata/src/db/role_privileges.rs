@@ -111,7 +111,11 @@ pub(crate) fn check(facts: &[RoleFacts]) -> Result<()> {
     let mut fixes: Vec<String> = Vec::new();
     for f in facts {
         for m in f.missing() {
-            problems.push(format!("  - {}: {}", f.package, m.problem));
+            // A package of several schemas has a fact per schema: its role's problems are said once.
+            let line = format!("  - {}: {}", f.package, m.problem);
+            if !problems.contains(&line) {
+                problems.push(line);
+            }
             if !fixes.contains(&m.fix) {
                 fixes.push(m.fix);
             }

@@ -114,8 +114,17 @@ pub(crate) async fn prepare(
     if with_roles.is_empty() {
         return Ok(out);
     }
-    let roles: Vec<&str> = with_roles.iter().map(|(_, r)| r.as_str()).collect();
-    let schemas: Vec<&str> = with_roles.iter().map(|(p, _)| p.schema()).collect();
+    // One row per (package, schema): a package may own several schemas.
+    let pairs: Vec<(usize, &str)> = with_roles
+        .iter()
+        .enumerate()
+        .flat_map(|(k, (p, _))| p.schemas().iter().map(move |s| (k, s.as_str())))
+        .collect();
+    let roles: Vec<&str> = pairs
+        .iter()
+        .map(|(k, _)| with_roles[*k].1.as_str())
+        .collect();
+    let schemas: Vec<&str> = pairs.iter().map(|(_, s)| *s).collect();
     // Both reads in one round trip (tokio-postgres pipelines concurrent queries).
     let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
         [(&roles, Type::TEXT_ARRAY), (&schemas, Type::TEXT_ARRAY)];
@@ -155,13 +164,14 @@ pub(crate) async fn prepare(
         .into_iter()
         .map(|(name, uses)| (name, uses.into_iter().collect()))
         .collect();
-    let facts: Vec<RoleFacts> = with_roles
+    // One fact per (package, schema): a package of several schemas may lack CREATE for any of them.
+    let facts: Vec<RoleFacts> = pairs
         .iter()
         .zip(&rows)
-        .map(|((pkg, role), row)| RoleFacts {
-            package: pkg.name().to_string(),
-            role: role.clone(),
-            schema: pkg.schema().to_string(),
+        .map(|((k, schema), row)| RoleFacts {
+            package: with_roles[*k].0.name().to_string(),
+            role: with_roles[*k].1.clone(),
+            schema: schema.to_string(),
             exists: row.get(1),
             can_set: row.get(2),
             schema_exists: row.get::<_, Option<String>>(3).is_some(),
@@ -176,52 +186,56 @@ pub(crate) async fn prepare(
         .collect();
     // Before the first CREATE ROLE: a login that lacks a privilege is told what and how, and nothing changed.
     crate::db::role_privileges::check(&facts)?;
-    for ((pkg, role), row) in with_roles.iter().zip(&rows) {
+    let mut seen_roles = BTreeSet::new();
+    for ((k, schema), row) in pairs.iter().zip(&rows) {
+        let role = &with_roles[*k].1;
         let exists: bool = row.get(1);
         let member: bool = row.get(2);
         let owner: Option<String> = row.get(3);
         let server_version_num: i32 = row.get(4);
         let r = escape_identifier(role);
-        if !exists {
-            // Roles are shared by every database of the cluster: another deploy may create the same one meanwhile.
-            client
-                .batch_execute(&format!(
-                    "DO $strata$ BEGIN CREATE ROLE {r} NOLOGIN;
-                     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $strata$"
-                ))
-                .await
-                .map_err(role_error(role, "creating the package role"))?;
-            // Not in `actions`: roles belong to the cluster, so whether this deploy or another one created it says
-            // nothing about this database.
-            tracing::info!("created role {role}");
+        // The role's rows repeat for each of its package's schemas: create and grant it once.
+        if seen_roles.insert(role.as_str()) {
+            if !exists {
+                // Roles are shared by every database of the cluster: another deploy may create the same one meanwhile.
+                client
+                    .batch_execute(&format!(
+                        "DO $strata$ BEGIN CREATE ROLE {r} NOLOGIN;
+                         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $strata$"
+                    ))
+                    .await
+                    .map_err(role_error(role, "creating the package role"))?;
+                // Not in `actions`: roles belong to the cluster, so whether this deploy or another one created it
+                // says nothing about this database.
+                tracing::info!("created role {role}");
+            }
+            if !member {
+                client
+                    .batch_execute(&crate::db::pg_versions::grant_role_to_login_sql(
+                        &r,
+                        server_version_num,
+                    ))
+                    .await
+                    .map_err(role_error(
+                        role,
+                        "granting the package role to the deploying login",
+                    ))?;
+            }
         }
-        if !member {
-            client
-                .batch_execute(&crate::db::pg_versions::grant_role_to_login_sql(
-                    &r,
-                    server_version_num,
-                ))
-                .await
-                .map_err(role_error(
-                    role,
-                    "granting the package role to the deploying login",
-                ))?;
-        }
-        let s = escape_identifier(pkg.schema());
+        let s = escape_identifier(schema);
         match owner {
             None => {
                 client
                     .batch_execute(&format!("CREATE SCHEMA {s} AUTHORIZATION {r}"))
                     .await
-                    .map_err(Error::db(format!("creating schema {}", pkg.schema())))?;
+                    .map_err(Error::db(format!("creating schema {schema}")))?;
                 out.actions
-                    .push(format!("created schema {} owned by {role}", pkg.schema()));
+                    .push(format!("created schema {schema} owned by {role}"));
             }
             Some(o) if &o != role => {
-                adopt_schema(client, pkg.schema(), role).await?;
+                adopt_schema(client, schema, role).await?;
                 out.actions.push(format!(
-                    "schema {} and its objects now belong to {role}",
-                    pkg.schema()
+                    "schema {schema} and its objects now belong to {role}"
                 ));
             }
             Some(_) => {}
@@ -314,22 +328,26 @@ async fn grant_uses(
         for used in wanted.difference(&before) {
             if let Some(target) = by_name.get(used.as_str()) {
                 sql.push_str(&grant_sql(target, role));
-                out.actions
-                    .push(format!("granted {role} the use of {}", target.schema()));
+                out.actions.push(format!(
+                    "granted {role} the use of {}",
+                    target.schemas().join(", ")
+                ));
             }
         }
         for dropped in before.difference(&wanted) {
             // The used package may be gone from the project; its schema and role are named as recorded.
-            let (schema, owner) = match by_name.get(dropped.as_str()) {
-                Some(t) => (t.schema().to_string(), package_role(t.name())),
+            let (schemas, owner) = match by_name.get(dropped.as_str()) {
+                Some(t) => (t.schemas().to_vec(), package_role(t.name())),
                 None => match schema_of(client, dropped).await? {
-                    Some(s) => (s, package_role(dropped)),
+                    Some(s) => (vec![s], package_role(dropped)),
                     None => continue,
                 },
             };
-            sql.push_str(&revoke_sql(&schema, &owner, role));
-            out.actions
-                .push(format!("revoked the use of {schema} from {role}"));
+            for schema in schemas {
+                sql.push_str(&revoke_sql(&schema, &owner, role));
+                out.actions
+                    .push(format!("revoked the use of {schema} from {role}"));
+            }
         }
         out.granted
             .insert(pkg.name().to_string(), wanted.into_iter().collect());
@@ -368,18 +386,22 @@ async fn schema_of(client: &Client, package: &str) -> Result<Option<String>> {
     Ok(row.map(|r| r.get(0)))
 }
 
-/// What a package role is granted on a used package's schema (see the module docs).
+/// What a package role is granted on a used package's schemas (see the module docs).
 pub(crate) fn grant_sql(target: &Package, grantee: &str) -> String {
-    let s = escape_identifier(target.schema());
     let g = escape_identifier(grantee);
     let owner = escape_identifier(&package_role(target.name()));
-    format!(
-        "GRANT USAGE ON SCHEMA {s} TO {g};
+    let mut sql = String::new();
+    for schema in target.schemas() {
+        let s = escape_identifier(schema);
+        sql.push_str(&format!(
+            "GRANT USAGE ON SCHEMA {s} TO {g};
          GRANT SELECT, REFERENCES ON ALL TABLES IN SCHEMA {s} TO {g};
          GRANT EXECUTE ON ALL ROUTINES IN SCHEMA {s} TO {g};
          ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT SELECT, REFERENCES ON TABLES TO {g};
          ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT EXECUTE ON ROUTINES TO {g};"
-    )
+        ));
+    }
+    sql
 }
 
 /// Revoke everything [`grant_sql`] granted (a no-op for a schema that is gone).
@@ -404,12 +426,17 @@ pub(crate) fn revoke_sql(schema: &str, owner: &str, grantee: &str) -> String {
     )
 }
 
-/// Objects owned by package roles ($1) outside their schemas ($2, in the same order): rows of (role, schema, object
-/// description), at most 20. Also run by the psql script of `strata export`.
+/// Objects owned by package roles ($1) outside their schemas ($2, in the same order; a role with several schemas is
+/// listed once per schema): rows of (role, `schema is s` or `schemas are s1, s2`, object description), at most 20.
+/// Also run by the psql script of `strata export`.
 pub(crate) const CONTAINMENT_SQL: &str = "WITH pkg AS (
-                 SELECT r.oid AS role, s.role AS role_name, s.schema
+                 SELECT r.oid AS role, s.role AS role_name,
+                        CASE WHEN count(*) > 1 THEN 'schemas are ' ELSE 'schema is ' END
+                            || array_to_string(array_agg(s.schema), ', ') AS schema,
+                        array_agg(s.schema) AS schemas
                    FROM unnest($1::text[], $2::text[]) AS s(role, schema)
                    JOIN pg_catalog.pg_roles r ON r.rolname = s.role
+                  GROUP BY r.oid, s.role
              ), temp AS (
                  -- temporary schemas, and TOAST storage (it follows its table)
                  SELECT oid FROM pg_catalog.pg_namespace
@@ -418,29 +445,30 @@ pub(crate) const CONTAINMENT_SQL: &str = "WITH pkg AS (
              SELECT pkg.role_name, pkg.schema, pg_catalog.pg_describe_object('pg_class'::regclass, c.oid, 0)
                FROM pkg JOIN pg_catalog.pg_class c ON c.relowner = pkg.role
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname <> pkg.schema AND c.relnamespace NOT IN (SELECT oid FROM temp)
+              WHERE n.nspname <> ALL (pkg.schemas) AND c.relnamespace NOT IN (SELECT oid FROM temp)
              UNION ALL
              SELECT pkg.role_name, pkg.schema, pg_catalog.pg_describe_object('pg_proc'::regclass, p.oid, 0)
                FROM pkg JOIN pg_catalog.pg_proc p ON p.proowner = pkg.role
                JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-              WHERE n.nspname <> pkg.schema AND p.pronamespace NOT IN (SELECT oid FROM temp)
+              WHERE n.nspname <> ALL (pkg.schemas) AND p.pronamespace NOT IN (SELECT oid FROM temp)
              UNION ALL
              SELECT pkg.role_name, pkg.schema, pg_catalog.pg_describe_object('pg_type'::regclass, t.oid, 0)
                FROM pkg JOIN pg_catalog.pg_type t ON t.typowner = pkg.role
                JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-              WHERE n.nspname <> pkg.schema AND t.typrelid = 0 AND t.typelem = 0
+              WHERE n.nspname <> ALL (pkg.schemas) AND t.typrelid = 0 AND t.typelem = 0
                 AND t.typnamespace NOT IN (SELECT oid FROM temp)
              UNION ALL
              SELECT pkg.role_name, pkg.schema, 'schema ' || n.nspname
                FROM pkg JOIN pg_catalog.pg_namespace n ON n.nspowner = pkg.role
-              WHERE n.nspname <> pkg.schema AND n.oid NOT IN (SELECT oid FROM temp)
+              WHERE n.nspname <> ALL (pkg.schemas) AND n.oid NOT IN (SELECT oid FROM temp)
               LIMIT 20";
 
 /// After install: no object owned by a package role may exist outside the package's schema.
 pub(crate) async fn check_containment(client: &Client, packages: &[Package]) -> Result<()> {
     let pairs: Vec<(String, &str)> = packages
         .iter()
-        .filter_map(|p| role_of(p).map(|r| (r, p.schema())))
+        .filter_map(|p| role_of(p).map(|r| (r, p)))
+        .flat_map(|(r, p)| p.schemas().iter().map(move |s| (r.clone(), s.as_str())))
         .collect();
     if pairs.is_empty() {
         return Ok(());
@@ -460,7 +488,7 @@ pub(crate) async fn check_containment(client: &Client, packages: &[Package]) -> 
         .iter()
         .map(|r| {
             format!(
-                "{} (owned by {}, whose schema is {})",
+                "{} (owned by {}, whose {})",
                 r.get::<_, String>(2),
                 r.get::<_, String>(0),
                 r.get::<_, String>(1)

@@ -102,7 +102,8 @@ pub(crate) struct Session<'a> {
     /// `strata.managed_object` existed once the lock was held (only ever turns true later in the run: Strata's
     /// own migrations create it).
     managed_table_exists: bool,
-    search_path_for: Option<String>,
+    /// The package schemas the search_path starts with (None: not set by `enter_package`).
+    search_path_for: Option<Vec<String>>,
     /// The package role in effect (None: the login's), and whether it was set for the transaction only.
     role: Option<(String, bool)>,
     schemas: HashSet<String>,
@@ -398,19 +399,22 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Create the package's schema and extensions if missing, and point search_path at the schema (then the
-    /// session's original path), so unqualified names in migrations land in the package's schema.
-    pub async fn enter_package(&mut self, schema: &str, extensions: &[String]) -> Result<()> {
+    /// Create the package's schemas and extensions if missing, and point search_path at its schemas, in order (then
+    /// the session's original path), so unqualified names in migrations land in the package's main schema and
+    /// names of its other schemas resolve too.
+    pub async fn enter_package(&mut self, schemas: &[String], extensions: &[String]) -> Result<()> {
         let client = self.db.client();
-        if !self.schemas.contains(schema) {
-            client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}",
-                    escape_identifier(schema)
-                ))
-                .await
-                .map_err(Error::db(format!("creating schema {schema}")))?;
-            self.schemas.insert(schema.to_string());
+        for schema in schemas {
+            if !self.schemas.contains(schema) {
+                client
+                    .batch_execute(&format!(
+                        "CREATE SCHEMA IF NOT EXISTS {}",
+                        escape_identifier(schema)
+                    ))
+                    .await
+                    .map_err(Error::db(format!("creating schema {schema}")))?;
+                self.schemas.insert(schema.clone());
+            }
         }
         for ext in extensions {
             if !self.extensions.contains(ext) {
@@ -433,16 +437,12 @@ impl<'a> Session<'a> {
                 self.extensions.insert(ext.clone());
             }
         }
-        if self.search_path_for.as_deref() != Some(schema) {
-            let path = if self.original_search_path.trim().is_empty() {
-                escape_identifier(schema)
-            } else {
-                format!(
-                    "{}, {}",
-                    escape_identifier(schema),
-                    self.original_search_path
-                )
-            };
+        if self.search_path_for.as_deref() != Some(schemas) {
+            let mut parts: Vec<String> = schemas.iter().map(|s| escape_identifier(s)).collect();
+            if !self.original_search_path.trim().is_empty() {
+                parts.push(self.original_search_path.clone());
+            }
+            let path = parts.join(", ");
             client
                 .query_one(
                     "SELECT set_config('search_path', $1, $2)",
@@ -453,7 +453,7 @@ impl<'a> Session<'a> {
             if !self.in_tx {
                 self.session_settings_dirty = true;
             }
-            self.search_path_for = Some(schema.to_string());
+            self.search_path_for = Some(schemas.to_vec());
         }
         Ok(())
     }

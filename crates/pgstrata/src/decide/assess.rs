@@ -185,10 +185,20 @@ pub(crate) fn names_match(s: &StoredObject, obj: &CodeObject, schema: &str) -> b
         quote_ident(&name.name)
     );
     match obj.kind {
-        CodeKind::Function | CodeKind::Procedure => s
+        CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate => s
             .identity
             .strip_prefix(&qualified)
             .is_some_and(|rest| rest.starts_with('(')),
+        // Operators are not quoted: `schema.=?(integer, integer)`.
+        CodeKind::Operator => s
+            .identity
+            .strip_prefix(&format!(
+                "{}.{}",
+                quote_ident(name.schema.as_deref().unwrap_or(schema)),
+                name.name
+            ))
+            .is_some_and(|rest| rest.starts_with('(')),
+        CodeKind::Cast => s.identity == format!("({})", obj.name.name),
         CodeKind::View => s.identity == qualified,
         CodeKind::Trigger => {
             let table = obj

@@ -1,15 +1,17 @@
-//! Managed code: functions, procedures, views, triggers (and comments on them) declared in SQL files and kept
-//! up to date by every deploy.
+//! Managed code: functions, procedures, views, triggers, aggregates, operators, casts (and comments on functions,
+//! procedures, views and triggers) declared in SQL files and kept up to date by every deploy.
 //!
 //! ## Files
 //!
 //! Every `.sql` file of a package that is neither a listed migration (nor its `.down.sql`) is code:
 //! `*_test.sql` files hold tests ([`crate::testing`]), the others managed objects. A file whose first line is
 //! `-- strata:ignore` is skipped. A managed file may only contain `CREATE [OR REPLACE] FUNCTION | PROCEDURE | VIEW
-//! | TRIGGER` and `COMMENT ON` those objects (and view columns); anything else is an error naming file and line,
-//! reported when the package is loaded, before anything runs. Objects must be in the package's schema (an
-//! unqualified name means that schema); transaction control, role changes and (without `[security]
-//! allow_security_definer = true`) `SECURITY DEFINER` are refused.
+//! | TRIGGER | AGGREGATE`, `CREATE OPERATOR`, `CREATE CAST` and `COMMENT ON` functions, procedures, views, triggers
+//! (and view columns); anything else is an error naming file and line, reported when the package is loaded, before
+//! anything runs. Types and domains stay in migrations, as in pgpkg: a managed object is dropped and re-created when
+//! it changes, and a type a table column uses cannot be. Objects must be in one of the package's schemas (an
+//! unqualified name means its main schema; a cast has none); transaction control, role changes and (without
+//! `[security] allow_security_definer = true`) `SECURITY DEFINER` are refused.
 //!
 //! ## Identity and records
 //!
@@ -28,7 +30,8 @@
 //! 2. A statement whose source hash matches an intact record is left alone: an unchanged redeploy runs no DDL at
 //!    all (the catalog rows keep their oids and `xmin`).
 //! 3. The others are installed in dependency order (see [`graph`](self) below), each in a savepoint, always as
-//!    `CREATE OR REPLACE` (added when the file omits it): same signature and result type keeps the oid, the
+//!    `CREATE OR REPLACE` (added when the file omits it; operators and casts have none, and a changed one is dropped
+//!    and created like an object PostgreSQL refuses to replace): same signature and result type keeps the oid, the
 //!    grants and the comments, and takes no `ACCESS EXCLUSIVE` lock. When PostgreSQL refuses the replacement
 //!    (changed return type, parameter names or defaults, view columns), the old object is dropped together with
 //!    every managed object that depends on it (found in `pg_depend`), and those are re-created from their source.
@@ -123,7 +126,7 @@ pub(crate) fn install_order(packages: &[Package]) -> Result<Vec<Ordered<'_>>> {
 
 /// Dependency order of the functions of test files (helpers a LANGUAGE sql test calls come first); file order
 /// when they form a cycle (PostgreSQL then reports what is missing).
-pub(crate) fn test_order(code: &Code, schema: &str) -> Vec<usize> {
+pub(crate) fn test_order(code: &Code, schema: &str, path: &[String]) -> Vec<usize> {
     let items: Vec<crate::decide::graph::Item<'_>> = code
         .tests
         .iter()
@@ -133,6 +136,8 @@ pub(crate) fn test_order(code: &Code, schema: &str) -> Vec<usize> {
             table: None,
             comment_on: None,
             schema,
+            path,
+            params: t.params(),
             references: t.references(code),
         })
         .collect();

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use pgstrata_sql::objects::{QualifiedName, Reference, ReferenceKind};
+use pgstrata_sql::objects::{ArgType, Param, ParamMode, QualifiedName, Reference, ReferenceKind};
 
 use crate::decide::assess::Node;
 use crate::error::{Error, SourceError};
@@ -29,8 +29,12 @@ pub(crate) struct Item<'a> {
     pub table: Option<&'a QualifiedName>,
     /// For a comment: the kind of object it attaches to.
     pub comment_on: Option<CodeKind>,
-    /// The package's schema (unqualified references resolve there).
+    /// The package's main schema (unqualified names it declares land there).
     pub schema: &'a str,
+    /// The package's schemas, in search_path order (unqualified references resolve in them).
+    pub path: &'a [String],
+    /// A routine's declared parameters (empty for other objects): overloads are told apart by them.
+    pub params: &'a [Param],
     /// Every reference of the statement (bodies included).
     pub references: &'a [Reference],
 }
@@ -57,21 +61,24 @@ enum Class {
     Routine,
     View,
     Trigger,
+    Operator,
 }
 
 fn class_of(kind: CodeKind) -> Option<Class> {
     match kind {
-        CodeKind::Function | CodeKind::Procedure => Some(Class::Routine),
+        CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate => Some(Class::Routine),
         CodeKind::View => Some(Class::View),
         CodeKind::Trigger => Some(Class::Trigger),
-        CodeKind::Comment => None,
+        CodeKind::Operator => Some(Class::Operator),
+        // Casts are found by their types, never by a name.
+        CodeKind::Comment | CodeKind::Cast => None,
     }
 }
 
 impl Graph {
     /// Build the graph of `items`. References qualified with a schema in `schemas` that match no
     /// item are reported in [`Graph::unresolved`] (when checked).
-    pub fn build(items: &[Item<'_>], schemas: &[&str]) -> Graph {
+    pub fn build(items: &[Item<'_>], schemas_known: &[&str]) -> Graph {
         type Key<'k> = (Class, &'k str, &'k str, Option<&'k QualifiedName>);
         let mut index: HashMap<Key<'_>, Vec<usize>> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
@@ -99,7 +106,6 @@ impl Graph {
             let mut soft = Vec::new();
             for (ri, r) in item.references.iter().enumerate() {
                 let qualified = r.name.schema.is_some();
-                let schema = r.name.schema.as_deref().unwrap_or(item.schema);
                 let name = r.name.name.as_str();
                 let classes: &[Class] = match (item.comment_on, r.kind) {
                     (Some(CodeKind::Trigger), _) => &[Class::Trigger],
@@ -108,6 +114,14 @@ impl Graph {
                     (None, ReferenceKind::Function) => &[Class::Routine],
                     (None, ReferenceKind::Relation | ReferenceKind::Type) => &[Class::View],
                     (None, ReferenceKind::Any) => &[Class::Routine, Class::View],
+                    (None, ReferenceKind::Operator) => &[Class::Operator],
+                };
+                // A qualified name is looked up in its schema; an unqualified one in the package's schemas.
+                let schemas: Vec<&str> = match &r.name.schema {
+                    Some(s) => vec![s.as_str()],
+                    None => std::iter::once(item.schema)
+                        .chain(item.path.iter().map(String::as_str))
+                        .collect(),
                 };
                 let mut targets = Vec::new();
                 for &class in classes {
@@ -116,19 +130,53 @@ impl Graph {
                     } else {
                         None
                     };
-                    if let Some(found) = index.get(&(class, schema, name, table)) {
-                        targets.extend(found.iter().copied());
+                    for schema in &schemas {
+                        if let Some(found) = index.get(&(class, *schema, name, table)) {
+                            targets.extend(found.iter().copied());
+                        }
                     }
                 }
-                // Overloads of one name reference each other freely; that is not a dependency.
+                targets.sort_unstable();
+                targets.dedup();
+                // A routine naming itself: recursion (or a comment on it), not a dependency.
+                targets.retain(|t| *t != i);
+                let is_call = matches!(r.kind, ReferenceKind::Function | ReferenceKind::Operator)
+                    && item.comment_on.is_none();
+                // Overloads of the item's own name: a dependency only when the call's arguments pick them.
                 let own_name = |t: &usize| {
                     own_class == class_of(items[*t].kind)
                         && items[*t].name == item.name
                         && items[*t].table == item.table
                 };
-                targets.retain(|t| *t != i && !own_name(t));
+                let mut weak = false;
+                if is_call {
+                    match &r.args {
+                        Some(args) => {
+                            let fits: Vec<usize> = targets
+                                .iter()
+                                .copied()
+                                .filter(|t| accepts(items[*t].params, args, item.params) != Fit::No)
+                                .collect();
+                            if fits.is_empty() && !targets.is_empty() {
+                                // No overload in the source takes these arguments: it must be in the database
+                                // (or the call is wrong, which PostgreSQL will say); order after them anyway.
+                                weak = true;
+                            } else {
+                                targets = fits;
+                            }
+                        }
+                        // Arguments unknown: another overload of the item's own name may or may not be the one
+                        // called; order it first when possible, never as a hard dependency.
+                        None if targets.iter().all(own_name) => weak = true,
+                        None => {}
+                    }
+                }
                 if targets.is_empty() {
-                    if r.checked && qualified && schemas.contains(&schema) && !own_name_ref(item, r)
+                    if r.checked
+                        && qualified
+                        && schemas_known.contains(&schemas[0])
+                        && !own_name_ref(item, r)
+                        && !(is_call && calls_self(item, r))
                     {
                         graph.unresolved.push(Unresolved {
                             item: i,
@@ -137,7 +185,7 @@ impl Graph {
                     }
                     continue;
                 }
-                if r.checked {
+                if r.checked && !weak {
                     hard.extend(targets);
                 } else {
                     soft.extend(targets);
@@ -231,6 +279,159 @@ fn own_name_ref(item: &Item<'_>, r: &Reference) -> bool {
     item.comment_on.is_some() && r.name.or_schema(item.schema) == item.name.or_schema(item.schema)
 }
 
+/// A routine calling its own name with arguments it accepts itself: recursion.
+fn calls_self(item: &Item<'_>, r: &Reference) -> bool {
+    r.name.or_schema(item.schema) == item.name.or_schema(item.schema)
+        && r.args
+            .as_ref()
+            .is_some_and(|args| accepts(item.params, args, item.params) != Fit::No)
+}
+
+/// Whether a routine with parameters `params` can take a call's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// The number and types of the arguments fit.
+    Yes,
+    /// Cannot tell (types the text does not reveal, user-defined types, polymorphic parameters).
+    Maybe,
+    /// Certainly not: wrong number of arguments, or a built-in type with no implicit cast to the parameter's.
+    No,
+}
+
+/// Does a routine declared with `params` accept `args`? `caller` are the calling routine's own parameters (an
+/// argument `$1` or a parameter's name has that parameter's type).
+pub(crate) fn accepts(params: &[Param], args: &[ArgType], caller: &[Param]) -> Fit {
+    let inputs: Vec<&Param> = params.iter().filter(|p| p.is_input()).collect();
+    let variadic = inputs.last().is_some_and(|p| p.mode == ParamMode::Variadic);
+    let required = inputs.iter().filter(|p| !p.has_default).count() - usize::from(variadic);
+    if args.len() < required.min(inputs.len()) || (!variadic && args.len() > inputs.len()) {
+        return Fit::No;
+    }
+    let caller_inputs: Vec<&Param> = caller.iter().filter(|p| p.is_input()).collect();
+    let mut fit = Fit::Yes;
+    for (k, arg) in args.iter().enumerate() {
+        let param_ty = match inputs.get(k) {
+            Some(p) if p.mode == ParamMode::Variadic => p.ty.strip_suffix("[]").unwrap_or(&p.ty),
+            Some(p) => p.ty.as_str(),
+            None => match inputs.last() {
+                Some(p) => p.ty.strip_suffix("[]").unwrap_or(&p.ty),
+                None => return Fit::No,
+            },
+        };
+        let arg_ty = match arg {
+            ArgType::Known(t) => Some(t.as_str()),
+            ArgType::Positional(n) => caller_inputs.get(n.wrapping_sub(1)).map(|p| p.ty.as_str()),
+            ArgType::Name(n) => caller_inputs
+                .iter()
+                .find(|p| p.name.as_deref() == Some(n.as_str()))
+                .map(|p| p.ty.as_str()),
+            ArgType::Unknown => None,
+        };
+        match arg_ty.map(|a| implicit_cast(a, param_ty)) {
+            Some(Fit::No) => return Fit::No,
+            Some(Fit::Yes) => {}
+            _ => fit = Fit::Maybe,
+        }
+    }
+    fit
+}
+
+/// Whether a value of built-in type `from` is accepted where `to` is expected without an explicit cast (the
+/// implicit casts of `pg_cast` between common built-in types). `Maybe` for anything else.
+fn implicit_cast(from: &str, to: &str) -> Fit {
+    if from == to {
+        return Fit::Yes;
+    }
+    const POLYMORPHIC: [&str; 11] = [
+        "any",
+        "anyelement",
+        "anyarray",
+        "anynonarray",
+        "anyenum",
+        "anyrange",
+        "anymultirange",
+        "anycompatible",
+        "anycompatiblearray",
+        "anycompatiblenonarray",
+        "anycompatiblerange",
+    ];
+    if POLYMORPHIC.contains(&to) || POLYMORPHIC.contains(&from) {
+        return Fit::Maybe;
+    }
+    match (from.strip_suffix("[]"), to.strip_suffix("[]")) {
+        (Some(a), Some(b)) => return implicit_cast(a, b),
+        (Some(_), None) | (None, Some(_)) => {
+            return if builtin(from.trim_end_matches("[]")) && builtin(to.trim_end_matches("[]")) {
+                Fit::No
+            } else {
+                Fit::Maybe
+            };
+        }
+        (None, None) => {}
+    }
+    if !builtin(from) || !builtin(to) {
+        return Fit::Maybe;
+    }
+    const NUMBERS: [&str; 6] = [
+        "smallint",
+        "integer",
+        "bigint",
+        "numeric",
+        "real",
+        "double precision",
+    ];
+    const TEXT: [&str; 4] = ["text", "character varying", "character", "name"];
+    const TIMES: [&str; 3] = [
+        "date",
+        "timestamp without time zone",
+        "timestamp with time zone",
+    ];
+    let rank = |list: &[&str], t: &str| list.iter().position(|x| *x == t);
+    if let (Some(a), Some(b)) = (rank(&NUMBERS, from), rank(&NUMBERS, to)) {
+        return if a <= b { Fit::Yes } else { Fit::No };
+    }
+    if rank(&TEXT, from).is_some() && rank(&TEXT, to).is_some() {
+        return Fit::Yes;
+    }
+    if let (Some(a), Some(b)) = (rank(&TIMES, from), rank(&TIMES, to)) {
+        return if a <= b { Fit::Yes } else { Fit::No };
+    }
+    if from == "json" && to == "jsonb"
+        || from == "time without time zone" && to == "time with time zone"
+    {
+        return Fit::Yes;
+    }
+    Fit::No
+}
+
+/// Built-in types whose implicit casts [`implicit_cast`] knows.
+fn builtin(t: &str) -> bool {
+    matches!(
+        t,
+        "smallint"
+            | "integer"
+            | "bigint"
+            | "numeric"
+            | "real"
+            | "double precision"
+            | "text"
+            | "character varying"
+            | "character"
+            | "name"
+            | "boolean"
+            | "date"
+            | "timestamp without time zone"
+            | "timestamp with time zone"
+            | "time without time zone"
+            | "time with time zone"
+            | "interval"
+            | "uuid"
+            | "json"
+            | "jsonb"
+            | "bytea"
+    )
+}
+
 /// The dependency graph of the managed statements `nodes` of a deploy of `packages`.
 pub(crate) fn build_graph(nodes: &[Node<'_>], packages: &[Package]) -> Graph {
     let items: Vec<Item<'_>> = nodes
@@ -245,10 +446,15 @@ pub(crate) fn build_graph(nodes: &[Node<'_>], packages: &[Package]) -> Graph {
                 .as_ref()
                 .map(|c| CodeKind::of(c.target.object_kind())),
             schema: n.schema(),
+            path: n.package.schemas(),
+            params: n.obj.params(),
             references: n.obj.references(n.code()),
         })
         .collect();
-    let schemas: Vec<&str> = packages.iter().map(|p| p.schema()).collect();
+    let schemas: Vec<&str> = packages
+        .iter()
+        .flat_map(|p| p.schemas().iter().map(String::as_str))
+        .collect();
     Graph::build(&items, &schemas)
 }
 
@@ -342,6 +548,11 @@ mod tests {
                     _ => None,
                 },
                 schema: "app",
+                path: &[],
+                params: match &p.declaration {
+                    pgstrata_sql::objects::Declaration::Create(c) => &c.params,
+                    _ => &[],
+                },
                 references: &p.references,
             })
             .collect();
@@ -393,6 +604,87 @@ mod tests {
     }
 
     #[test]
+    fn overloads_are_told_apart_by_their_arguments() {
+        // f(int) calls f(text): f(text) first, and no cycle though both are named f.
+        let o = order(&[
+            "create function app.f(x integer) returns text language sql as $$ select app.f(x::text) $$",
+            "create function app.f(x text) returns text language sql as $$ select x $$",
+        ])
+        .unwrap();
+        assert_eq!(o, [1, 0]);
+        // By arity, and by the type of `$1` / a parameter's name.
+        let o = order(&[
+            "create function app.g(a int, b int) returns int language sql as 'select app.g($1) + app.g(b)'",
+            "create function app.g(a int) returns int language sql as 'select a'",
+            "create function app.g(a text) returns int language sql as 'select 1'",
+        ])
+        .unwrap();
+        // g(int) before its caller; g(text) is not called and keeps its place.
+        assert_eq!(o, [1, 0, 2]);
+        // Overloads calling each other for real: a cycle PostgreSQL cannot install.
+        assert!(
+            order(&[
+                "create function app.f(x integer) returns text language sql as $$ select app.f(x::text) $$",
+                "create function app.f(x text) returns text language sql as $$ select app.f(1) $$",
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn argument_fit() {
+        let params = |sql: &str| match parse_object(sql).unwrap().declaration {
+            pgstrata_sql::objects::Declaration::Create(c) => c.params,
+            _ => unreachable!(),
+        };
+        let known = |t: &str| ArgType::Known(t.into());
+        let two = params(
+            "create function f(a int, b text default 'x', out c int) returns int language sql as ''",
+        );
+        assert_eq!(accepts(&two, &[known("integer")], &[]), Fit::Yes);
+        assert_eq!(
+            accepts(&two, &[known("smallint"), ArgType::Unknown], &[]),
+            Fit::Maybe
+        );
+        assert_eq!(accepts(&two, &[], &[]), Fit::No);
+        assert_eq!(accepts(&two, &[known("text")], &[]), Fit::No);
+        assert_eq!(accepts(&two, &[known("bigint")], &[]), Fit::No);
+        assert_eq!(
+            accepts(
+                &two,
+                &[known("integer"), known("integer"), known("integer")],
+                &[]
+            ),
+            Fit::No
+        );
+        let var = params(
+            "create function f(a text, variadic r numeric[]) returns int language sql as ''",
+        );
+        assert_eq!(
+            accepts(
+                &var,
+                &[known("text"), known("integer"), known("numeric")],
+                &[]
+            ),
+            Fit::Yes
+        );
+        assert_eq!(
+            accepts(&var, &[known("text"), known("boolean")], &[]),
+            Fit::No
+        );
+        let any =
+            params("create function f(a anyelement, b app.money) returns int language sql as ''");
+        assert_eq!(
+            accepts(&any, &[known("integer"), known("integer")], &[]),
+            Fit::Maybe
+        );
+        assert_eq!(implicit_cast("date", "timestamp with time zone"), Fit::Yes);
+        assert_eq!(implicit_cast("integer[]", "bigint[]"), Fit::Yes);
+        assert_eq!(implicit_cast("integer[]", "integer"), Fit::No);
+        assert_eq!(implicit_cast("character varying", "text"), Fit::Yes);
+    }
+
+    #[test]
     fn unresolved_checked_references_in_own_schema() {
         let (parsed, names) =
             build(&["create view app.v as select app.nope(1), other.thing(), count(*) from app.t"]);
@@ -402,6 +694,8 @@ mod tests {
             table: None,
             comment_on: None,
             schema: "app",
+            path: &[],
+            params: &[],
             references: &parsed[0].references,
         }];
         let g = Graph::build(&items, &["app"]);

@@ -22,6 +22,9 @@ pub struct PlanOptions {
     pub allow_missing: bool,
     /// Applied migrations whose changed text is accepted (recorded without running). `*` accepts all.
     pub accept_changed: Vec<String>,
+    /// Refuse every migration without a down part (as postgres-json's runner does). A package can also ask for it
+    /// with `require_down = true` in its manifest.
+    pub require_down: bool,
 }
 
 /// The state of one migration.
@@ -125,6 +128,8 @@ struct Problems {
     out_of_order: Vec<MigrationId>,
     missing: Vec<MigrationId>,
     unknown_target: Option<String>,
+    /// Migrations without a down part, when the options or their package require one.
+    no_down: Vec<MigrationId>,
 }
 
 impl Plan {
@@ -148,8 +153,15 @@ impl Plan {
                 .iter()
                 .rposition(|m| by_name.contains_key(m.name()));
             let mut statuses = Vec::new();
+            let require_down =
+                (opts.require_down || pkg.manifest().require_down) && pkg.name() != STRATA_PACKAGE;
             for (mi, m) in pkg.migrations().iter().enumerate() {
                 let row = by_name.get(m.name());
+                if require_down && m.down().is_none() {
+                    problems
+                        .no_down
+                        .push(MigrationId::new(pkg.name(), m.name()));
+                }
                 let state = match row {
                     Some(a) if a.checksum == m.checksum() => MigrationState::Applied,
                     Some(_) => MigrationState::Changed,
@@ -269,6 +281,16 @@ impl Plan {
             return Err(Error::usage(
                 format!("--target {t}: no such migration in the packages being deployed"),
                 Some("use NAME or PACKAGE:NAME as listed by `strata status`".into()),
+            ));
+        }
+        if !self.problems.no_down.is_empty() {
+            return Err(Error::refused(
+                format!(
+                    "migration(s) without a down file: {}",
+                    list(&self.problems.no_down)
+                ),
+                "down files are required (--require-down, or `require_down = true` in strata.toml): add NAME.down.sql \
+                 next to each (or a `-- migrate:down` section)",
             ));
         }
         if !self.problems.changed.is_empty() {

@@ -115,7 +115,12 @@ fn drops(packages: &[Package], order: &[Ordered<'_>], items: &[usize]) -> String
                     escape_identifier(&table.name)
                 );
             }
-            CodeKind::Function | CodeKind::Procedure => {
+            CodeKind::Operator | CodeKind::Cast => {
+                if let Some(sql) = drop_if_exists(obj, schema) {
+                    let _ = writeln!(out, "{sql}");
+                }
+            }
+            CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate => {
                 let key = (
                     o.pkg,
                     name.schema.clone().unwrap_or_default(),
@@ -128,8 +133,9 @@ fn drops(packages: &[Package], order: &[Ordered<'_>], items: &[usize]) -> String
                     "DECLARE\n  r record;\nBEGIN\n  \
                      FOR r IN SELECT p.oid::regprocedure AS signature, p.prokind FROM pg_catalog.pg_proc p\n            \
                      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace\n           \
-                     WHERE n.nspname = {} AND p.proname = {} AND p.prokind IN ('f', 'p') LOOP\n    \
-                     EXECUTE format('DROP %s %s', CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.signature);\n  \
+                     WHERE n.nspname = {} AND p.proname = {} AND p.prokind IN ('f', 'p', 'a') LOOP\n    \
+                     EXECUTE format('DROP %s %s', CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' \
+                     ELSE 'FUNCTION' END, r.signature);\n  \
                      END LOOP;\nEND\n",
                     escape_literal(&key.1),
                     escape_literal(&key.2)
@@ -145,6 +151,30 @@ fn drops(packages: &[Package], order: &[Ordered<'_>], items: &[usize]) -> String
         }
     }
     out
+}
+
+/// `DROP OPERATOR | CAST IF EXISTS` for an operator or a cast, from its statement's types (as written: unqualified
+/// type names resolve on the package's search_path, as the statement's did). `None` for other kinds.
+pub(super) fn drop_if_exists(obj: &CodeObject, schema: &str) -> Option<String> {
+    let types: Vec<&str> = obj.params().iter().map(|p| p.ty.as_str()).collect();
+    match (obj.kind, types.as_slice()) {
+        (CodeKind::Operator, args) => {
+            let (left, right) = match args {
+                [l, r] => (*l, *r),
+                [r] => ("NONE", *r),
+                _ => return None,
+            };
+            Some(format!(
+                "DROP OPERATOR IF EXISTS {}.{} ({left}, {right});",
+                escape_identifier(obj.name.schema.as_deref().unwrap_or(schema)),
+                obj.name.name
+            ))
+        }
+        (CodeKind::Cast, [source, target]) => {
+            Some(format!("DROP CAST IF EXISTS ({source} AS {target});"))
+        }
+        _ => None,
+    }
 }
 
 /// Add the managed code of `packages` (in install `order`) to the items of another tool's export.
@@ -266,19 +296,31 @@ fn catalog_args(kind: CodeKind, class: CatalogClass, oid: &str, sub: &str) -> St
     let one = format!("ARRAY[{oid}]::oid[]");
     let mut lists = none.map(str::to_string);
     match kind {
-        CodeKind::Function | CodeKind::Procedure => lists[0] = one,
+        CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate => lists[0] = one,
         CodeKind::View => lists[1] = one,
         CodeKind::Trigger => lists[2] = one,
+        CodeKind::Operator => {
+            return format!(
+                "{}, '{{}}'::text[], '{{}}'::oid[], '{{}}'::int4[], {one}, '{{}}'::oid[]",
+                none.join(", ")
+            );
+        }
+        CodeKind::Cast => {
+            return format!(
+                "{}, '{{}}'::text[], '{{}}'::oid[], '{{}}'::int4[], '{{}}'::oid[], {one}",
+                none.join(", ")
+            );
+        }
         CodeKind::Comment => {
             return format!(
-                "{}, ARRAY[{}]::text[], ARRAY[{oid}]::oid[], ARRAY[{sub}]::int4[]",
+                "{}, ARRAY[{}]::text[], ARRAY[{oid}]::oid[], ARRAY[{sub}]::int4[], '{{}}'::oid[], '{{}}'::oid[]",
                 none.join(", "),
                 escape_literal(class.as_str())
             );
         }
     }
     format!(
-        "{}, '{{}}'::text[], '{{}}'::oid[], '{{}}'::int4[]",
+        "{}, '{{}}'::text[], '{{}}'::oid[], '{{}}'::int4[], '{{}}'::oid[], '{{}}'::oid[]",
         lists.join(", ")
     )
 }
@@ -387,7 +429,8 @@ fn check_containment(w: &mut PsqlWriter<'_>) {
     let pairs: Vec<(String, String)> = w
         .packages
         .iter()
-        .filter_map(|p| crate::db::roles::role_of(p).map(|r| (r, p.schema().to_string())))
+        .filter_map(|p| crate::db::roles::role_of(p).map(|r| (r, p)))
+        .flat_map(|(r, p)| p.schemas().iter().map(move |s| (r.clone(), s.clone())))
         .collect();
     if pairs.is_empty() {
         return;
@@ -397,7 +440,7 @@ fn check_containment(w: &mut PsqlWriter<'_>) {
     let body = format!(
         "  IF current_setting('strata.run_id') = '' THEN\n    RETURN;\n  END IF;\n  \
          FOR r IN EXECUTE {q} USING {roles}, {schemas} LOOP\n    \
-         found := array_append(found, format('%s (owned by %s, whose schema is %s)', r.what, r.role, r.schema));\n  \
+         found := array_append(found, format('%s (owned by %s, whose %s)', r.what, r.role, r.schema));\n  \
          END LOOP;\n  \
          IF cardinality(found) > 0 THEN\n    \
          RAISE EXCEPTION 'strata: package roles own objects outside their schemas: %', array_to_string(found, '; ')\n      \
@@ -428,7 +471,7 @@ fn object_block(w: &mut PsqlWriter<'_>, o: &Ordered<'_>, seq: usize) {
     let kind = obj.kind;
     let class = comment_class(obj);
     let kinds = if kind.is_routine() {
-        "('function', 'procedure')".to_string()
+        "('function', 'procedure', 'aggregate')".to_string()
     } else {
         format!("({})", escape_literal(kind.as_str()))
     };
@@ -436,7 +479,7 @@ fn object_block(w: &mut PsqlWriter<'_>, o: &Ordered<'_>, seq: usize) {
     let probe = probe_sql(obj, pkg.schema());
     let stored_args = catalog_args(kind, class, "rec.object_oid", "rec.sub_id");
     let new_args = catalog_args(kind, class, "o_oid", "o_sub");
-    let after = if kind.is_routine() {
+    let after = if kind.overloaded() {
         // A new overload, or the replaced one (its row version moved): the row that differs from before.
         format!(
             "SELECT p.oid, p.sub_id, p.identity, p.schema FROM ({probe}) AS p(oid, sub_id, version, identity, schema)\n\
@@ -501,7 +544,7 @@ fn object_block(w: &mut PsqlWriter<'_>, o: &Ordered<'_>, seq: usize) {
          IF o_oid IS NULL THEN\n    \
          RAISE EXCEPTION 'strata: % (%) ran, but the catalog shows no object it created', {label}, {location};\n  \
          END IF;\n  \
-         IF o_schema <> {schema} THEN\n    \
+         IF o_schema <> ALL ({schemas}) THEN\n    \
          RAISE EXCEPTION 'strata: % was created in schema %, not in the package''s schema %', o_identity, o_schema, {schema};\n  \
          END IF;\n\
          {run}  \
@@ -514,7 +557,7 @@ fn object_block(w: &mut PsqlWriter<'_>, o: &Ordered<'_>, seq: usize) {
          RAISE NOTICE 'strata: % % %', CASE WHEN o_oid::text = ANY (SELECT split_part(b, ':', 1) FROM unnest(before) AS b)\n    \
          THEN 'replaced' ELSE 'created' END, {kind_lit}, o_identity;\n",
         after_q = dollar_quote(&after),
-        using = if kind.is_routine() {
+        using = if kind.overloaded() {
             " USING before"
         } else {
             ""
@@ -522,6 +565,7 @@ fn object_block(w: &mut PsqlWriter<'_>, o: &Ordered<'_>, seq: usize) {
         label = escape_literal(&label),
         location = escape_literal(&location),
         schema = escape_literal(pkg.schema()),
+        schemas = text_array(pkg.schemas()),
         run = open_run(),
         kind_lit = escape_literal(kind.as_str()),
         src = escape_literal(&obj.hash),
@@ -555,11 +599,13 @@ fn drop_removed(w: &mut PsqlWriter<'_>, order: &[Ordered<'_>], names: &[String])
          IF r.kind = 'comment' THEN\n      \
          EXECUTE {clear} INTO stmt USING split_part(r.identity, ' ', 1), r.object_oid, r.sub_id;\n    \
          ELSE\n      \
-         cls := CASE r.kind WHEN 'view' THEN 'pg_class' WHEN 'trigger' THEN 'pg_trigger' ELSE 'pg_proc' END;\n      \
+         cls := CASE r.kind WHEN 'view' THEN 'pg_class' WHEN 'trigger' THEN 'pg_trigger' WHEN 'operator' THEN 'pg_operator'\n        \
+         WHEN 'cast' THEN 'pg_cast' ELSE 'pg_proc' END;\n      \
          -- by its recorded identity: its oid may have changed (dump and restore) or been reused\n      \
          EXECUTE {find} INTO found USING cls, r.identity;\n      \
          IF found IS NOT NULL THEN\n        \
-         EXECUTE CASE cls WHEN 'pg_class' THEN {drop_view} WHEN 'pg_trigger' THEN {drop_trigger} ELSE {drop_routine} END\n          \
+         EXECUTE CASE cls WHEN 'pg_class' THEN {drop_view} WHEN 'pg_trigger' THEN {drop_trigger}\n          \
+         WHEN 'pg_operator' THEN {drop_operator} WHEN 'pg_cast' THEN {drop_cast} ELSE {drop_routine} END\n          \
          INTO stmt USING found;\n      \
          END IF;\n    \
          END IF;\n    \
@@ -585,6 +631,8 @@ fn drop_removed(w: &mut PsqlWriter<'_>, order: &[Ordered<'_>], names: &[String])
         drop_view = dollar_quote(drop_query(CatalogClass::Class)),
         drop_trigger = dollar_quote(drop_query(CatalogClass::Trigger)),
         drop_routine = dollar_quote(drop_query(CatalogClass::Proc)),
+        drop_operator = dollar_quote(drop_query(CatalogClass::Operator)),
+        drop_cast = dollar_quote(drop_query(CatalogClass::Cast)),
         forget = dollar_quote(FORGET_MANAGED_SQL),
     );
     let declare = "  r record;\n  stmt text;\n  cls text;\n  found oid;\n  msg text;\n  det text;\n  v_run bigint;\n";
@@ -607,16 +655,18 @@ fn refresh_versions(w: &mut PsqlWriter<'_>, names: &[String]) {
         "  IF current_setting('strata.run_id') = '' THEN\n    RETURN;\n  END IF;\n  \
          FOR r IN EXECUTE {q}\n      \
          USING {routines},\n        {views},\n        {triggers},\n        \
-         '{{}}'::text[], '{{}}'::oid[], '{{}}'::int4[] LOOP\n    \
+         '{{}}'::text[], '{{}}'::oid[], '{{}}'::int4[],\n        {operators},\n        {casts} LOOP\n    \
          EXECUTE {refresh} USING {names}, r.oid, r.kind, r.version;\n  \
          END LOOP;\n",
         refresh = dollar_quote(MANAGED_VERSIONS_BY_OID_SQL),
         q = dollar_quote(&format!(
             "SELECT x.kind, x.oid, x.version FROM ({VERSIONS_SQL}) AS x(kind, oid, sub_id, version)"
         )),
-        routines = of_kind("('function', 'procedure')"),
+        routines = of_kind("('function', 'procedure', 'aggregate')"),
         views = of_kind("('view')"),
         triggers = of_kind("('trigger')"),
+        operators = of_kind("('operator')"),
+        casts = of_kind("('cast')"),
     );
     w.do_block(
         "managed code: what this run changed may have moved other objects' catalog rows (a trigger on a view)",

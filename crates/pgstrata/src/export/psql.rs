@@ -415,12 +415,15 @@ fn executes(script: &Script, section: &Section) -> String {
 /// original path, as `Session::enter_package` does (`local`: for the transaction only); with `as_role`, switch to the
 /// package's role as `strata up` does for migrations and managed code ([`reset_role`] switches back).
 pub(super) fn enter_package(pkg: &Package, local: bool, as_role: bool) -> String {
-    let schema = pkg.schema();
-    let mut out = format!(
-        "  IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = {}) THEN\n    EXECUTE {};\n  END IF;\n",
-        escape_literal(schema),
-        escape_literal(&format!("CREATE SCHEMA {}", escape_identifier(schema)))
-    );
+    let mut out = String::new();
+    for schema in pkg.schemas() {
+        let _ = write!(
+            out,
+            "  IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = {}) THEN\n    EXECUTE {};\n  END IF;\n",
+            escape_literal(schema),
+            escape_literal(&format!("CREATE SCHEMA {}", escape_identifier(schema)))
+        );
+    }
     for ext in pkg.extensions() {
         let _ = write!(
             out,
@@ -438,7 +441,13 @@ pub(super) fn enter_package(pkg: &Package, local: bool, as_role: bool) -> String
         out,
         "  PERFORM set_config('search_path', {} || CASE WHEN current_setting('strata.search_path') = '' THEN ''\n    \
          ELSE ', ' || current_setting('strata.search_path') END, {local});",
-        escape_literal(&escape_identifier(schema))
+        escape_literal(
+            &pkg.schemas()
+                .iter()
+                .map(|s| escape_identifier(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     );
     if as_role && let Some(role) = crate::db::roles::role_of(pkg) {
         let _ = writeln!(

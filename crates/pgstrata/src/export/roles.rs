@@ -33,8 +33,7 @@ pub(super) fn psql_roles(w: &mut PsqlWriter<'_>) {
     );
     for (pkg, role) in &with_roles {
         let r = escape_identifier(role);
-        let s = escape_identifier(pkg.schema());
-        let body = format!(
+        let mut body = format!(
             "  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {rl}) THEN\n    \
              BEGIN\n      EXECUTE {create};\n    \
              -- roles belong to the cluster: another deploy may create it meanwhile\n    \
@@ -43,31 +42,39 @@ pub(super) fn psql_roles(w: &mut PsqlWriter<'_>) {
              IF NOT ((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)\n          \
              OR {can_set}) THEN\n    \
              EXECUTE {grant};\n  \
-             END IF;\n  \
-             SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text INTO owner FROM pg_catalog.pg_namespace n\n   \
-             WHERE n.nspname = {sl};\n  \
-             IF owner IS NULL THEN\n    \
-             EXECUTE {create_schema};\n  \
-             ELSIF owner <> {rl} THEN\n    \
-             EXECUTE {alter_schema};\n    \
-             FOR stmt IN EXECUTE {adopt} USING {sl}::text, {rl}::text LOOP\n      \
-             EXECUTE stmt;\n    \
-             END LOOP;\n  \
              END IF;\n",
             rl = escape_literal(role),
-            sl = escape_literal(pkg.schema()),
             create = escape_literal(&format!("CREATE ROLE {r} NOLOGIN")),
             can_set = crate::db::pg_versions::can_set_role_sql(&escape_literal(role)),
             grant = crate::db::pg_versions::grant_role_to_login_expr(&r),
-            create_schema = escape_literal(&format!("CREATE SCHEMA {s} AUTHORIZATION {r}")),
-            alter_schema = escape_literal(&format!("ALTER SCHEMA {s} OWNER TO {r}")),
-            adopt = dollar_quote(ADOPT_SQL),
         );
+        // Every schema of the package belongs to the role.
+        for schema in pkg.schemas() {
+            let s = escape_identifier(schema);
+            let _ = write!(
+                body,
+                "  SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text INTO owner FROM pg_catalog.pg_namespace n\n   \
+                 WHERE n.nspname = {sl};\n  \
+                 IF owner IS NULL THEN\n    \
+                 EXECUTE {create_schema};\n  \
+                 ELSIF owner <> {rl} THEN\n    \
+                 EXECUTE {alter_schema};\n    \
+                 FOR stmt IN EXECUTE {adopt} USING {sl}::text, {rl}::text LOOP\n      \
+                 EXECUTE stmt;\n    \
+                 END LOOP;\n  \
+                 END IF;\n",
+                rl = escape_literal(role),
+                sl = escape_literal(schema),
+                create_schema = escape_literal(&format!("CREATE SCHEMA {s} AUTHORIZATION {r}")),
+                alter_schema = escape_literal(&format!("ALTER SCHEMA {s} OWNER TO {r}")),
+                adopt = dollar_quote(ADOPT_SQL),
+            );
+        }
         w.do_block(
             &format!(
                 "the role {role} of {}, owner of schema {}",
                 pkg.name(),
-                pkg.schema()
+                pkg.schemas().join(", ")
             ),
             "  owner text;\n  stmt text;\n",
             &body,

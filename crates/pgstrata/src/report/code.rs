@@ -16,6 +16,12 @@ pub enum CodeKind {
     Trigger,
     /// `COMMENT ON` one of the above (or a view column).
     Comment,
+    /// `CREATE AGGREGATE`
+    Aggregate,
+    /// `CREATE OPERATOR`
+    Operator,
+    /// `CREATE CAST`
+    Cast,
 }
 
 impl CodeKind {
@@ -27,6 +33,9 @@ impl CodeKind {
             CodeKind::View => "view",
             CodeKind::Trigger => "trigger",
             CodeKind::Comment => "comment",
+            CodeKind::Aggregate => "aggregate",
+            CodeKind::Operator => "operator",
+            CodeKind::Cast => "cast",
         }
     }
 
@@ -38,6 +47,9 @@ impl CodeKind {
             "view" => CodeKind::View,
             "trigger" => CodeKind::Trigger,
             "comment" => CodeKind::Comment,
+            "aggregate" => CodeKind::Aggregate,
+            "operator" => CodeKind::Operator,
+            "cast" => CodeKind::Cast,
             _ => return None,
         })
     }
@@ -49,12 +61,23 @@ impl CodeKind {
             ObjectKind::Procedure => CodeKind::Procedure,
             ObjectKind::View => CodeKind::View,
             ObjectKind::Trigger => CodeKind::Trigger,
+            ObjectKind::Aggregate => CodeKind::Aggregate,
+            ObjectKind::Operator => CodeKind::Operator,
+            ObjectKind::Cast => CodeKind::Cast,
         }
     }
 
-    /// Functions and procedures share a namespace and the same catalog.
+    /// Functions, procedures and aggregates share a namespace and the same catalog (`pg_proc`).
     pub(crate) fn is_routine(self) -> bool {
-        matches!(self, CodeKind::Function | CodeKind::Procedure)
+        matches!(
+            self,
+            CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate
+        )
+    }
+
+    /// Several objects of this kind may share a name (routines and operators are overloaded by argument types).
+    pub(crate) fn overloaded(self) -> bool {
+        self.is_routine() || self == CodeKind::Operator
     }
 }
 

@@ -217,7 +217,9 @@ async fn revert(
             } else {
                 session.ensure_transaction().await?;
             }
-            session.enter_package(&schema, &[]).await?;
+            session
+                .enter_package(std::slice::from_ref(&schema), &[])
+                .await?;
             match run_section(session.client(), script, section, section.no_transaction).await {
                 Ok(o) => statements += o.statements,
                 Err(f) => {

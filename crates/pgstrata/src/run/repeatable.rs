@@ -1,4 +1,4 @@
-//! Repeatable scripts: Flyway's `R__*.sql` and the functions folder of the up/down layout.
+//! Repeatable scripts: Flyway's `R__*.sql`.
 //!
 //! A repeatable is re-run whenever its text changes, after the versioned migrations of the run (package by
 //! package, in deploy order; within a package in the layout's order), and recorded in `strata.repeatable` with its
@@ -58,7 +58,7 @@ pub(crate) async fn apply_pending(
                 session.ensure_transaction().await?;
             }
             session
-                .enter_package(pkg.schema(), pkg.extensions())
+                .enter_package(pkg.schemas(), pkg.extensions())
                 .await?;
             match run_section(
                 session.client(),

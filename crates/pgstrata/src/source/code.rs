@@ -93,16 +93,33 @@ fn with_body_references(parsed: &ObjectStatement, text: &str) -> Vec<Reference> 
     all
 }
 
+/// A routine's declared parameters (empty for other statements).
+fn params_of(parsed: &ObjectStatement) -> &[pgstrata_sql::objects::Param] {
+    match &parsed.declaration {
+        Declaration::Create(c) => &c.params,
+        Declaration::Comment(_) => &[],
+    }
+}
+
 impl CodeObject {
+    /// A routine's declared parameters, as written (empty for other statements).
+    pub fn params(&self) -> &[pgstrata_sql::objects::Param] {
+        params_of(&self.parsed)
+    }
+
     /// Every name the statement refers to, routine bodies included (ranges relative to the statement).
     pub fn references(&self, code: &Code) -> &[Reference] {
         self.all_references
             .get_or_init(|| with_body_references(&self.parsed, self.source(code)))
     }
 
-    /// `function app.f`, `view app.v`, `trigger touch ON app.t`, `comment on function app.f(int)`.
+    /// `function app.f`, `view app.v`, `trigger touch ON app.t`, `comment on function app.f(int)`,
+    /// `operator app.=?`, `cast (text AS app.amount)`.
     pub fn label(&self) -> String {
         match (&self.kind, &self.table, &self.comment) {
+            (CodeKind::Operator | CodeKind::Cast, _, _) => {
+                format!("{} {}", self.kind, self.display_name())
+            }
             (CodeKind::Comment, _, Some(c)) => {
                 format!(
                     "comment on {} {}",
@@ -115,9 +132,20 @@ impl CodeObject {
         }
     }
 
-    /// The object's name as shown next to its kind: `app.f`, `touch ON app.t`, `on function app.f(int)`.
+    /// The object's name as shown next to its kind: `app.f`, `touch ON app.t`, `on function app.f(int)`, `app.=?`,
+    /// `(text AS app.amount)`.
     pub fn display_name(&self) -> String {
         match (&self.kind, &self.table, &self.comment) {
+            // An operator's symbol is never quoted; a cast is named by its types.
+            (CodeKind::Operator, _, _) => match &self.name.schema {
+                Some(s) => format!(
+                    "{}.{}",
+                    pgstrata_sql::objects::display_ident(s),
+                    self.name.name
+                ),
+                None => self.name.name.clone(),
+            },
+            (CodeKind::Cast, _, _) => format!("({})", self.name.name),
             (CodeKind::Comment, _, Some(c)) => {
                 format!("on {} {}", c.target.keyword().to_lowercase(), c.object_text)
             }
@@ -163,6 +191,11 @@ pub struct TestFunction {
 }
 
 impl TestFunction {
+    /// Its declared parameters.
+    pub fn params(&self) -> &[pgstrata_sql::objects::Param] {
+        params_of(&self.parsed)
+    }
+
     /// Every name the function refers to, its body included.
     pub fn references(&self, code: &Code) -> &[Reference] {
         self.all_references.get_or_init(|| {
@@ -217,6 +250,25 @@ impl Code {
         sql_files: &[String],
         manifest: &Manifest,
     ) -> Result<Code> {
+        Code::load_files(source, sql_files, manifest, true)
+    }
+
+    /// Like [`Code::load`], but every file holds managed code, whatever its name: another tool's function folder
+    /// (postgres-json names files `function_test.sql` that are functions, not tests).
+    pub(crate) fn load_managed(
+        source: &PackageSource,
+        sql_files: &[String],
+        manifest: &Manifest,
+    ) -> Result<Code> {
+        Code::load_files(source, sql_files, manifest, false)
+    }
+
+    fn load_files(
+        source: &PackageSource,
+        sql_files: &[String],
+        manifest: &Manifest,
+        test_files: bool,
+    ) -> Result<Code> {
         let listed: BTreeSet<&str> = manifest
             .migrations
             .iter()
@@ -242,7 +294,7 @@ impl Code {
                 code.ignored.push(rel);
                 continue;
             }
-            let is_test = rel.ends_with("_test.sql");
+            let is_test = test_files && rel.ends_with("_test.sql");
             let file = CodeFile {
                 lines: Arc::new(LineIndex::new(&text)),
                 path: rel,
@@ -298,13 +350,21 @@ fn code_object(
     let text = &file.text[range.clone()];
     let schema = manifest.schema.as_str();
     let parsed = parsed.map_err(|e| {
+        let help = if e.message.starts_with("CREATE TYPE") || e.message.starts_with("CREATE DOMAIN") {
+            // pgpkg keeps types in migrations too: a managed object is dropped and re-created when it changes, and a
+            // type that a table column uses cannot be.
+            "types and domains are created and changed by migrations (ALTER TYPE … ADD VALUE, ADD ATTRIBUTE, ALTER \
+             DOMAIN), not by managed code: a type used by a table column cannot be dropped and re-created the way \
+             managed objects are. Managed functions, casts, operators and aggregates may use them"
+        } else {
+            "files that are not migrations hold managed code: CREATE [OR REPLACE] FUNCTION, PROCEDURE, VIEW, \
+             TRIGGER, AGGREGATE, CREATE OPERATOR, CREATE CAST, and COMMENT ON functions, procedures, views and \
+             triggers. Put other statements in a migration (listed in the manifest), or start the file with \
+             `-- strata:ignore`"
+        };
         err(file, range.start..range.start + first_line_len(text), e.message)
             .with_label("not managed code")
-            .with_help(
-                "files that are not migrations hold managed code: CREATE [OR REPLACE] FUNCTION, PROCEDURE, VIEW, \
-                 TRIGGER, and COMMENT ON them. Put other statements in a migration (listed in the manifest), or \
-                 start the file with `-- strata:ignore`",
-            )
+            .with_help(help)
     })?;
     check_hazards(file, &range, &parsed, manifest)?;
     let (kind, name, table, comment, inserted, sql) = match &parsed.declaration {
@@ -312,17 +372,18 @@ fn code_object(
             let name = if c.kind == ObjectKind::Trigger {
                 c.name.clone()
             } else {
-                check_schema(file, &range, text, &c.name, schema, "it")?;
+                check_schema(file, &range, text, &c.name, manifest, "it")?;
                 c.name.or_schema(schema)
             };
             let table = match &c.table {
                 Some(t) => {
-                    check_schema(file, &range, text, t, schema, "its table")?;
+                    check_schema(file, &range, text, t, manifest, "its table")?;
                     Some(t.or_schema(schema))
                 }
                 None => None,
             };
-            let (sql, inserted) = if c.or_replace {
+            // Operators and casts have no OR REPLACE: a changed one is dropped and created.
+            let (sql, inserted) = if c.or_replace || !c.kind.replaceable() {
                 (text.to_string(), None)
             } else {
                 let at = c.create_end;
@@ -339,12 +400,19 @@ fn code_object(
             let name = if c.target == CommentTarget::Trigger {
                 c.name.clone()
             } else {
-                check_schema(file, &range, text, &c.name, schema, "the commented object")?;
+                check_schema(
+                    file,
+                    &range,
+                    text,
+                    &c.name,
+                    manifest,
+                    "the commented object",
+                )?;
                 c.name.or_schema(schema)
             };
             let table = match &c.table {
                 Some(t) => {
-                    check_schema(file, &range, text, t, schema, "the trigger's table")?;
+                    check_schema(file, &range, text, t, manifest, "the trigger's table")?;
                     Some(t.or_schema(schema))
                 }
                 None => None,
@@ -413,7 +481,7 @@ fn test_function(
     if c.kind != ObjectKind::Function {
         return Err(only_functions());
     }
-    check_schema(file, &range, text, &c.name, &manifest.schema, "it")?;
+    check_schema(file, &range, text, &c.name, manifest, "it")?;
     let name = c.name.or_schema(&manifest.schema);
     let role = if name.name.ends_with("_test") {
         TestRole::Test
@@ -442,22 +510,43 @@ fn check_schema(
     range: &Range<usize>,
     text: &str,
     name: &QualifiedName,
-    schema: &str,
+    manifest: &Manifest,
     what: &str,
 ) -> Result<()> {
     match &name.schema {
-        Some(s) if s != schema => {
+        Some(s) if !manifest.schemas.contains(s) => {
             let at = range.start + text.find(s.as_str()).unwrap_or(0);
-            Err(err(
-                file,
-                at..at + s.len(),
-                format!("{name} is outside the package's schema `{schema}`: {what} must live in `{schema}`"),
-            )
-            .with_label("not the package's schema")
-            .with_help(format!(
-                "a package owns exactly one schema; qualify names with `{schema}.` or leave them unqualified"
-            ))
-            .into())
+            let (message, help) = match manifest.schemas.as_slice() {
+                [only] => (
+                    format!(
+                        "{name} is outside the package's schema `{only}`: {what} must live in `{only}`"
+                    ),
+                    format!(
+                        "qualify names with `{only}.` or leave them unqualified (or add `{s}` to the package's schemas)"
+                    ),
+                ),
+                several => {
+                    let list = several
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    (
+                        format!(
+                            "{name} is outside the package's schemas ({list}): {what} must live in one of them"
+                        ),
+                        format!(
+                            "qualify names with one of the package's schemas, or leave them unqualified (they land in \
+                             `{}`)",
+                            manifest.schema
+                        ),
+                    )
+                }
+            };
+            Err(err(file, at..at + s.len(), message)
+                .with_label("not a schema of the package")
+                .with_help(help)
+                .into())
         }
         _ => Ok(()),
     }

@@ -82,10 +82,20 @@ impl PackageSource {
     /// Every `.sql` file of the package (relative paths, `/`-separated, sorted), skipping dot-files and
     /// dot-directories (caches, `.strata/`, editors' files).
     pub fn sql_files(&self) -> Result<Vec<String>> {
+        self.files_where(&|name| name.ends_with(".sql"))
+    }
+
+    /// Every file of the package whose name is `name` (relative paths, sorted), skipping dot-directories as
+    /// [`sql_files`](Self::sql_files) does: where pgpkg's `@migration.pgpkg` indexes are.
+    pub(crate) fn files_named(&self, name: &str) -> Result<Vec<String>> {
+        self.files_where(&|n| n == name)
+    }
+
+    fn files_where(&self, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
         let mut out = Vec::new();
         match self {
-            PackageSource::Dir(root) => walk_dir(root, root, &mut out)?,
-            PackageSource::Embedded(dir) => walk_embedded(dir, &mut out),
+            PackageSource::Dir(root) => walk_dir(root, root, wanted, &mut out)?,
+            PackageSource::Embedded(dir) => walk_embedded(dir, wanted, &mut out),
         }
         out.sort();
         Ok(out)
@@ -116,7 +126,12 @@ fn not_utf8(display: &Path, bytes: &[u8], e: std::str::Utf8Error) -> Error {
     .into()
 }
 
-fn walk_dir(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+fn walk_dir(
+    root: &Path,
+    dir: &Path,
+    wanted: &dyn Fn(&str) -> bool,
+    out: &mut Vec<String>,
+) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
         path: dir.to_path_buf(),
         source,
@@ -141,8 +156,8 @@ fn walk_dir(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
             if path.join("strata.toml").exists() || path.join("pgpkg.toml").exists() {
                 continue;
             }
-            walk_dir(root, &path, out)?;
-        } else if name.ends_with(".sql")
+            walk_dir(root, &path, wanted, out)?;
+        } else if wanted(&name)
             && let Ok(rel) = path.strip_prefix(root)
         {
             out.push(rel.to_string_lossy().replace('\\', "/"));
@@ -151,11 +166,15 @@ fn walk_dir(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-fn walk_embedded(dir: &include_dir::Dir<'static>, out: &mut Vec<String>) {
+fn walk_embedded(
+    dir: &include_dir::Dir<'static>,
+    wanted: &dyn Fn(&str) -> bool,
+    out: &mut Vec<String>,
+) {
     for f in dir.files() {
         let p = f.path().to_string_lossy().replace('\\', "/");
         let base = p.rsplit('/').next().unwrap_or(&p);
-        if p.ends_with(".sql") && !base.starts_with('.') {
+        if wanted(base) && !base.starts_with('.') {
             out.push(p);
         }
     }
@@ -168,6 +187,6 @@ fn walk_embedded(dir: &include_dir::Dir<'static>, out: &mut Vec<String>) {
         if d.get_file(d.path().join("strata.toml")).is_some() {
             continue;
         }
-        walk_embedded(d, out);
+        walk_embedded(d, wanted, out);
     }
 }

@@ -3,8 +3,10 @@
 //! ```toml
 //! name = "github.com/acme/billing"     # unique package id
 //! schema = "billing"                   # the package's schema
+//! # schemas = ["billing", "billing_private"] # instead of `schema`: several schemas, the first is the main one
 //! extensions = ["pgcrypto"]            # created by the deploying login before migrations
 //! uses = ["github.com/acme/core"]      # or { name = "…", path = "../core" }
+//! require_down = false                 # refuse migrations without a down part (as postgres-json does)
 //! migrations = [                       # the list decides the order; a file's base name is its identity
 //!     "migrations/0001_init.sql",
 //! ]
@@ -66,8 +68,12 @@ pub struct Manifest {
     pub format: ManifestFormat,
     /// Unique package id, e.g. `github.com/acme/billing`.
     pub name: String,
-    /// The package's schema.
+    /// The package's main schema (the first of [`Manifest::schemas`]): unqualified names in managed code land
+    /// there, and it comes first on the search_path.
     pub schema: String,
+    /// Every schema the package owns, the main one first (`schemas = [...]`, pgpkg's `Schemas`); one element for
+    /// `schema = "..."`.
+    pub schemas: Vec<String>,
     /// Extensions the package needs.
     pub extensions: Vec<String>,
     /// Packages this one uses.
@@ -86,6 +92,8 @@ pub struct Manifest {
     pub lint: crate::source::lint_settings::LintSettings,
     /// Package role and managed-code safety settings.
     pub security: SecuritySettings,
+    /// Refuse migrations without a down part (`require_down = true`; postgres-json's rule).
+    pub require_down: bool,
 }
 
 /// `[security]`: the package role, and what managed code may do.
@@ -168,7 +176,10 @@ impl RawDeploySettings {
 #[serde(deny_unknown_fields)]
 struct RawStrata {
     name: Spanned<String>,
-    schema: Spanned<String>,
+    #[serde(default)]
+    schema: Option<Spanned<String>>,
+    #[serde(default)]
+    schemas: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     extensions: Vec<Spanned<String>>,
     #[serde(default)]
@@ -186,6 +197,8 @@ struct RawStrata {
     layout: Option<Spanned<crate::source::layout::Layout>>,
     #[serde(default)]
     migrations_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    require_down: bool,
     /// `[inspect]` thresholds belong to `strata inspect` (crate pgstrata-ops), which reads and checks them itself;
     /// accepted here so that a manifest carrying them still deploys.
     #[serde(default)]
@@ -212,7 +225,7 @@ struct RawPgpkg {
     #[serde(rename = "Schema", default)]
     schema: Option<Spanned<String>>,
     #[serde(rename = "Schemas", default)]
-    schemas: Option<Spanned<Vec<String>>>,
+    schemas: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(rename = "Extensions", default)]
     extensions: Vec<Spanned<String>>,
     #[serde(rename = "Uses", default)]
@@ -239,12 +252,33 @@ impl Manifest {
                 })?;
                 let _ = raw.description;
                 check_layout_keys(&raw).map_err(|(span, msg)| err(Some(span), msg))?;
+                let (schemas, schema_spans) = match (&raw.schema, &raw.schemas) {
+                    (Some(one), None) => (vec![one.get_ref().clone()], vec![one.span()]),
+                    (None, Some(list)) => {
+                        schema_list(list, "schemas").map_err(|(span, m)| err(Some(span), m))?
+                    }
+                    (Some(one), Some(_)) => {
+                        return Err(err(
+                            Some(one.span()),
+                            "`schema` and `schemas` cannot both be set".into(),
+                        )
+                        .with_help("list every schema in `schemas` (the first is the main one), or keep only `schema`"));
+                    }
+                    (None, None) => {
+                        return Err(err(
+                            None,
+                            "strata.toml has neither `schema` nor `schemas`".into(),
+                        )
+                        .with_help("add schema = \"NAME\": the schema the package owns"));
+                    }
+                };
                 let lint = crate::source::lint_settings::settings_from_raw(raw.lint)
                     .map_err(|(span, message)| err(span, message))?;
                 Manifest {
                     format,
                     name: raw.name.get_ref().clone(),
-                    schema: raw.schema.get_ref().clone(),
+                    schema: schemas[0].clone(),
+                    schemas,
                     extensions: raw.extensions.iter().map(|e| e.get_ref().clone()).collect(),
                     uses: raw
                         .uses
@@ -272,43 +306,38 @@ impl Manifest {
                     migrations_dir: raw.migrations_dir.as_ref().map(|d| d.get_ref().clone()),
                     lint,
                     security: raw.security.unwrap_or_default(),
+                    require_down: raw.require_down,
                 }
                 .validated(
                     path,
                     text,
-                    Some((raw.name.span(), raw.schema.span())),
+                    Some((raw.name.span(), schema_spans)),
                     raw.deploy.map(|d| d.into_inner()).unwrap_or_default(),
                 )?
             }
             ManifestFormat::Pgpkg => {
                 let raw: RawPgpkg = toml::from_str(text)
                     .map_err(|e| err(e.span(), format!("invalid pgpkg.toml: {}", e.message())))?;
-                let (schema, schema_span) = match (&raw.schema, &raw.schemas) {
-                    (Some(s), _) => (s.get_ref().clone(), s.span()),
-                    (None, Some(list)) => match list.get_ref().as_slice() {
-                        [one] => (one.clone(), list.span()),
-                        [] => {
-                            return Err(err(Some(list.span()), "Schemas is empty".into()));
-                        }
-                        _ => {
-                            return Err(err(
-                                Some(list.span()),
-                                "Strata packages own exactly one schema; this pgpkg package lists several".into(),
-                            )
-                            .with_help("split the package, or keep one schema in Schemas"));
-                        }
-                    },
-                    (None, None) => {
-                        return Err(err(
-                            None,
-                            "pgpkg.toml has neither Schema nor Schemas".into(),
-                        ));
-                    }
-                };
+                // pgpkg turns the legacy `Schema` into a one-element `Schemas` (and ignores it when both are set).
+                let (schemas, schema_spans) = match (&raw.schemas, &raw.schema) {
+                    (Some(list), _) => schema_list(list, "Schemas"),
+                    (None, Some(s)) => Ok((vec![s.get_ref().clone()], vec![s.span()])),
+                    (None, None) => Err((
+                        0..0,
+                        "pgpkg.toml has neither Schema nor Schemas".to_string(),
+                    )),
+                }
+                .map_err(|(span, m)| err((!span.is_empty()).then_some(span), m))?;
+                let schemas = schemas
+                    .iter()
+                    .zip(&schema_spans)
+                    .map(|(s, span)| pgpkg_schema_name(s).map_err(|m| err(Some(span.clone()), m)))
+                    .collect::<Result<Vec<String>, SourceError>>()?;
                 Manifest {
                     format,
                     name: raw.package.get_ref().clone(),
-                    schema,
+                    schema: schemas[0].clone(),
+                    schemas,
                     extensions: raw.extensions.iter().map(|e| e.get_ref().clone()).collect(),
                     uses: raw
                         .uses
@@ -329,11 +358,12 @@ impl Manifest {
                     migrations_dir: None,
                     lint: Default::default(),
                     security: SecuritySettings::default(),
+                    require_down: false,
                 }
                 .validated(
                     path,
                     text,
-                    Some((raw.package.span(), schema_span)),
+                    Some((raw.package.span(), schema_spans)),
                     RawDeploySettings::default(),
                 )?
             }
@@ -349,29 +379,38 @@ impl Manifest {
         mut self,
         path: &str,
         text: &str,
-        spans: Option<(Range<usize>, Range<usize>)>,
+        spans: Option<(Range<usize>, Vec<Range<usize>>)>,
         deploy: RawDeploySettings,
     ) -> Result<Manifest, SourceError> {
         let err = |span: Option<Range<usize>>, msg: String| {
             SourceError::new("strata::manifest", path, text, span, msg)
         };
-        let (name_span, schema_span) = spans.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        let (name_span, schema_spans) = spans.map_or((None, Vec::new()), |(a, b)| (Some(a), b));
         validate_package_name(&self.name).map_err(|m| {
             err(name_span.clone(), m)
                 .with_help("a package name is a path-like id such as github.com/acme/billing")
         })?;
-        validate_identifier("schema", &self.schema).map_err(|m| err(schema_span.clone(), m))?;
-        if self.schema == "strata" && self.name != STRATA_PACKAGE {
-            return Err(err(
-                schema_span,
-                "schema `strata` is reserved for Strata's own tables".into(),
-            ));
-        }
-        if self.schema.starts_with("pg_") {
-            return Err(err(
-                schema_span,
-                "schema names starting with `pg_` are reserved by PostgreSQL".into(),
-            ));
+        for (i, schema) in self.schemas.iter().enumerate() {
+            let schema_span = schema_spans.get(i).cloned();
+            validate_identifier("schema", schema).map_err(|m| err(schema_span.clone(), m))?;
+            if schema == "strata" && self.name != STRATA_PACKAGE {
+                return Err(err(
+                    schema_span,
+                    "schema `strata` is reserved for Strata's own tables".into(),
+                ));
+            }
+            if schema.starts_with("pg_") {
+                return Err(err(
+                    schema_span,
+                    "schema names starting with `pg_` are reserved by PostgreSQL".into(),
+                ));
+            }
+            if self.schemas[..i].contains(schema) {
+                return Err(err(
+                    schema_span,
+                    format!("schema `{schema}` is listed twice"),
+                ));
+            }
         }
         for e in &self.extensions {
             validate_identifier("extension", e).map_err(|m| err(None, m))?;
@@ -442,6 +481,54 @@ fn check_layout_keys(raw: &RawStrata) -> Result<(), (Range<usize>, String)> {
         }
         _ => Ok(()),
     }
+}
+
+/// Names with their spans in the manifest text.
+type NamesAndSpans = (Vec<String>, Vec<Range<usize>>);
+
+/// The names of a `schemas` list with their spans; an empty list is an error.
+fn schema_list(
+    list: &Spanned<Vec<Spanned<String>>>,
+    key: &str,
+) -> Result<NamesAndSpans, (Range<usize>, String)> {
+    if list.get_ref().is_empty() {
+        return Err((list.span(), format!("{key} is empty")));
+    }
+    Ok(list
+        .get_ref()
+        .iter()
+        .map(|s| (s.get_ref().clone(), s.span()))
+        .unzip())
+}
+
+/// A schema name as pgpkg writes it: the text between the double quotes of its SQL, so a `"` must be doubled
+/// (pgpkg's rule `^([^"]|""){1,63}$`); `""` stands for one `"`. Returns the name itself.
+///
+/// ```
+/// use pgstrata::manifest::pgpkg_schema_name;
+/// assert_eq!(pgpkg_schema_name("good.Schema Name$!").unwrap(), "good.Schema Name$!");
+/// assert_eq!(pgpkg_schema_name("say \"\"hi\"\"").unwrap(), "say \"hi\"");
+/// assert!(pgpkg_schema_name("$bad\"SchemaName").is_err());
+/// ```
+pub fn pgpkg_schema_name(written: &str) -> Result<String, String> {
+    let mut name = String::with_capacity(written.len());
+    let mut chars = written.chars().peekable();
+    let mut units = 0;
+    while let Some(c) = chars.next() {
+        if c == '"' && chars.next_if_eq(&'"').is_none() {
+            return Err(format!(
+                "illegal schema name `{written}`: pgpkg rejects a lone `\"` in a schema name (write `\"\"` for one)"
+            ));
+        }
+        units += 1;
+        name.push(c);
+    }
+    if units == 0 || units > 63 {
+        return Err(format!(
+            "illegal schema name `{written}`: pgpkg accepts 1 to 63 characters"
+        ));
+    }
+    Ok(name)
 }
 
 /// Check a package name: a path-like id of letters, digits and `._/-`, starting with a letter or digit.
@@ -579,6 +666,78 @@ mod tests {
         assert_eq!(m.schema, "example");
         assert_eq!(m.uses[0].name, "github.com/pgpkg/another-example");
         assert_eq!(m.migrations.len(), 2);
+    }
+
+    fn pgpkg(text: &str) -> Result<Manifest, Box<SourceError>> {
+        Manifest::parse("pgpkg.toml", text, ManifestFormat::Pgpkg).map_err(Box::new)
+    }
+
+    #[test]
+    fn several_schemas_in_both_formats() {
+        let m =
+            pgpkg("Package = \"github.com/pgpkg/cross_schema\"\nSchemas = [ \"cs1\", \"cs2\" ]\n")
+                .unwrap();
+        assert_eq!(m.schema, "cs1");
+        assert_eq!(m.schemas, ["cs1", "cs2"]);
+        // pgpkg ignores the legacy `Schema` when `Schemas` is set.
+        let m = pgpkg("Package = \"p\"\nSchema = \"old\"\nSchemas = [\"a\"]\n").unwrap();
+        assert_eq!(m.schemas, ["a"]);
+        let m = parse("name = \"acme/a\"\nschemas = [\"app\", \"app_private\"]\n").unwrap();
+        assert_eq!((m.schema.as_str(), m.schemas.len()), ("app", 2));
+        let m = parse("name = \"acme/a\"\nschema = \"app\"\n").unwrap();
+        assert_eq!(m.schemas, ["app"]);
+    }
+
+    #[test]
+    fn schema_lists_are_checked() {
+        let e = parse("name = \"a\"\nschema = \"a\"\nschemas = [\"a\", \"b\"]\n").unwrap_err();
+        assert!(e.message.contains("cannot both be set"), "{}", e.message);
+        let e = parse("name = \"a\"\n").unwrap_err();
+        assert!(
+            e.message.contains("neither `schema` nor `schemas`"),
+            "{}",
+            e.message
+        );
+        let text = "name = \"a\"\nschemas = [\"a\", \"b\", \"a\"]\n";
+        let e = Manifest::parse("strata.toml", text, ManifestFormat::Strata).unwrap_err();
+        assert!(e.message.contains("listed twice"), "{}", e.message);
+        let span = e.span.unwrap();
+        assert_eq!(span.offset(), text.rfind("\"a\"").unwrap());
+        let e = parse("name = \"a\"\nschemas = []\n").unwrap_err();
+        assert!(e.message.contains("schemas is empty"), "{}", e.message);
+        let e = parse("name = \"a\"\nschemas = [\"a\", \"pg_x\"]\n").unwrap_err();
+        assert!(
+            e.message.contains("reserved by PostgreSQL"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn schema_names_pgpkg_rejects_are_rejected() {
+        // pgpkg's own test packages: tests/bad/bad-schema-name and tests/good/good-schema-name.
+        let text = "Package = \"github.com/pgpkg/pgpkg-func-duplicates\"\nSchema = \"$bad\\\"SchemaName\"\n";
+        let e = pgpkg(text).unwrap_err();
+        assert!(e.message.contains("illegal schema name"), "{}", e.message);
+        assert_eq!(e.span.unwrap().offset(), text.find("\"$bad").unwrap());
+        let m = pgpkg(
+            "Package = \"github.com/pgpkg/good-schema-name\"\nSchema = \"good.Schema Name$!\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.schema, "good.Schema Name$!");
+        // A doubled quote stands for one (the name is the text between pgpkg's double quotes).
+        let m = pgpkg("Package = \"p\"\nSchemas = [\"a\\\"\\\"b\"]\n").unwrap();
+        assert_eq!(m.schema, "a\"b");
+        assert!(pgpkg("Package = \"p\"\nSchemas = [\"\"]\n").is_err());
+        assert!(
+            pgpkg(&format!(
+                "Package = \"p\"\nSchema = \"{}\"\n",
+                "x".repeat(64)
+            ))
+            .is_err()
+        );
+        // strata.toml names are plain identifiers: a quote is just a character there.
+        assert!(parse("name = \"a\"\nschema = \"a\\\"b\"\n").is_ok());
     }
 
     #[test]

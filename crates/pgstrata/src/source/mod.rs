@@ -9,6 +9,7 @@ pub mod layout;
 pub mod lint_settings;
 pub mod manifest;
 pub mod package;
+pub(crate) mod pgpkg;
 pub mod project;
 pub mod repeatable;
 pub mod scaffold;

@@ -211,6 +211,24 @@ impl Package {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         })?;
         let mut manifest = Manifest::parse(&manifest_path.to_string_lossy(), &text, format)?;
+        // pgpkg's older migration list, `@migration.pgpkg` (pgpkg's own package and examples use it): its entries
+        // stand in for `Migrations`, and errors about them point into it.
+        let index = match format {
+            ManifestFormat::Pgpkg => crate::source::pgpkg::migration_index(
+                &source,
+                &manifest,
+                &manifest_path.to_string_lossy(),
+                &text,
+            )?,
+            ManifestFormat::Strata => None,
+        };
+        if let Some(index) = &index {
+            manifest.migrations = index.entries.clone();
+        }
+        let (list_path, list_text) = match &index {
+            Some(i) => (PathBuf::from(&i.display), i.text.as_str()),
+            None => (manifest_path.clone(), text.as_str()),
+        };
         if let Some(layout) = manifest.layout {
             // interop: the migrations come from another tool's folder, not from the `migrations` list.
             return crate::source::layout::load(source, manifest, manifest_path, layout, &text);
@@ -262,9 +280,13 @@ impl Package {
                 cwd: cwd.as_deref(),
                 names,
             };
-            migrations.push(load_migration(&files, &manifest_path, &text, rel, span)?);
+            migrations.push(load_migration(&files, &list_path, list_text, rel, span)?);
         }
-        check_unlisted(&source, &sql_files, &manifest, &manifest_path, &text)?;
+        match &index {
+            Some(index) => crate::source::pgpkg::check_index_complete(index, &sql_files)
+                .map_err(Error::Source)?,
+            None => check_unlisted(&source, &sql_files, &manifest, &manifest_path, &text)?,
+        }
         let code = Arc::new(crate::source::code::Code::load(
             &source, &sql_files, &manifest,
         )?);
@@ -300,7 +322,8 @@ impl Package {
             repeatables,
             layout_files,
             ignored_files: Vec::new(),
-            // A foreign layout's extra scripts are repeatables (Flyway `R__`, the up/down functions folder).
+            // Flyway's `R__` scripts are repeatables; the up/down layout's function files are managed code
+            // ([`Package::with_code`]).
             code: Arc::new(crate::source::code::Code::default()),
         }
     }
@@ -315,12 +338,18 @@ impl Package {
         self.ignored_files = files;
     }
 
+    /// The package with this managed code (a layout whose folder holds some: the up/down layout's functions).
+    pub(crate) fn with_code(mut self, code: crate::source::code::Code) -> Package {
+        self.code = Arc::new(code);
+        self
+    }
+
     /// The other tool's layout this package was read from (`None`: Strata's own manifest list).
     pub fn layout(&self) -> Option<crate::source::layout::Layout> {
         self.layout
     }
 
-    /// Repeatable scripts (Flyway's `R__*.sql`, the up/down layout's functions folder): re-run after the
+    /// Repeatable scripts (Flyway's `R__*.sql`): re-run after the
     /// migrations whenever their text changes.
     pub fn repeatables(&self) -> &[crate::source::repeatable::Repeatable] {
         &self.repeatables
@@ -342,9 +371,15 @@ impl Package {
         &self.manifest.name
     }
 
-    /// The package's schema.
+    /// The package's main schema: unqualified names of its managed code land there.
     pub fn schema(&self) -> &str {
         &self.manifest.schema
+    }
+
+    /// Every schema the package owns, the main one first (`schemas = [...]`; one for `schema = "..."`). Its role
+    /// owns them all, and its SQL runs with all of them on the search_path, in this order.
+    pub fn schemas(&self) -> &[String] {
+        &self.manifest.schemas
     }
 
     /// Extensions the package needs.

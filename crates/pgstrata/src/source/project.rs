@@ -25,7 +25,8 @@ pub struct Project {
 
 impl Project {
     /// A project from already-loaded packages. Every `uses` must be satisfied by one of them, or be found on disk
-    /// (the `path` given in the manifest, sibling directories of the using package, or `$STRATA_PATH`).
+    /// (the `path` given in the manifest, pgpkg's `.pgpkg/<name>` cache, sibling directories of the using package,
+    /// or `$STRATA_PATH`).
     pub fn new(packages: Vec<Package>) -> Result<Project> {
         let mut by_name: BTreeMap<String, Package> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
@@ -153,6 +154,25 @@ fn find_used(
         }
         return Ok(Some(pkg));
     }
+    // pgpkg's cache of used packages: `.pgpkg/<name>` (where `pgpkg import` puts them).
+    if let Some(dir) = root.and_then(|r| {
+        crate::source::pgpkg::cached_package_dirs(r, name)
+            .into_iter()
+            .next()
+    }) {
+        let pkg = Package::load(&dir)?;
+        if pkg.name() != name {
+            return Err(Error::usage(
+                format!(
+                    "{} holds package `{}`, not `{name}`",
+                    dir.display(),
+                    pkg.name()
+                ),
+                Some("a package in a .pgpkg cache sits in the folder named after it".into()),
+            ));
+        }
+        return Ok(Some(pkg));
+    }
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(parent) = root.and_then(Path::parent) {
         candidates.push(parent.to_path_buf());
@@ -195,15 +215,16 @@ fn manifest_name(dir: &Path) -> Option<String> {
 fn check_schemas(by_name: &BTreeMap<String, Package>) -> Result<()> {
     let mut owners: HashMap<&str, &str> = HashMap::new();
     for p in by_name.values() {
-        if let Some(other) = owners.insert(p.schema(), p.name()) {
-            return Err(Error::usage(
-                format!(
-                    "packages `{other}` and `{}` both claim schema `{}`",
-                    p.name(),
-                    p.schema()
-                ),
-                Some("each package owns exactly one schema".into()),
-            ));
+        for schema in p.schemas() {
+            if let Some(other) = owners.insert(schema, p.name()) {
+                return Err(Error::usage(
+                    format!(
+                        "packages `{other}` and `{}` both claim schema `{schema}`",
+                        p.name(),
+                    ),
+                    Some("a schema belongs to one package".into()),
+                ));
+            }
         }
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! Repeatable scripts: Flyway's `R__*.sql` and the functions folder of the up/down layout. A repeatable is re-run
+//! Repeatable scripts: Flyway's `R__*.sql`. A repeatable is re-run
 //! whenever its text changes, after the versioned migrations of the run (see `crate::run::repeatable`).
 
 use crate::source::script::{Script, checksum};

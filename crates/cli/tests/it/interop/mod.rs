@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod layouts;
+mod seeds;
 mod sqlx;
 
 fn strata(db: &pgtest::TestDb) -> assert_cmd::Command {

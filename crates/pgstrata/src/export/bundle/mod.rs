@@ -333,6 +333,8 @@ fn code_file_order(pkg: &Package) -> Result<Vec<usize>> {
                 .as_ref()
                 .map(|c| CodeKind::of(c.target.object_kind())),
             schema,
+            path: pkg.schemas(),
+            params: o.params(),
             references: o.references(code),
         })
         .collect();
@@ -721,7 +723,13 @@ fn code_file(pkg: &Package, f: usize, name: &str, order: &[String]) -> Result<St
     let mut seen_routines: BTreeSet<&str> = BTreeSet::new();
     for obj in objects.iter().rev() {
         match obj.kind {
-            CodeKind::Function | CodeKind::Procedure => {
+            CodeKind::Operator | CodeKind::Cast => {
+                flush(&mut routines, &mut body);
+                if let Some(sql) = crate::export::code::drop_if_exists(obj, pkg.schema()) {
+                    let _ = writeln!(body, "    {sql}");
+                }
+            }
+            CodeKind::Function | CodeKind::Procedure | CodeKind::Aggregate => {
                 if seen_routines.insert(obj.name.name.as_str()) {
                     routines.push(obj.name.name.as_str());
                 }

@@ -514,7 +514,7 @@ pub(crate) async fn bootstrap_history(session: &mut Session<'_>) -> Result<Vec<S
     for step in &plan.steps {
         let m = &strata.migrations()[step.migration_index];
         session.ensure_transaction().await?;
-        session.enter_package(strata.schema(), &[]).await?;
+        session.enter_package(strata.schemas(), &[]).await?;
         for section in m.up().sections() {
             run_section(session.client(), m.up(), section, false)
                 .await

@@ -29,6 +29,7 @@ impl<'p> Installer<'p, '_, '_> {
                 pgstrata_sql::objects::ReferenceKind::Relation => "relation",
                 pgstrata_sql::objects::ReferenceKind::Type => "type",
                 pgstrata_sql::objects::ReferenceKind::Any => "any",
+                pgstrata_sql::objects::ReferenceKind::Operator => "operator",
             };
             let name = r.name.or_schema(node.schema());
             wanted.push((
@@ -90,6 +91,11 @@ impl<'p> Installer<'p, '_, '_> {
     pub(super) fn name_key(&self, i: usize) -> Option<NameKey> {
         let node = &self.a.nodes[i];
         let obj = node.obj;
+        // Operators and casts always run between probes (they are few, and have no name of their own in
+        // `RESOLVE_NAMES`).
+        if matches!(obj.kind, CodeKind::Operator | CodeKind::Cast) {
+            return None;
+        }
         let class = CatalogClass::of(obj.kind)?;
         let schema = node.schema();
         Some(match (&obj.kind, &obj.table) {
@@ -113,7 +119,11 @@ impl<'p> Installer<'p, '_, '_> {
 
     /// Read which names exist, so statements creating something new can skip the probes.
     pub(super) async fn load_existing(&mut self) -> Result<()> {
-        let schemas: Vec<&str> = self.packages.iter().map(|p| p.schema()).collect();
+        let schemas: Vec<&str> = self
+            .packages
+            .iter()
+            .flat_map(|p| p.schemas().iter().map(String::as_str))
+            .collect();
         let rows = self
             .client()
             .query(
@@ -339,7 +349,7 @@ impl<'p> Installer<'p, '_, '_> {
         // probe, SAVEPOINT, statement, RELEASE, probe: the last probe's rows are in the fifth result.
         let after = catalog::probe_rows(results.get(4).map(Vec::as_slice).unwrap_or(&[]));
         let cat = match node.obj.kind {
-            CodeKind::Function | CodeKind::Procedure => after
+            kind if kind.overloaded() => after
                 .iter()
                 .find(|a| {
                     !before
@@ -390,7 +400,8 @@ impl<'p> Installer<'p, '_, '_> {
         before: &[CatalogObject],
     ) -> Result<()> {
         let node = self.a.nodes[i];
-        if cat.schema != node.schema() {
+        // A cast belongs to no schema (PostgreSQL lets only the owner of one of its types create it).
+        if node.obj.kind != CodeKind::Cast && !node.package.schemas().contains(&cat.schema) {
             return Err(source_error(
                 node,
                 format!(

@@ -351,7 +351,7 @@ impl<'p> Installer<'p, '_, '_> {
         }
         let package = &self.packages[pkg];
         self.session
-            .enter_package(package.schema(), package.extensions())
+            .enter_package(package.schemas(), package.extensions())
             .await?;
         let role = roles::role_of(package);
         self.session.set_role(role.as_deref()).await?;

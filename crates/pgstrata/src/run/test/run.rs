@@ -97,9 +97,9 @@ async fn run_packages(
             continue;
         }
         let code = package.code();
-        let schema = package.schema();
         let mut selected: Vec<&TestFunction> = Vec::new();
         for t in code.tests.iter().filter(|t| t.role == TestRole::Test) {
+            let schema = t.name.schema.as_deref().unwrap_or(package.schema());
             if opts.selects(package.name(), schema, &t.name.name) {
                 selected.push(t);
             } else {
@@ -109,7 +109,9 @@ async fn run_packages(
         if selected.is_empty() {
             continue;
         }
-        session.enter_package(schema, package.extensions()).await?;
+        session
+            .enter_package(package.schemas(), package.extensions())
+            .await?;
         session.set_role(roles::role_of(package).as_deref()).await?;
 
         let failed_setup = create_functions(session, package, report).await?;
@@ -171,7 +173,7 @@ async fn create_functions(
         .await
         .map_err(Error::db("rolling back the test functions"))?;
     session.notices();
-    let order = crate::decide::code::test_order(code, package.schema());
+    let order = crate::decide::code::test_order(code, package.schema(), package.schemas());
     let mut failed = Vec::new();
     for i in order {
         let t = &code.tests[i];
@@ -224,10 +226,12 @@ async fn create_functions(
 }
 
 /// Per function name of the package's schema: (callable without arguments, returns SETOF text).
+/// For each test function (schema, name): whether it can be called without arguments, and whether it returns
+/// `SETOF text` (pgTAP style).
 async fn signatures(
-    session: &mut Session<'_>,
+    session: &Session<'_>,
     package: &Package,
-) -> Result<HashMap<String, (bool, bool)>> {
+) -> Result<HashMap<(String, String), (bool, bool)>> {
     let names: Vec<&str> = package
         .code()
         .tests
@@ -236,18 +240,18 @@ async fn signatures(
         .collect();
     let rows = session.client()
         .query(
-            "SELECT p.proname::text, bool_or(p.pronargs = p.pronargdefaults),
+            "SELECT n.nspname::text, p.proname::text, bool_or(p.pronargs = p.pronargdefaults),
                     bool_or(p.pronargs = p.pronargdefaults AND p.proretset AND p.prorettype = 'text'::regtype)
                FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-              WHERE n.nspname = $1 AND p.proname = ANY($2)
-              GROUP BY p.proname",
-            &[&package.schema(), &names],
+              WHERE n.nspname = ANY($1) AND p.proname = ANY($2)
+              GROUP BY n.nspname, p.proname",
+            &[&package.schemas(), &names],
         )
         .await
         .map_err(Error::db("reading the signatures of test functions"))?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
         .collect())
 }
 
@@ -256,7 +260,7 @@ async fn run_one(
     package: &Package,
     t: &TestFunction,
     befores: &[&TestFunction],
-    signatures: &HashMap<String, (bool, bool)>,
+    signatures: &HashMap<(String, String), (bool, bool)>,
     pgtap: bool,
 ) -> Result<TestResult> {
     let code = package.code();
@@ -272,7 +276,14 @@ async fn run_one(
         tap: Vec::new(),
         failure: None,
     };
-    let Some(&(callable, tap)) = signatures.get(&t.name.name) else {
+    let key = (
+        t.name
+            .schema
+            .clone()
+            .unwrap_or_else(|| package.schema().to_string()),
+        t.name.name.clone(),
+    );
+    let Some(&(callable, tap)) = signatures.get(&key) else {
         // Its creation failed: already reported as a setup failure.
         result.outcome = TestOutcome::Failed;
         result.failure = Some(simple_failure(

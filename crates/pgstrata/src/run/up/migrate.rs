@@ -157,7 +157,7 @@ impl UpRun<'_> {
             session.set_role(None).await?;
         }
         session
-            .enter_package(pkg.schema(), pkg.extensions())
+            .enter_package(pkg.schemas(), pkg.extensions())
             .await?;
         session.set_role(role.as_deref()).await?;
         let result = self

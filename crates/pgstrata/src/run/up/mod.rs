@@ -89,7 +89,7 @@ pub struct UpReport {
     pub packages: Vec<Transition>,
     /// Changed migrations whose new text was recorded (`--accept-changed`).
     pub accepted_changes: Vec<String>,
-    /// Repeatable scripts run because their text changed (Flyway `R__`, functions folders).
+    /// Repeatable scripts run because their text changed (Flyway `R__`).
     pub repeatables: Vec<RanMigration>,
     /// A dry run stops before the first no-transaction migration: which one.
     pub stopped_before: Option<String>,
@@ -461,7 +461,9 @@ impl<'p> UpRun<'p> {
         session.notices();
         for p in self.packages {
             if roles::role_of(p).is_some() {
-                session.know_schema(p.schema());
+                for schema in p.schemas() {
+                    session.know_schema(schema);
+                }
             }
         }
         // Guard-rails, before anything runs.

@@ -8,7 +8,7 @@
 //! | `golang-migrate` | `<u64>_<name>.up.sql` / `.down.sql` | version (integer) | detected: a file with a statement that cannot run in a transaction | `.down.sql` |
 //! | `flyway` | `V<ver>__<desc>.sql`, `U<ver>__<desc>.sql` (undo), `R__<desc>.sql` (repeatable), in any subfolder | version (dotted numbers, `_` = `.`, trailing zeros ignored); repeatables after, by description | detected, as Flyway's parser does | `U` file of the same version |
 //! | `refinery` | `V<int>__<name>.sql` / `U<int>__<name>.sql` (unversioned) | version (integer) | never (refinery always uses a transaction) | none |
-//! | `up-down` | `NNNN-name.up.sql` + `NNNN-name.down.sql`; optionally under `migrations/`, with a `functions/` folder of repeatable scripts | file name | Strata's directives (`-- strata:no-transaction`) | `.down.sql` |
+//! | `up-down` | `NNNN-name.up.sql` (or `N.up.sql`) + `.down.sql`; optionally under `migrations/`, with a `functions/` (or `function/`) folder of managed code | file name | Strata's directives (`-- strata:no-transaction`) | `.down.sql` |
 //! | `popx` | `<version>_<name>[.<dialect>][.autocommit].(up\|down).sql`, in any subfolder; per version the `.postgres.` file, else the dialect-less one | version (compared as text, up to 20 digits) | `.autocommit.` | `.down.sql` of the same version |
 //! | `postgres-migrations` | `<id>[-_]<name>.sql`, ids consecutive from 1 | id (integer) | `-- postgres-migrations disable-transaction` anywhere in the file | none |
 //!
@@ -246,7 +246,7 @@ pub(crate) struct Folder<'a> {
 }
 
 impl Folder<'_> {
-    fn rel(&self, path: &str) -> String {
+    pub(crate) fn rel(&self, path: &str) -> String {
         format!("{}{path}", self.prefix)
     }
 
@@ -334,6 +334,7 @@ impl Package {
         let manifest = Manifest {
             format: ManifestFormat::Strata,
             name,
+            schemas: vec![schema.clone()],
             schema,
             extensions: Vec::new(),
             uses: Vec::new(),
@@ -347,6 +348,7 @@ impl Package {
                 package_role: false,
                 ..Default::default()
             },
+            require_down: false,
         };
         crate::source::manifest::validate_package_name(&manifest.name).map_err(|m| {
             Error::usage(
@@ -562,6 +564,10 @@ fn build(
             reason: ignore_reason(layout, f),
         })
         .collect();
+    let code = match layout {
+        Layout::UpDown => updown::code(&folder, &manifest)?,
+        _ => crate::source::code::Code::default(),
+    };
     let mut package = Package::from_parts(
         manifest,
         source,
@@ -570,7 +576,8 @@ fn build(
         layout,
         repeatables,
         owned,
-    );
+    )
+    .with_code(code);
     package.set_ignored_files(ignored);
     Ok(package)
 }
@@ -609,7 +616,7 @@ pub(crate) fn expected(layout: Layout) -> &'static str {
         Layout::GolangMigrate => "<version>_<name>.up.sql and .down.sql",
         Layout::Flyway => "V<version>__<description>.sql, U…, R__<description>.sql",
         Layout::Refinery => "V<version>__<name>.sql or U<version>__<name>.sql",
-        Layout::UpDown => "NNNN-name.up.sql and NNNN-name.down.sql",
+        Layout::UpDown => "NNNN-name.up.sql (or N.up.sql) and .down.sql",
         Layout::Popx => "<version>_<name>[.postgres][.autocommit].up.sql and .down.sql",
         Layout::PostgresMigrations => "<id>-<name>.sql, ids 1, 2, 3, …",
     }

@@ -208,8 +208,15 @@ async fn up_down_pairs_with_a_functions_folder() {
     let pkg = Package::from_layout(fixture("up-down"), Layout::UpDown).expect("load");
     assert_eq!(names(&pkg), ["0000-init_schema", "0001-blocked"]);
     assert!(pkg.migrations()[1].down().is_none());
-    let reps: Vec<&str> = pkg.repeatables().iter().map(|r| r.name()).collect();
-    assert_eq!(reps, ["find_user_by_id", "insert_user"]);
+    // The functions folder is managed code.
+    assert!(pkg.repeatables().is_empty());
+    let code: Vec<String> = pkg
+        .code()
+        .objects
+        .iter()
+        .map(|o| o.name.to_string())
+        .collect();
+    assert_eq!(code, ["public.find_user_by_id", "public.insert_user"]);
     let db = pgtest::TestDb::new().await;
     up(&db, &pkg).await;
     let got = query_strings(

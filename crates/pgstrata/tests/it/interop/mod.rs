@@ -11,4 +11,5 @@ mod edge;
 mod export;
 mod generated;
 mod layouts;
+mod postgres_json;
 mod support;

@@ -2,7 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod drift;
+mod kinds;
 mod objects;
+mod overloads;
+mod pgpkg;
 mod roles;
 mod source_errors;
 mod sql_tests;

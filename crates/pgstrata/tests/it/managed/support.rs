@@ -115,6 +115,11 @@ impl Db {
         .await
     }
 
+    /// `PG*` variables that reach the database (for `psql`).
+    pub fn env(&self) -> Vec<(String, String)> {
+        self._test.env()
+    }
+
     pub async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, query: &str) -> T {
         self.sql.query_one(query, &[]).await.unwrap().get(0)
     }
