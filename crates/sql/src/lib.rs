@@ -45,6 +45,7 @@
 #![deny(missing_docs)]
 
 mod body;
+pub mod hazards;
 mod lex;
 pub mod lint;
 pub mod locks;
@@ -58,6 +59,7 @@ pub mod versions;
 pub use std::ops::Range;
 
 pub use body::routine_body_range;
+pub use lex::MAX_NESTING;
 pub use position::{LineCol, LineIndex, char_position_to_byte, normalize};
-pub use split::{Script, Statement, StatementKind, SyntaxError, check, split};
+pub use split::{Script, Statement, StatementKind, SyntaxError, check, split, statements};
 pub use transaction::non_transactional_reason;
