@@ -12,6 +12,7 @@ use pgstrata::{DownReport, Event, MigrationState, Outcome, Plan, Project, UpRepo
 use crate::args::Global;
 
 mod code;
+pub mod diagnostic;
 
 pub struct Out {
     json: bool,
@@ -95,7 +96,7 @@ impl Out {
             }
             self.print_json(&obj);
         } else {
-            eprintln!("{report:?}");
+            eprintln!("{}", diagnostic::render(report));
         }
     }
 
@@ -127,6 +128,7 @@ impl Out {
                 "segments": plan.segments(),
                 "accepted_changes": plan.accepted_changes,
                 "repeatables": plan.repeatables,
+                "adoptions": plan.adoptions,
                 "changed": plan.changed(),
                 "out_of_order": plan.out_of_order(),
                 "missing": plan.missing(),
@@ -160,6 +162,21 @@ impl Out {
                     println!("    {m}");
                 }
             }
+        }
+        for a in &plan.adoptions {
+            println!(
+                "  adopt schema {} (owned by {}, {} object(s)) for {}: it and its objects will belong to the package \
+                 role{}",
+                a.schema,
+                a.owner,
+                a.objects,
+                a.package,
+                if a.recorded_for.as_deref() == Some(a.package.as_str()) {
+                    ""
+                } else {
+                    " (adopt_schema = true)"
+                }
+            );
         }
         for c in &plan.accepted_changes {
             println!(
@@ -344,6 +361,7 @@ impl Out {
                 "target": target,
                 "packages": plan.packages,
                 "repeatables": plan.repeatables,
+                "adoptions": plan.adoptions,
                 "code": code,
                 "last_run": last_run,
                 "invalid_indexes": invalid_indexes,

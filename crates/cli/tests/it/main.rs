@@ -8,6 +8,7 @@
 #[macro_use]
 mod support;
 
+mod boundary;
 mod bundle;
 mod concurrency;
 mod connection;

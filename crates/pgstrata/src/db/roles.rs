@@ -11,6 +11,11 @@
 //!
 //! All of this is idempotent and checks before it writes: a deploy with nothing new changes nothing in the catalog.
 //! A package can opt out with `[security] package_role = false` (its objects then belong to the deploying login).
+//!
+//! A package role never takes a schema over silently ([`check_schemas`]): a schema `strata.package` records for
+//! another package is refused, and so is an existing schema holding objects that no deploy of this package
+//! created, unless the manifest says `adopt_schema = true` (`strata plan` lists what would be adopted). System
+//! schemas and `public` are refused when the manifest is read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,6 +75,147 @@ pub(crate) fn set_role_sql(role: Option<&str>, local: bool) -> String {
     }
 }
 
+/// Counts the objects of schema `n` (tables, views, sequences, routines, types; not extension members).
+const SCHEMA_OBJECTS_SQL: &str = "(SELECT count(*) FROM pg_catalog.pg_class c
+                WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass
+                                     AND d.objid = c.oid AND d.deptype = 'e'))
+             + (SELECT count(*) FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid
+                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                                     AND d.objid = p.oid AND d.deptype = 'e'))";
+
+/// What the catalog says about a package's schema: its owner (None: it does not exist) and, when the package role
+/// does not own it, how many objects are in it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SchemaFacts {
+    pub owner: Option<String>,
+    pub objects: Option<i64>,
+}
+
+/// A schema a package role would take over: it exists, owned by someone else.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SchemaAdoption {
+    /// The package.
+    pub package: String,
+    /// Its schema.
+    pub schema: String,
+    /// Who owns the schema now.
+    pub owner: String,
+    /// Objects in it that would change owner.
+    pub objects: i64,
+    /// The package `strata.package` records for the schema, if any (this one: an earlier deploy created it).
+    pub recorded_for: Option<String>,
+}
+
+/// Refuse taking a schema over unless the manifest allows it: a schema `strata.package` records for another
+/// package, or an existing schema with objects that no deploy of this package created, needs
+/// `adopt_schema = true`. Returns the schemas that will be adopted.
+pub(crate) fn check_schemas(
+    with_roles: &[(&Package, String)],
+    facts: &[SchemaFacts],
+    claims: &[(String, String)],
+) -> Result<Vec<SchemaAdoption>> {
+    let mut out = Vec::new();
+    for ((pkg, role), fact) in with_roles.iter().zip(facts) {
+        let allowed = pkg.manifest().security.adopt_schema;
+        let claimed_by: Vec<&str> = claims
+            .iter()
+            .filter(|(s, _)| s == pkg.schema())
+            .map(|(_, p)| p.as_str())
+            .collect();
+        if let Some(other) = claimed_by.iter().find(|p| **p != pkg.name())
+            && !allowed
+        {
+            return Err(Error::refused(
+                format!(
+                    "schema {} belongs to package {other} (recorded in strata.package): package {} cannot take it \
+                     over",
+                    pkg.schema(),
+                    pkg.name()
+                ),
+                format!(
+                    "give the package a schema of its own. If package {other} was renamed to this one, or is gone \
+                     for good, set `adopt_schema = true` under [security] to hand the schema and its objects to \
+                     this package's role. Nothing was run."
+                ),
+            ));
+        }
+        let Some(owner) = fact.owner.clone().filter(|o| o != role) else {
+            continue;
+        };
+        let objects = fact.objects.unwrap_or(0);
+        let ours = claimed_by.contains(&pkg.name());
+        if !ours && objects > 0 && !allowed {
+            return Err(Error::refused(
+                format!(
+                    "schema {} already exists (owned by {owner}) with {objects} object(s) that no deploy of package \
+                     {} created: its role {role} would take them over",
+                    pkg.schema(),
+                    pkg.name()
+                ),
+                "give the package a schema of its own, or, if this package is meant to own that schema and \
+                 everything in it, set `adopt_schema = true` under [security] in strata.toml (`strata plan` shows \
+                 what would be adopted). Nothing was run.",
+            ));
+        }
+        out.push(SchemaAdoption {
+            package: pkg.name().to_string(),
+            schema: pkg.schema().to_string(),
+            owner,
+            objects,
+            recorded_for: claimed_by.first().map(|p| p.to_string()),
+        });
+    }
+    Ok(out)
+}
+
+/// The schemas `prepare` would adopt, without changing anything (for `strata plan`); refuses what it would
+/// refuse.
+pub(crate) async fn schema_adoptions(
+    client: &Client,
+    packages: &[Package],
+) -> Result<Vec<SchemaAdoption>> {
+    let with_roles: Vec<(&Package, String)> = packages
+        .iter()
+        .filter_map(|p| role_of(p).map(|r| (p, r)))
+        .collect();
+    if with_roles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let roles: Vec<&str> = with_roles.iter().map(|(_, r)| r.as_str()).collect();
+    let schemas: Vec<&str> = with_roles.iter().map(|(p, _)| p.schema()).collect();
+    let rows = client
+        .query_typed(
+            &format!(
+                "SELECT (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
+                          WHERE n.nspname = s.schema),
+                        (SELECT {SCHEMA_OBJECTS_SQL} FROM pg_catalog.pg_namespace n
+                          WHERE n.nspname = s.schema AND pg_catalog.pg_get_userbyid(n.nspowner) <> s.role),
+                        to_regclass('strata.package') IS NOT NULL
+                   FROM unnest($1::text[], $2::text[]) AS s(role, schema)"
+            ),
+            &[(&roles, Type::TEXT_ARRAY), (&schemas, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(Error::db("reading package schemas"))?;
+    let facts: Vec<SchemaFacts> = rows
+        .iter()
+        .map(|r| SchemaFacts {
+            owner: r.get(0),
+            objects: r.get(1),
+        })
+        .collect();
+    let history = rows.first().is_some_and(|r| r.get::<_, bool>(2));
+    let claims = if history {
+        history::schema_claims(client, &schemas)
+            .await
+            .map_err(Error::db("reading strata.package"))?
+    } else {
+        Vec::new()
+    };
+    check_schemas(&with_roles, &facts, &claims)
+}
+
 /// What [`prepare`] found and did.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Prepared {
@@ -77,6 +223,8 @@ pub(crate) struct Prepared {
     pub granted: BTreeMap<String, Vec<String>>,
     /// Human-readable actions taken (role created, schema adopted, grants).
     pub actions: Vec<String>,
+    /// Existing schemas handed over to their package role.
+    pub adoptions: Vec<SchemaAdoption>,
 }
 
 /// Create missing package roles and schemas, hand existing schemas (and what is in them) over to their package
@@ -109,9 +257,13 @@ pub(crate) async fn prepare(
                 OR coalesce((SELECT {can_set} FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
                 (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
                   WHERE n.nspname = s.schema),
-                current_setting('server_version_num')::int
+                current_setting('server_version_num')::int,
+                -- objects in an existing schema the role does not own (what adopting it would hand over)
+                (SELECT {objects} FROM pg_catalog.pg_namespace n
+                  WHERE n.nspname = s.schema AND pg_catalog.pg_get_userbyid(n.nspowner) <> s.role)
            FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
-        can_set = crate::db::pg_versions::can_set_role_sql("r.oid")
+        can_set = crate::db::pg_versions::can_set_role_sql("r.oid"),
+        objects = SCHEMA_OBJECTS_SQL,
     );
     let roles_read = client.query_typed(&roles_sql, &params);
     // What the last deploy granted (nothing before the history exists).
@@ -122,8 +274,24 @@ pub(crate) async fn prepare(
         }
         history::granted_uses(client, &names).await
     };
-    let (rows, granted) = tokio::join!(roles_read, granted_read);
+    let claims_read = async {
+        if !history_exists {
+            return Ok(Vec::new());
+        }
+        history::schema_claims(client, &schemas).await
+    };
+    let (rows, granted, claims) = tokio::join!(roles_read, granted_read, claims_read);
     let rows = rows.map_err(Error::db("reading package roles"))?;
+    let claims = claims.map_err(Error::db("reading strata.package"))?;
+    // Before anything changes: no schema is taken over unless the manifest says so.
+    let facts: Vec<SchemaFacts> = rows
+        .iter()
+        .map(|r| SchemaFacts {
+            owner: r.get(3),
+            objects: r.get(5),
+        })
+        .collect();
+    out.adoptions = check_schemas(&with_roles, &facts, &claims)?;
     let previous: BTreeMap<String, BTreeSet<String>> = granted
         .map_err(Error::db("reading strata.package"))?
         .into_iter()

@@ -206,7 +206,21 @@ async fn revert(
                 session.ensure_transaction().await?;
             }
             session.enter_package(&schema, &[]).await?;
-            match run_section(session.client(), script, section, section.no_transaction).await {
+            // Stored down SQL is package code too: checked after every statement (it runs as the login).
+            let boundary = if section.no_transaction {
+                None
+            } else {
+                Some(session.boundary(None).await?)
+            };
+            match run_section(
+                session.client(),
+                script,
+                section,
+                section.no_transaction,
+                boundary.as_ref(),
+            )
+            .await
+            {
                 Ok(o) => statements += o.statements,
                 Err(f) => {
                     let mut error = f.error;
