@@ -426,10 +426,15 @@ impl Out {
             }
         }
         if let Some(r) = last_run
-            && r.outcome == "failed"
+            && (r.outcome == "failed" || r.outcome == "interrupted" || r.outcome == "running")
         {
+            let how = match r.outcome.as_str() {
+                "failed" => "failed",
+                "interrupted" => "was interrupted (strata or its connection was killed)",
+                _ => "is running, or died without a trace (the next `up` marks it interrupted)",
+            };
             println!(
-                "\n{} last run #{} ({}) failed at {}: {}",
+                "\n{} last run #{} ({}) {how}, started {}: {}",
                 style("!").red(),
                 r.id,
                 r.command,
@@ -441,7 +446,22 @@ impl Out {
                     .as_array()
                     .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
                     .unwrap_or_default();
-                if committed.is_empty() {
+                let progress = &d["progress"];
+                let recorded = progress["committed"].as_array().map_or(0, Vec::len);
+                if committed.is_empty() && recorded > 0 {
+                    println!(
+                        "  {recorded} statement(s) of {} committed and were recorded as they did (they stay applied; \
+                         `strata up` resumes after them){}",
+                        progress["migration"]
+                            .as_str()
+                            .unwrap_or("a no-transaction migration"),
+                        if progress["started"].is_object() {
+                            "; one more was under way outside any transaction"
+                        } else {
+                            ""
+                        }
+                    );
+                } else if committed.is_empty() {
                     println!("  detail: {d}");
                 } else {
                     println!(

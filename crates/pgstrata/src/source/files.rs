@@ -24,9 +24,12 @@ impl PackageSource {
                     return Ok(None);
                 };
                 match std::fs::read(&path) {
-                    Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| {
-                        not_utf8(&self.display_path(rel), e.as_bytes(), e.utf8_error())
-                    }),
+                    Ok(bytes) => String::from_utf8(bytes)
+                        .map_err(|e| {
+                            not_utf8(&self.display_path(rel), e.as_bytes(), e.utf8_error())
+                        })
+                        .and_then(|text| no_nul(&self.display_path(rel), text))
+                        .map(Some),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
                         Err(Error::Read { path, source: e })
@@ -36,7 +39,7 @@ impl PackageSource {
             }
             PackageSource::Embedded(dir) => match dir.get_file(rel) {
                 Some(f) => match std::str::from_utf8(f.contents()) {
-                    Ok(s) => Ok(Some(s.to_owned())),
+                    Ok(s) => no_nul(&self.display_path(rel), s.to_owned()).map(Some),
                     Err(e) => Err(not_utf8(&self.display_path(rel), f.contents(), e)),
                 },
                 None => Ok(None),
@@ -175,6 +178,31 @@ pub fn printable(name: &str) -> std::borrow::Cow<'_, str> {
     }
     out.push('"');
     std::borrow::Cow::Owned(out)
+}
+
+/// Refuse a NUL character: PostgreSQL's protocol cannot carry one in SQL text (the driver would fail with an
+/// obscure message, or the server would read the text up to it).
+fn no_nul(display: &Path, text: String) -> Result<String> {
+    let Some(at) = text.find('\0') else {
+        return Ok(text);
+    };
+    let lc = pgstrata_sql::LineIndex::new(&text).line_col(at);
+    let shown = text.replace('\0', "\u{2400}");
+    Err(SourceError::new(
+        "strata::nul_byte",
+        printable(&display.display().to_string()),
+        shown,
+        Some(at..at + '\u{2400}'.len_utf8()),
+        format!(
+            "{} contains a NUL byte at line {}, column {}",
+            printable(&display.display().to_string()),
+            lc.line,
+            lc.col
+        ),
+    )
+    .with_label("NUL")
+    .with_help("PostgreSQL cannot receive a NUL character in SQL text: remove it (a binary file, or a copy gone wrong?)")
+    .into())
 }
 
 /// A file that is not UTF-8, shown like any other source error: the file, with the first bad byte underlined.
