@@ -1,6 +1,7 @@
 //! One schema and one role per package.
 //!
-//! Each package gets a role (`NOLOGIN`) named after it, [`package_role`]. The role owns the package's schema;
+//! Each package gets a role (`NOLOGIN NOINHERIT`: a role granted to it lends it nothing) named after it,
+//! [`package_role`]. The role owns the package's schema;
 //! migrations and managed code run as it (`SET LOCAL ROLE`), so everything they create belongs to it, and without
 //! `uses` it has no right on any other package's schema. Extensions are still created by the deploying login, and
 //! Strata's own bookkeeping runs as the login too.
@@ -307,7 +308,7 @@ pub(crate) async fn prepare(
             // Roles are shared by every database of the cluster: another deploy may create the same one meanwhile.
             client
                 .batch_execute(&format!(
-                    "DO $strata$ BEGIN CREATE ROLE {r} NOLOGIN;
+                    "DO $strata$ BEGIN CREATE ROLE {r} NOLOGIN NOINHERIT;
                      EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $strata$"
                 ))
                 .await
