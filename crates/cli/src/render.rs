@@ -13,6 +13,7 @@ use crate::args::Global;
 
 mod code;
 mod ops;
+pub mod diagnostic;
 
 pub struct Out {
     json: bool,
@@ -105,7 +106,7 @@ impl Out {
             }
             self.print_json(&obj);
         } else {
-            eprintln!("{report:?}");
+            eprintln!("{}", diagnostic::render(report));
         }
     }
 
@@ -147,6 +148,7 @@ impl Out {
                 "segments": plan.segments(),
                 "accepted_changes": plan.accepted_changes,
                 "repeatables": plan.repeatables,
+                "adoptions": plan.adoptions,
                 "changed": plan.changed(),
                 "out_of_order": plan.out_of_order(),
                 "missing": plan.missing(),
@@ -185,6 +187,21 @@ impl Out {
                     println!("    commits here: {reason}");
                 }
             }
+        }
+        for a in &plan.adoptions {
+            println!(
+                "  adopt schema {} (owned by {}, {} object(s)) for {}: it and its objects will belong to the package \
+                 role{}",
+                a.schema,
+                a.owner,
+                a.objects,
+                a.package,
+                if a.recorded_for.as_deref() == Some(a.package.as_str()) {
+                    ""
+                } else {
+                    " (adopt_schema = true)"
+                }
+            );
         }
         for c in &plan.accepted_changes {
             println!(
@@ -395,6 +412,7 @@ impl Out {
                 "target": target,
                 "packages": plan.packages,
                 "repeatables": plan.repeatables,
+                "adoptions": plan.adoptions,
                 "code": code,
                 "last_run": last_run,
                 "invalid_indexes": invalid_indexes,
@@ -459,10 +477,15 @@ impl Out {
             }
         }
         if let Some(r) = last_run
-            && r.outcome == "failed"
+            && (r.outcome == "failed" || r.outcome == "interrupted" || r.outcome == "running")
         {
+            let how = match r.outcome.as_str() {
+                "failed" => "failed",
+                "interrupted" => "was interrupted (strata or its connection was killed)",
+                _ => "is running, or died without a trace (the next `up` marks it interrupted)",
+            };
             println!(
-                "\n{} last run #{} ({}) failed at {}: {}",
+                "\n{} last run #{} ({}) {how}, started {}: {}",
                 style("!").red(),
                 r.id,
                 r.command,
@@ -474,7 +497,22 @@ impl Out {
                     .as_array()
                     .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
                     .unwrap_or_default();
-                if committed.is_empty() {
+                let progress = &d["progress"];
+                let recorded = progress["committed"].as_array().map_or(0, Vec::len);
+                if committed.is_empty() && recorded > 0 {
+                    println!(
+                        "  {recorded} statement(s) of {} committed and were recorded as they did (they stay applied; \
+                         `strata up` resumes after them){}",
+                        progress["migration"]
+                            .as_str()
+                            .unwrap_or("a no-transaction migration"),
+                        if progress["started"].is_object() {
+                            "; one more was under way outside any transaction"
+                        } else {
+                            ""
+                        }
+                    );
+                } else if committed.is_empty() {
                     println!("  detail: {d}");
                 } else {
                     println!(

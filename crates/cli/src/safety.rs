@@ -117,7 +117,7 @@ fn print_locks(report: &LockReport) {
 /// Lint findings as compiler-style diagnostics, on stdout (`strata lint`) or stderr (`plan`, `up`).
 pub fn print_findings(report: &LintReport, to_stdout: bool) {
     for d in report.diagnostics() {
-        let text = format!("{:?}", miette::Report::new(d));
+        let text = crate::render::diagnostic::render(&miette::Report::new(d));
         if to_stdout {
             println!("{text}");
         } else {
@@ -314,7 +314,7 @@ pub fn event(event: &pgstrata::Event<'_>, bar: Option<&indicatif::ProgressBar>, 
             }
             for d in report.diagnostics() {
                 if miette::Diagnostic::severity(&d) == Some(miette::Severity::Error) {
-                    say(format!("{:?}", miette::Report::new(d)));
+                    say(crate::render::diagnostic::render(&miette::Report::new(d)));
                 }
             }
             say(lint_summary(report));
@@ -334,7 +334,11 @@ pub fn event(event: &pgstrata::Event<'_>, bar: Option<&indicatif::ProgressBar>, 
             skipped,
             run_id,
         } if show => say(format!(
-            "resuming {migration}: skipping {skipped} statement(s) that committed before run #{run_id} failed"
+            "resuming {migration}: skipping {skipped} statement(s) that committed before run #{run_id} stopped"
+        )),
+        pgstrata::Event::Repaired { migration, what } if show => say(format!(
+            "{} {migration}: {what}",
+            style("repaired").yellow()
         )),
         _ => {}
     }

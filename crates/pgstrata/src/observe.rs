@@ -79,6 +79,14 @@ pub enum Event<'a> {
         /// The failed run that recorded them.
         run_id: i64,
     },
+    /// Before resuming, Strata dealt with what an interrupted statement left behind (an invalid index dropped to
+    /// be built again, a finished one kept).
+    Repaired {
+        /// `package:name`.
+        migration: &'a str,
+        /// What was done, in words.
+        what: &'a str,
+    },
 }
 
 /// Receives [`Event`]s.

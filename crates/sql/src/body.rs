@@ -51,7 +51,7 @@ pub fn routine_body_range(statement_text: &str) -> Option<Range<usize>> {
 }
 
 /// The range inside the quotes of a string literal token.
-fn contents(source: &str, tok: &Tok) -> Range<usize> {
+pub(crate) fn contents(source: &str, tok: &Tok) -> Range<usize> {
     let text = tok.text(source);
     let (open, close) = match tok.kind {
         TokenKind::Literal {

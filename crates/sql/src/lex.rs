@@ -92,6 +92,19 @@ pub(crate) fn tokenize(source: &str) -> Vec<Tok> {
     tokens
 }
 
+/// The tokens of `source`, trivia included, one at a time (a big file never holds all of them at once).
+pub(crate) fn tokens(source: &str) -> impl Iterator<Item = Tok> + '_ {
+    let mut offset = 0;
+    squawk_lexer::tokenize(source).map(move |token| {
+        let start = offset;
+        offset += token.len as usize;
+        Tok {
+            kind: token.kind,
+            range: start..offset,
+        }
+    })
+}
+
 /// The non-trivia tokens of `source`.
 pub(crate) fn significant(source: &str) -> Vec<Tok> {
     let mut tokens = tokenize(source);
@@ -233,4 +246,83 @@ pub(crate) fn is_false(value: &str) -> bool {
     ["false", "off", "no", "0", "f", "n"]
         .iter()
         .any(|f| value.eq_ignore_ascii_case(f))
+}
+
+/// Statements nested deeper than this (parentheses and brackets) are not parsed by Strata: squawk's parser
+/// recurses once per level, and a few thousand levels overflow a 2 MB thread stack (PostgreSQL itself gives up
+/// with "memory exhausted" somewhere below 10,000). Such a statement is left to the server, which has the last
+/// word anyway: it is split and sent, but not linted, not analysed for locks, not read as managed code.
+pub const MAX_NESTING: usize = 1_000;
+
+/// How deeply the tokens nest parentheses and brackets.
+pub(crate) fn nesting(tokens: &[Tok]) -> usize {
+    let mut depth = 0usize;
+    let mut max = 0;
+    for t in tokens {
+        match t.kind {
+            TokenKind::OpenParen | TokenKind::OpenBracket => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            TokenKind::CloseParen | TokenKind::CloseBracket => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Ranges of `text` (from a top-level `;` to the next) that nest deeper than [`MAX_NESTING`].
+pub(crate) fn too_deep(text: &str) -> Vec<Range<usize>> {
+    // More levels than there are opening characters is impossible: most texts never need the lexer.
+    let opening = text.bytes().filter(|b| matches!(b, b'(' | b'[')).count();
+    if opening <= MAX_NESTING {
+        return Vec::new();
+    }
+    let mut out: Vec<Range<usize>> = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut deep = false;
+    let mut offset = 0;
+    for token in squawk_lexer::tokenize(text) {
+        let range = offset..offset + token.len as usize;
+        offset = range.end;
+        match token.kind {
+            TokenKind::OpenParen | TokenKind::OpenBracket => {
+                depth += 1;
+                deep |= depth > MAX_NESTING;
+            }
+            TokenKind::CloseParen | TokenKind::CloseBracket => depth = depth.saturating_sub(1),
+            TokenKind::Semi if depth == 0 => {
+                if deep {
+                    out.push(start..range.end);
+                }
+                start = range.end;
+                deep = false;
+            }
+            _ => {}
+        }
+    }
+    if deep {
+        out.push(start..text.len());
+    }
+    out
+}
+
+/// `text` with the statements that nest deeper than [`MAX_NESTING`] blanked out (spaces, newlines kept, same byte
+/// length, so every offset still means the same place): what may be given to squawk's parser.
+pub(crate) fn shallow(text: &str) -> std::borrow::Cow<'_, str> {
+    let deep = too_deep(text);
+    if deep.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut bytes = text.as_bytes().to_vec();
+    for r in deep {
+        for b in &mut bytes[r] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    // Whole characters were replaced byte by byte with ASCII: still UTF-8.
+    std::borrow::Cow::Owned(String::from_utf8(bytes).unwrap_or_default())
 }

@@ -48,6 +48,7 @@
 
 mod body;
 pub mod enums;
+pub mod hazards;
 mod lex;
 pub mod lint;
 pub mod locks;
@@ -62,6 +63,7 @@ pub mod versions;
 pub use std::ops::Range;
 
 pub use body::routine_body_range;
+pub use lex::MAX_NESTING;
 pub use position::{LineCol, LineIndex, char_position_to_byte, normalize};
-pub use split::{Script, Statement, StatementKind, SyntaxError, check, split};
+pub use split::{Script, Statement, StatementKind, SyntaxError, check, split, statements};
 pub use transaction::non_transactional_reason;

@@ -451,7 +451,7 @@ impl Facts {
 }
 
 fn analyze_statement(text: &str, kind: &StatementKind, major: Option<u32>) -> StatementLocks {
-    let parse = SourceFile::parse(text);
+    let parse = SourceFile::parse(&crate::lex::shallow(text));
     let Some(stmt) = parse.tree().stmts().next() else {
         return Facts::new(label(kind)).finish();
     };

@@ -141,21 +141,15 @@ struct Marker {
 }
 
 fn parse_as(source: &str, default: Direction) -> Result<Vec<Section>, SectionError> {
-    let tokens = lex::tokenize(source);
-    if let Some(last) = tokens.last()
-        && let Some(message) = last.unterminated()
-    {
-        return Err(SectionError {
-            range: last.range.clone(),
-            message: message.to_string(),
-        });
-    }
-
+    // One pass over the tokens, keeping only markers (a big file never holds all its tokens at once).
     let mut markers = Vec::new();
-    for tok in &tokens {
+    let mut last: Option<Tok> = None;
+    // SQL before the first marker: its first and last token.
+    let mut before: Option<Range<usize>> = None;
+    for tok in lex::tokens(source) {
         if tok.kind == TokenKind::LineComment
             && on_own_line(source, tok.range.start)
-            && let Some(marker) = parse_marker(source, tok)?
+            && let Some(marker) = parse_marker(source, &tok)?
         {
             if default == Direction::Down && marker.direction == Direction::Up {
                 return Err(SectionError {
@@ -164,32 +158,38 @@ fn parse_as(source: &str, default: Direction) -> Result<Vec<Section>, SectionErr
                 });
             }
             markers.push(marker);
+        } else if markers.is_empty() && !tok.is_trivia() {
+            let start = before.as_ref().map_or(tok.range.start, |b| b.start);
+            before = Some(start..tok.range.end);
         }
+        last = Some(tok);
+    }
+    if let Some(last) = last
+        && let Some(message) = last.unterminated()
+    {
+        return Err(SectionError {
+            range: last.range.clone(),
+            message: message.to_string(),
+        });
     }
 
-    let Some(first_marker) = markers.first() else {
+    if markers.is_empty() {
         return Ok(vec![Section {
             direction: default,
             range: 0..source.len(),
-            no_transaction: leading_directive(source, &tokens, 0, source.len(), true),
+            no_transaction: leading_directive(source, 0, source.len(), true),
             marker: None,
         }]);
-    };
-
-    let before: Vec<&Tok> = tokens
-        .iter()
-        .take_while(|t| t.range.start < first_marker.comment.start)
-        .filter(|t| !t.is_trivia())
-        .collect();
-    if let (Some(first), Some(last)) = (before.first(), before.last()) {
+    }
+    let first_marker = &markers[0];
+    if let Some(range) = before {
         return Err(SectionError {
-            range: first.range.start..last.range.end,
+            range,
             message: "SQL before the first `-- migrate:` marker; only comments may precede it"
                 .to_string(),
         });
     }
-    let file_no_transaction =
-        leading_directive(source, &tokens, 0, first_marker.comment.start, true);
+    let file_no_transaction = leading_directive(source, 0, first_marker.comment.start, true);
 
     let sections = markers
         .iter()
@@ -199,7 +199,7 @@ fn parse_as(source: &str, default: Direction) -> Result<Vec<Section>, SectionErr
             let range = marker.body_start.min(end)..end;
             let no_transaction = marker.transaction_false
                 || file_no_transaction
-                || leading_directive(source, &tokens, range.start, range.end, false);
+                || leading_directive(source, range.start, range.end, false);
             Section {
                 direction: marker.direction,
                 range,
@@ -304,20 +304,15 @@ fn words_with_offsets(text: &str) -> Vec<(usize, &str)> {
 
 /// Whether the comments that open `start..end` (before its first statement) contain a
 /// no-transaction directive. `file_level` also accepts sqlx's `-- no-transaction`.
-fn leading_directive(
-    source: &str,
-    tokens: &[Tok],
-    start: usize,
-    end: usize,
-    file_level: bool,
-) -> bool {
-    let from = tokens.partition_point(|t| t.range.start < start);
-    tokens[from..]
-        .iter()
-        .take_while(|t| t.range.start < end && t.is_trivia())
+fn leading_directive(source: &str, start: usize, end: usize, file_level: bool) -> bool {
+    // `start` is a token boundary (the file's start, or just after a marker's line): lex from there, only as far
+    // as the comments go.
+    let text = &source[start..end];
+    lex::tokens(text)
+        .take_while(|t| t.is_trivia())
         .filter(|t| t.kind == TokenKind::LineComment)
         .any(|t| {
-            let directive = t.text(source)[2..].trim();
+            let directive = t.text(text)[2..].trim();
             directive == "strata:no-transaction" || (file_level && directive == "no-transaction")
         })
 }

@@ -335,6 +335,9 @@ fn not_object(message: impl Into<String>) -> NotAnObject {
 /// assert!(parse_object("CREATE TABLE t (id int)").is_err());
 /// ```
 pub fn parse_object(text: &str) -> Result<ObjectStatement, NotAnObject> {
+    if !lex::too_deep(text).is_empty() {
+        return Err(too_deep());
+    }
     let parse = SourceFile::parse(text);
     let Some(stmt) = parse
         .tree()
@@ -369,9 +372,23 @@ pub struct ParsedObject {
 /// assert!(parsed[1].object.is_err());
 /// ```
 pub fn parse_objects(text: &str) -> Vec<ParsedObject> {
+    let deep = lex::too_deep(text);
+    let shallow = lex::shallow(text);
+    let text = &*shallow;
     let parse = SourceFile::parse(text);
     let root = parse.tree();
-    let mut out = Vec::new();
+    // Statements too deep to parse are errors of their own (the blanked text parses as nothing there).
+    let mut out: Vec<ParsedObject> = deep
+        .into_iter()
+        .map(|range| {
+            let start =
+                range.start + (text[range.clone()].len() - text[range.clone()].trim_start().len());
+            ParsedObject {
+                range: start..range.end,
+                object: Err(too_deep()),
+            }
+        })
+        .collect();
     // Runs of text that are not statements (squawk's ERROR nodes), up to the `;` that ends them.
     let mut garbage: Option<Range<usize>> = None;
     let flush = |garbage: &mut Option<Range<usize>>, out: &mut Vec<ParsedObject>| {
@@ -417,7 +434,15 @@ pub fn parse_objects(text: &str) -> Vec<ParsedObject> {
         }
     }
     flush(&mut garbage, &mut out);
+    out.sort_by_key(|o| o.range.start);
     out
+}
+
+fn too_deep() -> NotAnObject {
+    not_object(format!(
+        "this statement nests parentheses more than {} levels deep, more than Strata reads",
+        lex::MAX_NESTING
+    ))
 }
 
 /// The references inside the quoted body of a `CREATE FUNCTION | PROCEDURE` statement (`LANGUAGE sql` bodies
@@ -456,6 +481,9 @@ pub fn body_references(statement_text: &str, language: Option<&str>) -> Vec<Refe
         std::borrow::Cow::Borrowed(raw)
     };
     let mut out = Collector::default();
+    if !lex::too_deep(&decoded).is_empty() {
+        return Vec::new();
+    }
     if checked {
         let parse = SourceFile::parse(&decoded);
         out.walk(parse.tree().syntax(), &|r| map.map(r), true);

@@ -543,3 +543,41 @@ fn an_unterminated_literal_is_the_error_reported() {
     assert_eq!(script.errors.len(), 1, "{:?}", script.errors);
     assert_eq!(script.errors[0].range.start, sql.find('\'').unwrap());
 }
+
+/// 20,000 nested parentheses (PostgreSQL answers "memory exhausted"): every reader of SQL text gets through it on a
+/// 2 MB stack, the size of a tokio worker's, without parsing the statement (it overflowed the stack before).
+#[test]
+fn deep_nesting_is_not_parsed() {
+    let deep = format!(
+        "SELECT {}1{};\nSELEC 2;\n",
+        "(".repeat(20_000),
+        ")".repeat(20_000)
+    );
+    let result = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let script = pgstrata_sql::split(&deep);
+            assert_eq!(script.statements.len(), 2);
+            // The shallow statement is still checked.
+            assert_eq!(script.errors.len(), 1, "{:?}", script.errors);
+            assert!(script.errors[0].range.start > 40_000);
+            let checked = pgstrata_sql::check(&deep);
+            assert!(!checked.is_empty() && checked.iter().all(|e| e.range.start > 40_000));
+            let _ = pgstrata_sql::locks::analyze(&deep);
+            let linter = pgstrata_sql::lint::Linter::new(&Default::default()).unwrap();
+            let sections = pgstrata_sql::migration::parse(&deep).unwrap();
+            let _ = linter.migration(&deep, &sections, &Default::default());
+            let objects = pgstrata_sql::objects::parse_objects(&deep);
+            assert!(
+                objects[0]
+                    .object
+                    .as_ref()
+                    .is_err_and(|e| e.message.contains("1000 levels")),
+                "{:?}",
+                objects[0].object
+            );
+        })
+        .unwrap()
+        .join();
+    assert!(result.is_ok());
+}

@@ -8,6 +8,7 @@
 #[macro_use]
 mod support;
 
+mod boundary;
 mod bundle;
 mod concurrency;
 mod connection;
@@ -16,7 +17,9 @@ mod deploy;
 mod dev;
 mod failures;
 mod first_hour;
+mod hostile;
 mod interop;
+mod interrupted;
 mod json;
 mod lint;
 mod managed;

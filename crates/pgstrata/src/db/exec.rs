@@ -1,11 +1,15 @@
 //! Running SQL text on the server, and mapping failures back to the file.
 //!
-//! A transactional section goes to the server as one simple-query message holding all its statements: one round
-//! trip per section instead of one per statement. The server answers each statement it completes with its own
-//! CommandComplete, so counting them before an error names the failing statement exactly, and errors PostgreSQL
-//! reports without a position (constraint violations, RAISE in a `DO` block) still point at their statement. (The
-//! server parses the whole message before running it, so a `SET standard_conforming_strings` changes how later
-//! sections parse, not later statements of its own section.)
+//! A transactional section goes to the server as simple-query messages holding many statements (up to
+//! [`MESSAGE_BYTES`] of text each): one round trip per message instead of one per statement. The server answers
+//! each statement it completes with its own CommandComplete, so counting them before an error names the failing
+//! statement exactly, and errors PostgreSQL reports without a position (constraint violations, RAISE in a `DO`
+//! block) still point at their statement. (The server parses a whole message before running it, so a
+//! `SET standard_conforming_strings` changes how later messages parse, not later statements of its own.)
+//!
+//! Package code is checked after every statement (`crate::db::boundary`): the message interleaves the statements
+//! with the check, which raises an error, and so stops the message, as soon as a statement changed the role or
+//! ended the deploy's transaction.
 //!
 //! No-transaction sections are sent statement by statement, like `psql -f` does: in one message, PostgreSQL would
 //! run them in an implicit transaction, which `CREATE INDEX CONCURRENTLY` and friends refuse.
@@ -17,6 +21,7 @@ use pgstrata_sql::{LineIndex, migration::Section};
 use tokio_postgres::error::{DbError, ErrorPosition, SqlState};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use crate::db::boundary::Boundary;
 use crate::error::{Error, SqlError};
 use crate::report::Notice;
 use crate::report::widen;
@@ -98,21 +103,26 @@ pub(crate) struct SectionFailure {
 }
 
 /// Run one section's statements in order. `autocommit` means each statement commits on its own (no-transaction
-/// sections), so statements that succeeded before a failure are reported as committed.
+/// sections), so statements that succeeded before a failure are reported as committed. `boundary`: what package
+/// code must leave intact, checked after every statement of a transactional section.
 pub(crate) async fn run_section(
     client: &Client,
     script: &Script,
     section: &Section,
     autocommit: bool,
+    boundary: Option<&Boundary>,
 ) -> Result<SectionOutcome, Box<SectionFailure>> {
     let text = &script.text()[section.range.clone()];
-    let ranges: Vec<Range<usize>> = pgstrata_sql::split(text)
-        .statements
+    let ranges: Vec<Range<usize>> = pgstrata_sql::statements(text)
         .iter()
         .map(|s| (s.range.start + section.range.start)..(s.range.end + section.range.start))
         .collect();
-    run_split(client, script, &ranges, autocommit).await
+    run_split(client, script, &ranges, autocommit, boundary).await
 }
+
+/// Statement text sent in one message at most (a statement longer than this goes alone): a big script is sent in
+/// pieces, so neither side holds all of it at once, at the cost of one round trip per piece.
+const MESSAGE_BYTES: usize = 1 << 20;
 
 /// Run statements already split (`ranges`: in order, into `script`'s text), as [`run_section`] does: callers that
 /// split a section for their own checks pass the result instead of having it parsed again.
@@ -121,18 +131,23 @@ pub(crate) async fn run_split(
     script: &Script,
     ranges: &[Range<usize>],
     autocommit: bool,
+    boundary: Option<&Boundary>,
 ) -> Result<SectionOutcome, Box<SectionFailure>> {
-    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+    if ranges.is_empty() {
         return Ok(SectionOutcome { statements: 0 });
-    };
+    }
     if !autocommit {
-        let sent = first.start..last.end;
-        if let Err((completed, e)) = run_batch(client, &script.text()[sent.clone()]).await {
-            let stmt = failing_statement(script.text(), &sent, ranges, completed, &e);
-            return Err(Box::new(SectionFailure {
-                error: map_error(script, sent, stmt, &e),
-                committed: Vec::new(),
-            }));
+        let mut done = 0;
+        while done < ranges.len() {
+            let mut end = done + 1;
+            let mut bytes = ranges[done].len();
+            while end < ranges.len() && bytes + ranges[end].len() <= MESSAGE_BYTES {
+                bytes += ranges[end].len();
+                end += 1;
+            }
+            let last = end == ranges.len();
+            run_message(client, script, &ranges[done..end], boundary, last).await?;
+            done = end;
         }
         return Ok(SectionOutcome {
             statements: ranges.len(),
@@ -143,7 +158,7 @@ pub(crate) async fn run_split(
         let sql = &script.text()[range.clone()];
         if let Err(e) = client.batch_execute(sql).await {
             return Err(Box::new(SectionFailure {
-                error: map_error(script, range.clone(), range.clone(), &e),
+                error: map_error(script, range.clone(), 0, &e),
                 committed,
             }));
         }
@@ -152,6 +167,177 @@ pub(crate) async fn run_split(
     Ok(SectionOutcome {
         statements: ranges.len(),
     })
+}
+
+/// Send statements of a transactional section in one message. With a boundary, each is followed by the check
+/// (the prepared one, and the full one after the message's last statement; `last`: the section's last).
+async fn run_message(
+    client: &Client,
+    script: &Script,
+    ranges: &[Range<usize>],
+    boundary: Option<&Boundary>,
+    last: bool,
+) -> Result<(), Box<SectionFailure>> {
+    let text = script.text();
+    let failed = |error: SqlError| {
+        Box::new(SectionFailure {
+            error,
+            committed: Vec::new(),
+        })
+    };
+    let Some(boundary) = boundary else {
+        // The file's own text, as it is: positions need no mapping.
+        let sent = ranges[0].start..ranges[ranges.len() - 1].end;
+        let starts: Vec<usize> = Vec::new();
+        return match run_batch(client, &text[sent.clone()]).await {
+            Ok(()) => Ok(()),
+            Err((completed, e)) => {
+                let (k, before) = failing_in_text(text, &sent, ranges, completed, &e, &starts);
+                Err(failed(map_error(script, ranges[k].clone(), before, &e)))
+            }
+        };
+    };
+    let full_check = boundary.check_sql(ranges.len() - 1, last);
+    let mut message = String::with_capacity(
+        ranges.iter().map(Range::len).sum::<usize>() + ranges.len() * 32 + full_check.len(),
+    );
+    // Where each statement starts in the message, in characters (PostgreSQL's error positions count those).
+    let mut starts = Vec::with_capacity(ranges.len());
+    let mut chars = 0;
+    for (k, range) in ranges.iter().enumerate() {
+        let statement = &text[range.clone()];
+        starts.push(chars);
+        message.push_str(statement);
+        chars += statement.chars().count();
+        let check = if k + 1 == ranges.len() {
+            full_check.clone()
+        } else if boundary.prepared.is_none() {
+            boundary.check_sql(k, false)
+        } else {
+            Boundary::execute_sql(k)
+        };
+        let separator = if statement.ends_with(';') {
+            "\n"
+        } else {
+            ";\n"
+        };
+        for part in [separator, check.as_str(), ";\n"] {
+            message.push_str(part);
+            chars += part.chars().count();
+        }
+    }
+    let Err((completed, e)) = run_batch(client, &message).await else {
+        return Ok(());
+    };
+    // A failed check names the statement it followed.
+    if let Some(breach) = Boundary::breach(&e) {
+        let k = breach.statement.min(ranges.len() - 1);
+        return Err(failed(boundary_error(
+            script,
+            ranges[k].clone(),
+            boundary,
+            &e,
+        )));
+    }
+    if is_missing_check(&e) {
+        // Package code deallocated the prepared check: the statement before the first check that could not run.
+        let k = (completed / 2).min(ranges.len() - 1);
+        return Err(failed(boundary_error(
+            script,
+            ranges[k].clone(),
+            boundary,
+            &e,
+        )));
+    }
+    let sent = 0..message.len();
+    let (k, before) = failing_in_text(&message, &sent, ranges, completed / 2, &e, &starts);
+    Err(failed(map_error(script, ranges[k].clone(), before, &e)))
+}
+
+/// How a statement sent with the check and record that follow it failed (see [`run_with`]).
+pub(crate) enum StatementFailure {
+    /// The statement itself (mapped to the file).
+    Statement(Box<SqlError>),
+    /// The boundary check right after it.
+    Check(tokio_postgres::Error),
+    /// What followed the check (Strata's record).
+    After(tokio_postgres::Error),
+}
+
+/// Run the statement at `range` of `script` outside any transaction, followed in the same message by `after`
+/// (the boundary check, then Strata's record of the statement): PostgreSQL runs a message of several statements
+/// in one implicit transaction, so the statement commits together with its record, or not at all.
+pub(crate) async fn run_with(
+    client: &Client,
+    script: &Script,
+    range: Range<usize>,
+    after: &str,
+) -> Result<(), StatementFailure> {
+    let statement = &script.text()[range.clone()];
+    let separator = if statement.ends_with(';') {
+        "\n"
+    } else {
+        ";\n"
+    };
+    let message = format!("{statement}{separator}{after}");
+    match run_batch(client, &message).await {
+        Ok(()) => Ok(()),
+        Err((_, e)) if Boundary::breach(&e).is_some() => Err(StatementFailure::Check(e)),
+        // The statement (it may hold more than one for the server: a `;` psql's rules do not split at).
+        Err((0 | 1, e)) => Err(StatementFailure::Statement(Box::new(map_error(
+            script, range, 0, &e,
+        )))),
+        Err((_, e)) => Err(StatementFailure::After(e)),
+    }
+}
+
+/// Send Strata's own statements (a check, a record) in one message; on failure, how many completed first.
+pub(crate) async fn run_own(
+    client: &Client,
+    sql: &str,
+) -> Result<(), (usize, tokio_postgres::Error)> {
+    run_batch(client, sql).await
+}
+
+/// `prepared statement "strata_boundary" does not exist`: package code deallocated the check.
+fn is_missing_check(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::UNDEFINED_PSTATEMENT
+            && db.message().contains(crate::db::boundary::PREPARED)
+    })
+}
+
+/// The error of a failed boundary check after the statement at `range`: what the statement did, at its line.
+pub(crate) fn boundary_error(
+    script: &Script,
+    range: Range<usize>,
+    boundary: &Boundary,
+    e: &tokio_postgres::Error,
+) -> SqlError {
+    let mut error = map_error(script, range.clone(), usize::MAX, e);
+    let (message, rolled_back) = match Boundary::breach(e) {
+        Some(breach) => breach.describe(boundary),
+        None => (
+            format!(
+                "the check Strata runs after every statement of package code failed ({}): the statement broke the \
+                 deploy's session",
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |db| db.message().to_string())
+            ),
+            true,
+        ),
+    };
+    error.sqlstate = SqlState::INSUFFICIENT_PRIVILEGE.code().to_string();
+    error.message = message;
+    error.detail = None;
+    error.context = None;
+    error.hint = Some(
+        "package code runs as its package role, inside the deploy's transaction, and must leave both as they \
+         were; Strata stopped right after this statement (see the README's security section)"
+            .to_string(),
+    );
+    error.rolled_back = rolled_back;
+    error
 }
 
 /// Send several statements in one message; on failure, also say how many statements completed before it.
@@ -169,43 +355,63 @@ async fn run_batch(client: &Client, sql: &str) -> Result<(), (usize, tokio_postg
     Ok(())
 }
 
-/// The statement of a batch that failed: the one holding the error position when there is one (a syntax error
-/// stops the whole message before anything runs), else the one after those that completed.
-fn failing_statement(
+/// The statement of a message that failed, and the characters of the message before it: the statement holding
+/// the error position when there is one (a syntax error stops the whole message before anything runs), else the
+/// one after those that completed. `starts`: where each statement starts in the message, in characters (empty:
+/// the message is the file's text from `sent.start`).
+fn failing_in_text(
     text: &str,
     sent: &Range<usize>,
     statements: &[Range<usize>],
     completed: usize,
     e: &tokio_postgres::Error,
-) -> Range<usize> {
-    let positioned = match e.as_db_error().and_then(DbError::position) {
+    starts: &[usize],
+) -> (usize, usize) {
+    let chars_before = |k: usize| -> usize {
+        match starts.get(k) {
+            Some(c) => *c,
+            None => text[sent.start..statements[k].start.max(sent.start)]
+                .chars()
+                .count(),
+        }
+    };
+    let by_position = match e.as_db_error().and_then(DbError::position) {
         Some(ErrorPosition::Original(p)) => {
-            let at =
-                sent.start + pgstrata_sql::char_position_to_byte(&text[sent.clone()], *p as usize);
-            statements.iter().find(|r| r.start <= at && at <= r.end)
+            let p = (*p as usize).saturating_sub(1);
+            if starts.is_empty() {
+                let at =
+                    sent.start + pgstrata_sql::char_position_to_byte(&text[sent.clone()], p + 1);
+                statements.iter().rposition(|r| r.start <= at)
+            } else {
+                starts.iter().rposition(|c| *c <= p)
+            }
         }
         _ => None,
     };
-    positioned
-        .or_else(|| statements.get(completed))
-        .or(statements.last())
-        .cloned()
-        .unwrap_or_else(|| sent.clone())
+    let k = by_position
+        .unwrap_or(completed)
+        .min(statements.len().saturating_sub(1));
+    (k, chars_before(k))
 }
 
-/// Map a failed statement's error to a diagnostic pointing into the script. `sent` is the text the server
-/// received (the statement itself, or the batch it was part of), `stmt` the failing statement.
+/// Map a failed statement's error to a diagnostic pointing into the script. `stmt` is the failing statement, and
+/// `chars_before` how many characters of the message the server received came before it (usize::MAX: the error
+/// is not the statement's own, so its position means nothing here).
 pub(crate) fn map_error(
     script: &Script,
-    sent: Range<usize>,
     stmt: Range<usize>,
+    chars_before: usize,
     e: &tokio_postgres::Error,
 ) -> SqlError {
     let text = script.text();
     let stmt_text = &text[stmt.clone()];
     let (offset, sqlstate, message, detail, hint, context) = match e.as_db_error() {
         Some(db) => {
-            let offset = error_offset(text, sent, stmt.clone(), db);
+            let offset = if chars_before == usize::MAX {
+                None
+            } else {
+                error_offset(stmt_text, chars_before, db).map(|o| stmt.start + o)
+            };
             (
                 offset,
                 db.code().code().to_string(),
@@ -261,13 +467,15 @@ fn first_line_len(s: &str) -> usize {
     s.find('\n').unwrap_or(s.len())
 }
 
-/// Byte offset of the error in the script text, from the server's position fields: the original position counts
-/// characters of the text sent, the others are relative to the failing statement.
-fn error_offset(text: &str, sent: Range<usize>, stmt: Range<usize>, db: &DbError) -> Option<usize> {
+/// Byte offset of the error in the statement's text, from the server's position fields: the original position
+/// counts characters of the message sent (`chars_before` of them came before the statement), the others are
+/// relative to the statement.
+fn error_offset(stmt_text: &str, chars_before: usize, db: &DbError) -> Option<usize> {
     if let Some(ErrorPosition::Original(p)) = db.position() {
-        return Some(sent.start + pgstrata_sql::char_position_to_byte(&text[sent], *p as usize));
+        let p = (*p as usize).checked_sub(chars_before)?;
+        return Some(pgstrata_sql::char_position_to_byte(stmt_text, p));
     }
-    statement_error_offset(&text[stmt.clone()], db).map(|o| stmt.start + o)
+    statement_error_offset(stmt_text, db)
 }
 
 /// Byte offset inside the statement text of an error in a routine body or a PL/pgSQL block.

@@ -1,6 +1,7 @@
 //! Talking to the database: the connection and running SQL text, the deploy session, Strata's history (the only
 //! writer of the `strata` schema), catalog queries about managed objects, package roles.
 
+pub(crate) mod boundary;
 pub mod catalog;
 pub mod exec;
 pub mod history;

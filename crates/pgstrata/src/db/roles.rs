@@ -1,6 +1,7 @@
 //! One schema and one role per package.
 //!
-//! Each package gets a role (`NOLOGIN`) named after it, [`package_role`]. The role owns the package's schema;
+//! Each package gets a role (`NOLOGIN NOINHERIT`: a role granted to it lends it nothing) named after it,
+//! [`package_role`]. The role owns the package's schema;
 //! migrations and managed code run as it (`SET LOCAL ROLE`), so everything they create belongs to it, and without
 //! `uses` it has no right on any other package's schema. Extensions are still created by the deploying login, and
 //! Strata's own bookkeeping runs as the login too.
@@ -11,6 +12,11 @@
 //!
 //! All of this is idempotent and checks before it writes: a deploy with nothing new changes nothing in the catalog.
 //! A package can opt out with `[security] package_role = false` (its objects then belong to the deploying login).
+//!
+//! A package role never takes a schema over silently ([`check_schemas`]): a schema `strata.package` records for
+//! another package is refused, and so is an existing schema holding objects that no deploy of this package
+//! created, unless the manifest says `adopt_schema = true` (`strata plan` lists what would be adopted). System
+//! schemas and `public` are refused when the manifest is read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -88,6 +94,163 @@ pub(crate) fn set_role_sql(role: Option<&str>, local: bool) -> String {
     }
 }
 
+/// Counts the objects of schema `n` (tables, views, sequences, routines, types; not extension members).
+const SCHEMA_OBJECTS_SQL: &str = "(SELECT count(*) FROM pg_catalog.pg_class c
+                WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass
+                                     AND d.objid = c.oid AND d.deptype = 'e'))
+             + (SELECT count(*) FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid
+                  AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                                     AND d.objid = p.oid AND d.deptype = 'e'))";
+
+/// What the catalog says about a package's schema: its owner (None: it does not exist) and, when the package role
+/// does not own it, how many objects are in it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SchemaFacts {
+    pub owner: Option<String>,
+    pub objects: Option<i64>,
+}
+
+/// A schema a package role would take over: it exists, owned by someone else.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SchemaAdoption {
+    /// The package.
+    pub package: String,
+    /// Its schema.
+    pub schema: String,
+    /// Who owns the schema now.
+    pub owner: String,
+    /// Objects in it that would change owner.
+    pub objects: i64,
+    /// The package `strata.package` records for the schema, if any (this one: an earlier deploy created it).
+    pub recorded_for: Option<String>,
+}
+
+/// Refuse taking a schema over unless the manifest allows it: a schema `strata.package` records for another
+/// package, or an existing schema with objects that no deploy of this package created, needs
+/// `adopt_schema = true`. Returns the schemas that will be adopted.
+pub(crate) fn check_schemas(
+    with_roles: &[(&Package, String)],
+    pairs: &[(usize, &str)],
+    facts: &[SchemaFacts],
+    claims: &[(String, String)],
+) -> Result<Vec<SchemaAdoption>> {
+    let mut out = Vec::new();
+    for ((k, schema), fact) in pairs.iter().zip(facts) {
+        let (pkg, role) = &with_roles[*k];
+        let schema = *schema;
+        let allowed = pkg.manifest().security.adopt_schema;
+        let claimed_by: Vec<&str> = claims
+            .iter()
+            .filter(|(s, _)| s == schema)
+            .map(|(_, p)| p.as_str())
+            .collect();
+        if let Some(other) = claimed_by.iter().find(|p| **p != pkg.name())
+            && !allowed
+        {
+            return Err(Error::refused(
+                format!(
+                    "schema {} belongs to package {other} (recorded in strata.package): package {} cannot take it \
+                     over",
+                    schema,
+                    pkg.name()
+                ),
+                format!(
+                    "give the package a schema of its own. If package {other} was renamed to this one, or is gone \
+                     for good, set `adopt_schema = true` under [security] to hand the schema and its objects to \
+                     this package's role. Nothing was run."
+                ),
+            ));
+        }
+        let Some(owner) = fact.owner.clone().filter(|o| o != role) else {
+            continue;
+        };
+        let objects = fact.objects.unwrap_or(0);
+        let ours = claimed_by.contains(&pkg.name());
+        if !ours && objects > 0 && !allowed {
+            return Err(Error::refused(
+                format!(
+                    "schema {} already exists (owned by {owner}) with {objects} object(s) that no deploy of package \
+                     {} created: its role {role} would take them over",
+                    schema,
+                    pkg.name()
+                ),
+                "give the package a schema of its own, or, if this package is meant to own that schema and \
+                 everything in it, set `adopt_schema = true` under [security] in strata.toml (`strata plan` shows \
+                 what would be adopted). Nothing was run.",
+            ));
+        }
+        out.push(SchemaAdoption {
+            package: pkg.name().to_string(),
+            schema: schema.to_string(),
+            owner,
+            objects,
+            recorded_for: claimed_by.first().map(|p| p.to_string()),
+        });
+    }
+    Ok(out)
+}
+
+/// The schemas `prepare` would adopt, without changing anything (for `strata plan`); refuses what it would
+/// refuse.
+pub(crate) async fn schema_adoptions(
+    client: &Client,
+    packages: &[Package],
+) -> Result<Vec<SchemaAdoption>> {
+    let with_roles: Vec<(&Package, String)> = packages
+        .iter()
+        .filter_map(|p| role_of(p).map(|r| (p, r)))
+        .collect();
+    if with_roles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs = schema_pairs(&with_roles);
+    let roles: Vec<&str> = pairs
+        .iter()
+        .map(|(k, _)| with_roles[*k].1.as_str())
+        .collect();
+    let schemas: Vec<&str> = pairs.iter().map(|(_, s)| *s).collect();
+    let rows = client
+        .query_typed(
+            &format!(
+                "SELECT (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
+                          WHERE n.nspname = s.schema),
+                        (SELECT {SCHEMA_OBJECTS_SQL} FROM pg_catalog.pg_namespace n
+                          WHERE n.nspname = s.schema AND pg_catalog.pg_get_userbyid(n.nspowner) <> s.role),
+                        to_regclass('strata.package') IS NOT NULL
+                   FROM unnest($1::text[], $2::text[]) AS s(role, schema)"
+            ),
+            &[(&roles, Type::TEXT_ARRAY), (&schemas, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(Error::db("reading package schemas"))?;
+    let facts: Vec<SchemaFacts> = rows
+        .iter()
+        .map(|r| SchemaFacts {
+            owner: r.get(0),
+            objects: r.get(1),
+        })
+        .collect();
+    let history = rows.first().is_some_and(|r| r.get::<_, bool>(2));
+    let claims = if history {
+        history::schema_claims(client, &schemas)
+            .await
+            .map_err(Error::db("reading strata.package"))?
+    } else {
+        Vec::new()
+    };
+    check_schemas(&with_roles, &pairs, &facts, &claims)
+}
+
+/// One entry per (package, schema) — a package may own several schemas — as an index into `with_roles`.
+fn schema_pairs<'a>(with_roles: &'a [(&'a Package, String)]) -> Vec<(usize, &'a str)> {
+    with_roles
+        .iter()
+        .enumerate()
+        .flat_map(|(k, (p, _))| p.schemas().iter().map(move |s| (k, s.as_str())))
+        .collect()
+}
+
 /// What [`prepare`] found and did.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Prepared {
@@ -95,6 +258,8 @@ pub(crate) struct Prepared {
     pub granted: BTreeMap<String, Vec<String>>,
     /// Human-readable actions taken (role created, schema adopted, grants).
     pub actions: Vec<String>,
+    /// Existing schemas handed over to their package role.
+    pub adoptions: Vec<SchemaAdoption>,
 }
 
 /// Create missing package roles and schemas, hand existing schemas (and what is in them) over to their package
@@ -115,11 +280,7 @@ pub(crate) async fn prepare(
         return Ok(out);
     }
     // One row per (package, schema): a package may own several schemas.
-    let pairs: Vec<(usize, &str)> = with_roles
-        .iter()
-        .enumerate()
-        .flat_map(|(k, (p, _))| p.schemas().iter().map(move |s| (k, s.as_str())))
-        .collect();
+    let pairs = schema_pairs(&with_roles);
     let roles: Vec<&str> = pairs
         .iter()
         .map(|(k, _)| with_roles[*k].1.as_str())
@@ -144,9 +305,13 @@ pub(crate) async fn prepare(
                             FROM pg_catalog.pg_roles r WHERE r.rolname = s.role), false),
                 current_user::text,
                 current_database()::text,
-                pg_catalog.has_database_privilege(current_database(), 'CREATE')
+                pg_catalog.has_database_privilege(current_database(), 'CREATE'),
+                -- objects in an existing schema the role does not own (what adopting it would hand over)
+                (SELECT {objects} FROM pg_catalog.pg_namespace n
+                  WHERE n.nspname = s.schema AND pg_catalog.pg_get_userbyid(n.nspowner) <> s.role)
            FROM unnest($1::text[], $2::text[]) AS s(role, schema)",
-        can_set = crate::db::pg_versions::can_set_role_sql("r.oid")
+        can_set = crate::db::pg_versions::can_set_role_sql("r.oid"),
+        objects = SCHEMA_OBJECTS_SQL,
     );
     let roles_read = client.query_typed(&roles_sql, &params);
     // What the last deploy granted (nothing before the history exists).
@@ -157,8 +322,24 @@ pub(crate) async fn prepare(
         }
         history::granted_uses(client, &names).await
     };
-    let (rows, granted) = tokio::join!(roles_read, granted_read);
+    let claims_read = async {
+        if !history_exists {
+            return Ok(Vec::new());
+        }
+        history::schema_claims(client, &schemas).await
+    };
+    let (rows, granted, claims) = tokio::join!(roles_read, granted_read, claims_read);
     let rows = rows.map_err(Error::db("reading package roles"))?;
+    let claims = claims.map_err(Error::db("reading strata.package"))?;
+    // Before anything changes: no schema is taken over unless the manifest says so.
+    let facts: Vec<SchemaFacts> = rows
+        .iter()
+        .map(|r| SchemaFacts {
+            owner: r.get(3),
+            objects: r.get(11),
+        })
+        .collect();
+    out.adoptions = check_schemas(&with_roles, &pairs, &facts, &claims)?;
     let previous: BTreeMap<String, BTreeSet<String>> = granted
         .map_err(Error::db("reading strata.package"))?
         .into_iter()
@@ -200,7 +381,7 @@ pub(crate) async fn prepare(
                 // Roles are shared by every database of the cluster: another deploy may create the same one meanwhile.
                 client
                     .batch_execute(&format!(
-                        "DO $strata$ BEGIN CREATE ROLE {r} NOLOGIN;
+                        "DO $strata$ BEGIN CREATE ROLE {r} NOLOGIN NOINHERIT;
                          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $strata$"
                     ))
                     .await

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use tokio_postgres::types::Type;
 
+use crate::db::boundary::{self, Boundary};
 use crate::db::exec::Database;
 use crate::error::{Error, Result};
 use crate::observe::{Event, Observer};
@@ -106,6 +107,12 @@ pub(crate) struct Session<'a> {
     search_path_for: Option<Vec<String>>,
     /// The package role in effect (None: the login's), and whether it was set for the transaction only.
     role: Option<(String, bool)>,
+    /// `session_user` when the session opened: the deploying login.
+    login: String,
+    /// The id of the open transaction, once package code needed it (the boundary check compares it).
+    xact: Option<String>,
+    /// The prepared boundary check: for which role and transaction, and its `prepare_time`.
+    prepared: Option<((Option<String>, Option<String>), String)>,
     schemas: HashSet<String>,
     extensions: HashSet<String>,
 }
@@ -129,7 +136,7 @@ impl<'a> Session<'a> {
                         ARRAY(SELECT nspname::text FROM pg_namespace),
                         ARRAY(SELECT extname::text FROM pg_extension),
                         current_setting('lock_timeout'), current_setting('statement_timeout'),
-                        current_setting('server_version_num')::int",
+                        current_setting('server_version_num')::int, session_user::text",
                 &[],
             ),
             client.batch_execute("BEGIN"),
@@ -171,6 +178,9 @@ impl<'a> Session<'a> {
             managed_table_exists: probe.get(1),
             search_path_for: None,
             role: None,
+            login: facts.get(6),
+            xact: None,
+            prepared: None,
             schemas: schemas.into_iter().collect(),
             extensions: extensions.into_iter().collect(),
         };
@@ -227,6 +237,7 @@ impl<'a> Session<'a> {
                 "leaving the transaction to wait for the deploy lock",
             ))?;
         self.in_tx = false;
+        self.xact = None;
         let started = Instant::now();
         let wait = self.settings.lock_wait_timeout.clone();
         let limit = wait.as_ref().map_or(Duration::ZERO, PgDuration::duration);
@@ -312,6 +323,7 @@ impl<'a> Session<'a> {
             .await
             .map_err(Error::db("starting a transaction"))?;
         self.in_tx = true;
+        self.xact = None;
         self.search_path_for = None;
         self.apply_local_settings().await
     }
@@ -342,6 +354,7 @@ impl<'a> Session<'a> {
             .await
             .map_err(Error::db("committing"))?;
         self.in_tx = false;
+        self.xact = None;
         self.search_path_for = None;
         self.transaction_ended();
         Ok(())
@@ -357,6 +370,7 @@ impl<'a> Session<'a> {
     pub async fn rollback(&mut self) -> Result<()> {
         if self.in_tx {
             self.in_tx = false;
+            self.xact = None;
             self.search_path_for = None;
             self.transaction_ended();
             self.db
@@ -377,6 +391,9 @@ impl<'a> Session<'a> {
     /// Release the session lock and undo session-level settings, so a caller's own connection is left as it was.
     pub async fn close(&mut self) {
         let mut sql = String::new();
+        if self.prepared.take().is_some() {
+            sql.push_str(&format!("DEALLOCATE {};", boundary::PREPARED));
+        }
         if self.session_lock {
             sql.push_str(&format!("SELECT pg_advisory_unlock({STRATA_LOCK_KEY});"));
             self.session_lock = false;
@@ -491,6 +508,97 @@ impl<'a> Session<'a> {
             }))?;
         self.role = role.map(|r| (r.to_string(), self.in_tx));
         Ok(())
+    }
+
+    /// What package code about to run as `role` (None: the login) must leave intact: the role, the login, and
+    /// inside a transaction its id (read once per transaction).
+    pub async fn boundary(&mut self, role: Option<&str>) -> Result<Boundary> {
+        let mut boundary = self.boundary_unprepared(role).await?;
+        if !self.in_tx {
+            // Outside a transaction every statement goes alone, followed by the full check.
+            return Ok(boundary);
+        }
+        let key = (boundary.role.clone(), boundary.xact.clone());
+        if let Some((k, at)) = &self.prepared
+            && *k == key
+        {
+            boundary.prepared = Some(at.clone());
+            return Ok(boundary);
+        }
+        let client = self.db.client();
+        if self.prepared.take().is_some() {
+            client
+                .batch_execute(&format!("DEALLOCATE {}", boundary::PREPARED))
+                .await
+                .map_err(Error::db("replacing the boundary check"))?;
+        }
+        let prepare = boundary.prepare_sql();
+        if let Err(e) = client.batch_execute(&prepare).await {
+            if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_PSTATEMENT) {
+                return Err(Error::db("preparing the boundary check")(e));
+            }
+            // The caller's connection had one by that name: ours replaces it.
+            client
+                .batch_execute(&format!("DEALLOCATE {}; {prepare}", boundary::PREPARED))
+                .await
+                .map_err(Error::db("preparing the boundary check"))?;
+        }
+        let at: String = client
+            .query_one(
+                "SELECT prepare_time::text FROM pg_catalog.pg_prepared_statements WHERE name = $1",
+                &[&boundary::PREPARED],
+            )
+            .await
+            .map_err(Error::db("reading the boundary check"))?
+            .get(0);
+        self.prepared = Some((key, at.clone()));
+        boundary.prepared = Some(at);
+        Ok(boundary)
+    }
+
+    /// Check, in one round trip, that the session is what it believes: its role, the login, its transaction
+    /// (after code that runs no package statement of its own, such as installing managed code).
+    pub async fn check_boundary(&mut self) -> Result<()> {
+        let role = self.role().map(str::to_string);
+        let mut boundary = self.boundary_unprepared(role.as_deref()).await?;
+        boundary.prepared = None;
+        match crate::db::exec::run_own(self.db.client(), &boundary.check_sql(0, true)).await {
+            Ok(()) => Ok(()),
+            Err((_, e)) => match Boundary::breach(&e) {
+                Some(breach) => Err(Error::refused(
+                    breach.describe(&boundary).0,
+                    "package code must leave the deploy's role and transaction as they were; the deploy was \
+                     stopped (see the README's security section)",
+                )),
+                None => Err(Error::db("checking the deploy session")(e)),
+            },
+        }
+    }
+
+    async fn boundary_unprepared(&mut self, role: Option<&str>) -> Result<Boundary> {
+        if self.in_tx && self.xact.is_none() {
+            let row = self
+                .db
+                .client()
+                .query_one("SELECT pg_catalog.pg_current_xact_id()::text", &[])
+                .await
+                .map_err(Error::db("reading the deploy transaction's id"))?;
+            self.xact = Some(row.get(0));
+        }
+        Ok(Boundary {
+            role: role.map(str::to_string),
+            login: self.login.clone(),
+            xact: if self.in_tx { self.xact.clone() } else { None },
+            prepared: None,
+        })
+    }
+
+    /// A statement of a no-transaction section failed: whatever transaction block it left open (its own `BEGIN`)
+    /// is rolled back, so Strata's next statements run in autocommit again.
+    pub async fn end_stray_block(&mut self) {
+        if !self.in_tx {
+            let _ = self.db.client().batch_execute("ROLLBACK").await;
+        }
     }
 
     /// The package role in effect (None: the login's).

@@ -8,10 +8,14 @@
 //!   4 s, … by default) and starts over, three times by default. Each attempt re-reads the history, so what a
 //!   no-transaction segment committed is not run twice.
 //! - **Statements that cannot run in a transaction block** (`CREATE INDEX CONCURRENTLY`, `VACUUM`, …) in a
-//!   migration that runs inside one are refused before anything runs, naming the statement.
-//! - **Resuming a failed no-transaction migration**: the failed run's record in `strata.run.detail` lists the
-//!   statements that committed (`committed_statements`); the next `up` skips them — as long as they still read
-//!   exactly the same and lead the migration — and runs the rest. `--no-resume` runs it from the start.
+//!   migration that runs inside one are refused before anything runs, naming the statement (with what else
+//!   package code must not do: `crate::decide::hazards`).
+//! - **Resuming an unfinished no-transaction migration**: each statement that commits is recorded as it commits
+//!   (in `strata.run.detail.progress`: its index and checksum, written in the same implicit transaction as the
+//!   statement, or right after a statement that cannot share one); the next `up` skips them — as long as they
+//!   still read exactly the same and lead the migration — and runs the rest, also after a run that was killed.
+//!   `--no-resume` runs it from the start. A `CREATE INDEX CONCURRENTLY` that was under way is checked: a valid
+//!   index is kept, an invalid one dropped and built again.
 //! - **Invalid indexes** left by a failed `CREATE INDEX CONCURRENTLY` are found ([`invalid_indexes`]) and named in
 //!   the error and by `strata status`.
 
@@ -24,7 +28,7 @@ use tokio_postgres::error::SqlState;
 
 use crate::db::exec::Database;
 use crate::decide::plan::Plan;
-use crate::error::{Error, Result, SourceError};
+use crate::error::{Error, Result};
 use crate::report::MigrationId;
 use crate::source::manifest::{DeploySettings, PgDuration};
 use crate::source::package::{Package, Script};
@@ -77,51 +81,6 @@ impl LockRetry {
     }
 }
 
-/// Refuse, before anything runs, a statement PostgreSQL would reject inside a transaction block in a migration
-/// section that runs inside one.
-pub(crate) fn check_transactional(packages: &[Package], plan: &Plan) -> Result<()> {
-    for step in &plan.steps {
-        let Some(m) = packages
-            .get(step.package_index)
-            .and_then(|p| p.migrations().get(step.migration_index))
-        else {
-            continue;
-        };
-        let script = m.up();
-        for section in script.sections().iter().filter(|s| !s.no_transaction) {
-            let text = section.text(script.text());
-            for statement in pgstrata_sql::split(text).statements {
-                let Some(reason) = pgstrata_sql::non_transactional_reason(text, &statement) else {
-                    continue;
-                };
-                let start = section.range.start + statement.range.start;
-                let first_line = statement
-                    .text(text)
-                    .find('\n')
-                    .unwrap_or(statement.range.len());
-                return Err(SourceError::new(
-                    "strata::no_transaction_required",
-                    script.origin(),
-                    script.text().to_string(),
-                    Some(start..start + first_line),
-                    format!(
-                        "{reason}, and {}:{} runs inside one: the deploy would fail at this statement",
-                        step.package, step.name
-                    ),
-                )
-                .with_label("cannot run inside a transaction block")
-                .with_help(
-                    "mark the migration with `-- strata:no-transaction` as its first line (or dbmate's \
-                     `-- migrate:up transaction:false`): Strata then runs it outside a transaction, one statement at \
-                     a time. Nothing was run.",
-                )
-                .into());
-            }
-        }
-    }
-    Ok(())
-}
-
 /// True when `statement` (of `text`) is a `CONCURRENTLY` one, whose lock waits block
 /// nobody (and which a lock timeout would leave half done).
 pub(crate) fn is_concurrent(text: &str, statement: &pgstrata_sql::Statement) -> bool {
@@ -140,15 +99,48 @@ pub(crate) fn is_concurrent(text: &str, statement: &pgstrata_sql::Statement) -> 
     }
 }
 
-/// What a failed run recorded about a no-transaction migration.
-#[derive(Debug, Clone)]
+/// What an unfinished run recorded about a no-transaction migration.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Resume {
+    /// The run that recorded it (failed, or interrupted).
     pub run_id: i64,
-    pub statements: Vec<String>,
+    /// The statements that committed, in order: by index and checksum (see [`statement_checksum`]), or, as runs
+    /// before per-statement progress recorded them, by text.
+    pub committed: Vec<Committed>,
+    /// A statement that was under way outside any transaction when the run ended (`CREATE INDEX CONCURRENTLY`
+    /// and other statements that cannot run with their record in one transaction): it may or may not have
+    /// finished.
+    pub started: Option<(usize, String)>,
 }
 
-/// For each pending migration with a no-transaction section, the statements its last failed run committed (when
-/// nothing applied or reverted it since).
+/// One committed statement of a no-transaction migration, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Committed {
+    /// Its 0-based index among the migration's statements, and its checksum.
+    Statement(usize, String),
+    /// Its text (recorded by older versions).
+    Text(String),
+}
+
+impl Committed {
+    /// Whether this record is statement number `index`, with text `text` and checksum `checksum`.
+    pub(crate) fn is(&self, index: usize, text: &str, checksum: &str) -> bool {
+        match self {
+            Committed::Statement(i, c) => *i == index && c == checksum,
+            Committed::Text(t) => t == text,
+        }
+    }
+}
+
+/// The checksum a no-transaction statement is recorded with: SHA-256 of its text, 16 hex digits.
+pub(crate) fn statement_checksum(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+}
+
+/// For each pending migration with a no-transaction section, what the last unfinished run (failed, interrupted,
+/// or still marked running: the caller holds the deploy lock, so it is dead) recorded of it, when nothing applied
+/// or reverted it since.
 pub(crate) async fn resume_points(
     client: &Client,
     packages: &[Package],
@@ -166,34 +158,86 @@ pub(crate) async fn resume_points(
         }
         let row = client
             .query_opt(
-                "SELECT r.id, r.detail->'committed_statements'
+                "SELECT r.id, r.detail->'committed_statements', r.detail->'progress'
                    FROM strata.run r
-                  WHERE r.command = 'up' AND r.outcome = 'failed' AND r.detail->>'failed_migration' = $1
+                  WHERE r.command = 'up' AND r.outcome IN ('failed', 'interrupted', 'running')
+                    AND (r.detail->>'failed_migration' = $1 OR r.detail->'progress'->>'migration' = $1)
                     AND NOT EXISTS (SELECT FROM strata.migration_log l
                                      WHERE l.package = $2 AND l.name = $3 AND l.at > r.started_at)
                   ORDER BY r.id DESC LIMIT 1",
                 &[&id.to_string(), &step.package, &step.name],
             )
             .await
-            .map_err(Error::db("reading the record of the last failed run"))?;
+            .map_err(Error::db("reading the record of the last unfinished run"))?;
         let Some(row) = row else {
             continue;
         };
-        let statements: Vec<String> = row
-            .get::<_, Option<serde_json::Value>>(1)
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
-        if !statements.is_empty() {
-            out.insert(
-                id,
-                Resume {
-                    run_id: row.get(0),
-                    statements,
-                },
-            );
+        let mut resume = Resume {
+            run_id: row.get(0),
+            ..Resume::default()
+        };
+        let progress: Option<serde_json::Value> = row.get(2);
+        let entry = |v: &serde_json::Value| -> Option<(usize, String)> {
+            Some((
+                usize::try_from(v.get("index")?.as_u64()?).ok()?,
+                v.get("checksum")?.as_str()?.to_string(),
+            ))
+        };
+        match progress
+            .filter(|p| p.get("migration").and_then(|m| m.as_str()) == Some(&id.to_string()))
+        {
+            Some(p) => {
+                resume.committed = p
+                    .get("committed")
+                    .and_then(|c| c.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(entry)
+                            .map(|(i, c)| Committed::Statement(i, c))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                resume.started = p.get("started").and_then(entry);
+            }
+            None => {
+                let texts: Vec<String> = row
+                    .get::<_, Option<serde_json::Value>>(1)
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or_default();
+                resume.committed = texts.into_iter().map(Committed::Text).collect();
+            }
+        }
+        if !resume.committed.is_empty() || resume.started.is_some() {
+            out.insert(id, resume);
         }
     }
     Ok(out)
+}
+
+/// The index a `CREATE INDEX` statement (at `range` of `script`) creates, qualified with `schema` when the
+/// statement does not name one.
+pub(crate) fn created_index(
+    script: &Script,
+    range: std::ops::Range<usize>,
+    schema: &str,
+) -> Option<String> {
+    let text = &script.text()[range];
+    pgstrata_sql::locks::analyze(text)
+        .first()
+        .and_then(|s| s.creates.first().cloned())
+        .map(|index| index.qualified_or(schema).to_string())
+}
+
+/// Whether index `name` is valid (None: there is no such index).
+pub(crate) async fn index_validity(client: &Client, name: &str) -> Result<Option<bool>> {
+    let row = client
+        .query_opt(
+            "SELECT indisvalid FROM pg_catalog.pg_index WHERE indexrelid = pg_catalog.to_regclass($1)",
+            &[&name],
+        )
+        .await
+        .map_err(Error::db(format!("checking index {name}")))?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// An index PostgreSQL marked invalid: left by a failed `CREATE INDEX CONCURRENTLY` (or `REINDEX CONCURRENTLY`).
@@ -417,21 +461,11 @@ pub(crate) async fn check_index_valid(
         return Ok(());
     }
     let text = &script.text()[range.clone()];
-    let Some(index) = pgstrata_sql::locks::analyze(text)
-        .first()
-        .and_then(|s| s.creates.first().cloned())
-    else {
+    let Some(index) = created_index(script, range.clone(), schema) else {
         return Ok(());
     };
-    let index = index.qualified_or(schema);
-    let valid: Option<bool> = match client
-        .query_opt(
-            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
-            &[&index.to_string()],
-        )
-        .await
-    {
-        Ok(row) => row.map(|r| r.get(0)),
+    let valid = match index_validity(client, &index).await {
+        Ok(v) => v,
         Err(e) => {
             tracing::warn!("could not check that {index} is valid: {e}");
             return Ok(());
@@ -474,8 +508,7 @@ pub(crate) fn section_statements(
     section: &pgstrata_sql::migration::Section,
 ) -> Vec<(std::ops::Range<usize>, pgstrata_sql::Statement)> {
     let text = section.text(script.text());
-    pgstrata_sql::split(text)
-        .statements
+    pgstrata_sql::statements(text)
         .into_iter()
         .map(|s| {
             (

@@ -5,6 +5,7 @@ pub mod assess;
 pub mod code;
 pub mod graph;
 pub mod guard;
+pub mod hazards;
 pub mod lint;
 pub mod lock_report;
 pub mod plan;

@@ -117,6 +117,8 @@ pub struct Plan {
     pub accepted_changes: Vec<(String, String)>,
     /// Repeatable scripts and whether they run again (filled from the database by `plan`/`up`).
     pub repeatables: Vec<crate::decide::repeatable::RepeatableStatus>,
+    /// Existing schemas a package role would take over (filled from the database by `plan`).
+    pub adoptions: Vec<crate::db::roles::SchemaAdoption>,
     /// Problems that make `up` refuse (unless allowed by options).
     #[serde(skip)]
     problems: Problems,
@@ -270,6 +272,7 @@ impl Plan {
             steps,
             accepted_changes: accepted,
             repeatables: Vec::new(),
+            adoptions: Vec::new(),
             problems,
         }
     }

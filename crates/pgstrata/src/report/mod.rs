@@ -95,16 +95,19 @@ pub enum RunOutcome {
     Failed,
     /// Everything ran and was rolled back.
     DryRun,
+    /// It never finished: the process or its connection died (marked by the next run that took the lock).
+    Interrupted,
 }
 
 impl RunOutcome {
     /// Every outcome, in the order of the `CHECK` constraint of `strata.run.outcome`.
-    pub const ALL: [RunOutcome; 5] = [
+    pub const ALL: [RunOutcome; 6] = [
         RunOutcome::Running,
         RunOutcome::Success,
         RunOutcome::Noop,
         RunOutcome::Failed,
         RunOutcome::DryRun,
+        RunOutcome::Interrupted,
     ];
 
     /// The value stored in `strata.run.outcome`.
@@ -115,6 +118,7 @@ impl RunOutcome {
             RunOutcome::Noop => "noop",
             RunOutcome::Failed => "failed",
             RunOutcome::DryRun => "dry-run",
+            RunOutcome::Interrupted => "interrupted",
         }
     }
 }

@@ -220,7 +220,21 @@ async fn revert(
             session
                 .enter_package(std::slice::from_ref(&schema), &[])
                 .await?;
-            match run_section(session.client(), script, section, section.no_transaction).await {
+            // Stored down SQL is package code too: checked after every statement (it runs as the login).
+            let boundary = if section.no_transaction {
+                None
+            } else {
+                Some(session.boundary(None).await?)
+            };
+            match run_section(
+                session.client(),
+                script,
+                section,
+                section.no_transaction,
+                boundary.as_ref(),
+            )
+            .await
+            {
                 Ok(o) => statements += o.statements,
                 Err(f) => {
                     let mut error = f.error;

@@ -60,11 +60,17 @@ pub(crate) async fn apply_pending(
             session
                 .enter_package(pkg.schemas(), pkg.extensions())
                 .await?;
+            let boundary = if section.no_transaction {
+                None
+            } else {
+                Some(session.boundary(None).await?)
+            };
             match run_section(
                 session.client(),
                 r.script(),
                 section,
                 section.no_transaction,
+                boundary.as_ref(),
             )
             .await
             {

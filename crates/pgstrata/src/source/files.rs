@@ -19,11 +19,17 @@ impl PackageSource {
     pub fn read(&self, rel: &str) -> Result<Option<String>> {
         match self {
             PackageSource::Dir(root) => {
-                let path = root.join(rel);
+                check_file_name(rel)?;
+                let Some(path) = self.resolve(root, rel)? else {
+                    return Ok(None);
+                };
                 match std::fs::read(&path) {
-                    Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| {
-                        not_utf8(&self.display_path(rel), e.as_bytes(), e.utf8_error())
-                    }),
+                    Ok(bytes) => String::from_utf8(bytes)
+                        .map_err(|e| {
+                            not_utf8(&self.display_path(rel), e.as_bytes(), e.utf8_error())
+                        })
+                        .and_then(|text| no_nul(&self.display_path(rel), text))
+                        .map(Some),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
                         Err(Error::Read { path, source: e })
@@ -33,12 +39,49 @@ impl PackageSource {
             }
             PackageSource::Embedded(dir) => match dir.get_file(rel) {
                 Some(f) => match std::str::from_utf8(f.contents()) {
-                    Ok(s) => Ok(Some(s.to_owned())),
+                    Ok(s) => no_nul(&self.display_path(rel), s.to_owned()).map(Some),
                     Err(e) => Err(not_utf8(&self.display_path(rel), f.contents(), e)),
                 },
                 None => Ok(None),
             },
         }
+    }
+
+    /// Where `rel` really is (symbolic links resolved), refusing what lands outside the package root: a link
+    /// to `/etc/passwd` or a linked directory elsewhere would otherwise be read, sent to the server and quoted in
+    /// diagnostics. `Ok(None)` if it does not exist.
+    fn resolve(&self, root: &Path, rel: &str) -> Result<Option<PathBuf>> {
+        let path = root.join(rel);
+        let real = match std::fs::canonicalize(&path) {
+            Ok(real) => real,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        let real_root = std::fs::canonicalize(root).map_err(|source| Error::Read {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        if real.starts_with(&real_root) {
+            return Ok(Some(real));
+        }
+        let display = self.display_path(rel);
+        Err(SourceError::new(
+            "strata::outside_package",
+            printable(&display.display().to_string()),
+            "",
+            None,
+            format!(
+                "{} leads outside the package: it resolves to {}, which is not under the package root {}",
+                printable(&display.display().to_string()),
+                printable(&real.display().to_string()),
+                printable(&real_root.display().to_string()),
+            ),
+        )
+        .with_help(
+            "a package's files must live inside its directory (symbolic links are followed and must stay inside \
+             it); copy the file into the package instead of linking to it. Nothing was read.",
+        )
+        .into())
     }
 
     /// The path to show to a user for a file of this package.
@@ -100,6 +143,76 @@ impl PackageSource {
         out.sort();
         Ok(out)
     }
+}
+
+/// Refuse a file name holding control characters (a newline, an ANSI escape) or bidirectional-text controls:
+/// printed as is, it could forge or hide lines of Strata's output; it is shown escaped.
+pub(crate) fn check_file_name(rel: &str) -> Result<()> {
+    if !rel.chars().any(unprintable) {
+        return Ok(());
+    }
+    Err(SourceError::new(
+        "strata::file_name",
+        printable(rel),
+        "",
+        None,
+        format!(
+            "the file name {} contains control characters",
+            printable(rel)
+        ),
+    )
+    .with_help("rename the file: Strata refuses names with newlines, escape sequences or other control characters")
+    .into())
+}
+
+/// Characters that must not reach a terminal unescaped: C0/C1 controls (newline, ESC, …) and the Unicode
+/// bidirectional overrides that reorder what is displayed.
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `name` as it can be printed safely: quoted and escaped (`"a\nb"`, `"\u{1b}[31m"`) when it holds unprintable
+/// characters, as it is otherwise.
+pub fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.chars().any(unprintable) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::from("\"");
+    for c in name.chars() {
+        if unprintable(c) || c == '"' || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    std::borrow::Cow::Owned(out)
+}
+
+/// Refuse a NUL character: PostgreSQL's protocol cannot carry one in SQL text (the driver would fail with an
+/// obscure message, or the server would read the text up to it).
+fn no_nul(display: &Path, text: String) -> Result<String> {
+    let Some(at) = text.find('\0') else {
+        return Ok(text);
+    };
+    let lc = pgstrata_sql::LineIndex::new(&text).line_col(at);
+    let shown = text.replace('\0', "\u{2400}");
+    Err(SourceError::new(
+        "strata::nul_byte",
+        printable(&display.display().to_string()),
+        shown,
+        Some(at..at + '\u{2400}'.len_utf8()),
+        format!(
+            "{} contains a NUL byte at line {}, column {}",
+            printable(&display.display().to_string()),
+            lc.line,
+            lc.col
+        ),
+    )
+    .with_label("NUL")
+    .with_help("PostgreSQL cannot receive a NUL character in SQL text: remove it (a binary file, or a copy gone wrong?)")
+    .into())
 }
 
 /// A file that is not UTF-8, shown like any other source error: the file, with the first bad byte underlined.

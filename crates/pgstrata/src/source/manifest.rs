@@ -19,7 +19,11 @@
 //! # migrations_dir = "db/migrations"   # default: the tool's own default folder
 //! [security]
 //! package_role = true                  # own the schema with a package role, run code as it (default)
-//! allow_security_definer = false       # managed code may declare SECURITY DEFINER routines
+//! allow_security_definer = false       # package code may declare SECURITY DEFINER routines
+//! allow_event_triggers = false         # migrations may CREATE/ALTER EVENT TRIGGER
+//! allow_copy_program = false           # migrations may COPY … FROM/TO PROGRAM
+//! allow_alter_role = false             # migrations may CREATE/ALTER/DROP ROLE, grant role membership
+//! adopt_schema = false                 # take over an existing schema holding objects Strata did not create
 //!
 //! [deploy]
 //! lock_timeout = "5s"                  # SET lock_timeout for deploy sessions
@@ -103,8 +107,18 @@ pub struct SecuritySettings {
     /// Create a role for the package, make it own the schema, and run migrations and managed code as it
     /// (`SET LOCAL ROLE`). Default true.
     pub package_role: bool,
-    /// Allow `SECURITY DEFINER` routines in managed code. Default false.
+    /// Allow `SECURITY DEFINER` routines in managed code and migrations. Default false.
     pub allow_security_definer: bool,
+    /// Allow `CREATE`/`ALTER EVENT TRIGGER` in migrations (they fire for every role's DDL). Default false.
+    pub allow_event_triggers: bool,
+    /// Allow `COPY … FROM/TO PROGRAM` in migrations (a shell command on the server). Default false.
+    pub allow_copy_program: bool,
+    /// Allow role management in migrations: `CREATE`/`ALTER`/`DROP ROLE|USER|GROUP`, role membership
+    /// `GRANT`/`REVOKE`, `REASSIGN OWNED`. Default false.
+    pub allow_alter_role: bool,
+    /// Let the package role take over a schema that exists with objects no deploy of this package created (or
+    /// `public`): the schema and its objects then belong to the package role. Default false.
+    pub adopt_schema: bool,
 }
 
 impl Default for SecuritySettings {
@@ -112,6 +126,10 @@ impl Default for SecuritySettings {
         SecuritySettings {
             package_role: true,
             allow_security_definer: false,
+            allow_event_triggers: false,
+            allow_copy_program: false,
+            allow_alter_role: false,
+            adopt_schema: false,
         }
     }
 }
@@ -399,6 +417,25 @@ impl Manifest {
                     "schema `strata` is reserved for Strata's own tables".into(),
                 ));
             }
+            if schema == "information_schema" {
+                return Err(err(
+                    schema_span,
+                    "schema `information_schema` belongs to PostgreSQL".into(),
+                ));
+            }
+            if schema == "public" && self.security.package_role && !self.security.adopt_schema {
+                return Err(err(
+                    schema_span,
+                    "schema `public` is shared by every role of the database: a package role would take it over, \
+                     with every object in it"
+                        .into(),
+                )
+                .with_help(
+                    "give the package a schema of its own; or, to hand `public` and its objects to the package role, \
+                     set `adopt_schema = true` under [security] (or `package_role = false`: the package then runs as \
+                     the deploying login)",
+                ));
+            }
             if schema.starts_with("pg_") {
                 return Err(err(
                     schema_span,
@@ -575,6 +612,12 @@ pub fn validate_identifier(what: &str, ident: &str) -> Result<(), String> {
 fn validate_relative_path(p: &str) -> Result<(), String> {
     if p.is_empty() {
         return Err("empty migration path".into());
+    }
+    if crate::source::files::check_file_name(p).is_err() {
+        return Err(format!(
+            "migration path {} contains control characters (a newline, an escape sequence): rename the file",
+            crate::source::files::printable(p)
+        ));
     }
     if p.starts_with('/') || p.contains('\\') || p.split('/').any(|c| c == ".." || c.is_empty()) {
         return Err(format!(

@@ -54,7 +54,7 @@ fn collect(text: &str) -> Ignores {
         file: HashSet::new(),
         lines: Vec::new(),
     };
-    let parse = SourceFile::parse(text);
+    let parse = SourceFile::parse(&crate::lex::shallow(text));
     for token in parse
         .syntax_node()
         .descendants_with_tokens()

@@ -421,6 +421,7 @@ impl Linter {
         if self.squawk_rules.is_empty() {
             return Vec::new();
         }
+        let text = &*crate::lex::shallow(text);
         let parse = SourceFile::parse(text);
         let mut linter = squawk_linter::Linter::from(self.squawk_rules.iter().copied());
         linter.settings = squawk_linter::LinterSettings {

@@ -111,7 +111,7 @@ fn drop_managed_dependency(
         None => n.clone(),
     };
     let mut out = Vec::new();
-    for stmt in SourceFile::parse(text).tree().stmts() {
+    for stmt in SourceFile::parse(&crate::lex::shallow(text)).tree().stmts() {
         let node = stmt.syntax();
         let (kind, ref_kinds): (ObjectKind, &[SyntaxKind]) = match node.kind() {
             SyntaxKind::DROP_TABLE
@@ -192,7 +192,7 @@ fn security_definer(linter: &Linter, text: &str) -> Vec<Finding> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    for stmt in SourceFile::parse(text).tree().stmts() {
+    for stmt in SourceFile::parse(&crate::lex::shallow(text)).tree().stmts() {
         let options = match &stmt {
             ast::Stmt::CreateFunction(f) => f.option_list(),
             ast::Stmt::CreateProcedure(p) => p.option_list(),

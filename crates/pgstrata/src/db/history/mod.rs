@@ -184,6 +184,20 @@ pub(crate) fn state_of(applied: &[AppliedMigration]) -> serde_json::Value {
 
 /// What each package's role was granted for `uses` by the last deploy (`strata.package.granted_uses`, read without
 /// naming the column: it came with Strata's second migration, and a history that predates it has none).
+/// The packages `strata.package` records for each of `schemas`: (schema, package) pairs.
+pub(crate) async fn schema_claims(
+    client: &Client,
+    schemas: &[&str],
+) -> std::result::Result<Vec<(String, String)>, tokio_postgres::Error> {
+    let rows = client
+        .query_typed(
+            "SELECT schema_name, name FROM strata.package WHERE schema_name = ANY($1)",
+            &[(&schemas, Type::TEXT_ARRAY)],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 pub(crate) async fn granted_uses(
     client: &Client,
     names: &[&str],

@@ -39,10 +39,36 @@ pub(crate) const START_RUN_SQL: &str =
     "INSERT INTO strata.run (command, from_state, strata_version, os_user, client_host)
      VALUES ($1::text, $2::jsonb, $3::text, $4::text, $5::text) RETURNING id";
 
-/// Close run $1: outcome ($2), state after ($3), detail ($4), error ($5).
+/// Close run $1: outcome ($2), state after ($3), detail ($4, merged into what the run recorded as it went), error
+/// ($5). A failed run keeps the progress of its no-transaction migration (the next `up` resumes from it).
 pub(crate) const FINISH_RUN_SQL: &str = "UPDATE strata.run SET outcome = $2::text, finished_at = clock_timestamp(), to_state = $3::jsonb,
-            detail = $4::jsonb, error = $5::text
+            detail = nullif(CASE WHEN $2::text = 'failed' THEN coalesce(detail, '{}'::jsonb)
+                                 ELSE coalesce(detail, '{}'::jsonb) - 'progress' END
+                            || coalesce($4::jsonb, '{}'::jsonb), '{}'::jsonb),
+            error = $5::text
       WHERE id = $1::bigint";
+
+/// The progress of a no-transaction migration, in run $1's detail: migration ($2, `package:name`), statements that
+/// committed ($3, a JSON array of `{"index", "checksum"}` appended to those recorded, or started afresh for another
+/// migration), and the statement under way outside any transaction ($4, one such object, or null). Sent inline,
+/// in the same message (and implicit transaction) as the statement it records: see [`progress_sql`].
+pub(crate) const PROGRESS_SQL: &str = "UPDATE strata.run r
+        SET detail = pg_catalog.jsonb_set(coalesce(r.detail, '{}'::jsonb), '{progress}', pg_catalog.jsonb_build_object(
+              'migration', $2::text,
+              'committed', CASE WHEN r.detail->'progress'->>'migration' = $2::text
+                                THEN coalesce(r.detail->'progress'->'committed', '[]'::jsonb)
+                                ELSE '[]'::jsonb END || $3::jsonb,
+              'started', $4::jsonb))
+      WHERE r.id = $1::bigint";
+
+/// Strata's own migration that allows the `interrupted` outcome: runs are marked only once it is applied.
+pub(crate) const INTERRUPTED_MIGRATION: &str = "0005_interrupted";
+
+/// Runs that never finished (`running` with the deploy lock free: the process or its connection died): marked
+/// `interrupted` with an explanation ($1). Returns their ids.
+const INTERRUPTED_SQL: &str =
+    "UPDATE strata.run SET outcome = 'interrupted', error = coalesce(error, $1::text)
+      WHERE outcome = 'running' RETURNING id";
 
 /// A whole run that changed nothing, in one statement: command ($1), state before ($2) and after ($3), version
 /// ($4), OS user ($5), client host ($6); its transaction commits without waiting for the WAL flush
@@ -305,8 +331,76 @@ pub(crate) async fn finish_run(
     Ok(())
 }
 
-/// Record a run that failed after its transaction was rolled back (so the row of the run is gone too): a new row,
-/// in its own transaction. Best effort: if even that fails, the error of the run is what matters.
+/// [`PROGRESS_SQL`] with its values written in, as one statement of a simple-query message: the record of a
+/// no-transaction statement travels with the statement, so both commit together or not at all.
+pub(crate) fn progress_sql(
+    run_id: i64,
+    migration: &str,
+    committed: &[(usize, String)],
+    started: Option<(usize, &str)>,
+) -> String {
+    let entry = |(index, checksum): (usize, &str)| serde_json::json!({"index": index, "checksum": checksum});
+    let committed: Vec<serde_json::Value> = committed
+        .iter()
+        .map(|(i, c)| entry((*i, c.as_str())))
+        .collect();
+    let started = started.map_or(serde_json::Value::Null, entry);
+    let escape = postgres_protocol::escape::escape_literal;
+    inline(
+        PROGRESS_SQL,
+        &[
+            run_id.to_string(),
+            escape(migration),
+            escape(&serde_json::Value::Array(committed).to_string()),
+            escape(&started.to_string()),
+        ],
+    )
+}
+
+/// `sql` with its `$n` placeholders replaced by `values[n - 1]` (SQL text, already escaped), in one pass: a value
+/// that happens to contain `$2` stays as it is.
+fn inline(sql: &str, values: &[String]) -> String {
+    let mut out = String::with_capacity(sql.len() + values.iter().map(String::len).sum::<usize>());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - at - 1);
+        let value = rest[at + 1..at + 1 + digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|n| values.get(n));
+        match value {
+            Some(v) => out.push_str(v),
+            None => out.push_str(&rest[at..at + 1 + digits]),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Mark the runs that never finished as `interrupted` (the caller holds the deploy lock, so none of them is still
+/// going); their ids.
+pub(crate) async fn mark_interrupted(client: &Client) -> Result<Vec<i64>> {
+    let rows = client
+        .query_typed(
+            INTERRUPTED_SQL,
+            &[(
+                &"the run ended without recording how (strata or its connection was killed, or the server stopped)",
+                Type::TEXT,
+            )],
+        )
+        .await
+        .map_err(Error::db("marking interrupted runs"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Record a run that failed. `run`: the run's own row, if it was written; it survives the rollback when a
+/// no-transaction segment committed it, else a new row is written, in its own transaction. Best effort: if even
+/// that fails, the error of the run is what matters.
 pub(crate) async fn record_failed_run(
     client: &Client,
     command: &str,
@@ -319,7 +413,19 @@ pub(crate) async fn record_failed_run(
         if !super::history_exists(client).await? {
             return Ok(());
         }
-        let id = match existing_run {
+        let survived = match existing_run {
+            Some(id) => client
+                .query_one(
+                    "SELECT EXISTS (SELECT FROM strata.run WHERE id = $1)",
+                    &[&id],
+                )
+                .await
+                .map_err(Error::db("reading strata.run"))?
+                .get::<_, bool>(0)
+                .then_some(id),
+            None => None,
+        };
+        let id = match survived {
             Some(id) => id,
             None => start_run(client, command, from_state).await?,
         };
@@ -634,4 +740,25 @@ pub(crate) async fn record_managed(
             ))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_written_in_one_pass() {
+        let sql = progress_sql(7, "p:a$3b", &[(0, "ab".into())], Some((1, "cd")));
+        assert!(sql.contains("WHERE r.id = 7::bigint"), "{sql}");
+        assert!(sql.contains("'p:a$3b'::text"), "{sql}");
+        assert!(
+            sql.contains(r#"'[{"checksum":"ab","index":0}]'::jsonb"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"'{"checksum":"cd","index":1}'::jsonb"#),
+            "{sql}"
+        );
+        assert!(!sql.contains("$4"), "{sql}");
+    }
 }

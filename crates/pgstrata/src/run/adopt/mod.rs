@@ -516,7 +516,7 @@ pub(crate) async fn bootstrap_history(session: &mut Session<'_>) -> Result<Vec<S
         session.ensure_transaction().await?;
         session.enter_package(strata.schemas(), &[]).await?;
         for section in m.up().sections() {
-            run_section(session.client(), m.up(), section, false)
+            run_section(session.client(), m.up(), section, false, None)
                 .await
                 .map_err(|f| Error::from(f.error))?;
         }

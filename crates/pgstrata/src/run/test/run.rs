@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres::error::SqlState;
 
 use super::TestOptions;
 use super::shuffle::{new_seed, shuffle};
@@ -113,6 +114,8 @@ async fn run_packages(
             .enter_package(package.schemas(), package.extensions())
             .await?;
         session.set_role(roles::role_of(package).as_deref()).await?;
+        // A test is package code: the boundary check follows it (and fails it when it changed the role).
+        let boundary = session.boundary(roles::role_of(package).as_deref()).await?;
 
         let failed_setup = create_functions(session, package, report).await?;
         // pgTAP's functions, if installed where this package's code sees them.
@@ -140,7 +143,8 @@ async fn run_packages(
         // another's.
         shuffle(&mut selected, seed.wrapping_add(index as u64));
         for t in selected {
-            let result = run_one(session, package, t, &befores, &signatures, pgtap).await?;
+            let result =
+                run_one(session, package, t, &befores, &signatures, pgtap, &boundary).await?;
             report.results.push(result);
         }
     }
@@ -262,6 +266,7 @@ async fn run_one(
     befores: &[&TestFunction],
     signatures: &HashMap<(String, String), (bool, bool)>,
     pgtap: bool,
+    boundary: &crate::db::boundary::Boundary,
 ) -> Result<TestResult> {
     let code = package.code();
     let file = &code.files[t.file];
@@ -357,6 +362,7 @@ async fn run_one(
     if tap && pgtap {
         statements.push(("SELECT * FROM finish()".into(), true));
     }
+    statements.push((boundary.check_sql(0, false), false));
     statements.push(("ROLLBACK TO SAVEPOINT strata_test".into(), false));
     statements.push(("RELEASE SAVEPOINT strata_test".into(), false));
     let text: Vec<&str> = statements.iter().map(|(s, _)| s.as_str()).collect();
@@ -399,7 +405,14 @@ async fn run_one(
             rollback_test(session).await?;
             result.notices = session.notices();
             result.outcome = TestOutcome::Failed;
-            result.failure = Some(failure_from(&e, &result));
+            let mut failure = failure_from(&e, &result);
+            if let Some(breach) = crate::db::boundary::Boundary::breach(&e) {
+                failure.phase = "boundary".into();
+                failure.message = breach.describe(boundary).0;
+                failure.sqlstate = Some(SqlState::INSUFFICIENT_PRIVILEGE.code().to_string());
+                failure.context = None;
+            }
+            result.failure = Some(failure);
         }
     }
     Ok(result)

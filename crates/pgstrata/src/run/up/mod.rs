@@ -117,6 +117,8 @@ pub async fn plan(db: &Database, project: &Project, opts: &PlanOptions) -> Resul
     let applied = history::applied(db.client()).await?;
     let mut plan = Plan::compute(&packages, &applied, opts);
     plan.repeatables = crate::decide::repeatable::statuses(db.client(), &packages).await?;
+    // What `up` would refuse about schemas, it refuses here too; what it would adopt is listed.
+    plan.adoptions = roles::schema_adoptions(db.client(), &packages).await?;
     if !plan.changed().is_empty() {
         plan.load_diffs(db.client(), &packages).await?;
     }
@@ -272,7 +274,10 @@ async fn up_once(
                 .collect();
             if let Error::Sql(sql) = &mut e {
                 sql.committed_migrations = committed.clone();
-                sql.rolled_back = rolled_back || sql.committed_statements.is_empty();
+                // Only what the transaction still held was rolled back: never more than the error itself knows
+                // (a statement that committed the deploy's transaction says so).
+                sql.rolled_back =
+                    sql.rolled_back && (rolled_back || sql.committed_statements.is_empty());
             }
             let recorded = !matches!(
                 e,
@@ -293,11 +298,8 @@ async fn up_once(
                     "failed_migration": failed_migration,
                     "committed_statements": committed_statements,
                 });
-                let existing_run = if committed.is_empty() {
-                    None
-                } else {
-                    run.run.id()
-                };
+                // The run's row survives the rollback when a segment committed it; record_failed_run checks.
+                let existing_run = run.run.id();
                 history::record_failed_run(
                     session.client(),
                     "up",
@@ -341,6 +343,10 @@ struct Done {
     code: CodeReport,
     tests: Option<TestReport>,
     roles: roles::Prepared,
+    /// What was repaired after an interrupted run (invalid indexes dropped and built again, …).
+    repairs: Vec<String>,
+    /// Runs found unfinished and marked `interrupted`.
+    interrupted: Vec<i64>,
 }
 
 impl Done {
@@ -440,6 +446,13 @@ impl<'p> UpRun<'p> {
             Vec::new()
         };
         self.from_state = history::state_of(&applied);
+        // Holding the lock, a run still marked running is dead (its process or connection went away).
+        let interrupted_known = applied
+            .iter()
+            .any(|a| a.package == STRATA_PACKAGE && a.name == history::INTERRUPTED_MIGRATION);
+        if interrupted_known && !self.opts.dry_run {
+            self.done.interrupted = history::mark_interrupted(client).await?;
+        }
         if self.history_ready && !self.opts.dry_run {
             self.run.allow(self.from_state.clone());
         }
@@ -466,8 +479,9 @@ impl<'p> UpRun<'p> {
                 }
             }
         }
-        // Guard-rails, before anything runs.
-        guard::check_transactional(self.packages, &plan)?;
+        // Guard-rails, before anything runs: what the server would refuse in a transaction, what package code
+        // must not do.
+        crate::decide::hazards::check_plan(self.packages, &plan)?;
         let version = session.server_version();
         // Judged against the catalog as the deploy starts (the lock is held): hazards on relations this deploy
         // creates, or that are empty, block nobody.
@@ -560,6 +574,8 @@ impl<'p> UpRun<'p> {
         history::record_packages(session.client(), &self.package_facts(false)).await?;
         self.done.code = crate::run::code::deploy(session, self.packages, &mut self.run).await?;
         if !self.done.ran.is_empty() || !self.done.code.is_noop() {
+            // Installing managed code runs none of it, but the session must come out as it went in.
+            session.check_boundary().await?;
             // Migrations and managed code ran as package roles: nothing of theirs may be outside their schemas.
             roles::check_containment(session.client(), self.packages).await?;
         }
@@ -728,6 +744,13 @@ impl<'p> UpRun<'p> {
                 )
             });
         }
+        warnings.extend(done.interrupted.iter().map(|id| {
+            format!(
+                "run #{id} never finished (strata or its connection was killed, or the server stopped): marked \
+                 interrupted; what it committed is resumed from"
+            )
+        }));
+        warnings.extend(done.repairs.iter().cloned());
         warnings.extend(done.code.retried.iter().map(|r| {
             format!("managed code ordered by retry (the dependency graph missed a reference): {r}")
         }));

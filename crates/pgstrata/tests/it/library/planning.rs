@@ -82,6 +82,7 @@ fn states_steps_and_refusals() {
             "0002_managed",
             "0003_repeatable",
             "0004_managed_kinds",
+            "0005_interrupted",
             "0002_b",
             "0004_d",
             "0005_e"
@@ -157,6 +158,7 @@ fn target_cuts_the_steps() {
             "0002_managed",
             "0003_repeatable",
             "0004_managed_kinds",
+            "0005_interrupted",
             "0001_a",
             "0002_b"
         ]

@@ -145,7 +145,7 @@ async fn statement_and_lock_timeouts_apply_to_migrations() {
     let dir = package_dir(
         "acme/busy",
         "busy",
-        "",
+        "security = { adopt_schema = true }",
         &[("0001_alter.sql", "ALTER TABLE t ADD c int;\n")],
     );
     let mut conn = crate::library::support::connect(&other).await;

@@ -154,6 +154,21 @@ async fn existing_schemas_are_handed_over_and_opting_out_keeps_the_login() {
         .await;
     let pkg = Pkg::new("acme/legacy", "legacy", "", &["0001.sql"]);
     pkg.write("migrations/0001.sql", "ALTER TABLE t ADD note text;\n");
+    // Objects no deploy of the package created: taken over only when the manifest says so.
+    let Error::Refused { message, .. } = db.up(&pkg.project()).await.unwrap_err() else {
+        panic!()
+    };
+    assert!(
+        message.contains("schema legacy already exists (owned by postgres) with 2 object(s)"),
+        "{message}"
+    );
+    let pkg = Pkg::new(
+        "acme/legacy",
+        "legacy",
+        "[security]\nadopt_schema = true",
+        &["0001.sql"],
+    );
+    pkg.write("migrations/0001.sql", "ALTER TABLE t ADD note text;\n");
     db.up(&pkg.project()).await.unwrap();
     let owner: String = db
         .value(
