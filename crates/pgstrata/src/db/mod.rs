@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod exec;
 pub mod history;
+pub(crate) mod lock;
 pub(crate) mod pg_versions;
 pub mod roles;
 pub mod session;

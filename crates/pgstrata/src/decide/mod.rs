@@ -9,3 +9,4 @@ pub mod lint;
 pub mod lock_report;
 pub mod plan;
 pub mod repeatable;
+pub(crate) mod tenant;

@@ -36,6 +36,7 @@ async fn an_embedded_package_deploys_at_start_up() {
             "0001_history",
             "0002_managed",
             "0003_repeatable",
+            "0004_tenant_schemas",
             "0001_customers",
             "0002_invoices",
             "0003_invoice_status",
@@ -61,6 +62,7 @@ async fn an_embedded_package_deploys_at_start_up() {
             ("0001_history", false),
             ("0002_managed", false),
             ("0003_repeatable", false),
+            ("0004_tenant_schemas", false),
             ("0001_customers", false),
             ("0002_invoices", false),
             ("0003_invoice_status", false),
@@ -79,13 +81,13 @@ async fn an_embedded_package_deploys_at_start_up() {
     );
     assert_eq!(billing_transition.count, 4);
     // Planned, then started/finished per migration, with a commit at each segment boundary.
-    assert!(events[0].starts_with("Planned { total: 7 }"), "{events:?}");
+    assert!(events[0].starts_with("Planned { total: 8 }"), "{events:?}");
     assert_eq!(
         events
             .iter()
             .filter(|e| e.starts_with("MigrationFinished"))
             .count(),
-        7
+        8
     );
     assert!(
         events.last().unwrap().starts_with("Committed"),

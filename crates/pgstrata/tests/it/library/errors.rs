@@ -153,6 +153,7 @@ async fn used_packages_deploy_first_and_are_found_next_to_the_user() {
             "strata:0001_history",
             "strata:0002_managed",
             "strata:0003_repeatable",
+            "strata:0004_tenant_schemas",
             "acme/core:0001_customer",
             "acme/billing:0001_invoice"
         ]

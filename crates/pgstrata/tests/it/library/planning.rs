@@ -81,6 +81,7 @@ fn states_steps_and_refusals() {
         [
             "0002_managed",
             "0003_repeatable",
+            "0004_tenant_schemas",
             "0002_b",
             "0004_d",
             "0005_e"
@@ -93,7 +94,7 @@ fn states_steps_and_refusals() {
         .iter()
         .map(|s| (s.transactional, s.migrations.len()))
         .collect();
-    assert_eq!(segments, [(true, 3), (false, 1), (true, 1)]);
+    assert_eq!(segments, [(true, 4), (false, 1), (true, 1)]);
 
     // Refusals come one kind at a time, the changed file first.
     let Err(Error::Changed(changed)) = plan.check(&PlanOptions::default()) else {
@@ -155,6 +156,7 @@ fn target_cuts_the_steps() {
             "0001_history",
             "0002_managed",
             "0003_repeatable",
+            "0004_tenant_schemas",
             "0001_a",
             "0002_b"
         ]
@@ -162,7 +164,7 @@ fn target_cuts_the_steps() {
     assert_eq!(plan.packages[1].to.as_deref(), Some("0002_b"));
 
     let plan = Plan::compute(&packages, &[], &opts("acme/p:0003_c.sql"));
-    assert_eq!(plan.steps.len(), 6);
+    assert_eq!(plan.steps.len(), 7);
 
     let history = [applied(&pkg, "0001_a", 1)];
     let plan = Plan::compute(&packages, &history, &opts("0001_a"));
