@@ -12,6 +12,7 @@ use pgstrata::{DownReport, Event, MigrationState, Outcome, Plan, Project, UpRepo
 use crate::args::Global;
 
 mod code;
+mod fleet;
 
 pub struct Out {
     json: bool,

@@ -1,0 +1,1 @@
+//! pgstrata-fleet against a real PostgreSQL (pgtest).
