@@ -128,10 +128,10 @@ const SETTINGS: &[(&str, &str)] = &[
     ("target_session_attrs", "PGTARGETSESSIONATTRS"),
 ];
 
-/// A targets file being read: its name and text, for errors that point into it.
+/// A targets file being read: its name, and its text with passwords masked, for errors that point into it.
 struct FileText<'a> {
     path: &'a str,
-    text: &'a str,
+    masked: String,
 }
 
 impl FileText<'_> {
@@ -139,7 +139,7 @@ impl FileText<'_> {
         SourceError::new(
             "strata::fleet::targets",
             self.path,
-            self.text,
+            self.masked.as_str(),
             Some(span),
             message,
         )
@@ -259,7 +259,10 @@ impl Targets {
     /// Parse a targets file's text (`path` names it in errors), resolving connection settings with `env` (an
     /// environment lookup, so tests can inject one).
     pub fn parse(path: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Targets> {
-        let file = FileText { path, text };
+        let file = FileText {
+            path,
+            masked: mask_passwords(text),
+        };
         let root = DeTable::parse(text).map_err(|e| {
             file.error(
                 e.span().unwrap_or(0..0),
@@ -610,6 +613,47 @@ impl Entry {
     }
 }
 
+/// `text` with the passwords of URLs (`scheme://user:PASSWORD@`) and of `password = …` lines replaced by `*`, byte
+/// for byte (so spans still point at the same places): an error quoting the file never shows one.
+fn mask_passwords(text: &str) -> String {
+    let mut hidden: Vec<Range<usize>> = Vec::new();
+    let mut from = 0;
+    while let Some(p) = text[from..].find("://") {
+        let start = from + p + 3;
+        let rest = &text[start..];
+        let end = rest
+            .find(|c: char| matches!(c, '@' | '/' | '"' | '\'') || c.is_whitespace())
+            .unwrap_or(rest.len());
+        if rest[end..].starts_with('@')
+            && let Some(colon) = rest[..end].find(':')
+        {
+            hidden.push(start + colon + 1..start + end);
+        }
+        from = start;
+    }
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(after) = trimmed.strip_prefix("password")
+            && let Some(value) = after.trim_start().strip_prefix('=')
+        {
+            let value = value.trim_start();
+            let start = offset + line.len() - value.len();
+            hidden.push(start..offset + line.trim_end().len());
+        }
+        offset += line.len();
+    }
+    text.char_indices()
+        .map(|(i, c)| {
+            if hidden.iter().any(|r| r.contains(&i)) {
+                "*".repeat(c.len_utf8())
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// True if `text` is a query rather than a LIKE pattern.
 fn is_query(text: &str) -> bool {
     let first = text
@@ -826,6 +870,20 @@ dbname = "it's"
             e.to_string(),
             "--only nope: no target has that name, group or tag"
         );
+    }
+
+    #[test]
+    fn errors_never_quote_a_password() {
+        let text = "[[target]]\nname = \"a\"\nurl = \"postgresql://u:s3crét@h/db?sslmode=nope\"\n";
+        let masked = mask_passwords(text);
+        assert_eq!(masked.len(), text.len());
+        assert!(masked.contains("postgresql://u:*******@h/db"), "{masked}");
+        assert_eq!(mask_passwords("password = \"x\"\n"), "password = ***\n");
+        let Error::Targets(e) = parse(text).unwrap_err() else {
+            panic!()
+        };
+        assert!(!e.file.inner().contains("s3cr"));
+        assert!(!format!("{:?}", miette::Report::new(*e)).contains("s3cr"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod connection;
 mod deploy;
 mod dev;
 mod failures;
+mod fleet;
 mod interop;
 mod json;
 mod lint;

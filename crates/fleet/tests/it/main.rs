@@ -3,6 +3,7 @@
 //! failure policy, and hundreds of tenant schemas.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod citus;
 mod databases;
 mod policy;
 mod support;
