@@ -498,6 +498,10 @@ pub struct UpArgs {
     /// Seed of the random test order (printed by every run; replays it).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetTargets,
+    #[command(flatten)]
+    pub fleet_run: crate::fleet::FleetRun,
 }
 
 #[derive(Debug, Args)]
@@ -536,6 +540,8 @@ pub struct StatusArgs {
     /// Exit with 1 when anything is pending, changed or missing.
     #[arg(long)]
     pub exit_code: bool,
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetTargets,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod args;
 mod bundle;
 mod declare;
+mod fleet;
 mod interop;
 mod ops;
 mod render;
@@ -163,26 +164,11 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             safety.check(a.flags.allow_lint_errors)
         }
         Command::Lint(a) => safety::lint(g, a, out).await,
+        Command::Up(a) if a.fleet.is_fleet() => fleet::up(g, a, out).await,
         Command::Up(a) => {
             let project = load_project(g)?;
             let (mut db, target) = connect(g, Some(&project)).await?;
-            let opts = pgstrata::UpOptions {
-                plan: plan_options(&a.flags),
-                dry_run: a.dry_run,
-                session: session_settings(&a.session, &project),
-                allow_lint_errors: a.flags.allow_lint_errors,
-                lock_retry: lock_retry(a.lock_retries, &project)?,
-                no_resume: a.no_resume,
-                tests: if a.no_tests {
-                    pgstrata::TestMode::Skip
-                } else {
-                    pgstrata::TestMode::Auto
-                },
-                test_options: pgstrata::TestOptions {
-                    seed: a.seed,
-                    ..Default::default()
-                },
-            };
+            let opts = up_options(&a, &project)?;
             let mut progress = out.progress();
             let result = pgstrata::up(&mut db, &project, &opts, &mut progress).await;
             progress.finish();
@@ -190,6 +176,7 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
             out.up(&report, &target);
             Ok(())
         }
+        Command::Status(a) if a.fleet.is_fleet() => fleet::status(g, a, out).await,
         Command::Status(a) => {
             let project = load_project(g)?;
             let (db, target) = connect(g, Some(&project)).await?;
@@ -381,6 +368,27 @@ fn dev_cluster(g: &Global) -> Result<pgstrata_embedded::DevCluster, Failure> {
             PgBinaries::from_dir_named(bin, "--pg-bin/STRATA_PG_BIN")?,
         )?,
         None => DevCluster::new(dir)?,
+    })
+}
+
+/// The options of `up`, for one database or for each target of a fleet.
+fn up_options(a: &args::UpArgs, project: &Project) -> Result<pgstrata::UpOptions, Failure> {
+    Ok(pgstrata::UpOptions {
+        plan: plan_options(&a.flags),
+        dry_run: a.dry_run,
+        session: session_settings(&a.session, project),
+        allow_lint_errors: a.flags.allow_lint_errors,
+        lock_retry: lock_retry(a.lock_retries, project)?,
+        no_resume: a.no_resume,
+        tests: if a.no_tests {
+            pgstrata::TestMode::Skip
+        } else {
+            pgstrata::TestMode::Auto
+        },
+        test_options: pgstrata::TestOptions {
+            seed: a.seed,
+            ..Default::default()
+        },
     })
 }
 

@@ -14,6 +14,7 @@ use crate::args::Global;
 mod code;
 mod ops;
 pub mod diagnostic;
+mod fleet;
 
 pub struct Out {
     json: bool,

@@ -18,6 +18,7 @@ mod dev;
 mod failures;
 mod first_hour;
 mod hostile;
+mod fleet;
 mod interop;
 mod interrupted;
 mod json;

@@ -5,6 +5,7 @@ pub(crate) mod boundary;
 pub mod catalog;
 pub mod exec;
 pub mod history;
+pub(crate) mod lock;
 pub(crate) mod pg_versions;
 pub(crate) mod relations;
 pub(crate) mod role_privileges;

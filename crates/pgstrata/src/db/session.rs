@@ -9,15 +9,17 @@
 //! migration must keep other deployers out across its commits too, so it also takes the session-level lock (no
 //! wait: it already holds the transaction lock). Session locks are released at the end; both kinds die with the
 //! connection, so a crashed deployer never leaves the database locked.
+//!
+//! A deploy into one tenant schema holds that schema's lock (and the database's, shared) instead: `crate::db::lock`.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use postgres_protocol::escape::{escape_identifier, escape_literal};
-use tokio_postgres::types::Type;
 
 use crate::db::boundary::{self, Boundary};
 use crate::db::exec::Database;
+use crate::db::lock::LockScope;
 use crate::error::{Error, Result};
 use crate::observe::{Event, Observer};
 use crate::report::Notice;
@@ -92,6 +94,8 @@ fn local_settings_sql(settings: &SessionSettings) -> String {
 pub(crate) struct Session<'a> {
     db: &'a mut Database,
     settings: SessionSettings,
+    /// The deploy lock held: the database's, or one tenant schema's (`crate::db::lock`).
+    scope: LockScope,
     in_tx: bool,
     session_lock: bool,
     session_settings_dirty: bool,
@@ -128,7 +132,19 @@ impl<'a> Session<'a> {
         settings: SessionSettings,
         observer: &mut dyn Observer,
     ) -> Result<Session<'a>> {
+        Session::open_in(db, settings, LockScope::Database, observer).await
+    }
+
+    /// [`Session::open`], holding the deploy lock of `scope` (one tenant schema's, or the database's).
+    pub async fn open_in(
+        db: &'a mut Database,
+        settings: SessionSettings,
+        scope: LockScope,
+        observer: &mut dyn Observer,
+    ) -> Result<Session<'a>> {
         let client = db.client();
+        let lock_sql = scope.try_transaction_sql();
+        let lock_params = scope.params();
         let local_settings = local_settings_sql(&settings);
         let (facts, begin, lock, local, probe) = tokio::join!(
             client.query_typed_one(
@@ -140,10 +156,7 @@ impl<'a> Session<'a> {
                 &[],
             ),
             client.batch_execute("BEGIN"),
-            client.query_typed_one(
-                "SELECT pg_try_advisory_xact_lock($1)",
-                &[(&STRATA_LOCK_KEY, Type::INT8)],
-            ),
+            client.query_typed_one(&lock_sql, &lock_params),
             client.batch_execute(&local_settings),
             client.query_typed_one(HISTORY_PROBE, &[]),
         );
@@ -168,6 +181,7 @@ impl<'a> Session<'a> {
         let mut s = Session {
             db,
             settings,
+            scope,
             in_tx: true,
             session_lock: false,
             session_settings_dirty: false,
@@ -246,10 +260,7 @@ impl<'a> Session<'a> {
             let got: bool = self
                 .db
                 .client()
-                .query_typed_one(
-                    "SELECT pg_try_advisory_lock($1)",
-                    &[(&STRATA_LOCK_KEY, Type::INT8)],
-                )
+                .query_typed_one(&self.scope.try_session_sql(), &self.scope.params())
                 .await
                 .map_err(Error::db("waiting for the deploy lock"))?
                 .get(0);
@@ -298,10 +309,7 @@ impl<'a> Session<'a> {
         }
         self.db
             .client()
-            .query_typed_one(
-                "SELECT pg_advisory_lock($1)",
-                &[(&STRATA_LOCK_KEY, Type::INT8)],
-            )
+            .query_typed_one(&self.scope.session_sql(), &self.scope.params())
             .await
             .map_err(Error::db("taking the session deploy lock"))?;
         self.session_lock = true;
@@ -395,7 +403,7 @@ impl<'a> Session<'a> {
             sql.push_str(&format!("DEALLOCATE {};", boundary::PREPARED));
         }
         if self.session_lock {
-            sql.push_str(&format!("SELECT pg_advisory_unlock({STRATA_LOCK_KEY});"));
+            sql.push_str(&self.scope.unlock_sql());
             self.session_lock = false;
         }
         if self.session_settings_dirty {

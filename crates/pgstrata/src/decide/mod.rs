@@ -11,3 +11,4 @@ pub mod lock_report;
 pub mod plan;
 pub mod repeatable;
 pub(crate) mod segments;
+pub(crate) mod tenant;

@@ -382,6 +382,64 @@ impl Package {
         &self.manifest.schemas
     }
 
+    /// This package deployed into `schema` instead of its manifest's (a tenant schema): the same migrations and
+    /// code, run with `schema` first on the search_path, owned by a role of its own, with a history of its own
+    /// recorded under the name `NAME@SCHEMA` (package names cannot contain `@`, so it never collides with one).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # pgstrata::scaffold::init(dir.path(), "acme/app", None).unwrap();
+    /// let app = pgstrata::Package::load(dir.path())?;
+    /// let tenant = app.in_schema("tenant_42")?;
+    /// assert_eq!(tenant.name(), "acme/app@tenant_42");
+    /// assert_eq!(tenant.schema(), "tenant_42");
+    /// assert_eq!(tenant.instance_of(), Some("acme/app"));
+    /// assert!(app.in_schema("strata").is_err());
+    /// # Ok::<(), pgstrata::Error>(())
+    /// ```
+    pub fn in_schema(&self, schema: &str) -> Result<Package> {
+        if let Some(base) = self.instance_of() {
+            return Err(Error::usage(
+                format!(
+                    "package `{base}` is already deployed into schema `{}`",
+                    self.schema()
+                ),
+                None,
+            ));
+        }
+        crate::source::manifest::validate_identifier("schema", schema)
+            .map_err(|m| Error::usage(format!("tenant schema: {m}"), None))?;
+        if schema == crate::source::STRATA_PACKAGE
+            || schema.starts_with("pg_")
+            || schema == "information_schema"
+        {
+            return Err(Error::usage(
+                format!("`{schema}` cannot be a tenant schema: it belongs to Strata or PostgreSQL"),
+                None,
+            ));
+        }
+        if self.schemas().len() > 1 {
+            return Err(Error::usage(
+                format!(
+                    "package `{}` owns several schemas ({}): a tenant schema takes the place of one schema only",
+                    self.name(),
+                    self.schemas().join(", ")
+                ),
+                None,
+            ));
+        }
+        let mut package = self.clone();
+        package.manifest.name = format!("{}@{schema}", self.name());
+        package.manifest.schema = schema.to_string();
+        package.manifest.schemas = vec![schema.to_string()];
+        Ok(package)
+    }
+
+    /// For a package deployed into another schema ([`Package::in_schema`]), the name in its manifest.
+    pub fn instance_of(&self) -> Option<&str> {
+        self.name().split_once('@').map(|(base, _)| base)
+    }
+
     /// Extensions the package needs.
     pub fn extensions(&self) -> &[String] {
         &self.manifest.extensions

@@ -61,17 +61,50 @@ pub async fn applied(client: &Client) -> Result<Vec<AppliedMigration>> {
     read_applied(client).await
 }
 
+/// The applied migrations of `packages` only, oldest first (empty when the history tables do not exist yet): a
+/// tenant schema's history without the other tenants' (each is a package of its own, `NAME@SCHEMA`).
+pub async fn applied_of(client: &Client, packages: &[&str]) -> Result<Vec<AppliedMigration>> {
+    if !history_exists(client).await? {
+        return Ok(Vec::new());
+    }
+    read_applied_of(client, Some(packages)).await
+}
+
+/// The columns of [`AppliedMigration`], in its order.
+const APPLIED_COLUMNS: &str = "package, name, path, checksum, down_sql IS NOT NULL, no_transaction, applied_at, \
+                               applied_by, duration_ms, id, source";
+
 /// Every applied migration, oldest first, when the caller knows the history tables exist.
 pub(crate) async fn read_applied(client: &Client) -> Result<Vec<AppliedMigration>> {
-    let rows = client
-        .query_typed(
-            "SELECT package, name, path, checksum, down_sql IS NOT NULL, no_transaction, applied_at, applied_by,
-                    duration_ms, id, source
-               FROM strata.migration ORDER BY id",
-            &[],
-        )
-        .await
-        .map_err(Error::db("reading strata.migration"))?;
+    read_applied_of(client, None).await
+}
+
+/// The applied migrations of `packages` (None: all), oldest first, when the caller knows the history tables exist.
+pub(crate) async fn read_applied_of(
+    client: &Client,
+    packages: Option<&[&str]>,
+) -> Result<Vec<AppliedMigration>> {
+    let rows = match packages {
+        None => {
+            client
+                .query_typed(
+                    &format!("SELECT {APPLIED_COLUMNS} FROM strata.migration ORDER BY id"),
+                    &[],
+                )
+                .await
+        }
+        Some(names) => {
+            client
+                .query_typed(
+                    &format!(
+                        "SELECT {APPLIED_COLUMNS} FROM strata.migration WHERE package = ANY($1) ORDER BY id"
+                    ),
+                    &[(&names, Type::TEXT_ARRAY)],
+                )
+                .await
+        }
+    }
+    .map_err(Error::db("reading strata.migration"))?;
     Ok(rows
         .iter()
         .map(|r| AppliedMigration {
@@ -156,21 +189,55 @@ pub async fn runs(client: &Client, limit: i64) -> Result<Vec<RunRecord>> {
         )
         .await
         .map_err(Error::db("reading strata.run"))?;
-    Ok(rows
-        .iter()
-        .map(|r| RunRecord {
-            id: r.get(0),
-            command: r.get(1),
-            outcome: r.get::<_, &str>(2).parse().unwrap_or(RunOutcome::Running),
-            started_at: r.get(3),
-            finished_at: r.get(4),
-            from_state: r.get(5),
-            to_state: r.get(6),
-            detail: r.get(7),
-            error: r.get(8),
-            db_user: r.get(9),
-        })
-        .collect())
+    Ok(rows.iter().map(run_record).collect())
+}
+
+/// The last run into each of `schemas` (tenant schemas, `strata up --tenant-schemas`), by schema. Empty when the
+/// history predates tenant schemas.
+pub async fn last_schema_runs(
+    client: &Client,
+    schemas: &[&str],
+) -> Result<BTreeMap<String, RunRecord>> {
+    let has_column: bool = client
+        .query_typed_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute
+                             WHERE attrelid = to_regclass('strata.run') AND attname = 'schema_name'
+                               AND NOT attisdropped)",
+            &[],
+        )
+        .await
+        .map_err(Error::db("checking for strata.run.schema_name"))?
+        .get(0);
+    if !has_column {
+        return Ok(BTreeMap::new());
+    }
+    let rows = client
+        .query_typed(
+            "SELECT DISTINCT ON (schema_name)
+                    id, command, outcome, started_at, finished_at, from_state, to_state, detail, error, db_user,
+                    schema_name
+               FROM strata.run WHERE schema_name = ANY($1) ORDER BY schema_name, id DESC",
+            &[(&schemas, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(Error::db("reading strata.run"))?;
+    Ok(rows.iter().map(|r| (r.get(10), run_record(r))).collect())
+}
+
+/// A row of `strata.run` whose first ten columns are those of [`RunRecord`], in order.
+fn run_record(r: &tokio_postgres::Row) -> RunRecord {
+    RunRecord {
+        id: r.get(0),
+        command: r.get(1),
+        outcome: r.get::<_, &str>(2).parse().unwrap_or(RunOutcome::Running),
+        started_at: r.get(3),
+        finished_at: r.get(4),
+        from_state: r.get(5),
+        to_state: r.get(6),
+        detail: r.get(7),
+        error: r.get(8),
+        db_user: r.get(9),
+    }
 }
 
 /// The last applied migration of each package, as a JSON object (for `strata.run.from_state/to_state`).

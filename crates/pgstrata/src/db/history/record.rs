@@ -39,6 +39,12 @@ pub(crate) const START_RUN_SQL: &str =
     "INSERT INTO strata.run (command, from_state, strata_version, os_user, client_host)
      VALUES ($1::text, $2::jsonb, $3::text, $4::text, $5::text) RETURNING id";
 
+/// [`START_RUN_SQL`] for a run into one tenant schema ($6, `strata.run.schema_name`, from Strata's migration `0006_tenant_schemas`:
+/// only runs into a tenant schema name it, and they never bootstrap Strata's tables).
+const START_SCHEMA_RUN_SQL: &str =
+    "INSERT INTO strata.run (command, from_state, strata_version, os_user, client_host, schema_name)
+     VALUES ($1::text, $2::jsonb, $3::text, $4::text, $5::text, $6::text) RETURNING id";
+
 /// Close run $1: outcome ($2), state after ($3), detail ($4, merged into what the run recorded as it went), error
 /// ($5). A failed run keeps the progress of its no-transaction migration (the next `up` resumes from it).
 pub(crate) const FINISH_RUN_SQL: &str = "UPDATE strata.run SET outcome = $2::text, finished_at = clock_timestamp(), to_state = $3::jsonb,
@@ -77,6 +83,13 @@ const INTERRUPTED_SQL: &str =
 const NOOP_RUN_SQL: &str = "INSERT INTO strata.run (command, from_state, to_state, outcome, finished_at, strata_version, os_user,
                          client_host)
      SELECT $1::text, $2::jsonb, $3::jsonb, 'noop', clock_timestamp(), $4::text, $5::text, $6::text
+       FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
+     RETURNING id";
+
+/// [`NOOP_RUN_SQL`] for a run into one tenant schema ($7).
+const NOOP_SCHEMA_RUN_SQL: &str = "INSERT INTO strata.run (command, from_state, to_state, outcome, finished_at, strata_version, os_user,
+                         client_host, schema_name)
+     SELECT $1::text, $2::jsonb, $3::jsonb, 'noop', clock_timestamp(), $4::text, $5::text, $6::text, $7::text
        FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
      RETURNING id";
 
@@ -214,6 +227,8 @@ pub(crate) struct RunRow {
     id: Option<i64>,
     /// The state before the run, once a row may be written (the history tables exist, not a dry run).
     from_state: Option<serde_json::Value>,
+    /// The tenant schema the run deploys into, if it is one (`strata.run.schema_name`).
+    schema: Option<String>,
 }
 
 impl RunRow {
@@ -222,7 +237,14 @@ impl RunRow {
             command,
             id: None,
             from_state: None,
+            schema: None,
         }
+    }
+
+    /// The row of a run into tenant schema `schema` (None: the database's packages).
+    pub(crate) fn in_schema(mut self, schema: Option<&str>) -> RunRow {
+        self.schema = schema.map(str::to_string);
+        self
     }
 
     /// From now on a row may be written, recording `from_state`.
@@ -240,7 +262,8 @@ impl RunRow {
         if self.id.is_none()
             && let Some(from_state) = &self.from_state
         {
-            self.id = Some(start_run(client, self.command, from_state).await?);
+            self.id =
+                Some(start_run_in(client, self.command, from_state, self.schema.as_deref()).await?);
         }
         Ok(self.id)
     }
@@ -259,18 +282,23 @@ impl RunRow {
             return Ok(());
         };
         let (os_user, host) = who();
+        let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![
+            (&self.command, Type::TEXT),
+            (from_state, Type::JSONB),
+            (state, Type::JSONB),
+            (&VERSION, Type::TEXT),
+            (&os_user, Type::TEXT),
+            (&host, Type::TEXT),
+        ];
+        let sql = match &self.schema {
+            Some(schema) => {
+                params.push((schema, Type::TEXT));
+                NOOP_SCHEMA_RUN_SQL
+            }
+            None => NOOP_RUN_SQL,
+        };
         let row = client
-            .query_typed_one(
-                NOOP_RUN_SQL,
-                &[
-                    (&self.command, Type::TEXT),
-                    (from_state, Type::JSONB),
-                    (state, Type::JSONB),
-                    (&VERSION, Type::TEXT),
-                    (&os_user, Type::TEXT),
-                    (&host, Type::TEXT),
-                ],
-            )
+            .query_typed_one(sql, &params)
             .await
             .map_err(Error::db("recording the run in strata.run"))?;
         self.id = Some(row.get(0));
@@ -289,18 +317,33 @@ pub(crate) async fn start_run(
     command: &str,
     from_state: &serde_json::Value,
 ) -> Result<i64> {
+    start_run_in(client, command, from_state, None).await
+}
+
+/// Insert the row of a run into tenant schema `schema` (None: the database's packages); returns its id.
+async fn start_run_in(
+    client: &Client,
+    command: &str,
+    from_state: &serde_json::Value,
+    schema: Option<&str>,
+) -> Result<i64> {
     let (os_user, host) = who();
+    let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![
+        (&command, Type::TEXT),
+        (from_state, Type::JSONB),
+        (&VERSION, Type::TEXT),
+        (&os_user, Type::TEXT),
+        (&host, Type::TEXT),
+    ];
+    let sql = match &schema {
+        Some(schema) => {
+            params.push((schema, Type::TEXT));
+            START_SCHEMA_RUN_SQL
+        }
+        None => START_RUN_SQL,
+    };
     let row = client
-        .query_typed_one(
-            START_RUN_SQL,
-            &[
-                (&command, Type::TEXT),
-                (from_state, Type::JSONB),
-                (&VERSION, Type::TEXT),
-                (&os_user, Type::TEXT),
-                (&host, Type::TEXT),
-            ],
-        )
+        .query_typed_one(sql, &params)
         .await
         .map_err(Error::db("recording the run in strata.run"))?;
     Ok(row.get(0))
@@ -409,6 +452,28 @@ pub(crate) async fn record_failed_run(
     error: &str,
     existing_run: Option<i64>,
 ) {
+    record_failed_run_in(
+        client,
+        command,
+        from_state,
+        detail,
+        error,
+        existing_run,
+        None,
+    )
+    .await
+}
+
+/// [`record_failed_run`] of a run into tenant schema `schema` (None: the database's packages).
+pub(crate) async fn record_failed_run_in(
+    client: &Client,
+    command: &str,
+    from_state: &serde_json::Value,
+    detail: &serde_json::Value,
+    error: &str,
+    existing_run: Option<i64>,
+    schema: Option<&str>,
+) {
     let result = async {
         if !super::history_exists(client).await? {
             return Ok(());
@@ -427,7 +492,7 @@ pub(crate) async fn record_failed_run(
         };
         let id = match survived {
             Some(id) => id,
-            None => start_run(client, command, from_state).await?,
+            None => start_run_in(client, command, from_state, schema).await?,
         };
         finish_run(
             client,

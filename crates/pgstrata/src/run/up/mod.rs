@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use crate::db::exec::Database;
 use crate::db::history::{self, PackageFacts};
+use crate::db::lock::LockScope;
 use crate::db::roles;
 use crate::db::session::{Session, SessionSettings};
 use crate::decide::code::CodeReport;
@@ -256,8 +257,9 @@ async fn up_once(
 ) -> Result<UpReport> {
     let started = Instant::now();
     let packages = project.with_internal()?;
-    let mut session = Session::open(db, settings.clone(), observer).await?;
-    let mut run = UpRun::new(&packages, opts);
+    let scope = LockScope::of(&packages)?;
+    let mut session = Session::open_in(db, settings.clone(), scope.clone(), observer).await?;
+    let mut run = UpRun::new(&packages, opts, scope);
     match run.execute(&mut session, observer).await {
         Ok((plan, outcome)) => {
             session.close().await;
@@ -300,13 +302,14 @@ async fn up_once(
                 });
                 // The run's row survives the rollback when a segment committed it; record_failed_run checks.
                 let existing_run = run.run.id();
-                history::record_failed_run(
+                history::record_failed_run_in(
                     session.client(),
                     "up",
                     &run.from_state,
                     &detail,
                     &e.to_string(),
                     existing_run,
+                    run.scope.schema(),
                 )
                 .await;
             }
@@ -364,6 +367,8 @@ impl Done {
 struct UpRun<'p> {
     packages: &'p [Package],
     opts: &'p UpOptions,
+    /// The deploy lock held: the database's, or one tenant schema's (which may change only its own packages).
+    scope: LockScope,
     /// The run's row in `strata.run`, written once something is recorded.
     run: history::RunRow,
     /// Strata's history tables exist (they are created by its own first migration).
@@ -381,11 +386,12 @@ struct UpRun<'p> {
 }
 
 impl<'p> UpRun<'p> {
-    fn new(packages: &'p [Package], opts: &'p UpOptions) -> UpRun<'p> {
+    fn new(packages: &'p [Package], opts: &'p UpOptions, scope: LockScope) -> UpRun<'p> {
         UpRun {
             packages,
             opts,
-            run: history::RunRow::new("up"),
+            run: history::RunRow::new("up").in_schema(scope.schema()),
+            scope,
             history_ready: false,
             from_state: serde_json::Value::Null,
             resume: HashMap::new(),
@@ -441,7 +447,10 @@ impl<'p> UpRun<'p> {
         let client = session.client();
         self.history_ready = session.history_exists();
         let applied = if self.history_ready {
-            history::read_applied(client).await?
+            // A tenant schema's deploy reads its own history, not every other tenant's.
+            let names: Vec<&str> = self.packages.iter().map(Package::name).collect();
+            let only = self.scope.schema().map(|_| names.as_slice());
+            history::read_applied_of(client, only).await?
         } else {
             Vec::new()
         };
@@ -464,6 +473,9 @@ impl<'p> UpRun<'p> {
                 plan.check(&self.opts.plan)?;
             }
             return Err(e);
+        }
+        if let Some(schema) = self.scope.schema() {
+            crate::decide::tenant::check_plan(schema, self.packages, &plan)?;
         }
         observer.event(Event::Planned {
             total: plan.steps.len(),

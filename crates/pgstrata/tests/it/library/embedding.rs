@@ -38,6 +38,7 @@ async fn an_embedded_package_deploys_at_start_up() {
             "0003_repeatable",
             "0004_managed_kinds",
             "0005_interrupted",
+            "0006_tenant_schemas",
             "0001_customers",
             "0002_invoices",
             "0003_invoice_status",
@@ -65,6 +66,7 @@ async fn an_embedded_package_deploys_at_start_up() {
             ("0003_repeatable", false),
             ("0004_managed_kinds", false),
             ("0005_interrupted", false),
+            ("0006_tenant_schemas", false),
             ("0001_customers", false),
             ("0002_invoices", false),
             ("0003_invoice_status", false),
@@ -83,13 +85,13 @@ async fn an_embedded_package_deploys_at_start_up() {
     );
     assert_eq!(billing_transition.count, 4);
     // Planned, then started/finished per migration, with a commit at each segment boundary.
-    assert!(events[0].starts_with("Planned { total: 8 }"), "{events:?}");
+    assert!(events[0].starts_with("Planned { total: 10 }"), "{events:?}");
     assert_eq!(
         events
             .iter()
             .filter(|e| e.starts_with("MigrationFinished"))
             .count(),
-        8
+        10
     );
     assert!(
         events.last().unwrap().starts_with("Committed"),

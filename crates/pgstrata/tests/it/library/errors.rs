@@ -155,6 +155,7 @@ async fn used_packages_deploy_first_and_are_found_next_to_the_user() {
             "strata:0003_repeatable",
             "strata:0004_managed_kinds",
             "strata:0005_interrupted",
+            "strata:0006_tenant_schemas",
             "acme/core:0001_customer",
             "acme/billing:0001_invoice"
         ]

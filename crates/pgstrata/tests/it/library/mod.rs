@@ -7,3 +7,4 @@ mod errors;
 mod planning;
 mod session;
 mod support;
+mod tenants;

@@ -83,6 +83,7 @@ fn states_steps_and_refusals() {
             "0003_repeatable",
             "0004_managed_kinds",
             "0005_interrupted",
+            "0006_tenant_schemas",
             "0002_b",
             "0004_d",
             "0005_e"
@@ -95,7 +96,7 @@ fn states_steps_and_refusals() {
         .iter()
         .map(|s| (s.transactional, s.migrations.len()))
         .collect();
-    assert_eq!(segments, [(true, 4), (false, 1), (true, 1)]);
+    assert_eq!(segments, [(true, 6), (false, 1), (true, 1)]);
 
     // Refusals come one kind at a time, the changed file first.
     let Err(Error::Changed(changed)) = plan.check(&PlanOptions::default()) else {
@@ -159,6 +160,7 @@ fn target_cuts_the_steps() {
             "0003_repeatable",
             "0004_managed_kinds",
             "0005_interrupted",
+            "0006_tenant_schemas",
             "0001_a",
             "0002_b"
         ]
@@ -166,7 +168,7 @@ fn target_cuts_the_steps() {
     assert_eq!(plan.packages[1].to.as_deref(), Some("0002_b"));
 
     let plan = Plan::compute(&packages, &[], &opts("acme/p:0003_c.sql"));
-    assert_eq!(plan.steps.len(), 7);
+    assert_eq!(plan.steps.len(), 9);
 
     let history = [applied(&pkg, "0001_a", 1)];
     let plan = Plan::compute(&packages, &history, &opts("0001_a"));

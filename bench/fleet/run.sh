@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Fleet benchmark (issue 21, "Performance"): one deploy to many databases, and to many tenant schemas of one
+# database, on one throwaway server (fsync on, as in production; Unix socket only). Prints wall times:
+#
+#   databases   TARGETS databases x MIGRATIONS migrations (bench/core's realistic migrations):
+#     floor         the same SQL sent by `psql -1 -f` to each database, JOBS at a time (xargs -P)
+#     fleet         `strata up --targets targets.toml --jobs JOBS` (one process)
+#     strata loop   a shell loop running `strata up` per database, one after the other
+#     dbmate loop   a shell loop running `dbmate migrate` per database, one after the other
+#   tenants     TARGETS schemas of one database x MIGRATIONS migrations:
+#     floor         `psql -1` per schema (search_path set to it, then the same SQL), JOBS at a time
+#     fleet         `strata up --tenant-schemas 'sN\_%' --jobs JOBS`
+#   growth      fleet and floor for 10, 100, 1,000 (up to TARGETS) databases and tenant schemas
+#
+# Goals: fleet >= 3x faster than the dbmate loop; fleet <= 1.2x the floor (databases and tenants); time linear in
+# the number of targets.
+#
+# Usage: bench/fleet/run.sh [TARGETS] [MIGRATIONS] [JOBS]      (defaults: 1000 targets, 20 migrations, nproc jobs)
+# Needs: the PostgreSQL server binaries (PG_BINDIR, pg_config --bindir, or /usr/lib/postgresql/*/bin), cargo,
+# dbmate ($DBMATE, on PATH, or installed from npm into ~/.cache/strata-bench/dbmate as bench/interop does), about
+# 8 GB of disk for 1,000 databases. The databases are all created (untimed) before anything is measured; between
+# methods every database is emptied again (untimed), and the floor runs first and last to show the drift.
+set -euo pipefail
+
+targets=${1:-1000}
+migrations=${2:-20}
+jobs=${3:-$(nproc)}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+# --- tools ------------------------------------------------------------------------------------------------------
+bindir=${PG_BINDIR:-}
+if [ -z "$bindir" ] && command -v pg_config >/dev/null 2>&1; then
+    bindir=$(pg_config --bindir)
+fi
+if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
+    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+fi
+[ -x "$bindir/initdb" ] || { echo "no PostgreSQL server binaries found (set PG_BINDIR)" >&2; exit 2; }
+
+dbmate=${DBMATE:-}
+if [ -z "$dbmate" ] && command -v dbmate >/dev/null 2>&1; then
+    dbmate=$(command -v dbmate)
+fi
+if [ -z "$dbmate" ]; then
+    cache=${XDG_CACHE_HOME:-$HOME/.cache}/strata-bench/dbmate
+    dbmate="$cache/node_modules/@dbmate/linux-x64/bin/dbmate"
+    if [ ! -x "$dbmate" ]; then
+        echo "installing dbmate from npm into $cache…" >&2
+        mkdir -p "$cache"
+        npm install --silent --no-audit --no-fund --prefix "$cache" dbmate@2 >&2
+    fi
+fi
+[ -x "$dbmate" ] || { echo "no dbmate binary (set DBMATE)" >&2; exit 2; }
+
+if [ -n "${STRATA_BIN:-}" ]; then
+    strata=$STRATA_BIN
+else
+    echo "building strata (release)…" >&2
+    (cd "$repo" && cargo build --release -q -p strata-cli)
+    strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+fi
+[ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
+
+# --- cluster ----------------------------------------------------------------------------------------------------
+work=$(mktemp -d /tmp/strata-fleet-bench-XXXXXX)
+chmod 755 "$work"
+as_server=()
+if [ "$(id -u)" = 0 ]; then
+    chown postgres "$work"
+    as_server=(runuser -u postgres --)
+fi
+port=$((20000 + RANDOM % 20000))
+cleanup() {
+    "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"${as_server[@]}" "$bindir/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
+"${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
+    -o "-k $work -c listen_addresses='' -p $port -c shared_buffers=128MB -c max_connections=$((jobs * 2 + 20))" \
+    start >/dev/null
+url() { echo "postgresql://postgres@/$1?host=$work&port=$port"; }
+dbmate_url() { echo "postgres://postgres@/$1?socket=$work&port=$port&sslmode=disable"; }
+psql_to() { local db=$1; shift; "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$(url "$db")" "$@"; }
+export -f url psql_to
+export bindir work port
+
+# --- the migrations ---------------------------------------------------------------------------------------------
+"$repo/bench/core/generate.sh" "$work/gen" "$migrations" >/dev/null
+pkg="$work/gen/pkg"
+floor_sql="$work/gen/floor.sql"               # CREATE SCHEMA bench; SET search_path = bench, public; then the SQL
+tail -n +3 "$floor_sql" >"$work/gen/body.sql"  # the SQL alone, for tenant schemas
+mkdir -p "$work/dbmate"
+i=0
+for f in "$pkg"/migrations/*.sql; do
+    i=$((i + 1))
+    cp "$f" "$work/dbmate/$(printf '%014d' $((20240101000000 + i)))_$(basename "$f")"
+done
+
+# --- databases (created once, untimed) ---------------------------------------------------------------------------
+db_name() { printf 'fleet_%05d' "$1"; }
+echo "creating $targets databases…" >&2
+for ((i = 1; i <= targets; i++)); do echo "CREATE DATABASE $(db_name "$i");"; done | psql_to postgres
+psql_to postgres -c CHECKPOINT
+targets_file() { # N FILE
+    local n=$1 i
+    for ((i = 1; i <= n; i++)); do
+        printf '[[target]]\nname = "%s"\nurl = "%s"\n' "$(db_name "$i")" "$(url "$(db_name "$i")")"
+    done >"$2"
+}
+for n in 10 100 1000 "$targets"; do
+    [ "$n" -le "$targets" ] && targets_file "$n" "$work/targets_$n.toml"
+done
+# Empty the first N databases again (Strata's schemas, the package's, dbmate's tables in public), JOBS at a time.
+reset_dbs() {
+    local n=$1 i
+    for ((i = 1; i <= n; i++)); do db_name "$i"; echo; done |
+        xargs -P "$jobs" -I{} bash -c 'psql_to {} -c "DROP SCHEMA IF EXISTS bench, strata CASCADE; DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC" 2>/dev/null'
+    psql_to postgres -c CHECKPOINT
+}
+check_db() { # DB TABLE EXPECTED
+    local got
+    got=$("$bindir/psql" -X -A -t -d "$(url "$1")" -c "SELECT count(*) FROM $2")
+    [ "$got" = "$3" ] || { echo "$1: $2 has $got rows, expected $3" >&2; exit 1; }
+}
+
+now() { echo "$EPOCHREALTIME"; }
+ms_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
+
+floor_dbs() { # N
+    local n=$1 i start
+    start=$(now)
+    for ((i = 1; i <= n; i++)); do db_name "$i"; echo; done |
+        xargs -P "$jobs" -I{} bash -c 'psql_to {} -1 -f "'"$floor_sql"'" >/dev/null'
+    ms_since "$start"
+}
+fleet_dbs() { # N
+    local n=$1 start
+    start=$(now)
+    "$strata" -q -p "$pkg" up --targets "$work/targets_$n.toml" --jobs "$jobs" --state-dir "$work/state" >&2
+    ms_since "$start"
+}
+
+declare -A t
+echo "databases: floor…" >&2
+t[db_floor]=$(floor_dbs "$targets"); reset_dbs "$targets"
+echo "databases: strata up --targets…" >&2
+t[db_fleet]=$(fleet_dbs "$targets")
+check_db "$(db_name "$targets")" strata.migration $((migrations + 4))
+reset_dbs "$targets"
+echo "databases: strata loop…" >&2
+start=$(now)
+for ((i = 1; i <= targets; i++)); do "$strata" -q -p "$pkg" -d "$(url "$(db_name "$i")")" up; done
+t[db_strata_loop]=$(ms_since "$start")
+check_db "$(db_name "$targets")" strata.migration $((migrations + 4))
+reset_dbs "$targets"
+echo "databases: dbmate loop…" >&2
+start=$(now)
+for ((i = 1; i <= targets; i++)); do
+    "$dbmate" --url "$(dbmate_url "$(db_name "$i")")" --migrations-dir "$work/dbmate" --no-dump-schema migrate >/dev/null
+done
+t[db_dbmate_loop]=$(ms_since "$start")
+check_db "$(db_name "$targets")" public.schema_migrations "$migrations"
+reset_dbs "$targets"
+echo "databases: floor again…" >&2
+t[db_floor2]=$(floor_dbs "$targets"); reset_dbs "$targets"
+
+echo "databases: growth…" >&2
+for n in 10 100; do
+    [ "$n" -lt "$targets" ] || continue
+    t[grow_floor_$n]=$(floor_dbs "$n"); reset_dbs "$n"
+    t[grow_fleet_$n]=$(fleet_dbs "$n"); reset_dbs "$n"
+done
+
+# --- tenant schemas: one database per size and method -----------------------------------------------------------
+tenant_db() { # METHOD N
+    local db="ten_$1_$2"
+    psql_to postgres -c "CREATE DATABASE $db"
+    # Schema names differ per size (s10_…, s100_…): each tenant's package role is new to the cluster, as it would be.
+    psql_to "$db" -c "DO \$\$ BEGIN FOR i IN 1..$2 LOOP EXECUTE format('CREATE SCHEMA %I', 's$2_' || lpad(i::text, 5, '0')); END LOOP; END \$\$"
+    psql_to postgres -c CHECKPOINT
+    echo "$db"
+}
+floor_tenants() { # N
+    local db start
+    db=$(tenant_db floor "$1")
+    start=$(now)
+    for ((i = 1; i <= $1; i++)); do printf 's%d_%05d\n' "$1" "$i"; done |
+        xargs -P "$jobs" -I{} bash -c 'psql_to '"$db"' -1 -c "SET search_path = {}, public" -f "'"$work/gen/body.sql"'" >/dev/null'
+    ms_since "$start"
+}
+fleet_tenants() { # N
+    local db start
+    db=$(tenant_db fleet "$1")
+    start=$(now)
+    "$strata" -q -p "$pkg" -d "$(url "$db")" up --tenant-schemas "s$1\\_%" --jobs "$jobs" >&2
+    ms_since "$start"
+    check_db "$db" strata.migration $((migrations * $1 + 4 + 1))
+}
+echo "tenant schemas…" >&2
+for n in 10 100 "$targets"; do
+    [ "$n" -le "$targets" ] || continue
+    t[ten_floor_$n]=$(floor_tenants "$n")
+    t[ten_fleet_$n]=$(fleet_tenants "$n")
+done
+
+# --- the table --------------------------------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+per() { awk -v a="$1" -v n="$2" 'BEGIN { printf "%.1f", a / n }'; }
+row() { printf '%-52s %10s %12s %10s\n' "$@"; }
+floor_db=$(( (t[db_floor] + t[db_floor2]) / 2 ))
+echo
+echo "Fleet benchmark: $targets targets x $migrations migrations, --jobs $jobs, $("$bindir/postgres" --version), fsync on, Unix socket"
+echo "strata $("$strata" --version | awk '{ print $2 }') (release); $("$dbmate" --version); $(nproc) cores; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+row "databases" "wall ms" "ms/target" "vs floor"
+row "floor: psql -1 per database, $jobs at a time (first)" "${t[db_floor]}" "$(per "${t[db_floor]}" "$targets")" "-"
+row "floor (last)" "${t[db_floor2]}" "$(per "${t[db_floor2]}" "$targets")" "-"
+row "strata up --targets (one process, --jobs $jobs)" "${t[db_fleet]}" "$(per "${t[db_fleet]}" "$targets")" "$(ratio "${t[db_fleet]}" "$floor_db")x"
+row "shell loop: strata up per database" "${t[db_strata_loop]}" "$(per "${t[db_strata_loop]}" "$targets")" "$(ratio "${t[db_strata_loop]}" "$floor_db")x"
+row "shell loop: dbmate migrate per database" "${t[db_dbmate_loop]}" "$(per "${t[db_dbmate_loop]}" "$targets")" "$(ratio "${t[db_dbmate_loop]}" "$floor_db")x"
+echo "dbmate loop / fleet: $(ratio "${t[db_dbmate_loop]}" "${t[db_fleet]}")x (goal >= 3x); fleet / floor (mean of both floors): $(ratio "${t[db_fleet]}" "$floor_db")x (goal <= 1.2x)"
+echo
+row "growth" "floor ms" "fleet ms" "fleet/floor"
+for n in 10 100; do
+    [ -n "${t[grow_fleet_$n]:-}" ] || continue
+    row "$n databases ($(per "${t[grow_fleet_$n]}" "$n") ms/target)" "${t[grow_floor_$n]}" "${t[grow_fleet_$n]}" "$(ratio "${t[grow_fleet_$n]}" "${t[grow_floor_$n]}")x"
+done
+row "$targets databases ($(per "${t[db_fleet]}" "$targets") ms/target)" "$floor_db" "${t[db_fleet]}" "$(ratio "${t[db_fleet]}" "$floor_db")x"
+for n in 10 100 "$targets"; do
+    [ -n "${t[ten_fleet_$n]:-}" ] || continue
+    row "$n tenant schemas ($(per "${t[ten_fleet_$n]}" "$n") ms/target)" "${t[ten_floor_$n]}" "${t[ten_fleet_$n]}" "$(ratio "${t[ten_fleet_$n]}" "${t[ten_floor_$n]}")x"
+done
+for k in "${!t[@]}"; do printf 'RESULT %s %s\n' "$k" "${t[$k]}"; done | sort
