@@ -184,6 +184,8 @@ fn hide_not_applicable(cmd: &mut clap::Command, parent: &str, inherited: &[&[&st
     }
 }
 
+// Parsed once per process: the size of `up`'s arguments (fleet flags included) costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a package: strata.toml, migrations/, and a first migration.

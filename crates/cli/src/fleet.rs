@@ -111,7 +111,7 @@ async fn resolve(
         let targets = Targets::load(file)?;
         let store = match (&g.database_url, g.embedded) {
             (None, false) => state_dir.map(|d| StateStore::Dir(d.clone())),
-            _ => Some(StateStore::Control(control()?)),
+            _ => Some(StateStore::Control(Box::new(control()?))),
         };
         (targets, store)
     } else if let Some(sql) = &f.targets_query {
@@ -119,7 +119,7 @@ async fn resolve(
         let db = Database::connect(&options).await?;
         (
             Targets::from_query(&db, sql).await?,
-            Some(StateStore::Control(options)),
+            Some(StateStore::Control(Box::new(options))),
         )
     } else if let Some(pattern) = &f.tenant_schemas {
         let options = control()?;
@@ -129,7 +129,7 @@ async fn resolve(
         let db = Database::connect(&options).await?;
         let targets =
             Targets::tenant_schemas(&db, &options, &project, pattern, &f.new_tenant).await?;
-        (targets, Some(StateStore::Control(options)))
+        (targets, Some(StateStore::Control(Box::new(options))))
     } else {
         return Err(Failure::Usage(miette::miette!(
             "give --targets, --targets-query or --tenant-schemas"

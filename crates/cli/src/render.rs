@@ -12,9 +12,9 @@ use pgstrata::{DownReport, Event, MigrationState, Outcome, Plan, Project, UpRepo
 use crate::args::Global;
 
 mod code;
-mod ops;
 pub mod diagnostic;
 mod fleet;
+mod ops;
 
 pub struct Out {
     json: bool,

@@ -175,7 +175,12 @@ impl Context {
                         ));
                     }
                 }
-                pgstrata::CodeKind::Comment => {}
+                // Aggregates, operators and casts are not modelled by the catalog (they are listed as unmodelled
+                // objects, never diffed), so there is nothing to leave to managed code.
+                pgstrata::CodeKind::Comment
+                | pgstrata::CodeKind::Aggregate
+                | pgstrata::CodeKind::Operator
+                | pgstrata::CodeKind::Cast => {}
             }
         }
         catalog.mark_external(|id| match id {

@@ -28,7 +28,7 @@ static CONTROL_PACKAGE: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/control
 #[derive(Debug, Clone)]
 pub enum StateStore {
     /// A control database: the tables of the `strata_fleet` schema, deployed by Strata before each run.
-    Control(ConnectOptions),
+    Control(Box<ConnectOptions>),
     /// A local directory: one JSON Lines file per run, `DIR/RUN.jsonl`.
     Dir(PathBuf),
 }

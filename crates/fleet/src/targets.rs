@@ -348,8 +348,9 @@ impl Targets {
     /// `tags` (an array, or a comma-separated list).
     pub async fn from_query(control: &Database, sql: &str) -> Result<Targets> {
         let rows = query_rows(control, sql, "--targets-query").await?;
-        let mut found: Vec<(Option<String>, ConnectOptions, Option<String>, Vec<String>)> =
-            Vec::new();
+        // Per row: name, connection, group, tags.
+        type Found = (Option<String>, ConnectOptions, Option<String>, Vec<String>);
+        let mut found: Vec<Found> = Vec::new();
         for (i, row) in rows.iter().enumerate() {
             let url = row.text(&["url"]).ok_or_else(|| {
                 Error::usage(

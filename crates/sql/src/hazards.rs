@@ -129,13 +129,12 @@ fn top_level(text: &str, tokens: &[Tok], kind: &StatementKind, out: &mut Vec<Fin
             "PREPARE TRANSACTION" | "COMMIT PREPARED" | "ROLLBACK PREPARED" => {
                 push(Hazard::PreparedTransaction, span(0, 2));
             }
-            "RESET" => {
+            "RESET"
                 if w.is_any(1, &["ROLE", "ALL", "SESSION_AUTHORIZATION"])
                     || (w.is(1, "SESSION") && w.is(2, "AUTHORIZATION"))
-                    || is_quoted_setting(&w, 1)
-                {
-                    push(Hazard::RoleChange, span(0, 2));
-                }
+                    || is_quoted_setting(&w, 1) =>
+            {
+                push(Hazard::RoleChange, span(0, 2));
             }
             "DISCARD ALL" => push(Hazard::RoleChange, span(0, 2)),
             "ALTER FUNCTION" | "ALTER PROCEDURE" | "ALTER ROUTINE" => routine_options(&w, out),
@@ -165,11 +164,9 @@ fn top_level(text: &str, tokens: &[Tok], kind: &StatementKind, out: &mut Vec<Fin
                     push(Hazard::RoleChange, span(top[k], 2));
                 }
             }
-            "GRANT" | "REVOKE" => {
-                // Privileges name an object after ON; a role membership grant has no ON.
-                if !w.top_level().iter().any(|&i| w.is(i, "ON")) {
-                    push(Hazard::RoleManagement, span(0, 1));
-                }
+            // Privileges name an object after ON; a role membership grant has no ON.
+            "GRANT" | "REVOKE" if !w.top_level().iter().any(|&i| w.is(i, "ON")) => {
+                push(Hazard::RoleManagement, span(0, 1));
             }
             _ => {}
         },

@@ -51,7 +51,9 @@ async fn two_hundred_databases_one_failing_on_its_data_then_resumed() {
     assert_eq!(targets.list().len(), TARGETS);
     let (_pkg, app) = project("[security]\npackage_role = false", FILES);
     let control = TestDb::new().await;
-    let store = StateStore::Control(pgstrata_conn::ConnectOptions::parse(&control.url()).unwrap());
+    let store = StateStore::Control(Box::new(
+        pgstrata_conn::ConnectOptions::parse(&control.url()).unwrap(),
+    ));
     let opts = FleetOptions {
         jobs: 4,
         on_failure: OnFailure::Continue,

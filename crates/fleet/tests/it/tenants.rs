@@ -41,7 +41,7 @@ async fn five_hundred_tenant_schemas_then_a_new_migration_to_all() {
         .await
         .unwrap();
     assert_eq!(targets.list().len(), TENANTS);
-    let store = StateStore::Control(options.clone());
+    let store = StateStore::Control(Box::new(options.clone()));
     let opts = FleetOptions {
         jobs: 4,
         on_failure: OnFailure::Continue,

@@ -116,10 +116,13 @@ pub(crate) struct Session<'a> {
     /// The id of the open transaction, once package code needed it (the boundary check compares it).
     xact: Option<String>,
     /// The prepared boundary check: for which role and transaction, and its `prepare_time`.
-    prepared: Option<((Option<String>, Option<String>), String)>,
+    prepared: Option<(BoundaryKey, String)>,
     schemas: HashSet<String>,
     extensions: HashSet<String>,
 }
+
+/// What a prepared boundary check was prepared for: the package role and the transaction id.
+type BoundaryKey = (Option<String>, Option<String>);
 
 impl<'a> Session<'a> {
     /// Begin the first transaction and take the deploy lock (waiting at most `lock_wait_timeout`).
