@@ -158,7 +158,8 @@ END
 $fn$;
 
 COMMENT ON FUNCTION minipaas._check_duration(text, interval, boolean, interval, text) IS
-    'Internal: raises a clear error (22023) unless value lies in (0 or more, highest]; NULL passes.';
+    'Internal: raises a clear error (22023) unless value lies between 0 (allowed if allow_zero) and highest; NULL '
+    'passes.';
 
 CREATE OR REPLACE FUNCTION minipaas._check_key(what text, key text)
 RETURNS void

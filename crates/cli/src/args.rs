@@ -345,18 +345,47 @@ Examples:
     DumpSchema(crate::interop::DumpSchemaArgs),
     /// Check the database: sizes, indexes, vacuum, wraparound, sessions and locks, replication, Strata's history,
     /// MiniPaaS queues and streams, top statements. Exit codes with --exit-code: 1 when a check finds a problem.
+    #[command(after_help = "\
+Examples:
+  strata inspect                          every check, with a verdict each
+  strata inspect indexes vacuum --top 5   two checks, five rows each
+  strata inspect --exit-code --json       for monitoring: exit 1 when a check finds a problem
+  strata inspect --watch 5s")]
     Inspect(crate::ops::InspectArgs),
     /// Back up the database with the server's own pg_dump, and write a manifest beside the archive.
+    #[command(after_help = "\
+Examples:
+  strata backup                           DATABASE-TIMESTAMP.dump here, with its manifest
+  strata backup nightly/ -j 4             directory format, four pg_dump jobs
+  strata backup --schema-only schema.dump")]
     Backup(crate::ops::BackupArgs),
     /// Restore an archive with pg_restore (a non-empty database needs --clean); --verify checks it.
+    #[command(after_help = "\
+Examples:
+  strata restore app.dump --verify --shadow   restore into a throwaway cluster and compare with the manifest
+  strata restore app.dump --into postgresql://localhost/app_copy
+  strata restore nightly/ -j 4 --clean")]
     Restore(crate::ops::RestoreArgs),
     /// Print the migration between two schemas: databases, declared .sql files, or the package's migrations.
     /// Exit codes: 0 (an empty diff prints nothing), 1 data loss refused, 2 bad input or unreachable server.
+    #[command(after_help = "\
+Examples:
+  strata diff                                              what schema/ adds to the migrations
+  strata diff --from postgresql://…/prod --to postgresql://…/staging
+  strata diff --from migrations --to schema/ --format json")]
     Diff(crate::declare::DiffArgs),
     /// Write a migration from the declared schema (schema/): what it adds to the migrations, proven first.
+    #[command(after_help = "\
+Examples:
+  strata generate add_invoice_status      writes and lists the migration, proven up and down first
+  strata generate drop_legacy --allow-data-loss")]
     Generate(crate::declare::GenerateArgs),
     /// Declarative schema: `strata schema check`.
     #[command(subcommand)]
+    #[command(after_help = "\
+Examples:
+  strata schema check                     in CI: exit 1 with the diff when migrations and schema/ disagree
+  strata schema check --shadow-url postgresql://localhost/postgres")]
     Schema(crate::declare::SchemaCommand),
     /// Print a shell completion script.
     #[command(after_help = "\

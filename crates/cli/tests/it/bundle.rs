@@ -434,6 +434,8 @@ fn bundle_refuses_what_it_cannot_express() {
 
     // Schema public: no schema of its own to recognise or drop.
     let mut public = Pkg::new("github.com/acme/app", "public");
+    // A package role would take `public` over: refused unless the manifest says so.
+    public.extra = "[security]\nadopt_schema = true\n".into();
     public.add("001_t.sql", "CREATE TABLE t (id int);\n");
     let r = run(strata()
         .current_dir(public.root())

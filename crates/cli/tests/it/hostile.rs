@@ -154,7 +154,7 @@ fn symbolic_links_out_of_the_package_are_refused_before_reading() {
         &outside.path().join("secret.sql"),
         "migrations/0002.sql",
     );
-    let run = pkg.run(&db, &["up"]).expect_code(1);
+    let run = pkg.run(&db, &["up"]).expect_code(2);
     assert!(run.says("leads outside the package"), "{}", run.stderr);
     assert!(!run.says("the secret"), "{}", run.stderr);
     assert!(!db.has("links.t"));
@@ -164,7 +164,7 @@ fn symbolic_links_out_of_the_package_are_refused_before_reading() {
     pkg.migrations.push("migrations/0001.sql".into());
     pkg.write_manifest();
     link(&pkg, &outside.path().join("dir"), "migrations");
-    let run = pkg.run(&db, &["up"]).expect_code(1);
+    let run = pkg.run(&db, &["up"]).expect_code(2);
     assert!(run.says("leads outside the package"), "{}", run.stderr);
     assert!(!run.says("the secret"), "{}", run.stderr);
 
@@ -172,7 +172,7 @@ fn symbolic_links_out_of_the_package_are_refused_before_reading() {
     let mut pkg = Pkg::new("acme/links", "links");
     pkg.add("0001.sql", "CREATE TABLE t (id bigint);\n");
     link(&pkg, &outside.path().join("secret.sql"), "code/secret.sql");
-    let run = pkg.run(&db, &["up"]).expect_code(1);
+    let run = pkg.run(&db, &["up"]).expect_code(2);
     assert!(run.says("leads outside the package"), "{}", run.stderr);
     assert!(!db.has("links.t"));
 

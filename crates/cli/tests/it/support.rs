@@ -471,3 +471,19 @@ pub fn dbmate() -> Option<std::path::PathBuf> {
     }
     found
 }
+
+/// How many migrations Strata's own package has (a fresh deploy runs them first): counted from its folder, so a
+/// new one does not break every test that counts a fresh deploy's migrations.
+pub fn strata_schema_migrations() -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pgstrata/schema");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sql")
+        })
+        .count()
+}

@@ -12,7 +12,7 @@ use crate::support::write_package;
 
 /// A migration that records the advisory locks its own session holds, and who it runs as.
 const PROBE: &str = "CREATE TABLE seen AS
-  SELECT current_user::text AS current_role, session_user::text AS login,
+  SELECT current_user::text AS run_as, session_user::text AS login,
          (SELECT array_agg(mode || ':' || classid || ':' || objid || ':' || objsubid ORDER BY mode)
             FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks;
 ";
@@ -48,10 +48,7 @@ async fn deploy(db: &TestDb, extra: &str, schema: Option<&str>) -> (String, Stri
     let table = format!("\"{}\".seen", schema.unwrap_or("app"));
     let row = conn
         .client()
-        .query_one(
-            &format!("SELECT current_role, login, locks FROM {table}"),
-            &[],
-        )
+        .query_one(&format!("SELECT run_as, login, locks FROM {table}"), &[])
         .await
         .unwrap();
     (row.get(0), row.get(1), row.get(2))

@@ -2,6 +2,7 @@
 //! writer of the `strata` schema), catalog queries about managed objects, package roles.
 
 pub(crate) mod boundary;
+pub(crate) mod broken;
 pub mod catalog;
 pub mod exec;
 pub mod history;

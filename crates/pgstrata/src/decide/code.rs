@@ -287,7 +287,7 @@ pub async fn status(db: &Database, project: &Project) -> Result<Vec<PackageCode>
     }
     // An object in sync with its source may still have lost what it uses (a `down` dropped a table it reads).
     let names: Vec<String> = packages.iter().map(|p| p.name().to_string()).collect();
-    for b in crate::db::catalog::broken_routines(db.client(), Some(&names)).await? {
+    for b in crate::db::broken::broken_routines(db.client(), Some(&names)).await? {
         let object = out
             .iter_mut()
             .filter(|p| p.package == b.package)

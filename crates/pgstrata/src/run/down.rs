@@ -90,7 +90,7 @@ pub async fn down(
             let broken = if opts.dry_run || ran.is_empty() {
                 Vec::new()
             } else {
-                crate::db::catalog::broken_routines(db.client(), opts.packages.as_deref()).await?
+                crate::db::broken::broken_routines(db.client(), opts.packages.as_deref()).await?
             };
             Ok(DownReport {
                 outcome,
