@@ -45,6 +45,7 @@
 #![deny(missing_docs)]
 
 mod body;
+pub mod highlight;
 mod lex;
 pub mod lint;
 pub mod locks;

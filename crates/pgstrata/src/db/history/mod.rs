@@ -13,7 +13,12 @@ use tokio_postgres::types::Type;
 use crate::error::{Error, Result};
 use crate::report::RunOutcome;
 
+mod browse;
 mod record;
+
+pub use browse::{
+    RunDetail, RunFilter, RunMigration, RunPage, run, run_migrations, run_packages, run_page,
+};
 
 pub(crate) use record::*;
 
@@ -156,21 +161,23 @@ pub async fn runs(client: &Client, limit: i64) -> Result<Vec<RunRecord>> {
         )
         .await
         .map_err(Error::db("reading strata.run"))?;
-    Ok(rows
-        .iter()
-        .map(|r| RunRecord {
-            id: r.get(0),
-            command: r.get(1),
-            outcome: r.get::<_, &str>(2).parse().unwrap_or(RunOutcome::Running),
-            started_at: r.get(3),
-            finished_at: r.get(4),
-            from_state: r.get(5),
-            to_state: r.get(6),
-            detail: r.get(7),
-            error: r.get(8),
-            db_user: r.get(9),
-        })
-        .collect())
+    Ok(rows.iter().map(run_record).collect())
+}
+
+/// A row of `SELECT id, command, outcome, started_at, finished_at, from_state, to_state, detail, error, db_user`.
+fn run_record(r: &tokio_postgres::Row) -> RunRecord {
+    RunRecord {
+        id: r.get(0),
+        command: r.get(1),
+        outcome: r.get::<_, &str>(2).parse().unwrap_or(RunOutcome::Running),
+        started_at: r.get(3),
+        finished_at: r.get(4),
+        from_state: r.get(5),
+        to_state: r.get(6),
+        detail: r.get(7),
+        error: r.get(8),
+        db_user: r.get(9),
+    }
 }
 
 /// The last applied migration of each package, as a JSON object (for `strata.run.from_state/to_state`).
