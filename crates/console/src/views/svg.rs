@@ -1,0 +1,110 @@
+//! Line charts as inline SVG, drawn by the server: the last hour on the x axis, zero to the largest value on the
+//! y axis. Colours come from the style sheet (classes), so the policy needs no inline style.
+
+use chrono::{DateTime, Duration, Utc};
+use maud::{Markup, html};
+
+use crate::routes::Series;
+use crate::sampler::WINDOW_MINUTES;
+
+const W: f64 = 640.0;
+const H: f64 = 160.0;
+const LEFT: f64 = 48.0;
+const BOTTOM: f64 = 20.0;
+const TOP: f64 = 8.0;
+
+/// A chart of `series` (label, CSS class, points) over the last hour up to `now`.
+pub(crate) fn chart(title: &str, series: &[(&str, &str, &Series)], now: DateTime<Utc>) -> Markup {
+    let start = now - Duration::minutes(WINDOW_MINUTES);
+    let max = series
+        .iter()
+        .flat_map(|(_, _, s)| s.iter().map(|(_, v)| *v))
+        .fold(0.0_f64, f64::max);
+    let top = nice(max);
+    let x = |t: &DateTime<Utc>| {
+        let secs = (*t - start).num_milliseconds() as f64 / 1000.0;
+        LEFT + (secs / (WINDOW_MINUTES as f64 * 60.0)).clamp(0.0, 1.0) * (W - LEFT - 4.0)
+    };
+    let y = |v: f64| TOP + (1.0 - v / top) * (H - TOP - BOTTOM);
+    let samples: usize = series.iter().map(|(_, _, s)| s.len()).max().unwrap_or(0);
+    html! {
+        figure.chart {
+            figcaption {
+                (title)
+                @for (label, class, _) in series { " " span class={"key " (class)} { "■ " (label) } }
+            }
+            svg viewBox={"0 0 " (W) " " (H)} role="img" aria-label=(title) {
+                @for i in 0..=4 {
+                    @let v = top * f64::from(i) / 4.0;
+                    line.grid x1=(LEFT) x2=(W - 4.0) y1=(y(v)) y2=(y(v)) {}
+                    text.axis x=(LEFT - 6.0) y=(y(v) + 4.0) text-anchor="end" { (label(v)) }
+                }
+                @for m in [60, 45, 30, 15, 0] {
+                    @let t = now - Duration::minutes(m);
+                    text.axis x=(x(&t)) y=(H - 4.0) text-anchor="middle" {
+                        @if m == 0 { "now" } @else { "−" (m) " min" }
+                    }
+                }
+                @for (_, class, points) in series {
+                    @if points.len() == 1 {
+                        circle class=(class) cx=(x(&points[0].0)) cy=(y(points[0].1)) r="2.5" {}
+                    } @else if points.len() > 1 {
+                        polyline class=(class) points=(points.iter().map(|(t, v)| format!("{:.1},{:.1}", x(t), y(*v))).collect::<Vec<_>>().join(" ")) {}
+                    }
+                }
+                @if samples == 0 {
+                    text.axis x=(W / 2.0) y=(H / 2.0) text-anchor="middle" { "no samples yet: the console samples while it runs" }
+                }
+            }
+        }
+    }
+}
+
+/// The next round number at or above `v` (1, 2, 5 × 10ⁿ), at least 1.
+fn nice(v: f64) -> f64 {
+    if v <= 1.0 {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if v <= m * p {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+fn label(v: f64) -> String {
+    if v >= 1_000_000.0 {
+        format!("{:.1}M", v / 1_000_000.0)
+    } else if v >= 1000.0 {
+        format!("{:.1}k", v / 1000.0)
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scales_are_round() {
+        assert_eq!(nice(0.0), 1.0);
+        assert_eq!(nice(7.0), 10.0);
+        assert_eq!(nice(12.0), 20.0);
+        assert_eq!(nice(450.0), 500.0);
+        assert_eq!(label(2500.0), "2.5k");
+    }
+
+    #[test]
+    fn a_chart_draws_its_series() {
+        let now = Utc::now();
+        let s: Series = vec![(now - Duration::minutes(10), 4.0), (now, 8.0)];
+        let svg = chart("depth", &[("ready", "s1", &s)], now).into_string();
+        assert!(svg.contains("<polyline class=\"s1\""), "{svg}");
+        assert!(svg.contains(">10<"), "the scale tops at 10: {svg}");
+    }
+}
