@@ -108,6 +108,8 @@ pub enum Command {
     Backup(crate::ops::BackupArgs),
     /// Restore an archive with pg_restore (a non-empty database needs --clean); --verify checks it.
     Restore(crate::ops::RestoreArgs),
+    /// Serve a local web page of the history, the plan, drift, inspect verdicts, and MiniPaaS queues and streams.
+    Console(crate::console::ConsoleArgs),
 }
 
 #[derive(Debug, Args)]

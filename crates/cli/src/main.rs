@@ -4,6 +4,7 @@
 
 mod args;
 mod bundle;
+mod console;
 mod interop;
 mod ops;
 mod render;
@@ -245,6 +246,7 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Inspect(a) => ops::inspect(a, g, out).await,
         Command::Backup(a) => ops::backup(a, g, out).await,
         Command::Restore(a) => ops::restore(a, g, out).await,
+        Command::Console(a) => console::console(a, g).await,
         Command::Wait(a) => {
             let timeout = pgstrata::manifest::parse_duration(&a.timeout)
                 .map_err(|m| Failure::Usage(miette::miette!("--timeout: {m}")))?;

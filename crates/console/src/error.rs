@@ -93,9 +93,12 @@ impl Error {
 
     /// True for errors caused by how the console was invoked (exit code 2 in the CLI).
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            Error::Usage { .. } | Error::Bind { .. } | Error::Connect(_)
-        )
+        match self {
+            Error::Usage { .. } | Error::Bind { .. } | Error::Connect(_) => true,
+            // A connection string that does not work is the caller's to fix, as in every other command.
+            Error::Strata(e) => e.is_usage() || e.is_connection(),
+            Error::Ops(e) => e.is_usage() || e.is_connection(),
+            Error::Database { .. } | Error::Serve { .. } => false,
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! - POSTs are refused in read-only mode, from another origin, and without the page's CSRF token (checked by the
 //!   handlers, which parse the form).
 //! - Every response: a Content-Security-Policy that allows only the console's own script and style sheet, no
-//!   framing, no caching, no referrer.
+//!   framing, no caching, no referrer to other sites (`same-origin`: with `no-referrer` browsers send `Origin: null`
+//!   on the console's own forms, which the origin check must refuse).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -219,7 +220,7 @@ pub(crate) async fn guard(
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

@@ -5,6 +5,8 @@ use pgstrata_sql::highlight::{Class, highlight};
 
 /// A `<pre>` block of highlighted SQL with line numbers in the margin.
 pub(crate) fn block(sql: &str) -> Markup {
+    // Files end with blank lines; the gutter should not count them.
+    let sql = sql.trim_end();
     let lines = sql.lines().count().max(1);
     html! {
         div.sql {

@@ -21,6 +21,12 @@ pub(crate) fn chart(title: &str, series: &[(&str, &str, &Series)], now: DateTime
         .flat_map(|(_, _, s)| s.iter().map(|(_, v)| *v))
         .fold(0.0_f64, f64::max);
     let top = nice(max);
+    // Gridlines at round values: fifths of 5, 50, …; quarters of 1, 2, 10, 20, ….
+    let ticks: u8 = if (top / 10f64.powf(top.log10().floor()) - 5.0).abs() < 1e-9 {
+        5
+    } else {
+        4
+    };
     let x = |t: &DateTime<Utc>| {
         let secs = (*t - start).num_milliseconds() as f64 / 1000.0;
         LEFT + (secs / (WINDOW_MINUTES as f64 * 60.0)).clamp(0.0, 1.0) * (W - LEFT - 4.0)
@@ -34,14 +40,14 @@ pub(crate) fn chart(title: &str, series: &[(&str, &str, &Series)], now: DateTime
                 @for (label, class, _) in series { " " span class={"key " (class)} { "■ " (label) } }
             }
             svg viewBox={"0 0 " (W) " " (H)} role="img" aria-label=(title) {
-                @for i in 0..=4 {
-                    @let v = top * f64::from(i) / 4.0;
+                @for i in 0..=ticks {
+                    @let v = top * f64::from(i) / f64::from(ticks);
                     line.grid x1=(LEFT) x2=(W - 4.0) y1=(y(v)) y2=(y(v)) {}
                     text.axis x=(LEFT - 6.0) y=(y(v) + 4.0) text-anchor="end" { (label(v)) }
                 }
                 @for m in [60, 45, 30, 15, 0] {
                     @let t = now - Duration::minutes(m);
-                    text.axis x=(x(&t)) y=(H - 4.0) text-anchor="middle" {
+                    text.axis x=(x(&t)) y=(H - 4.0) text-anchor=(if m == 0 { "end" } else { "middle" }) {
                         @if m == 0 { "now" } @else { "−" (m) " min" }
                     }
                 }
@@ -106,5 +112,15 @@ mod tests {
         let svg = chart("depth", &[("ready", "s1", &s)], now).into_string();
         assert!(svg.contains("<polyline class=\"s1\""), "{svg}");
         assert!(svg.contains(">10<"), "the scale tops at 10: {svg}");
+        assert!(
+            svg.contains(">2.5<") && !svg.contains(">2<"),
+            "quarters of 10: {svg}"
+        );
+        let s: Series = vec![(now, 5.0)];
+        let svg = chart("depth", &[("ready", "s1", &s)], now).into_string();
+        assert!(
+            svg.contains(">1<") && svg.contains(">4<"),
+            "fifths of 5: {svg}"
+        );
     }
 }
