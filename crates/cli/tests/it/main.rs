@@ -11,6 +11,7 @@ mod support;
 mod bundle;
 mod concurrency;
 mod connection;
+mod console;
 mod deploy;
 mod dev;
 mod failures;
