@@ -79,8 +79,8 @@ fn message_row(frame: &Frame, name: &str, m: &QueueMessage) -> Markup {
             td.n { (m.id) }
             td.n { (m.priority) }
             td.n { (m.attempts) }
-            td { (when(&m.enqueued_at)) }
-            td {
+            td.t { (when(&m.enqueued_at)) }
+            td.t {
                 @if let Some(t) = m.finished_at { (when(&t)) }
                 @else if let Some(t) = m.lease_until { "lease until " (when(&t)) }
                 @else { "ready at " (when(&m.ready_at)) }
@@ -92,13 +92,15 @@ fn message_row(frame: &Frame, name: &str, m: &QueueMessage) -> Markup {
                 @if (m.payload_bytes as usize) > m.payload_preview.len() { span.note { " … " (num(m.payload_bytes)) " bytes" } }
                 @if let Some(serde_json::Value::Array(errors)) = &m.errors {
                     @if !errors.is_empty() {
-                        details.errors {
+                        details.errors open[dead] {
                             summary { (errors.len()) " error(s)" }
                             ol {
                                 @for e in errors {
                                     li {
                                         @if let Some(a) = e.get("attempt") { "attempt " (a) ": " }
-                                        @if let Some(at) = e.get("at").and_then(|v| v.as_str()) { span.note { (at) " " } }
+                                        @if let Some(at) = e.get("at").and_then(|v| v.as_str()) {
+                                            span.note { (chrono::DateTime::parse_from_rfc3339(at).map_or_else(|_| at.to_string(), |t| when(&t.to_utc()))) " " }
+                                        }
                                         (e.get("error").and_then(|v| v.as_str()).map_or_else(|| e.to_string(), str::to_string))
                                     }
                                 }

@@ -35,7 +35,7 @@ pub(crate) fn table(runs: &[RunRecord]) -> Markup {
                             td.n { a href={"/runs/" (r.id)} { "#" (r.id) } }
                             td { code { (r.command) } }
                             td { (badge(r.outcome.as_str())) }
-                            td { (when(&r.started_at)) }
+                            td.t { (when(&r.started_at)) }
                             td.n { (duration(r)) }
                             td { (r.db_user) }
                             td.error { (r.error.as_deref().map(first_line).unwrap_or("")) }

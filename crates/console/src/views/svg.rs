@@ -13,9 +13,18 @@ const LEFT: f64 = 48.0;
 const BOTTOM: f64 = 20.0;
 const TOP: f64 = 8.0;
 
-/// A chart of `series` (label, CSS class, points) over the last hour up to `now`.
+/// A chart of `series` (label, CSS class, points) up to `now`: over the last hour, or since the first sample when
+/// the console has run for less (at least a minute), so a young console's samples are not squeezed into a line.
 pub(crate) fn chart(title: &str, series: &[(&str, &str, &Series)], now: DateTime<Utc>) -> Markup {
-    let start = now - Duration::minutes(WINDOW_MINUTES);
+    let earliest = series
+        .iter()
+        .filter_map(|(_, _, s)| s.first().map(|(t, _)| *t))
+        .min()
+        .unwrap_or(now);
+    let span_s = (now - earliest)
+        .num_seconds()
+        .clamp(60, WINDOW_MINUTES * 60);
+    let start = now - Duration::seconds(span_s);
     let max = series
         .iter()
         .flat_map(|(_, _, s)| s.iter().map(|(_, v)| *v))
@@ -29,7 +38,7 @@ pub(crate) fn chart(title: &str, series: &[(&str, &str, &Series)], now: DateTime
     };
     let x = |t: &DateTime<Utc>| {
         let secs = (*t - start).num_milliseconds() as f64 / 1000.0;
-        LEFT + (secs / (WINDOW_MINUTES as f64 * 60.0)).clamp(0.0, 1.0) * (W - LEFT - 4.0)
+        LEFT + (secs / span_s as f64).clamp(0.0, 1.0) * (W - LEFT - 4.0)
     };
     let y = |v: f64| TOP + (1.0 - v / top) * (H - TOP - BOTTOM);
     let samples: usize = series.iter().map(|(_, _, s)| s.len()).max().unwrap_or(0);
@@ -45,10 +54,11 @@ pub(crate) fn chart(title: &str, series: &[(&str, &str, &Series)], now: DateTime
                     line.grid x1=(LEFT) x2=(W - 4.0) y1=(y(v)) y2=(y(v)) {}
                     text.axis x=(LEFT - 6.0) y=(y(v) + 4.0) text-anchor="end" { (label(v)) }
                 }
-                @for m in [60, 45, 30, 15, 0] {
-                    @let t = now - Duration::minutes(m);
-                    text.axis x=(x(&t)) y=(H - 4.0) text-anchor=(if m == 0 { "end" } else { "middle" }) {
-                        @if m == 0 { "now" } @else { "−" (m) " min" }
+                @for q in [4, 3, 2, 1, 0] {
+                    @let ago = span_s * q / 4;
+                    text.axis x=(x(&(now - Duration::seconds(ago)))) y=(H - 4.0)
+                        text-anchor=(if q == 0 { "end" } else if q == 4 { "start" } else { "middle" }) {
+                        (ago_label(ago))
                     }
                 }
                 @for (_, class, points) in series {
@@ -63,6 +73,15 @@ pub(crate) fn chart(title: &str, series: &[(&str, &str, &Series)], now: DateTime
                 }
             }
         }
+    }
+}
+
+/// `now`, `−30 s`, `−15 min`.
+fn ago_label(seconds: i64) -> String {
+    match seconds {
+        0 => "now".to_string(),
+        s if s < 120 => format!("−{s} s"),
+        s => format!("−{} min", (s + 30) / 60),
     }
 }
 
@@ -112,6 +131,10 @@ mod tests {
         let svg = chart("depth", &[("ready", "s1", &s)], now).into_string();
         assert!(svg.contains("<polyline class=\"s1\""), "{svg}");
         assert!(svg.contains(">10<"), "the scale tops at 10: {svg}");
+        assert!(
+            svg.contains(">−10 min<") && svg.contains(">now<"),
+            "since the first sample: {svg}"
+        );
         assert!(
             svg.contains(">2.5<") && !svg.contains(">2<"),
             "quarters of 10: {svg}"
