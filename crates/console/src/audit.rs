@@ -73,7 +73,10 @@ impl fmt::Display for Action {
 
 /// Where actions are reported (besides the console's own list of recent actions).
 #[derive(Clone, Default)]
-pub struct ActionSink(Option<Arc<dyn Fn(&Action) + Send + Sync>>);
+pub struct ActionSink(Option<Arc<Report>>);
+
+/// What a sink calls for each action.
+type Report = dyn Fn(&Action) + Send + Sync;
 
 impl ActionSink {
     /// Report each action to `f`.
