@@ -99,6 +99,16 @@ async fn with_a_token_the_first_visit_sets_a_cookie_and_every_other_request_need
         get(a, "/runs?token=wrong-token-0123456789").await.status,
         401
     );
+    // A POST without the cookie is refused before its form is read.
+    let post = request(
+        a,
+        "POST",
+        "/queues/mail/redrive",
+        &[],
+        Some("csrf=x&confirm=yes"),
+    )
+    .await;
+    assert_eq!(post.status, 401, "{}", post.body);
     let first = get(a, &format!("/runs?outcome=failed&token={token}")).await;
     assert_eq!(first.status, 303);
     assert_eq!(
