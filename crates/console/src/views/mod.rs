@@ -89,12 +89,12 @@ pub(crate) fn pager(base: &str, page: i64, pages: i64) -> Markup {
     html! {
         nav.pager aria-label="pages" {
             @if page > 1 {
-                a rel="prev" href={(base) (sep) "page=" (page - 1)} { "← newer" }
-            } @else { span.off { "← newer" } }
+                a rel="prev" href={(base) (sep) "page=" (page - 1)} { "← previous" }
+            } @else { span.off { "← previous" } }
             span { "page " (page) " of " (pages) }
             @if page < pages {
-                a rel="next" href={(base) (sep) "page=" (page + 1)} { "older →" }
-            } @else { span.off { "older →" } }
+                a rel="next" href={(base) (sep) "page=" (page + 1)} { "next →" }
+            } @else { span.off { "next →" } }
         }
     }
 }
