@@ -1268,6 +1268,34 @@ COMMENT ON FUNCTION minipaas.queue_redrive(text, bigint[]) IS
     'Makes dead messages of a queue (all, or those in ids) deliverable again with a fresh attempt budget; their '
     'error history is kept. Returns how many were redriven.';
 
+CREATE OR REPLACE FUNCTION minipaas.queue_delete_dead(queue text, ids bigint[])
+RETURNS bigint
+LANGUAGE plpgsql
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    q       minipaas.queues;
+    v_count bigint;
+BEGIN
+    q := minipaas._queue(queue, false);
+    IF ids IS NULL THEN
+        RAISE EXCEPTION 'minipaas.queue_delete_dead: ids must not be NULL'
+            USING ERRCODE = '22004',
+                  HINT = 'Name the dead messages to delete; queue_purge(queue) deletes every message of a queue.';
+    END IF;
+    -- Only dead messages: a ready or leased one belongs to the workers (a dead one is in no ordering lane any
+    -- more, so deleting it unblocks nothing and blocks nothing).
+    DELETE FROM minipaas.messages m
+     WHERE m.queue_id = q.queue_id AND m.state = 'dead' AND m.id = ANY (ids);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$fn$;
+
+COMMENT ON FUNCTION minipaas.queue_delete_dead(text, bigint[]) IS
+    'Deletes the dead messages of a queue whose ids are given (messages in any other state are left alone); '
+    'returns how many were deleted.';
+
 CREATE OR REPLACE FUNCTION minipaas.queue_purge(queue text)
 RETURNS bigint
 LANGUAGE plpgsql

@@ -583,6 +583,35 @@ BEGIN
 END
 $fn$;
 
+CREATE OR REPLACE FUNCTION minipaas.queue_delete_dead_test()
+RETURNS void
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    v_a bigint;
+    v_b bigint;
+    v_live bigint;
+    v_row record;
+BEGIN
+    v_a := minipaas.queue_enqueue('q', '{"n": "a"}');
+    v_b := minipaas.queue_enqueue('q', '{"n": "b"}');
+    FOR v_row IN SELECT * FROM minipaas.queue_dequeue('q', 2) LOOP
+        PERFORM minipaas.queue_nack(v_row.id, v_row.lease_token, 'bad', retry => false);
+    END LOOP;
+    v_live := minipaas.queue_enqueue('q', '{"n": "live"}');
+    PERFORM minipaas.t_eq(minipaas.queue_delete_dead('q', ARRAY[v_b, v_live]), 1::bigint,
+                          'only the dead message among the ids is deleted');
+    PERFORM minipaas.t_eq((SELECT count(*) FROM minipaas.messages WHERE id = v_b), 0::bigint, 'it is gone');
+    PERFORM minipaas.t_eq((SELECT state FROM minipaas.messages WHERE id = v_a), 'dead'::minipaas.message_state,
+                          'other dead messages stay');
+    PERFORM minipaas.t_eq((SELECT state FROM minipaas.messages WHERE id = v_live),
+                          'ready'::minipaas.message_state, 'a live message is left alone');
+    PERFORM minipaas.t_eq(minipaas.queue_delete_dead('q', ARRAY[v_b]), 0::bigint, 'deleting twice deletes nothing');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_delete_dead('nope', ARRAY[1::bigint])$$, '42704');
+    PERFORM minipaas.t_raises($$SELECT minipaas.queue_delete_dead('q', NULL)$$, '22004', 'must not be NULL');
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION minipaas.queue_dead_letter_queue_test()
 RETURNS void
 LANGUAGE plpgsql

@@ -400,6 +400,13 @@ Examples:
   strata man | man -l -
   strata man --dir ~/.local/share/man/man1   strata.1, strata-up.1, …")]
     Man(ManArgs),
+    /// Serve a local web page of the history, the plan, drift, inspect verdicts, and MiniPaaS queues and streams.
+    #[command(after_help = "\
+Examples:
+  strata console                          http://127.0.0.1:7373 (printed), opens nothing by itself
+  strata console --embedded --listen 127.0.0.1:0
+  strata console --read-only --listen 0.0.0.0:7373 --token \"$TOKEN\"")]
+    Console(crate::console::ConsoleArgs),
 }
 
 #[derive(Debug, Args)]

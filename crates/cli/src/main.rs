@@ -4,6 +4,7 @@
 
 mod args;
 mod bundle;
+mod console;
 mod declare;
 mod fleet;
 mod interop;
@@ -256,6 +257,7 @@ async fn run(cli: Cli, out: &Out) -> Result<(), Failure> {
         Command::Diff(a) => declare::diff(a, g, out).await,
         Command::Generate(a) => declare::generate(a, g, out).await,
         Command::Schema(cmd) => declare::schema(cmd, g, out).await,
+        Command::Console(a) => console::console(a, g).await,
         Command::Wait(a) => {
             let timeout = pgstrata::manifest::parse_duration(&a.timeout)
                 .map_err(|m| Failure::Usage(miette::miette!("--timeout: {m}")))?;

@@ -102,7 +102,7 @@ pub struct RestoreArgs {
 }
 
 /// `[inspect]` of the package's strata.toml (the `-p` one, else the one the current directory is in).
-fn settings(g: &Global) -> Result<InspectSettings, Failure> {
+pub(crate) fn settings(g: &Global) -> Result<InspectSettings, Failure> {
     let manifest = match g.packages.last() {
         Some(dir) => Some(dir.join("strata.toml")),
         None => std::env::current_dir().ok().and_then(|cwd| {

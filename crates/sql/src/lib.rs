@@ -49,6 +49,7 @@
 mod body;
 pub mod enums;
 pub mod hazards;
+pub mod highlight;
 mod lex;
 pub mod lint;
 pub mod locks;

@@ -12,6 +12,7 @@ mod boundary;
 mod bundle;
 mod concurrency;
 mod connection;
+mod console;
 mod declare;
 mod deploy;
 mod dev;

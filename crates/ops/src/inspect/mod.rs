@@ -24,7 +24,7 @@
 //! ```
 
 mod access;
-mod checks;
+pub(crate) mod checks;
 mod settings;
 
 use std::fmt;

@@ -174,3 +174,110 @@ async fn without_minipaas_the_checks_say_so() {
         }
     }
 }
+
+#[tokio::test]
+async fn queues_messages_streams_and_events_are_browsed_a_page_at_a_time() {
+    use pgstrata_ops::minipaas::{self, MessageState, Page};
+
+    let db = pgtest::TestDb::new().await;
+    let mut pg = connect(&db).await;
+    assert!(!minipaas::installed(pg.client()).await.unwrap());
+    let project = pgstrata::Project::load(&[minipaas_dir()]).unwrap();
+    deploy(&mut pg, &project).await.unwrap();
+    assert!(minipaas::installed(pg.client()).await.unwrap());
+    let c = db.client().await;
+    c.batch_execute(
+        "SELECT minipaas.queue_create(format('q%s', g)) FROM generate_series(1, 5) g;
+         SELECT minipaas.queue_create('mail', max_attempts => 1);
+         SELECT minipaas.queue_enqueue('mail', jsonb_build_object('text', repeat('x', 100), 'n', g)) FROM generate_series(1, 4) g;
+         SELECT minipaas.stream_publish('orders', jsonb_build_object('n', g)) FROM generate_series(1, 7) g;",
+    )
+    .await
+    .unwrap();
+    let row = c
+        .query_one(
+            "SELECT id, lease_token FROM minipaas.queue_dequeue('mail')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (dead_id, token): (i64, i64) = (row.get(0), row.get(1));
+    c.query(
+        "SELECT * FROM minipaas.queue_nack($1, $2, 'smtp down')",
+        &[&dead_id, &token],
+    )
+    .await
+    .unwrap();
+
+    let (page, total) = minipaas::queues(pg.client(), "q", Page::numbered(2, 2))
+        .await
+        .unwrap();
+    assert_eq!(total, 5, "q1..q5 match `q`");
+    assert_eq!(
+        page.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(),
+        ["q3", "q4"]
+    );
+    let mail = minipaas::queue(pg.client(), "mail")
+        .await
+        .unwrap()
+        .expect("mail");
+    assert_eq!((mail.ready, mail.dead), (3, 1));
+    assert!(
+        minipaas::queue(pg.client(), "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(minipaas::all_queues(pg.client()).await.unwrap().len(), 6);
+
+    let dead = minipaas::messages(
+        pg.client(),
+        "mail",
+        MessageState::Dead,
+        Page::numbered(1, 10),
+        20,
+    )
+    .await
+    .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, dead_id);
+    assert_eq!(
+        dead[0].payload_preview.chars().count(),
+        20,
+        "cut to the preview"
+    );
+    assert!(dead[0].payload_bytes > 100);
+    assert!(
+        dead[0]
+            .errors
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("smtp down"))
+    );
+    let ready = minipaas::messages(
+        pg.client(),
+        "mail",
+        MessageState::Ready,
+        Page::numbered(2, 2),
+        200,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ready.len(), 1, "3 ready, page 2 of 2");
+
+    let (streams, total) = minipaas::streams(pg.client(), "", Page::numbered(1, 10))
+        .await
+        .unwrap();
+    assert_eq!((streams.len(), total), (1, 1));
+    assert_eq!(streams[0].events, 7);
+    let events = minipaas::events(pg.client(), "orders", Page::numbered(1, 5), 200)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 5);
+    assert!(events[0].offset > events[4].offset, "newest first");
+    assert!(
+        minipaas::messages_enqueued(pg.client())
+            .await
+            .unwrap()
+            .is_some_and(|n| n >= 4)
+    );
+}

@@ -13,7 +13,12 @@ use tokio_postgres::types::Type;
 use crate::error::{Error, Result};
 use crate::report::RunOutcome;
 
+mod browse;
 mod record;
+
+pub use browse::{
+    RunDetail, RunFilter, RunMigration, RunPage, run, run_migrations, run_packages, run_page,
+};
 
 pub(crate) use record::*;
 
@@ -225,6 +230,7 @@ pub async fn last_schema_runs(
 }
 
 /// A row of `strata.run` whose first ten columns are those of [`RunRecord`], in order.
+/// A row of `SELECT id, command, outcome, started_at, finished_at, from_state, to_state, detail, error, db_user`.
 fn run_record(r: &tokio_postgres::Row) -> RunRecord {
     RunRecord {
         id: r.get(0),

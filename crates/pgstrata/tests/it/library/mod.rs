@@ -4,6 +4,7 @@
 
 mod embedding;
 mod errors;
+mod history;
 mod planning;
 mod session;
 mod support;

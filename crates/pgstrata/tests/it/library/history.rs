@@ -1,0 +1,155 @@
+//! Reading the history one page at a time (what `strata console` shows): runs filtered by package and outcome, a
+//! run with where it came from, and the migrations it applied with their stored SQL.
+
+use pgstrata::history::{self, RunFilter};
+use pgstrata::{RunOutcome, TestMode, UpOptions};
+
+use crate::library::support::{connect, project, write_package};
+
+fn up_opts() -> UpOptions {
+    UpOptions {
+        tests: TestMode::Skip,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn runs_page_filter_and_show_their_migrations() {
+    let db = pgtest::TestDb::new().await;
+    let mut pg = connect(&db).await;
+    // Nothing recorded yet: empty pages, not errors.
+    let empty = history::run_page(
+        pg.client(),
+        &RunFilter {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((empty.runs.len(), empty.total), (0, 0));
+    assert!(history::run(pg.client(), 1).await.unwrap().is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let one = [(
+        "001_a.sql",
+        "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
+    )];
+    write_package(dir.path(), "example.com/hist", "hist", "", &one);
+    pgstrata::up(
+        &mut pg,
+        &project(dir.path()),
+        &up_opts(),
+        &mut pgstrata::Quiet,
+    )
+    .await
+    .unwrap();
+    let two = [
+        one[0],
+        ("002_b.sql", "-- migrate:up\nSELECT * FROM nowhere;\n"),
+    ];
+    write_package(dir.path(), "example.com/hist", "hist", "", &two);
+    assert!(
+        pgstrata::up(
+            &mut pg,
+            &project(dir.path()),
+            &up_opts(),
+            &mut pgstrata::Quiet
+        )
+        .await
+        .is_err()
+    );
+
+    let all = history::run_page(
+        pg.client(),
+        &RunFilter {
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.runs.len(), 1, "one per page");
+    assert!(all.total >= 2);
+    assert_eq!(all.runs[0].outcome, RunOutcome::Failed, "newest first");
+    let second = history::run_page(
+        pg.client(),
+        &RunFilter {
+            limit: 1,
+            offset: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(second.runs[0].id < all.runs[0].id);
+
+    let failed = RunFilter {
+        outcome: Some(RunOutcome::Failed),
+        limit: 10,
+        ..Default::default()
+    };
+    let failed = history::run_page(pg.client(), &failed).await.unwrap();
+    assert_eq!(failed.total, 1);
+    assert!(
+        failed.runs[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("002_b.sql")),
+        "{:?}",
+        failed.runs[0].error
+    );
+    let by_pkg = RunFilter {
+        package: Some("example.com/hist".into()),
+        outcome: Some(RunOutcome::Success),
+        limit: 10,
+        ..Default::default()
+    };
+    let by_pkg = history::run_page(pg.client(), &by_pkg).await.unwrap();
+    assert_eq!(by_pkg.total, 1);
+    let other = RunFilter {
+        package: Some("example.com/none".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        history::run_page(pg.client(), &other).await.unwrap().total,
+        0
+    );
+
+    let id = by_pkg.runs[0].id;
+    let run = history::run(pg.client(), id)
+        .await
+        .unwrap()
+        .expect("the run");
+    assert_eq!(run.run.id, id);
+    assert!(!run.strata_version.is_empty());
+    let migrations = history::run_migrations(pg.client(), id).await.unwrap();
+    let ours: Vec<_> = migrations
+        .iter()
+        .filter(|m| m.package == "example.com/hist")
+        .collect();
+    assert_eq!(ours.len(), 1, "{migrations:?}");
+    assert_eq!(
+        (ours[0].name.as_str(), ours[0].action.as_str()),
+        ("001_a", "apply")
+    );
+    assert!(
+        ours[0]
+            .up_sql
+            .as_deref()
+            .is_some_and(|s| s.contains("CREATE TABLE a"))
+    );
+    assert!(
+        ours[0]
+            .down_sql
+            .as_deref()
+            .is_some_and(|s| s.contains("DROP TABLE a"))
+    );
+    assert!(
+        history::run_packages(pg.client())
+            .await
+            .unwrap()
+            .contains(&"example.com/hist".to_string())
+    );
+}
