@@ -117,3 +117,13 @@ pub fn project(extra: &str, files: &[(&str, &str)]) -> (TempDir, Project) {
     let project = Project::new(vec![Package::load(dir.path()).unwrap()]).unwrap();
     (dir, project)
 }
+
+/// `full`, or `small` when `STRATA_TEST_SCALE_DOWN` is set (`.ci/pg-matrix` sets it: the other PostgreSQL versions
+/// check behaviour, and the scale tests run at full size once, on the distribution's server).
+pub fn scaled(full: usize, small: usize) -> usize {
+    if std::env::var_os("STRATA_TEST_SCALE_DOWN").is_some() {
+        small
+    } else {
+        full
+    }
+}
