@@ -20,6 +20,23 @@ fn screenshot_dir() -> PathBuf {
     target.join("console-screenshots")
 }
 
+/// Wait (up to 20 s) until the browser shows a page whose path ends with `suffix`: after a click, the old page
+/// stays current until the new one has loaded.
+async fn wait_for_path(browser: &Client, suffix: &str) {
+    let start = Instant::now();
+    loop {
+        let url = browser.current_url().await.expect("the current URL");
+        if url.path().ends_with(suffix) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still on {url}, waiting for …{suffix}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Save a screenshot of the current page and check it shows something: many colours, and not mostly one.
 async fn shot(browser: &Client, name: &str) {
     let png_bytes = browser.screenshot().await.expect("a screenshot");
@@ -63,8 +80,15 @@ async fn wait_for_port(port: u16) {
     }
 }
 
+/// The text of the first element matching `css`, waiting (up to 20 s) for the page to show one: a click starts a
+/// navigation that the next command does not wait for.
 async fn text(browser: &Client, css: &str) -> String {
-    match browser.find(Locator::Css(css)).await {
+    let found = browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await;
+    match found {
         Ok(e) => e.text().await.expect("text"),
         Err(e) => panic!("{css}: {e}\n{}", browser.source().await.unwrap_or_default()),
     }
@@ -159,6 +183,7 @@ async fn a_browser_follows_a_run_and_redrives_a_dead_letter() {
             .click()
             .await
             .expect("click");
+        wait_for_path(&browser, &format!("/runs/{}", f.app_run)).await;
         assert_eq!(text(&browser, "h1").await, format!("Run #{}", f.app_run));
         assert!(
             text(&browser, "article.migration h3")
@@ -198,6 +223,7 @@ async fn a_browser_follows_a_run_and_redrives_a_dead_letter() {
             .click()
             .await
             .expect("click");
+        wait_for_path(&browser, "/queues/mail").await;
         assert_eq!(text(&browser, "dd.dead").await, "2");
         shot(&browser, "queue").await;
         browser

@@ -209,7 +209,9 @@ async fn a_schema_lock_holds_off_only_its_own_schema_and_the_database_lock_holds
     // The waiting deploys left no lock behind.
     let locks: i64 = holder
         .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+            // This database's only: other tests deploy into other databases of the shared cluster meanwhile.
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             &[],
         )
         .await
