@@ -120,6 +120,8 @@ reset_dbs() {
         xargs -P "$jobs" -I{} bash -c 'psql_to {} -c "DROP SCHEMA IF EXISTS bench, strata CASCADE; DROP SCHEMA public CASCADE; CREATE SCHEMA public AUTHORIZATION pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC" 2>/dev/null'
     psql_to postgres -c CHECKPOINT
 }
+# Strata's own migrations (its schema package), applied by every first deploy.
+strata_own=$(ls "$repo"/crates/pgstrata/schema/*.sql | wc -l)
 check_db() { # DB TABLE EXPECTED
     local got
     got=$("$bindir/psql" -X -A -t -d "$(url "$1")" -c "SELECT count(*) FROM $2")
@@ -148,13 +150,13 @@ echo "databases: floor…" >&2
 t[db_floor]=$(floor_dbs "$targets"); reset_dbs "$targets"
 echo "databases: strata up --targets…" >&2
 t[db_fleet]=$(fleet_dbs "$targets")
-check_db "$(db_name "$targets")" strata.migration $((migrations + 4))
+check_db "$(db_name "$targets")" strata.migration $((migrations + strata_own))
 reset_dbs "$targets"
 echo "databases: strata loop…" >&2
 start=$(now)
 for ((i = 1; i <= targets; i++)); do "$strata" -q -p "$pkg" -d "$(url "$(db_name "$i")")" up; done
 t[db_strata_loop]=$(ms_since "$start")
-check_db "$(db_name "$targets")" strata.migration $((migrations + 4))
+check_db "$(db_name "$targets")" strata.migration $((migrations + strata_own))
 reset_dbs "$targets"
 echo "databases: dbmate loop…" >&2
 start=$(now)
@@ -197,10 +199,12 @@ fleet_tenants() { # N
     start=$(now)
     "$strata" -q -p "$pkg" -d "$(url "$db")" up --tenant-schemas "s$1\\_%" --jobs "$jobs" >&2
     ms_since "$start"
-    check_db "$db" strata.migration $((migrations * $1 + 4 + 1))
+    check_db "$db" strata.migration $((migrations * $1 + strata_own + 1))
 }
 echo "tenant schemas…" >&2
-for n in 10 100 "$targets"; do
+# Each size once (TARGETS may itself be 10 or 100).
+tenant_sizes=$(printf '%s\n' 10 100 "$targets" | sort -nu)
+for n in $tenant_sizes; do
     [ "$n" -le "$targets" ] || continue
     t[ten_floor_$n]=$(floor_tenants "$n")
     t[ten_fleet_$n]=$(fleet_tenants "$n")
@@ -229,7 +233,7 @@ for n in 10 100; do
     row "$n databases ($(per "${t[grow_fleet_$n]}" "$n") ms/target)" "${t[grow_floor_$n]}" "${t[grow_fleet_$n]}" "$(ratio "${t[grow_fleet_$n]}" "${t[grow_floor_$n]}")x"
 done
 row "$targets databases ($(per "${t[db_fleet]}" "$targets") ms/target)" "$floor_db" "${t[db_fleet]}" "$(ratio "${t[db_fleet]}" "$floor_db")x"
-for n in 10 100 "$targets"; do
+for n in $tenant_sizes; do
     [ -n "${t[ten_fleet_$n]:-}" ] || continue
     row "$n tenant schemas ($(per "${t[ten_fleet_$n]}" "$n") ms/target)" "${t[ten_floor_$n]}" "${t[ten_fleet_$n]}" "$(ratio "${t[ten_fleet_$n]}" "${t[ten_floor_$n]}")x"
 done
