@@ -349,49 +349,13 @@ pub(crate) async fn versions(
     client: &Client,
     objects: &[(CodeKind, Oid, i32, CatalogClass)],
 ) -> Result<HashMap<(CodeKind, Oid, i32), String>> {
-    let pick = |kinds: &[CodeKind]| -> Vec<Oid> {
-        objects
-            .iter()
-            .filter(|o| kinds.contains(&o.0))
-            .map(|o| o.1)
-            .collect()
-    };
-    let routines = pick(&[CodeKind::Function, CodeKind::Procedure, CodeKind::Aggregate]);
-    let views = pick(&[CodeKind::View]);
-    let triggers = pick(&[CodeKind::Trigger]);
-    let operators = pick(&[CodeKind::Operator]);
-    let casts = pick(&[CodeKind::Cast]);
-    let comments: Vec<&(CodeKind, Oid, i32, CatalogClass)> = objects
-        .iter()
-        .filter(|o| o.0 == CodeKind::Comment)
-        .collect();
-    let comment_class: Vec<&str> = comments.iter().map(|o| o.3.as_str()).collect();
-    let comment_oid: Vec<Oid> = comments.iter().map(|o| o.1).collect();
-    let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
-    let rows = client
-        .query_typed(
-            VERSIONS_SQL,
-            &[
-                (&routines, Type::OID_ARRAY),
-                (&views, Type::OID_ARRAY),
-                (&triggers, Type::OID_ARRAY),
-                (&comment_class, Type::TEXT_ARRAY),
-                (&comment_oid, Type::OID_ARRAY),
-                (&comment_sub, Type::INT4_ARRAY),
-                (&operators, Type::OID_ARRAY),
-                (&casts, Type::OID_ARRAY),
-            ],
-        )
-        .await
-        .map_err(Error::db("reading the catalog state of managed objects"))?;
-    let mut out = HashMap::new();
-    for r in rows {
-        let kind: &str = r.get(0);
-        if let Some(kind) = CodeKind::parse(kind) {
-            out.insert((kind, r.get::<_, Oid>(1), r.get::<_, i32>(2)), r.get(3));
-        }
-    }
-    Ok(out)
+    per_object(
+        client,
+        VERSIONS_SQL,
+        objects,
+        "reading the catalog state of managed objects",
+    )
+    .await
 }
 
 /// The definition hash of objects, by (kind, oid, sub_id); absent objects are left out. It is the md5 of the
@@ -402,6 +366,23 @@ pub(crate) async fn versions(
 pub(crate) async fn hashes(
     client: &Client,
     objects: &[(CodeKind, Oid, i32, CatalogClass)],
+) -> Result<HashMap<(CodeKind, Oid, i32), String>> {
+    per_object(
+        client,
+        HASHES_SQL,
+        objects,
+        "hashing the definitions of managed objects",
+    )
+    .await
+}
+
+/// Run `sql` ([`VERSIONS_SQL`] or [`HASHES_SQL`], which take the same parameters) for `objects`, and map its
+/// (kind, oid, sub_id, value) rows by (kind, oid, sub_id).
+async fn per_object(
+    client: &Client,
+    sql: &str,
+    objects: &[(CodeKind, Oid, i32, CatalogClass)],
+    doing: &'static str,
 ) -> Result<HashMap<(CodeKind, Oid, i32), String>> {
     let pick = |kinds: &[CodeKind]| -> Vec<Oid> {
         objects
@@ -424,7 +405,7 @@ pub(crate) async fn hashes(
     let comment_sub: Vec<i32> = comments.iter().map(|o| o.2).collect();
     let rows = client
         .query_typed(
-            HASHES_SQL,
+            sql,
             &[
                 (&routines, Type::OID_ARRAY),
                 (&views, Type::OID_ARRAY),
@@ -437,7 +418,7 @@ pub(crate) async fn hashes(
             ],
         )
         .await
-        .map_err(Error::db("hashing the definitions of managed objects"))?;
+        .map_err(Error::db(doing))?;
     let mut out = HashMap::new();
     for r in rows {
         let kind: &str = r.get(0);
