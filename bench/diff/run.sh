@@ -18,7 +18,7 @@
 #
 # Goals: strata diff <= 1 s; strata generate <= 1.5 x floor; strata diff >= 5 x faster than migra.
 #
-# Usage: bench/diff/run.sh [RUNS]          (default 5)
+# Usage: bench/diff/run.sh [RUNS]          (default 5; STRATA_BIN=path uses that binary instead of building one)
 # Needs: the PostgreSQL server binaries (PG_BINDIR, pg_config --bindir, or /usr/lib/postgresql/*/bin), cargo,
 # python3 (with venv) and network access to PyPI the first time (migra and psycopg2-binary are installed into
 # ${XDG_CACHE_HOME:-~/.cache}/strata-bench-migra; set MIGRA=/path/to/migra to use another).
@@ -41,9 +41,13 @@ fi
 psql_bin=$bindir/psql
 [ -x "$psql_bin" ] || psql_bin=$(command -v psql)
 
-echo "building strata (release)…" >&2
-(cd "$repo" && cargo build --release -q -p strata-cli)
-strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+if [ -n "${STRATA_BIN:-}" ]; then
+    strata=$STRATA_BIN
+else
+    echo "building strata (release)…" >&2
+    (cd "$repo" && cargo build --release -q -p strata-cli)
+    strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
+fi
 [ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
 
 migra=${MIGRA:-}
