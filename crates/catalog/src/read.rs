@@ -627,7 +627,20 @@ async fn read_in_snapshot(client: &Client, options: &ReadOptions) -> Result<Cata
         rules,
         unmodeled_depends,
     };
-    let catalog = build(version, rows);
+    // Building is CPU work (resolving tens of thousands of dependencies): on a thread of the blocking pool, so that
+    // two catalogs read at once (a diff of two databases) are built in parallel, even on a current-thread runtime.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let builder = std::thread::spawn(move || {
+        let _ = tx.send(build(version, rows));
+    });
+    let catalog = match rx.await {
+        Ok(catalog) => catalog,
+        // The sender went away without a result: the build panicked; carry its panic on.
+        Err(_) => std::panic::resume_unwind(match builder.join() {
+            Err(panic) => panic,
+            Ok(()) => Box::new("the catalog build ended without a result"),
+        }),
+    };
     tracing::debug!("catalog: built after {:?}", started.elapsed());
     catalog
 }
