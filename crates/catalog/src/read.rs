@@ -503,7 +503,8 @@ fn q_unmodeled() -> String {
 /// Read the catalog of the database `client` is connected to, in one `REPEATABLE READ` snapshot.
 ///
 /// The connection's session state is left as it was: the snapshot runs in a read-only transaction whose settings
-/// (`search_path`) are local to it. The client must not be inside a transaction already.
+/// (`search_path`; `jit` off: compiling the catalog queries costs more than running them) are local to it. The client
+/// must not be inside a transaction already.
 ///
 /// ```no_run
 /// # async fn demo(client: &tokio_postgres::Client) -> Result<(), pgstrata_catalog::Error> {
@@ -517,7 +518,7 @@ pub async fn read(client: &Client, options: &ReadOptions) -> Result<Catalog> {
     client
         .batch_execute(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = ''; \
-             SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0",
+             SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; SET LOCAL jit = off",
         )
         .await
         .map_err(Error::db("starting the catalog snapshot"))?;

@@ -408,8 +408,7 @@ mod tests {
         "migrations/0002_b.sql",
         "-- migrate:up\nCREATE TABLE b (id int);\n",
     );
-    const AB: &str =
-        "name = \"cache\"\nschema = \"c\"\nmigrations = [\"migrations/0001_a.sql\", \"migrations/0002_b.sql\"]\n";
+    const AB: &str = "name = \"cache\"\nschema = \"c\"\nmigrations = [\"migrations/0001_a.sql\", \"migrations/0002_b.sql\"]\n";
 
     #[test]
     fn any_change_to_what_a_replay_depends_on_changes_the_key() {
