@@ -252,9 +252,9 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    /// The key of replaying `project` with this Strata (its version; its own package's migrations are part of the
-    /// project) on a server of `version_num`: every package's manifest, migrations (names and checksums, in order),
-    /// repeatable scripts and managed code.
+    /// The key of replaying `project` with this Strata (its version and its own schema's migrations) on a server of
+    /// `version_num`: every package's manifest, migrations (names and checksums, in order), repeatable scripts and
+    /// managed code.
     pub fn of(project: &pgstrata::Project, version_num: i32) -> CacheKey {
         CacheKey::with_strata(project, pgstrata::VERSION, version_num)
     }
@@ -269,6 +269,13 @@ impl CacheKey {
         };
         field(&mut content, strata.as_bytes());
         field(&mut content, &version_num.to_le_bytes());
+        // Strata's own schema, which `up` installs first (its migrations can change before the version does).
+        if let Ok(own) = pgstrata::strata_package() {
+            for m in own.migrations() {
+                field(&mut content, m.name().as_bytes());
+                field(&mut content, m.checksum().as_bytes());
+            }
+        }
         let mut package = Sha256::new();
         for p in project.packages() {
             field(&mut package, p.name().as_bytes());
