@@ -166,6 +166,19 @@ fn split_as(source: &str, grammar: bool) -> Script {
     Script { statements, errors }
 }
 
+/// The byte ranges of the statements of `source`, as [`statements`] cuts them: a sixth of the memory of the
+/// statements, for texts of millions of statements (a data load) that only need to be run.
+///
+/// ```
+/// let sql = "INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (';');";
+/// assert_eq!(pgstrata_sql::statement_ranges(sql), [0..25, 26..52]);
+/// ```
+pub fn statement_ranges(source: &str) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    scan(source, false, &mut |s| ranges.push(s.range));
+    ranges
+}
+
 /// Each statement of `source`, as [`statements`] cuts and classifies them, handed to `f` one at a time: for texts
 /// too big to hold a list of their statements (a data load of millions of `INSERT`s).
 pub(crate) fn each_statement(source: &str, mut f: impl FnMut(Statement)) {

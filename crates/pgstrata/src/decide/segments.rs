@@ -30,7 +30,10 @@ pub(crate) fn enum_commit_points(items: &[(&Package, &Migration)]) -> BTreeMap<u
         .map(|(_, m)| {
             let text = m.up().text().as_bytes();
             // Without a lower-cased copy: a data load's text can be tens of megabytes.
-            let has = |word: &[u8]| text.windows(word.len()).any(|w| w.eq_ignore_ascii_case(word));
+            let has = |word: &[u8]| {
+                text.windows(word.len())
+                    .any(|w| w.eq_ignore_ascii_case(word))
+            };
             has(b"alter") && has(b"value")
         })
         .collect();
