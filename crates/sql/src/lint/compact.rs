@@ -127,9 +127,9 @@ impl Compact {
         let i = self
             .kept
             .partition_point(|(_, file, _)| *file <= range.start);
-        !i.checked_sub(1)
+        i.checked_sub(1)
             .and_then(|i| self.kept.get(i))
-            .is_some_and(|&(_, file, len)| range.end <= file + len)
+            .is_none_or(|&(_, file, len)| range.end > file + len)
     }
 
     /// The offset in the skeleton of offset `at` of the file (after the separator for a position inside a cut).
