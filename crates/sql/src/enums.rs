@@ -44,7 +44,7 @@ pub struct EnumFacts {
 pub fn facts(source: &str) -> EnumFacts {
     let mut out = EnumFacts::default();
     // Statement by statement: a data load's tokens would not fit in memory all at once.
-    crate::split::each_statement(source, |statement| {
+    crate::split::for_each_statement(source, |statement| {
         collect(statement.text(source), statement.range.start, 0, &mut out);
     });
     out

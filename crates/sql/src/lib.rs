@@ -67,6 +67,7 @@ pub use body::routine_body_range;
 pub use lex::MAX_NESTING;
 pub use position::{LineCol, LineIndex, char_position_to_byte, normalize};
 pub use split::{
-    Script, Statement, StatementKind, SyntaxError, check, split, statement_ranges, statements,
+    Script, Statement, StatementKind, SyntaxError, check, for_each_statement, split,
+    statement_ranges, statements,
 };
 pub use transaction::non_transactional_reason;

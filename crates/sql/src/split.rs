@@ -181,7 +181,13 @@ pub fn statement_ranges(source: &str) -> Vec<Range<usize>> {
 
 /// Each statement of `source`, as [`statements`] cuts and classifies them, handed to `f` one at a time: for texts
 /// too big to hold a list of their statements (a data load of millions of `INSERT`s).
-pub(crate) fn each_statement(source: &str, mut f: impl FnMut(Statement)) {
+///
+/// ```
+/// let mut kinds = Vec::new();
+/// pgstrata_sql::for_each_statement("CREATE TABLE t (a int);\nINSERT INTO t VALUES (1);", |s| kinds.push(s.kind));
+/// assert_eq!(kinds, [pgstrata_sql::StatementKind::CreateTable, pgstrata_sql::StatementKind::Insert]);
+/// ```
+pub fn for_each_statement(source: &str, mut f: impl FnMut(Statement)) {
     scan(source, false, &mut f);
 }
 

@@ -62,7 +62,7 @@ impl Compact {
                 pending: None,
                 run: None,
             };
-            crate::split::each_statement(split.text, |statement| split.statement(&statement));
+            crate::split::for_each_statement(split.text, |statement| split.statement(&statement));
             split.finish();
         }
 
