@@ -69,7 +69,7 @@ pub(crate) fn check_script(pkg: &Package, script: &Script, what: &str) -> Result
         // Savepoints this section created: releasing or rolling back to them is its own business.
         let mut savepoints: HashSet<String> = HashSet::new();
         // Statement by statement as the text is cut: a data load's statements are never all held at once.
-        let mut refused: Option<crate::Error> = None;
+        let mut refused: Option<crate::error::Error> = None;
         pgstrata_sql::for_each_statement(text, |statement| {
             if refused.is_none()
                 && let Err(e) = check_statement(
