@@ -24,6 +24,7 @@ use std::sync::Arc;
 use pgstrata_sql::lint::{ExistingRelation, Linter, ManagedReference, MigrationContext};
 use pgstrata_sql::locks::RelationName;
 
+pub use crate::decide::lint_memo::LintMemo;
 pub use crate::error::LintRefused;
 pub use crate::report::lint::{
     FileLint, LintDiagnostic, LintEdit, LintFinding, LintFix, LintReport, Severity,
