@@ -38,7 +38,7 @@ async fn same_state_reuses_the_report_other_state_is_linted_again() {
     let mut dbs = Vec::new();
     for rows in [0, 0, 3] {
         let db = TestDb::new().await;
-        let mut pg = connect(&db).await;
+        let pg = connect(&db).await;
         pg.client()
             .batch_execute(&format!(
                 "CREATE TABLE public.memo_t (a int); INSERT INTO public.memo_t SELECT generate_series(1, {rows});"
