@@ -87,7 +87,11 @@ impl LintMemo {
         let existing = if names.is_empty() {
             None
         } else {
-            Some(crate::db::relations::existing(client, &names).await?)
+            let schemas: Vec<&str> = packages
+                .iter()
+                .flat_map(|p| p.schemas().iter().map(String::as_str))
+                .collect();
+            Some(crate::db::relations::existing(client, &names, &schemas).await?)
         };
         self.lint_steps(packages, plan, server_version, existing)
     }

@@ -88,3 +88,53 @@ async fn same_state_reuses_the_report_other_state_is_linted_again() {
         .unwrap();
     assert!(!applied);
 }
+
+/// The relations the lint reads are scoped (a tenant deploy reads one relation per name outside the schemas it can
+/// name), with the same findings: an unqualified name still counts a table of that name holding rows in another
+/// schema; a qualified one counts only its own schema's.
+#[tokio::test]
+async fn relations_outside_the_named_schemas_stand_for_each_other() {
+    let db = TestDb::new().await;
+    let pg = connect(&db).await;
+    pg.client()
+        .batch_execute(
+            "CREATE SCHEMA other_1; CREATE TABLE other_1.memo_u (a int);
+             CREATE SCHEMA other_2; CREATE TABLE other_2.memo_u (a int);
+             INSERT INTO other_2.memo_u SELECT generate_series(1, 3);
+             CREATE SCHEMA other_3; CREATE TABLE other_3.memo_u (a int);",
+        )
+        .await
+        .unwrap();
+    let version = pgstrata::lint::server_version(&pg).await.unwrap();
+    let errors = |sql: &'static str| {
+        let dir = package_dir(
+            "example.com/scoped",
+            "scoped",
+            "",
+            &[("0001_index.sql", sql)],
+        );
+        let app = project(dir.path());
+        let pg = &pg;
+        let version = version.clone();
+        async move {
+            let plan = pgstrata::plan(pg, &app, &pgstrata::PlanOptions::default())
+                .await
+                .unwrap();
+            let report = pgstrata::lint::lint_plan_at(pg, &app, &plan, Some(&version))
+                .await
+                .unwrap();
+            format!("{:?}", report)
+                .matches("require-concurrent-index-creation")
+                .count()
+        }
+    };
+    // Unqualified: other_2's table holds rows, so the index build would lock a table in use.
+    assert!(errors("CREATE INDEX memo_u_a ON memo_u (a);\n").await > 0);
+    // Qualified with an empty table's schema: nothing to wait for.
+    assert_eq!(
+        errors("CREATE INDEX memo_u_a ON other_1.memo_u (a);\n").await,
+        0
+    );
+    // Qualified with the schema whose table holds rows.
+    assert!(errors("CREATE INDEX memo_u_a ON other_2.memo_u (a);\n").await > 0);
+}
