@@ -750,13 +750,17 @@ impl Catalog {
         }
     }
 
-    /// Every object's direct dependencies, as a map.
-    pub(crate) fn dependency_map(&self) -> std::collections::HashMap<&ObjectId, Vec<&ObjectId>> {
-        let mut map: std::collections::HashMap<&ObjectId, Vec<&ObjectId>> =
-            std::collections::HashMap::with_capacity(self.depends.len());
-        for (dependent, referenced) in &self.depends {
-            map.entry(dependent).or_default().push(referenced);
-        }
-        map
+    /// What `id` depends on directly: a range of `depends` (sorted by dependent), found in O(log n) without
+    /// building a map of all of them (a plan looks up only the objects it changes and their dependencies).
+    pub(crate) fn dependencies_of(&self, id: &ObjectId) -> Vec<&ObjectId> {
+        // The smallest `ObjectId` (first variant, empty name): every pair `(id, _)` sorts at or after it.
+        let lowest = ObjectId::Schema {
+            name: String::new(),
+        };
+        self.depends
+            .range((id.clone(), lowest)..)
+            .take_while(|(dependent, _)| dependent == id)
+            .map(|(_, referenced)| referenced)
+            .collect()
     }
 }

@@ -351,8 +351,6 @@ struct Planner<'a> {
     index: HashMap<(ObjectId, Step), usize>,
     succ: Vec<BTreeSet<usize>>,
     pred: Vec<BTreeSet<usize>>,
-    src_deps: HashMap<&'a ObjectId, Vec<&'a ObjectId>>,
-    dst_deps: HashMap<&'a ObjectId, Vec<&'a ObjectId>>,
 }
 
 fn create_rank(cat: &Catalog, id: &ObjectId) -> u8 {
@@ -407,8 +405,6 @@ impl<'a> Planner<'a> {
             index: HashMap::new(),
             succ: Vec::new(),
             pred: Vec::new(),
-            src_deps: src.dependency_map(),
-            dst_deps: dst.dependency_map(),
         };
         for (id, change) in changes {
             let steps: &[Step] = match change {
@@ -443,22 +439,18 @@ impl<'a> Planner<'a> {
     }
 
     /// Objects `id` depends on in `deps`, walking through objects for which `stop` is false.
-    fn walk(
-        deps: &HashMap<&'a ObjectId, Vec<&'a ObjectId>>,
-        id: &ObjectId,
-        stop: impl Fn(&ObjectId) -> bool,
-    ) -> Vec<ObjectId> {
+    fn walk(cat: &'a Catalog, id: &ObjectId, stop: impl Fn(&ObjectId) -> bool) -> Vec<ObjectId> {
         let mut out = Vec::new();
         let mut seen: std::collections::HashSet<&ObjectId> = std::collections::HashSet::new();
-        let mut stack: Vec<&ObjectId> = deps.get(id).map(|v| v.to_vec()).unwrap_or_default();
+        let mut stack: Vec<&ObjectId> = cat.dependencies_of(id);
         while let Some(x) = stack.pop() {
             if x == id || !seen.insert(x) {
                 continue;
             }
             if stop(x) {
                 out.push(x.clone());
-            } else if let Some(more) = deps.get(x) {
-                stack.extend(more.iter().copied());
+            } else {
+                stack.extend(cat.dependencies_of(x));
             }
         }
         out
@@ -473,7 +465,7 @@ impl<'a> Planner<'a> {
             let step = self.nodes[i].step;
             match step {
                 Step::Drop => {
-                    for x in Self::walk(&self.src_deps, &id, has) {
+                    for x in Self::walk(self.src, &id, has) {
                         if let Some(d) = self.node(&x, Step::Drop) {
                             pending.push((i, d));
                         }
@@ -485,8 +477,8 @@ impl<'a> Planner<'a> {
                 Step::Alter | Step::Create => {
                     if step == Step::Alter {
                         let target_deps: BTreeSet<ObjectId> =
-                            Self::walk(&self.dst_deps, &id, has).into_iter().collect();
-                        for x in Self::walk(&self.src_deps, &id, has) {
+                            Self::walk(self.dst, &id, has).into_iter().collect();
+                        for x in Self::walk(self.src, &id, has) {
                             if let Some(c) = self.node(&x, Step::Cleanup) {
                                 pending.push((i, c));
                             } else if let Some(d) = self.node(&x, Step::Drop)
@@ -497,7 +489,7 @@ impl<'a> Planner<'a> {
                             }
                         }
                     }
-                    for x in Self::walk(&self.dst_deps, &id, has) {
+                    for x in Self::walk(self.dst, &id, has) {
                         if let Some(c) = self.node(&x, Step::Create) {
                             pending.push((c, i));
                         }
@@ -605,7 +597,7 @@ impl<'a> Planner<'a> {
             }));
             let me = ObjectId::Table { name: name.clone() };
             for sub in subs {
-                for x in Self::walk(&self.dst_deps, &sub, has) {
+                for x in Self::walk(self.dst, &sub, has) {
                     if x == me || owner_in(self.dst, &x).is_some_and(|o| o == me) {
                         continue;
                     }

@@ -503,7 +503,8 @@ fn q_unmodeled() -> String {
 /// Read the catalog of the database `client` is connected to, in one `REPEATABLE READ` snapshot.
 ///
 /// The connection's session state is left as it was: the snapshot runs in a read-only transaction whose settings
-/// (`search_path`) are local to it. The client must not be inside a transaction already.
+/// (`search_path`; `jit` off: compiling the catalog queries costs more than running them) are local to it. The client
+/// must not be inside a transaction already.
 ///
 /// ```no_run
 /// # async fn demo(client: &tokio_postgres::Client) -> Result<(), pgstrata_catalog::Error> {
@@ -517,7 +518,7 @@ pub async fn read(client: &Client, options: &ReadOptions) -> Result<Catalog> {
     client
         .batch_execute(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL search_path = ''; \
-             SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0",
+             SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; SET LOCAL jit = off",
         )
         .await
         .map_err(Error::db("starting the catalog snapshot"))?;
@@ -627,7 +628,20 @@ async fn read_in_snapshot(client: &Client, options: &ReadOptions) -> Result<Cata
         rules,
         unmodeled_depends,
     };
-    let catalog = build(version, rows);
+    // Building is CPU work (resolving tens of thousands of dependencies): on a thread of the blocking pool, so that
+    // two catalogs read at once (a diff of two databases) are built in parallel, even on a current-thread runtime.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let builder = std::thread::spawn(move || {
+        let _ = tx.send(build(version, rows));
+    });
+    let catalog = match rx.await {
+        Ok(catalog) => catalog,
+        // The sender went away without a result: the build panicked; carry its panic on.
+        Err(_) => std::panic::resume_unwind(match builder.join() {
+            Err(panic) => panic,
+            Ok(()) => Box::new("the catalog build ended without a result"),
+        }),
+    };
     tracing::debug!("catalog: built after {:?}", started.elapsed());
     catalog
 }

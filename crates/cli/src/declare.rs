@@ -110,6 +110,7 @@ fn context(g: &Global, flags: &ShadowFlags, needs_package: bool) -> Result<Conte
         project,
         schema_dir: flags.schema_dir.clone(),
         shadow_url: flags.shadow_url.clone(),
+        template_cache: None,
     })
 }
 

@@ -46,7 +46,7 @@ use pgstrata_catalog::{Catalog, DiffOptions, ObjectId, Plan, QName, ReadOptions,
 pub use error::{Error, LoadError, Result};
 pub use load::{DeclaredFile, RENAMED_FROM, collect, renames};
 pub use review::{LintNote, LockNote, Review, review};
-pub use shadow::{Shadow, ShadowDb};
+pub use shadow::{CacheKey, Shadow, ShadowDb};
 
 /// One side of a comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +94,9 @@ pub struct Context {
     pub schema_dir: Option<PathBuf>,
     /// A server for shadow databases (default: the `strata dev` cluster).
     pub shadow_url: Option<String>,
+    /// Keep the replayed migrations on the shadow server as a template database, copied instead of replayed while
+    /// nothing they depend on changes ([`Shadow::with_cache`]). `None`: on the `strata dev` cluster only.
+    pub template_cache: Option<bool>,
 }
 
 impl Context {
@@ -103,6 +106,7 @@ impl Context {
             project: Some(project),
             schema_dir: None,
             shadow_url,
+            template_cache: None,
         }
     }
 
@@ -245,114 +249,165 @@ impl Comparison {
     }
 }
 
-struct Sides {
-    shadow: Option<Shadow>,
+/// The shadow server of `ctx`, opened once and shared by both sides.
+async fn open_shadow(ctx: &Context) -> Result<Shadow> {
+    let shadow = match &ctx.shadow_url {
+        Some(url) => Shadow::url(url).await?,
+        None => Shadow::dev().await?,
+    };
+    Ok(match ctx.template_cache {
+        Some(cache) => shadow.with_cache(cache),
+        None => shadow,
+    })
 }
 
-impl Sides {
-    async fn shadow(&mut self, ctx: &Context) -> Result<&Shadow> {
-        if self.shadow.is_none() {
-            self.shadow = Some(match &ctx.shadow_url {
-                Some(url) => Shadow::url(url).await?,
-                None => Shadow::dev().await?,
-            });
+/// Both sides, read at once: two connections (and, for shadow sides, two databases) that the server works on in
+/// parallel, so a replay of the migrations and a load of the declared files take the longer of the two, not the
+/// sum.
+async fn read_both(from: &Source, to: &Source, ctx: &Context) -> Result<(Side, Side)> {
+    let needs_shadow = |s: &Source| !matches!(s, Source::Database(_));
+    let shadow = if needs_shadow(from) || needs_shadow(to) {
+        Some(open_shadow(ctx).await?)
+    } else {
+        None
+    };
+    let (a, b) = tokio::join!(
+        read_side(from, ctx, shadow.as_ref()),
+        read_side(to, ctx, shadow.as_ref())
+    );
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), Ok(other)) | (Ok(other), Err(e)) => {
+            drop_side(other).await;
+            Err(e)
         }
-        match &self.shadow {
-            Some(s) => Ok(s),
-            None => Err(Error::usage("no shadow server", None)),
-        }
+        (Err(e), Err(_)) => Err(e),
     }
+}
 
-    async fn read(&mut self, source: &Source, ctx: &Context) -> Result<Side> {
-        let opts = ctx.read_options();
-        let label = source.describe();
-        let side = match source {
-            Source::Database(url) => {
-                let options = pgstrata_conn::ConnectOptions::from_env(Some(url))?;
-                let db = pgstrata::Database::connect(&options).await?;
-                let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
-                Side {
-                    catalog,
-                    renames: Renames::default(),
-                    db: None,
-                    label,
+async fn read_side(source: &Source, ctx: &Context, shadow: Option<&Shadow>) -> Result<Side> {
+    let opts = ctx.read_options();
+    let label = source.describe();
+    let started = std::time::Instant::now();
+    let shadow = || shadow.ok_or_else(|| Error::usage("no shadow server", None));
+    let side = match source {
+        Source::Database(url) => {
+            let options = pgstrata_conn::ConnectOptions::from_env(Some(url))?;
+            let db = pgstrata::Database::connect(&options).await?;
+            let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
+            Side {
+                catalog,
+                renames: Renames::default(),
+                db: None,
+                label,
+            }
+        }
+        Source::Migrations => {
+            let project = ctx.project.as_ref().ok_or_else(|| {
+                Error::usage(
+                    "`migrations` needs a package",
+                    Some("run in a package directory, or pass --package"),
+                )
+            })?;
+            let shadow = shadow()?;
+            let sdb = replay(shadow, project).await?;
+            tracing::debug!("declare: migrations in place after {:?}", started.elapsed());
+            let db = sdb.connect().await?;
+            let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
+            drop(db);
+            tracing::debug!(
+                "declare: migrations' catalog read after {:?}",
+                started.elapsed()
+            );
+            Side {
+                catalog,
+                renames: Renames::default(),
+                db: Some(sdb),
+                label,
+            }
+        }
+        Source::Files(path) => {
+            let files = load::collect(path)?;
+            let sdb = shadow()?.database("declared").await?;
+            let mut db = sdb.connect().await?;
+            let mut all_files = files.clone();
+            let mut stmts = load::statements(&files);
+            if let Some(pkg) = ctx.package() {
+                prepare_package(&mut db, ctx, pkg).await?;
+                // The package's managed code loads with the declared files (they may use each other).
+                let base = all_files.len();
+                for f in &pkg.code().files {
+                    all_files.push(DeclaredFile {
+                        path: PathBuf::from(&f.display),
+                        text: f.text.to_string(),
+                    });
+                }
+                for o in &pkg.code().objects {
+                    stmts.push(load::Stmt {
+                        file: base + o.file,
+                        range: o.range.clone(),
+                        sql: o.sql.clone(),
+                    });
                 }
             }
-            Source::Migrations => {
-                let project = ctx.project.as_ref().ok_or_else(|| {
-                    Error::usage(
-                        "`migrations` needs a package",
-                        Some("run in a package directory, or pass --package"),
-                    )
-                })?;
-                let shadow = self.shadow(ctx).await?.clone();
-                let sdb = shadow.database("migrations").await?;
-                let mut db = sdb.connect().await?;
-                let t = std::time::Instant::now();
-                let up = pgstrata::UpOptions {
-                    tests: pgstrata::TestMode::Skip,
-                    allow_lint_errors: true,
-                    ..Default::default()
-                };
-                pgstrata::up(&mut db, project, &up, &mut pgstrata::Quiet).await?;
-                tracing::debug!("declare: strata up took {:?}", t.elapsed());
-                let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
-                drop(db);
-                Side {
-                    catalog,
-                    renames: Renames::default(),
-                    db: Some(sdb),
-                    label,
-                }
+            let schema = ctx.default_schema();
+            db.client()
+                .batch_execute(&format!(
+                    "SET search_path = {}, \"$user\", public",
+                    pgstrata_catalog::quote_ident(&schema)
+                ))
+                .await
+                .map_err(Error::db("setting the search_path of the shadow database"))?;
+            load::run(db.client(), &all_files, stmts).await?;
+            tracing::debug!(
+                "declare: declared files loaded after {:?}",
+                started.elapsed()
+            );
+            let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
+            drop(db);
+            tracing::debug!(
+                "declare: declared files' catalog read after {:?}",
+                started.elapsed()
+            );
+            Side {
+                catalog,
+                renames: load::renames(&files, &schema),
+                db: Some(sdb),
+                label,
             }
-            Source::Files(path) => {
-                let files = load::collect(path)?;
-                let shadow = self.shadow(ctx).await?.clone();
-                let sdb = shadow.database("declared").await?;
-                let mut db = sdb.connect().await?;
-                let mut all_files = files.clone();
-                let mut stmts = load::statements(&files);
-                if let Some(pkg) = ctx.package() {
-                    prepare_package(&mut db, ctx, pkg).await?;
-                    // The package's managed code loads with the declared files (they may use each other).
-                    let base = all_files.len();
-                    for f in &pkg.code().files {
-                        all_files.push(DeclaredFile {
-                            path: PathBuf::from(&f.display),
-                            text: f.text.to_string(),
-                        });
-                    }
-                    for o in &pkg.code().objects {
-                        stmts.push(load::Stmt {
-                            file: base + o.file,
-                            range: o.range.clone(),
-                            sql: o.sql.clone(),
-                        });
-                    }
-                }
-                let schema = ctx.default_schema();
-                db.client()
-                    .batch_execute(&format!(
-                        "SET search_path = {}, \"$user\", public",
-                        pgstrata_catalog::quote_ident(&schema)
-                    ))
-                    .await
-                    .map_err(Error::db("setting the search_path of the shadow database"))?;
-                load::run(db.client(), &all_files, stmts).await?;
-                let catalog = pgstrata_catalog::read(db.client(), &opts).await?;
-                drop(db);
-                Side {
-                    catalog,
-                    renames: load::renames(&files, &schema),
-                    db: Some(sdb),
-                    label,
-                }
-            }
-        };
-        let mut side = side;
-        ctx.mark_managed(&mut side.catalog);
-        Ok(side)
+        }
+    };
+    let mut side = side;
+    ctx.mark_managed(&mut side.catalog);
+    Ok(side)
+}
+
+/// A shadow database holding what the project's migrations build: a copy of the cached replay when the shadow
+/// server keeps one for exactly these migrations, else replayed with `strata up` (and then kept, when it keeps
+/// them).
+async fn replay(shadow: &Shadow, project: &Project) -> Result<ShadowDb> {
+    let key = shadow
+        .caches()
+        .then(|| CacheKey::of(project, shadow.version_num()));
+    if let Some(key) = &key
+        && let Some(sdb) = shadow.from_cache(key, "migrations").await?
+    {
+        tracing::debug!("declare: migrations copied from {}", key.database());
+        return Ok(sdb);
     }
+    let sdb = shadow.database("migrations").await?;
+    let mut db = sdb.connect().await?;
+    let up = pgstrata::UpOptions {
+        tests: pgstrata::TestMode::Skip,
+        allow_lint_errors: true,
+        ..Default::default()
+    };
+    pgstrata::up(&mut db, project, &up, &mut pgstrata::Quiet).await?;
+    drop(db);
+    if let Some(key) = &key {
+        shadow.store(&sdb, key).await;
+    }
+    Ok(sdb)
 }
 
 /// The state declared files start from in a package: the packages it uses deployed, its schema and extensions.
@@ -428,28 +483,33 @@ fn reversed(r: &Renames) -> Renames {
     }
 }
 
+/// Up and down, planned at once on two threads (each is a full comparison of the two catalogs).
 fn plans(a: &Side, b: &Side, opts: &Options) -> Result<(Plan, Plan)> {
-    let up = pgstrata_catalog::diff(
-        &a.catalog,
-        &b.catalog,
-        &DiffOptions {
-            renames: b.renames.clone(),
-            concurrent_indexes: opts.concurrent_indexes,
-        },
-    )?;
-    let down = pgstrata_catalog::diff(
-        &b.catalog,
-        &a.catalog,
-        &DiffOptions {
-            renames: reversed(&b.renames),
-            concurrent_indexes: opts.concurrent_indexes,
-        },
-    )?;
-    Ok((up, down))
+    let up_options = DiffOptions {
+        renames: b.renames.clone(),
+        concurrent_indexes: opts.concurrent_indexes,
+    };
+    let down_options = DiffOptions {
+        renames: reversed(&b.renames),
+        concurrent_indexes: opts.concurrent_indexes,
+    };
+    let (up, down) = std::thread::scope(|scope| {
+        let down = scope.spawn(|| pgstrata_catalog::diff(&b.catalog, &a.catalog, &down_options));
+        let up = pgstrata_catalog::diff(&a.catalog, &b.catalog, &up_options);
+        let down = down
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (up, down)
+    });
+    Ok((up?, down?))
 }
 
 async fn drop_side(side: Side) {
-    if let Some(db) = side.db
+    let Side { catalog, db, .. } = side;
+    // Freeing a catalog of tens of thousands of objects takes tens of milliseconds: on a thread of its own, not the
+    // caller's time. (Should the thread not start, the catalog is freed right here.)
+    let _ = std::thread::Builder::new().spawn(move || drop(catalog));
+    if let Some(db) = db
         && let Err(e) = db.drop_now().await
     {
         tracing::warn!("{e}");
@@ -464,18 +524,7 @@ pub async fn compare(
     opts: &Options,
 ) -> Result<Comparison> {
     let started = std::time::Instant::now();
-    let mut sides = Sides { shadow: None };
-    // Both sides at once (two connections, two snapshots) when no shadow database needs to be loaded first: the
-    // servers work in parallel.
-    let (a, b) = if matches!(from, Source::Database(_)) && matches!(to, Source::Database(_)) {
-        let mut other = Sides { shadow: None };
-        let (a, b) = tokio::join!(sides.read(from, ctx), other.read(to, ctx));
-        (a?, b?)
-    } else {
-        let a = sides.read(from, ctx).await?;
-        let b = sides.read(to, ctx).await?;
-        (a, b)
-    };
+    let (a, b) = read_both(from, to, ctx).await?;
     tracing::debug!("declare: both sides read after {:?}", started.elapsed());
     let result = (|| {
         check_versions(&a, &b)?;
@@ -490,8 +539,7 @@ pub async fn compare(
             renames: b.renames.clone(),
         })
     })();
-    drop_side(a).await;
-    drop_side(b).await;
+    tokio::join!(drop_side(a), drop_side(b));
     result
 }
 
@@ -539,17 +587,10 @@ pub async fn generate(name: &str, ctx: &Context, opts: &Options) -> Result<Gener
         .to_path_buf();
     let dir = ctx.schema_dir()?;
     let started = std::time::Instant::now();
-    let mut sides = Sides { shadow: None };
-    let a = sides.read(&Source::Migrations, ctx).await?;
-    tracing::debug!(
-        "declare: migrations replayed and read after {:?}",
-        started.elapsed()
-    );
-    let b = sides.read(&Source::Files(dir.clone()), ctx).await?;
-    tracing::debug!(
-        "declare: declared files loaded and read after {:?}",
-        started.elapsed()
-    );
+    let (a, mut b) = read_both(&Source::Migrations, &Source::Files(dir.clone()), ctx).await?;
+    tracing::debug!("declare: both sides read after {:?}", started.elapsed());
+    // The declared files' database is done with: dropped while the plan is made and proven.
+    let declared_db = b.db.take();
     let major = b.catalog.major_version().to_string();
     let outcome = async {
         check_versions(&a, &b)?;
@@ -570,10 +611,16 @@ pub async fn generate(name: &str, ctx: &Context, opts: &Options) -> Result<Gener
             tracing::debug!("declare: proven after {:?}", started.elapsed());
         }
         Ok::<_, Error>((comparison, opts.verify))
-    }
-    .await;
-    drop_side(a).await;
-    drop_side(b).await;
+    };
+    let drop_declared = async {
+        if let Some(db) = declared_db
+            && let Err(e) = db.drop_now().await
+        {
+            tracing::warn!("{e}");
+        }
+    };
+    let ((), outcome) = tokio::join!(drop_declared, outcome);
+    tokio::join!(drop_side(a), drop_side(b));
     tracing::debug!(
         "declare: shadow databases dropped after {:?}",
         started.elapsed()

@@ -8,6 +8,7 @@ fn context(project: Option<pgstrata::Project>) -> Context {
         project,
         schema_dir: None,
         shadow_url: Some(pgtest::cluster_url("postgres")),
+        template_cache: None,
     }
 }
 
@@ -121,6 +122,101 @@ async fn check_and_generate_in_a_package() {
         .await
         .unwrap();
     assert!(in_sync.up.is_empty(), "{}", in_sync.up.script());
+}
+
+/// The replayed migrations kept as a template: used while the migrations stay the same, replaced when one changes.
+#[tokio::test]
+async fn the_template_cache_follows_the_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("migrations")).unwrap();
+    std::fs::create_dir_all(root.join("schema")).unwrap();
+    // A package name of its own: caches are per package, and other tests share the cluster.
+    std::fs::write(
+        root.join("strata.toml"),
+        "name = \"github.com/acme/template-cache\"\nschema = \"tc\"\nmigrations = [\"migrations/0001_init.sql\"]\n",
+    )
+    .unwrap();
+    let migration = root.join("migrations/0001_init.sql");
+    std::fs::write(
+        &migration,
+        "-- migrate:up\nCREATE TABLE item (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE item;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("schema/item.sql"),
+        "-- strata:ignore\nCREATE TABLE item (id int PRIMARY KEY, price numeric);\n",
+    )
+    .unwrap();
+    let shadow = pgstrata_declare::Shadow::url(&pgtest::cluster_url("postgres"))
+        .await
+        .unwrap();
+    let admin = pgtest::TestDb::new().await;
+    let caches = || async {
+        admin
+            .client()
+            .await
+            .query(
+                "SELECT datname::text FROM pg_database WHERE datname LIKE 'strata_shadow_cache_%' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+    let check = || async {
+        let project = pgstrata::Project::load(&[root]).unwrap();
+        let key = pgstrata_declare::CacheKey::of(&project, shadow.version_num()).database();
+        let mut ctx = context(Some(project));
+        ctx.template_cache = Some(true);
+        let drift = pgstrata_declare::check(&ctx, &Options::default())
+            .await
+            .unwrap();
+        (drift.up.script(), key)
+    };
+
+    // Cold: replayed, then kept.
+    let (first, key) = check().await;
+    assert!(first.contains("ADD COLUMN price numeric"), "{first}");
+    assert!(caches().await.contains(&key), "{:?}", caches().await);
+    // Warm: a copy of the cache. (A table slipped into the cache shows that the copy, not a replay, was read.)
+    let options = pgstrata_conn::ConnectOptions::parse(&pgtest::cluster_url(&key)).unwrap();
+    let cache = pgstrata::Database::connect(&options).await.unwrap();
+    cache
+        .client()
+        .batch_execute("CREATE TABLE tc.marker (id int)")
+        .await
+        .unwrap();
+    drop(cache);
+    let (second, same) = check().await;
+    assert_eq!(same, key);
+    assert!(second.contains("DROP TABLE tc.marker;"), "{second}");
+    assert!(second.contains("ADD COLUMN price numeric"), "{second}");
+    // The migration changes (as an edited file would): the cache is not used, and it is replaced.
+    std::fs::write(
+        &migration,
+        "-- migrate:up\nCREATE TABLE item (id int PRIMARY KEY, price numeric);\n-- migrate:down\nDROP TABLE item;\n",
+    )
+    .unwrap();
+    let (third, new_key) = check().await;
+    assert!(third.is_empty(), "the stale cache was used:\n{third}");
+    assert_ne!(new_key, key);
+    let now = caches().await;
+    assert!(now.contains(&new_key) && !now.contains(&key), "{now:?}");
+    // Without the cache (a --shadow-url server by default), nothing is left behind.
+    let project = pgstrata::Project::load(&[root]).unwrap();
+    pgstrata_declare::check(&context(Some(project)), &Options::default())
+        .await
+        .unwrap();
+    assert_eq!(caches().await, now);
+    admin
+        .client()
+        .await
+        .batch_execute(&format!("DROP DATABASE \"{new_key}\" WITH (FORCE)"))
+        .await
+        .unwrap();
 }
 
 #[test]

@@ -43,11 +43,15 @@ pub struct EnumFacts {
 /// The enum facts of `source`.
 pub fn facts(source: &str) -> EnumFacts {
     let mut out = EnumFacts::default();
-    collect(source, 0, &mut out);
+    // Statement by statement: a data load's tokens would not fit in memory all at once.
+    crate::split::for_each_statement(source, |statement| {
+        collect(statement.text(source), statement.range.start, 0, &mut out);
+    });
     out
 }
 
-fn collect(source: &str, depth: u8, out: &mut EnumFacts) {
+/// Collect the facts of `source`, which starts at `offset` of the script.
+fn collect(source: &str, offset: usize, depth: u8, out: &mut EnumFacts) {
     let tokens = lex::significant(source);
     for (i, t) in tokens.iter().enumerate() {
         if let Some(value) = string_value(t, source) {
@@ -60,7 +64,7 @@ fn collect(source: &str, depth: u8, out: &mut EnumFacts) {
         {
             // A body is SQL too: a function's or a DO block's literals are parsed (and checked) when it runs or is
             // created.
-            collect(dollar_body(t.text(source)), depth + 1, out);
+            collect(dollar_body(t.text(source)), offset, depth + 1, out);
         }
         if depth > 0 {
             continue;
@@ -81,7 +85,7 @@ fn collect(source: &str, depth: u8, out: &mut EnumFacts) {
                 out.added.push(AddedValue {
                     type_name,
                     value,
-                    range: t.range.start..tokens[k].range.end,
+                    range: offset + t.range.start..offset + tokens[k].range.end,
                 });
             }
         }

@@ -66,5 +66,8 @@ pub use std::ops::Range;
 pub use body::routine_body_range;
 pub use lex::MAX_NESTING;
 pub use position::{LineCol, LineIndex, char_position_to_byte, normalize};
-pub use split::{Script, Statement, StatementKind, SyntaxError, check, split, statements};
+pub use split::{
+    Script, Statement, StatementKind, SyntaxError, check, for_each_statement, split,
+    statement_ranges, statements,
+};
 pub use transaction::non_transactional_reason;

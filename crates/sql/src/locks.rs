@@ -335,20 +335,29 @@ pub(crate) fn analyze_after(
 /// assert!(names.contains("billing") && names.contains("Invoice") && names.contains("i"));
 /// ```
 pub fn mentioned_names(source: &str) -> std::collections::BTreeSet<String> {
-    crate::lex::significant(source)
-        .iter()
-        .filter_map(|t| match t.kind {
-            squawk_lexer::TokenKind::Ident => Some(t.text(source).to_ascii_lowercase()),
+    // Streamed into the set: a data load has millions of tokens, and repeats the same few names.
+    let mut names = std::collections::BTreeSet::new();
+    for t in crate::lex::tokens(source) {
+        match t.kind {
+            squawk_lexer::TokenKind::Ident => {
+                let text = t.text(source);
+                if text.bytes().any(|b| b.is_ascii_uppercase()) {
+                    names.insert(text.to_ascii_lowercase());
+                } else if !names.contains(text) {
+                    names.insert(text.to_string());
+                }
+            }
             squawk_lexer::TokenKind::QuotedIdent {
                 terminated: true,
                 uescape: false,
             } => {
                 let text = t.text(source);
-                Some(text[1..text.len() - 1].replace("\"\"", "\""))
+                names.insert(text[1..text.len() - 1].replace("\"\"", "\""));
             }
-            _ => None,
-        })
-        .collect()
+            _ => {}
+        }
+    }
+    names
 }
 
 /// Two names denote the same relation: same name, and the same schema when both say one.

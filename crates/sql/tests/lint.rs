@@ -413,3 +413,44 @@ fn the_catalog_matches_squawk() {
         }
     }
 }
+
+/// Data statements are linted apart from the rest of the file (never one syntax tree for a data load): their own
+/// findings, the findings around them and ignore comments land exactly where they would in one pass.
+#[test]
+fn data_statements_are_linted_apart_with_positions_and_ignores_intact() {
+    let mut file = String::from("-- migrate:up\nALTER TABLE t ADD COLUMN b bigint NOT NULL;\n");
+    for i in 0..600 {
+        file.push_str(&format!("INSERT INTO t (a) VALUES ({i});\n"));
+    }
+    file.push_str("INSERT INTO t (a, a) VALUES (1, 2);\n");
+    file.push_str(
+        "-- squawk-ignore ban-duplicate-column-assignments\nUPDATE t SET a = 1, a = 2;\n",
+    );
+    file.push_str("DELETE FROM t WHERE a = ;\n");
+    file.push_str("CREATE INDEX t_a ON t (a);\n-- migrate:down\nDELETE FROM t;\n");
+    let out = lint(&file);
+    let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(
+        lines,
+        [
+            "2:15 error[adding-required-field] Adding a new column that is `NOT NULL` and has no default value to an existing table effectively makes it required.",
+            "603:16 error[ban-duplicate-column-assignments] Multiple assignments to the same column `a`.",
+            "603:19 error[ban-duplicate-column-assignments] Multiple assignments to the same column `a`.",
+            "606:24 error[syntax-error] the SQL parser does not understand this: expected an expression, found SEMICOLON",
+            "607:1 error[require-concurrent-index-creation] During normal index creation, table updates are blocked, but reads are still allowed.",
+        ][..],
+        "{out}"
+    );
+}
+
+#[test]
+fn a_file_level_ignore_silences_data_statements_too() {
+    let mut file = String::from(
+        "-- squawk-ignore-file ban-duplicate-column-assignments\nCREATE TABLE t (a bigint);\n",
+    );
+    for i in 0..300 {
+        file.push_str(&format!("INSERT INTO t (a) VALUES ({i});\n"));
+    }
+    file.push_str("INSERT INTO t (a, a) VALUES (1, 2);\n");
+    assert_eq!(lint(&file), "");
+}

@@ -343,7 +343,8 @@ fn migration_file_lint(
     lint: impl FnOnce(&str, &[pgstrata_sql::migration::Section]) -> Vec<pgstrata_sql::lint::Finding>,
 ) -> FileLint {
     let script = m.up();
-    let text: Arc<str> = Arc::from(script.text());
+    // Shared, not copied: a data load's text can be tens of megabytes.
+    let text: Arc<str> = Arc::clone(&script.text);
     let findings = lint(&text, script.sections());
     file_lint(
         script.origin().to_string(),

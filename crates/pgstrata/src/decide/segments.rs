@@ -28,8 +28,13 @@ pub(crate) fn enum_commit_points(items: &[(&Package, &Migration)]) -> BTreeMap<u
     let relevant: Vec<bool> = items
         .iter()
         .map(|(_, m)| {
-            let text = m.up().text().to_ascii_lowercase();
-            text.contains("alter") && text.contains("value")
+            let text = m.up().text().as_bytes();
+            // Without a lower-cased copy: a data load's text can be tens of megabytes.
+            let has = |word: &[u8]| {
+                text.windows(word.len())
+                    .any(|w| w.eq_ignore_ascii_case(word))
+            };
+            has(b"alter") && has(b"value")
         })
         .collect();
     if !relevant.iter().any(|r| *r) {

@@ -39,7 +39,8 @@ pub struct Migration {
     name: String,
     path: String,
     up: Script,
-    up_sql: String,
+    /// The file's text itself when it has no down section: a data load is not held twice.
+    up_sql: Arc<str>,
     down: Option<Script>,
     checksum: String,
     tool_version: Option<String>,
@@ -64,6 +65,11 @@ impl Migration {
     /// The text recorded as this migration's up SQL (the file without its down sections, normalised).
     pub fn up_sql(&self) -> &str {
         &self.up_sql
+    }
+
+    /// [`Migration::up_sql`], shared.
+    pub(crate) fn up_sql_shared(&self) -> Arc<str> {
+        Arc::clone(&self.up_sql)
     }
 
     /// The down script, if the migration has one.
@@ -600,9 +606,9 @@ fn load_migration(
 
 /// The recorded up text: the file without its down sections (the preamble before the first marker and every up
 /// section with its marker), so that editing only the down part does not change the up checksum.
-fn up_text(text: &str, up: &[Section], down: &[Section]) -> String {
+fn up_text(text: &Arc<str>, up: &[Section], down: &[Section]) -> Arc<str> {
     if down.is_empty() {
-        return text.to_string();
+        return Arc::clone(text);
     }
     let first_marker = up
         .iter()
@@ -618,7 +624,7 @@ fn up_text(text: &str, up: &[Section], down: &[Section]) -> String {
         }
         out.push_str(&text[start..s.range.end]);
     }
-    out
+    Arc::from(out)
 }
 
 /// A `.sql` file next to listed migrations that is neither listed, a down file, nor a test is almost always a

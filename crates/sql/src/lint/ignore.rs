@@ -47,6 +47,32 @@ pub(super) fn filter(text: &str, findings: &mut Vec<Finding>) {
     });
 }
 
+/// The `-- squawk-ignore-file` comments of `text`: what they silence everywhere in the file.
+pub(super) fn file_level(text: &str) -> FileIgnores {
+    if !super::compact::contains_ignore_case(text, "squawk-ignore-file") {
+        return FileIgnores::default();
+    }
+    let ignores = collect(text);
+    FileIgnores {
+        all: ignores.all,
+        rules: ignores.file,
+    }
+}
+
+/// What `-- squawk-ignore-file` comments silence.
+#[derive(Default)]
+pub(super) struct FileIgnores {
+    all: bool,
+    rules: HashSet<String>,
+}
+
+impl FileIgnores {
+    /// Whether findings of `rule` are silenced.
+    pub(super) fn silences(&self, rule: &str) -> bool {
+        self.all || self.rules.contains(rule)
+    }
+}
+
 fn collect(text: &str) -> Ignores {
     let index = LineIndex::new(text);
     let mut ignores = Ignores {

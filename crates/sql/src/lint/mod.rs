@@ -25,6 +25,7 @@
 //! ```
 
 mod catalog;
+mod compact;
 mod ignore;
 mod rules;
 
@@ -349,8 +350,79 @@ impl Linter {
         findings
     }
 
-    /// The findings, and the relations the file's up sections create (as written).
+    /// The findings, and the relations the file's up sections create (as written). The file's data statements are
+    /// linted apart from the rest (see [`compact`]): a data load of millions of rows is never one syntax tree.
     fn lint_migration(
+        &self,
+        source: &str,
+        sections: &[Section],
+        context: &MigrationContext,
+    ) -> (Vec<Finding>, Vec<RelationName>) {
+        let compact = compact::Compact::new(source, sections);
+        if compact.is_whole(source) {
+            return self.lint_sections(source, sections, context);
+        }
+        let (mut findings, created) = self.lint_sections(&compact.text, &compact.sections, context);
+        let to_file = |r: &Range<usize>| compact.to_file(r.start)..compact.to_file(r.end);
+        for f in &mut findings {
+            f.range = to_file(&f.range);
+            for edit in f.fix.iter_mut().flat_map(|fix| fix.edits.iter_mut()) {
+                edit.range = to_file(&edit.range);
+            }
+        }
+        let file_ignores = ignore::file_level(&compact.text);
+        let mut data = Vec::new();
+        for (range, in_transaction) in &compact.chunks {
+            let mut chunk = self.lint_data(source, range.clone(), *in_transaction);
+            chunk.retain(|f| !file_ignores.silences(&f.rule));
+            data.extend(chunk);
+        }
+        // An ignore comment between statements is seen by both parts: it is unused only when neither part used
+        // it. One inside a data statement is seen by its run alone, one anywhere else by the skeleton alone.
+        let unused = |f: &Finding| f.rule == UNUSED_IGNORE;
+        let unused_in_data: Vec<Range<usize>> = data
+            .iter()
+            .filter(|f| unused(f))
+            .map(|f| f.range.clone())
+            .collect();
+        let in_a_run = |r: &Range<usize>| {
+            compact
+                .chunks
+                .iter()
+                .any(|(c, _)| c.start <= r.start && r.end <= c.end)
+        };
+        findings.retain(|f| !unused(f) || !in_a_run(&f.range) || unused_in_data.contains(&f.range));
+        data.retain(|f| !unused(f) || compact.is_cut(&f.range));
+        findings.extend(data);
+        sort(&mut findings);
+        (findings, created)
+    }
+
+    /// Lint a run of data statements (`range` of `source`, see [`compact`]): squawk's rules, whose findings on such
+    /// statements are about the statement alone, and syntax errors, from one parse.
+    fn lint_data(&self, source: &str, range: Range<usize>, in_transaction: bool) -> Vec<Finding> {
+        let Some(text) = source.get(range.clone()) else {
+            return Vec::new();
+        };
+        let shallow = crate::lex::shallow(text);
+        let parse = SourceFile::parse(&shallow);
+        let mut findings = self.squawk_parsed(&parse, &shallow, in_transaction);
+        if !parse.errors().is_empty() {
+            findings.extend(self.syntax_errors(text, 0..text.len()));
+        }
+        drop(parse);
+        ignore::filter(text, &mut findings);
+        for f in &mut findings {
+            f.range = range.start + f.range.start..range.start + f.range.end;
+            for edit in f.fix.iter_mut().flat_map(|fix| fix.edits.iter_mut()) {
+                edit.range = range.start + edit.range.start..range.start + edit.range.end;
+            }
+        }
+        findings
+    }
+
+    /// [`Linter::lint_migration`] on a text that is linted whole.
+    fn lint_sections(
         &self,
         source: &str,
         sections: &[Section],
@@ -422,14 +494,26 @@ impl Linter {
             return Vec::new();
         }
         let text = &*crate::lex::shallow(text);
-        let parse = SourceFile::parse(text);
+        self.squawk_parsed(&SourceFile::parse(text), text, in_transaction)
+    }
+
+    /// Run squawk over `parse`, the tree of `text`.
+    fn squawk_parsed(
+        &self,
+        parse: &squawk_syntax::Parse<SourceFile>,
+        text: &str,
+        in_transaction: bool,
+    ) -> Vec<Finding> {
+        if self.squawk_rules.is_empty() {
+            return Vec::new();
+        }
         let mut linter = squawk_linter::Linter::from(self.squawk_rules.iter().copied());
         linter.settings = squawk_linter::LinterSettings {
             pg_version: self.pg_version,
             assume_in_transaction: in_transaction,
         };
         linter
-            .lint(&parse, text)
+            .lint(parse, text)
             .into_iter()
             .filter(|v| !is_strata_rule_in_ignore(v))
             .filter_map(|v| {
@@ -484,6 +568,9 @@ impl Linter {
             .collect()
     }
 }
+
+/// squawk's rule for ignore comments that silence nothing.
+const UNUSED_IGNORE: &str = "unused-ignore";
 
 /// squawk reports names it does not know in `-- squawk-ignore` comments; Strata's rule names
 /// are known here.
@@ -548,4 +635,79 @@ fn blank_except(source: &str, keep: &[Range<usize>]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migration::parse;
+
+    /// Linting data statements apart (see [`compact`]) finds what one pass over the whole file finds.
+    #[test]
+    fn linting_apart_finds_what_one_pass_finds() {
+        let data = [
+            "INSERT INTO t (a) VALUES (1);",
+            "INSERT INTO t (a, a) VALUES (1, 2);",
+            "UPDATE t SET a = 1, a = 2 WHERE a > 0;",
+            "-- squawk-ignore ban-duplicate-column-assignments\nUPDATE t SET a = 1, a = 2;",
+            "DELETE FROM t WHERE a = ;",
+            "-- a comment\nINSERT INTO t VALUES ('x;y'), ($$z$$);",
+            "UPDATE alembic_version SET version_num = '2';",
+            "UPDATE t\n   SET a = 1, -- squawk-ignore ban-duplicate-column-assignments\n       a = 2;",
+            "INSERT INTO t (a) VALUES (1) /* squawk-ignore ban-duplicate-column-assignments */;",
+            "INSERT INTO t (a) -- squawk-ignore-file\n VALUES (1);",
+        ];
+        let other = [
+            "ALTER TABLE t ADD COLUMN b bigint NOT NULL;",
+            "CREATE INDEX t_a ON t (a);",
+            "-- squawk-ignore require-concurrent-index-creation\nCREATE INDEX t_b ON t (b);",
+            "CREATE TABLE u (id int);",
+            "BEGIN;",
+            "COMMIT;",
+            "SET lock_timeout = '1s';",
+            "CREATE INDEX CONCURRENTLY t_c ON t (c);",
+            "ALTER TABLE t ALTER COLUMN a TYPE bigint;",
+            "-- squawk-ignore ban-duplicate-column-assignments",
+            "SELECT 1 /* squawk-ignore require-concurrent-index-creation */;",
+        ];
+        let linter = Linter::new(&LintConfig::default()).unwrap();
+        // A fixed pseudo-random walk over the statements: reproducible, and many mixtures.
+        let mut seed: u64 = 0x5eed;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for case in 0..1000 {
+            let mut file = String::new();
+            if case % 3 == 0 {
+                file.push_str("-- migrate:up\n");
+            }
+            if case % 7 == 0 {
+                file.insert_str(
+                    0,
+                    "-- squawk-ignore-file ban-duplicate-column-assignments\n",
+                );
+            }
+            for _ in 0..next(16) + 1 {
+                let statement = if next(3) == 0 {
+                    other[next(other.len())]
+                } else {
+                    data[next(data.len())]
+                };
+                file.push_str(statement);
+                file.push_str(if next(4) == 0 { " " } else { "\n" });
+            }
+            if case % 3 == 0 {
+                file.push_str("-- migrate:down\nDELETE FROM t;\n");
+            }
+            let Ok(sections) = parse(&file) else { continue };
+            let context = MigrationContext::default();
+            let (mut whole, _) = linter.lint_sections(&file, &sections, &context);
+            sort(&mut whole);
+            let (apart, _) = linter.lint_migration(&file, &sections, &context);
+            assert_eq!(apart, whole, "{file}");
+        }
+    }
 }

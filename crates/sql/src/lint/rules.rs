@@ -73,8 +73,8 @@ fn no_transaction_required(linter: &Linter, source: &str, section: &Section) -> 
             }],
         },
     };
-    crate::split(text)
-        .statements
+    // Boundaries and kinds are enough here: syntax errors are the `syntax-error` rule's.
+    crate::statements(text)
         .iter()
         .filter_map(|statement| {
             let reason = crate::non_transactional_reason(text, statement)?;

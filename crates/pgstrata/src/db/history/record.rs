@@ -151,6 +151,17 @@ const MIGRATIONS_SQL: &str = "WITH m AS (
      INSERT INTO strata.migration_log (run_id, package, name, action, checksum, duration_ms)
      SELECT $10::bigint, package, name, 'apply', checksum, duration_ms FROM m";
 
+/// [`MIGRATIONS_SQL`] when up texts were staged (see `stage_text`): a missing one is joined from its pieces.
+fn migrations_staged_sql() -> String {
+    MIGRATIONS_SQL.replacen(
+        "checksum, up_sql, down_sql, no_transaction, duration_ms, $9::text",
+        "checksum,\n              coalesce(up_sql, (SELECT string_agg(s.part, '' ORDER BY s.piece)\n                 \
+         FROM pg_temp.strata_staged_text s WHERE s.ord = r.ord)),\n              \
+         down_sql, no_transaction, duration_ms, $9::text",
+        1,
+    )
+}
+
 /// The new text of a changed migration, recorded without running it: package ($1), name ($2), checksum ($3), up
 /// SQL ($4), down SQL ($5), path ($6), run ($7).
 const ACCEPT_CHANGE_SQL: &str = "WITH m AS (
@@ -605,7 +616,8 @@ pub(crate) struct Applied {
     pub name: String,
     pub path: String,
     pub checksum: String,
-    pub up_sql: String,
+    /// Shared with the loaded migration, not copied.
+    pub up_sql: std::sync::Arc<str>,
     pub down_sql: Option<String>,
     pub no_transaction: bool,
     pub duration_ms: f64,
@@ -619,7 +631,7 @@ impl Applied {
             name: m.name().to_string(),
             path: m.path().to_string(),
             checksum: m.checksum().to_string(),
-            up_sql: m.up_sql().to_string(),
+            up_sql: m.up_sql_shared(),
             down_sql: m.down_sql(),
             no_transaction: m.no_transaction(),
             duration_ms,
@@ -637,6 +649,16 @@ pub(crate) async fn record_migrations(
         return Ok(());
     }
     let text = |f: fn(&Applied) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+    // A big up text goes ahead in pieces (see `stage_text`); the record statement joins them.
+    let mut up_sql: Vec<Option<&str>> = Vec::with_capacity(records.len());
+    for (k, r) in records.iter().enumerate() {
+        if r.up_sql.len() > STAGED_TEXT_BYTES {
+            stage_text(client, k + 1, &r.up_sql).await?;
+            up_sql.push(None);
+        } else {
+            up_sql.push(Some(&r.up_sql));
+        }
+    }
     let down_sql: Vec<Option<&str>> = records.iter().map(|r| r.down_sql.as_deref()).collect();
     let no_transaction: Vec<bool> = records.iter().map(|r| r.no_transaction).collect();
     let duration_ms: Vec<f64> = records.iter().map(|r| r.duration_ms).collect();
@@ -645,19 +667,93 @@ pub(crate) async fn record_migrations(
         (&text(|r| &r.name), Type::TEXT_ARRAY),
         (&text(|r| &r.path), Type::TEXT_ARRAY),
         (&text(|r| &r.checksum), Type::TEXT_ARRAY),
-        (&text(|r| &r.up_sql), Type::TEXT_ARRAY),
+        (&up_sql, Type::TEXT_ARRAY),
         (&down_sql, Type::TEXT_ARRAY),
         (&no_transaction, Type::BOOL_ARRAY),
         (&duration_ms, Type::FLOAT8_ARRAY),
         (&VERSION, Type::TEXT),
         (&run_id, Type::INT8),
     ];
-    client
-        .query_typed(MIGRATIONS_SQL, &params)
+    let staged = up_sql.iter().any(Option::is_none);
+    let sql = if staged {
+        std::borrow::Cow::Owned(migrations_staged_sql())
+    } else {
+        std::borrow::Cow::Borrowed(MIGRATIONS_SQL)
+    };
+    client.query_typed(&sql, &params).await.map_err(Error::db(
+        "recording applied migrations in strata.migration",
+    ))?;
+    if staged {
+        client
+            .batch_execute(UNSTAGE_SQL)
+            .await
+            .map_err(Error::db("emptying Strata's staged texts"))?;
+    }
+    Ok(())
+}
+
+/// An up text longer than this is not sent as a parameter of the record statement, which the client encodes whole
+/// (and whose buffers grow by doubling): a data load of tens of megabytes would be held three or four times over.
+const STAGED_TEXT_BYTES: usize = 4 << 20;
+
+/// Pieces of one COPY row of a staged text.
+const STAGED_PIECE_BYTES: usize = 1 << 20;
+
+/// Staged texts live in a session-private table: rolled back with the deploy's transaction, gone with the session.
+const STAGE_TABLE_SQL: &str = "SELECT to_regclass('pg_temp.strata_staged_text') IS NULL";
+const CREATE_STAGE_SQL: &str =
+    "CREATE TEMP TABLE strata_staged_text (ord bigint, piece bigint, part text)";
+const STAGE_COPY_SQL: &str = "COPY pg_temp.strata_staged_text (ord, piece, part) FROM STDIN";
+const UNSTAGE_SQL: &str = "DELETE FROM pg_temp.strata_staged_text";
+
+/// Send `text` (the up text of the `ord`-th record) in pieces with COPY, so that neither side holds a copy of it
+/// in a message: the record statement reads it back with `string_agg`.
+async fn stage_text(client: &Client, ord: usize, text: &str) -> Result<()> {
+    use futures_util::SinkExt;
+    let missing: bool = client
+        .query_one(STAGE_TABLE_SQL, &[])
         .await
-        .map_err(Error::db(
-            "recording applied migrations in strata.migration",
-        ))?;
+        .map_err(Error::db("looking for Strata's staged texts"))?
+        .get(0);
+    if missing {
+        client
+            .batch_execute(CREATE_STAGE_SQL)
+            .await
+            .map_err(Error::db("creating the table of Strata's staged texts"))?;
+    }
+    let context = format!("staging the up text of migration {ord} of the record");
+    let failed = |e: tokio_postgres::Error| Error::db(context.clone())(e);
+    let sink = client
+        .copy_in::<_, std::io::Cursor<Vec<u8>>>(STAGE_COPY_SQL)
+        .await
+        .map_err(failed)?;
+    let mut sink = std::pin::pin!(sink);
+    let mut rest = text;
+    let mut piece = 0;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(STAGED_PIECE_BYTES);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (part, after) = rest.split_at(cut);
+        let mut row = Vec::with_capacity(part.len() + part.len() / 16 + 32);
+        row.extend_from_slice(format!("{ord}\t{piece}\t").as_bytes());
+        // COPY's text format: backslash escapes for the characters that delimit rows and columns.
+        for b in part.bytes() {
+            match b {
+                b'\\' => row.extend_from_slice(b"\\\\"),
+                b'\n' => row.extend_from_slice(b"\\n"),
+                b'\r' => row.extend_from_slice(b"\\r"),
+                b'\t' => row.extend_from_slice(b"\\t"),
+                _ => row.push(b),
+            }
+        }
+        row.push(b'\n');
+        sink.send(std::io::Cursor::new(row)).await.map_err(failed)?;
+        rest = after;
+        piece += 1;
+    }
+    sink.as_mut().finish().await.map_err(failed)?;
     Ok(())
 }
 

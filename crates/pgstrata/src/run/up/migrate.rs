@@ -35,6 +35,23 @@ use crate::source::package::{Migration, Package, Script};
 /// the migration's statements and its checksum.
 type Statements = [(Range<usize>, pgstrata_sql::Statement, Key)];
 
+/// The statements of a section to run: with their kinds and keys (a migration that can end half applied needs
+/// them), or only their ranges (one that cannot, and is not resumed).
+#[derive(Clone, Copy)]
+enum Work<'a> {
+    Statements(&'a Statements),
+    Ranges(&'a [Range<usize>]),
+}
+
+impl Work<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Work::Statements(s) => s.len(),
+            Work::Ranges(r) => r.len(),
+        }
+    }
+}
+
 /// A statement's index among its migration's statements, and its checksum ([`guard::statement_checksum`]).
 type Key = (usize, String);
 
@@ -76,8 +93,21 @@ impl UpRun<'_> {
         // Only a migration with a no-transaction section can end half applied: only its statements need
         // checksums and texts (a big transactional file would pay for them in time and memory).
         let tracked = script.sections().iter().any(|s| s.no_transaction);
+        // A transactional migration that is not resumed needs only where its statements are: a data load of
+        // millions of them is run from their ranges alone.
+        let plain = !tracked && resume.is_none();
         for section in script.sections() {
-            let all: Vec<(Range<usize>, pgstrata_sql::Statement, Key)> =
+            let ranges: Vec<Range<usize>> = if plain {
+                pgstrata_sql::statement_ranges(section.text(script.text()))
+                    .into_iter()
+                    .map(|r| section.range.start + r.start..section.range.start + r.end)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let all: Vec<(Range<usize>, pgstrata_sql::Statement, Key)> = if plain {
+                Vec::new()
+            } else {
                 guard::section_statements(script, section)
                     .into_iter()
                     .enumerate()
@@ -89,7 +119,8 @@ impl UpRun<'_> {
                         };
                         (r, s, (base + k, sum))
                     })
-                    .collect();
+                    .collect()
+            };
             base += all.len();
             let text_of = |r: &Range<usize>| script.text()[r.clone()].to_string();
             let mut first = 0;
@@ -144,17 +175,14 @@ impl UpRun<'_> {
             } else if !all.is_empty() {
                 continue;
             }
+            let work = if plain {
+                Work::Ranges(&ranges)
+            } else {
+                Work::Statements(&all[first..])
+            };
             let commits_open = section.no_transaction && session.in_transaction();
             let result = self
-                .run_section(
-                    session,
-                    pkg,
-                    script,
-                    section,
-                    &all[first..],
-                    &label,
-                    &mut progress,
-                )
+                .run_section(session, pkg, script, section, work, &label, &mut progress)
                 .await;
             if commits_open {
                 committed_here.append(&mut open_here);
@@ -252,7 +280,7 @@ impl UpRun<'_> {
         pkg: &Package,
         script: &Script,
         section: &Section,
-        statements: &Statements,
+        statements: Work<'_>,
         label: &str,
         progress: &mut Progress,
     ) -> Result<usize> {
@@ -311,7 +339,7 @@ impl UpRun<'_> {
         pkg: &Package,
         script: &Script,
         section: &Section,
-        statements: &Statements,
+        work: Work<'_>,
         label: &str,
         boundary: &Boundary,
         progress: &mut Progress,
@@ -322,9 +350,21 @@ impl UpRun<'_> {
             error.committed_statements = committed;
             error.into()
         };
-        if statements.is_empty() {
+        if work.len() == 0 {
             return Ok(0);
         }
+        let statements = match work {
+            Work::Statements(statements) => statements,
+            Work::Ranges(ranges) => {
+                // Only transactional sections come as ranges.
+                return match run_split(session.client(), script, ranges, false, Some(boundary))
+                    .await
+                {
+                    Ok(o) => Ok(o.statements),
+                    Err(f) => Err(fail(f, Vec::new())),
+                };
+            }
+        };
         if !section.no_transaction {
             // One transaction: the statements (earlier ones may have been skipped by a resume) in as few messages
             // as their size allows, as split already, each followed by the boundary check.

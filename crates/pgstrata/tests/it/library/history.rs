@@ -153,3 +153,67 @@ async fn runs_page_filter_and_show_their_migrations() {
             .contains(&"example.com/hist".to_string())
     );
 }
+
+/// An up text too big to send as a parameter is staged in pieces with COPY and recorded exactly: backslashes, tabs
+/// and characters cut across pieces included, next to a small migration of the same deploy, and a down that then
+/// works from what was stored.
+#[tokio::test]
+async fn a_big_up_text_is_recorded_exactly() {
+    let db = pgtest::TestDb::new().await;
+    let mut pg = connect(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 6 MB of comment (cheap for the server) with the characters COPY's text format escapes, and a multi-byte one
+    // at every offset modulo 3, so that some piece boundary falls inside it.
+    let mut big = String::from("CREATE TABLE big (v text);\n");
+    let mut i = 0;
+    while big.len() < 6 << 20 {
+        let pad = "x".repeat(i % 3);
+        big.push_str(&format!(
+            "--{pad} \\ back\tslash é ünïcödé \\n not a newline\n"
+        ));
+        i += 1;
+    }
+    big.push_str("\nINSERT INTO big VALUES (E'a\\tb');\n");
+    let files = [
+        ("001_small.sql", "CREATE TABLE small (id int);\n"),
+        ("002_big.sql", big.as_str()),
+    ];
+    write_package(dir.path(), "example.com/big", "bigtext", "", &files);
+    pgstrata::up(
+        &mut pg,
+        &project(dir.path()),
+        &up_opts(),
+        &mut pgstrata::Quiet,
+    )
+    .await
+    .unwrap();
+    let stored: String = pg
+        .client()
+        .query_one(
+            "SELECT up_sql FROM strata.migration WHERE name = '002_big'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored.len(), big.len());
+    assert!(stored == big, "the stored up text differs from the file");
+    let small: String = pg
+        .client()
+        .query_one(
+            "SELECT up_sql FROM strata.migration WHERE name = '001_small'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(small, "CREATE TABLE small (id int);\n");
+    // The staging table is left empty for the next record of the session.
+    let left: i64 = pg
+        .client()
+        .query_one("SELECT count(*) FROM pg_temp.strata_staged_text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
