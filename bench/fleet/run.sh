@@ -4,6 +4,7 @@
 #
 #   databases   TARGETS databases x MIGRATIONS migrations (bench/core's realistic migrations):
 #     floor         the same SQL sent by `psql -1 -f` to each database, JOBS at a time (xargs -P)
+#     floor + own   the floor, each database also getting Strata's history tables (pg_dump of its schema) by psql
 #     fleet         `strata up --targets targets.toml --jobs JOBS` (one process)
 #     strata loop   a shell loop running `strata up` per database, one after the other
 #     dbmate loop   a shell loop running `dbmate migrate` per database, one after the other
@@ -129,51 +130,93 @@ check_db() { # DB TABLE EXPECTED
 }
 
 now() { echo "$EPOCHREALTIME"; }
-ms_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
-
-floor_dbs() { # N
-    local n=$1 i start
+# CPU beside wall time: the shared machine's load stretches wall times, not the work done. Client: user+sys of the
+# processes this shell waited for (psql, xargs, strata, dbmate); server: user+sys of the backends the postmaster
+# reaped (its children's times), both in ms. `clock_start` sets start; `ms_since` prints the wall ms and leaves
+# "client_ms server_ms" in $work/cpu_last for `take`.
+postmaster=$(head -n 1 "$work/data/postmaster.pid")
+tick_ms=$((1000 / $(getconf CLK_TCK)))
+# Reads what `times` wrote: it must run in the measuring shell itself (a command substitution would report its own,
+# empty, children).
+client_cpu_ms() { awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.0f", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$work/times"; }
+server_cpu_ms() { awk -v t="$tick_ms" '{ print ($16 + $17) * t }' "/proc/$postmaster/stat"; }
+clock_start() {
     start=$(now)
+    start_server=$(server_cpu_ms)
+    times >"$work/times"
+    start_client=$(client_cpu_ms)
+}
+ms_since() {
+    awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }'
+    sleep 0.3 # the last backends exit and are reaped
+    times >"$work/times"
+    echo "$(($(client_cpu_ms) - start_client)) $(($(server_cpu_ms) - start_server))" >"$work/cpu_last"
+}
+declare -A t cc cs
+take() { # KEY COMMAND...: t[KEY] wall ms, cc[KEY] client CPU ms, cs[KEY] server CPU ms
+    local key=$1
+    shift
+    t[$key]=$("$@")
+    read -r "cc[$key]" "cs[$key]" <"$work/cpu_last"
+}
+
+floor_dbs() { # N [FILE run before the floor's SQL, in the same transaction]
+    local n=$1 first=${2:+-f $2} i
+    clock_start
     for ((i = 1; i <= n; i++)); do db_name "$i"; echo; done |
-        xargs -P "$jobs" -I{} bash -c 'psql_to {} -1 -f "'"$floor_sql"'" >/dev/null'
+        xargs -P "$jobs" -I{} bash -c 'psql_to {} -1 '"$first"' -f "'"$floor_sql"'" >/dev/null'
     ms_since "$start"
 }
 fleet_dbs() { # N
-    local n=$1 start
-    start=$(now)
+    local n=$1
+    clock_start
     "$strata" -q -p "$pkg" up --targets "$work/targets_$n.toml" --jobs "$jobs" --state-dir "$work/state" >&2
     ms_since "$start"
 }
 
-declare -A t
 echo "databases: floor…" >&2
-t[db_floor]=$(floor_dbs "$targets"); reset_dbs "$targets"
+take db_floor floor_dbs "$targets"; reset_dbs "$targets"
 echo "databases: strata up --targets…" >&2
-t[db_fleet]=$(fleet_dbs "$targets")
+take db_fleet fleet_dbs "$targets"
 check_db "$(db_name "$targets")" strata.migration $((migrations + strata_own))
+# Strata's own tables as its migrations leave them, for the floor that includes them (see below).
+"$bindir/pg_dump" -d "$(url "$(db_name "$targets")")" -n strata --schema-only -f "$work/gen/strata_own.sql"
 reset_dbs "$targets"
+echo "databases: floor with Strata's own tables…" >&2
+# The same floor, each database also getting Strata's history tables (their DDL, by psql, in the same transaction):
+# what any deploy that records a history in the database pays at least; the part of the gap it explains is not
+# Strata's per-deploy overhead.
+take db_floor_own floor_dbs "$targets" "$work/gen/strata_own.sql"; reset_dbs "$targets"
 echo "databases: strata loop…" >&2
-start=$(now)
-for ((i = 1; i <= targets; i++)); do "$strata" -q -p "$pkg" -d "$(url "$(db_name "$i")")" up; done
-t[db_strata_loop]=$(ms_since "$start")
+strata_loop() { # N
+    local i
+    clock_start
+    for ((i = 1; i <= $1; i++)); do "$strata" -q -p "$pkg" -d "$(url "$(db_name "$i")")" up; done
+    ms_since "$start"
+}
+take db_strata_loop strata_loop "$targets"
 check_db "$(db_name "$targets")" strata.migration $((migrations + strata_own))
 reset_dbs "$targets"
 echo "databases: dbmate loop…" >&2
-start=$(now)
-for ((i = 1; i <= targets; i++)); do
-    "$dbmate" --url "$(dbmate_url "$(db_name "$i")")" --migrations-dir "$work/dbmate" --no-dump-schema migrate >/dev/null
-done
-t[db_dbmate_loop]=$(ms_since "$start")
+dbmate_loop() { # N
+    local i
+    clock_start
+    for ((i = 1; i <= $1; i++)); do
+        "$dbmate" --url "$(dbmate_url "$(db_name "$i")")" --migrations-dir "$work/dbmate" --no-dump-schema migrate >/dev/null
+    done
+    ms_since "$start"
+}
+take db_dbmate_loop dbmate_loop "$targets"
 check_db "$(db_name "$targets")" public.schema_migrations "$migrations"
 reset_dbs "$targets"
 echo "databases: floor again…" >&2
-t[db_floor2]=$(floor_dbs "$targets"); reset_dbs "$targets"
+take db_floor2 floor_dbs "$targets"; reset_dbs "$targets"
 
 echo "databases: growth…" >&2
 for n in 10 100; do
     [ "$n" -lt "$targets" ] || continue
-    t[grow_floor_$n]=$(floor_dbs "$n"); reset_dbs "$n"
-    t[grow_fleet_$n]=$(fleet_dbs "$n"); reset_dbs "$n"
+    take grow_floor_$n floor_dbs "$n"; reset_dbs "$n"
+    take grow_fleet_$n fleet_dbs "$n"; reset_dbs "$n"
 done
 
 # --- tenant schemas: one database per size and method -----------------------------------------------------------
@@ -186,17 +229,17 @@ tenant_db() { # METHOD N
     echo "$db"
 }
 floor_tenants() { # N
-    local db start
+    local db
     db=$(tenant_db floor "$1")
-    start=$(now)
+    clock_start
     for ((i = 1; i <= $1; i++)); do printf 's%d_%05d\n' "$1" "$i"; done |
         xargs -P "$jobs" -I{} bash -c 'psql_to '"$db"' -1 -c "SET search_path = {}, public" -f "'"$work/gen/body.sql"'" >/dev/null'
     ms_since "$start"
 }
 fleet_tenants() { # N
-    local db start
+    local db
     db=$(tenant_db fleet "$1")
-    start=$(now)
+    clock_start
     "$strata" -q -p "$pkg" -d "$(url "$db")" up --tenant-schemas "s$1\\_%" --jobs "$jobs" >&2
     ms_since "$start"
     check_db "$db" strata.migration $((migrations * $1 + strata_own + 1))
@@ -206,35 +249,45 @@ echo "tenant schemas…" >&2
 tenant_sizes=$(printf '%s\n' 10 100 "$targets" | sort -nu)
 for n in $tenant_sizes; do
     [ "$n" -le "$targets" ] || continue
-    t[ten_floor_$n]=$(floor_tenants "$n")
-    t[ten_fleet_$n]=$(fleet_tenants "$n")
+    take ten_floor_$n floor_tenants "$n"
+    take ten_fleet_$n fleet_tenants "$n"
 done
 
 # --- the table --------------------------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 per() { awk -v a="$1" -v n="$2" 'BEGIN { printf "%.1f", a / n }'; }
-row() { printf '%-52s %10s %12s %10s\n' "$@"; }
+row() { printf '%-52s %9s %10s %9s %11s %11s\n' "$@"; }
+# LABEL KEY N VS: wall, wall per target, ratio to VS (or -), client and server CPU per target
+line() { row "$1" "${t[$2]}" "$(per "${t[$2]}" "$3")" "$([ "$4" = - ] && echo - || echo "$(ratio "${t[$2]}" "$4")x")" \
+    "$(per "${cc[$2]}" "$3")" "$(per "${cs[$2]}" "$3")"; }
 floor_db=$(( (t[db_floor] + t[db_floor2]) / 2 ))
 echo
 echo "Fleet benchmark: $targets targets x $migrations migrations, --jobs $jobs, $("$bindir/postgres" --version), fsync on, Unix socket"
 echo "strata $("$strata" --version | awk '{ print $2 }') (release); $("$dbmate" --version); $(nproc) cores; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "CPU columns: user+sys per target of the client processes (psql, strata, dbmate) and of the server's backends"
 echo
-row "databases" "wall ms" "ms/target" "vs floor"
-row "floor: psql -1 per database, $jobs at a time (first)" "${t[db_floor]}" "$(per "${t[db_floor]}" "$targets")" "-"
-row "floor (last)" "${t[db_floor2]}" "$(per "${t[db_floor2]}" "$targets")" "-"
-row "strata up --targets (one process, --jobs $jobs)" "${t[db_fleet]}" "$(per "${t[db_fleet]}" "$targets")" "$(ratio "${t[db_fleet]}" "$floor_db")x"
-row "shell loop: strata up per database" "${t[db_strata_loop]}" "$(per "${t[db_strata_loop]}" "$targets")" "$(ratio "${t[db_strata_loop]}" "$floor_db")x"
-row "shell loop: dbmate migrate per database" "${t[db_dbmate_loop]}" "$(per "${t[db_dbmate_loop]}" "$targets")" "$(ratio "${t[db_dbmate_loop]}" "$floor_db")x"
+row "databases" "wall ms" "ms/target" "vs floor" "client CPU" "server CPU"
+line "floor: psql -1 per database, $jobs at a time (first)" db_floor "$targets" -
+line "floor (last)" db_floor2 "$targets" -
+line "floor + Strata's own tables (pg_dump of its schema)" db_floor_own "$targets" "$floor_db"
+line "strata up --targets (one process, --jobs $jobs)" db_fleet "$targets" "$floor_db"
+line "shell loop: strata up per database" db_strata_loop "$targets" "$floor_db"
+line "shell loop: dbmate migrate per database" db_dbmate_loop "$targets" "$floor_db"
 echo "dbmate loop / fleet: $(ratio "${t[db_dbmate_loop]}" "${t[db_fleet]}")x (goal >= 3x); fleet / floor (mean of both floors): $(ratio "${t[db_fleet]}" "$floor_db")x (goal <= 1.2x)"
+echo "fleet / floor with Strata's own tables: $(ratio "${t[db_fleet]}" "${t[db_floor_own]}")x; dbmate loop / floor: $(ratio "${t[db_dbmate_loop]}" "$floor_db")x (the fleet cannot beat the dbmate loop by more than this much while it stays above the floor)"
 echo
-row "growth" "floor ms" "fleet ms" "fleet/floor"
+row "growth" "floor ms" "fleet ms" "ratio" "fleet cpu" "floor cpu"
+growth() { # LABEL N FLOOR_KEY FLEET_KEY: wall of both, ratio, client+server CPU per target of each
+    row "$1 ($(per "${t[$4]}" "$2") ms/target)" "${t[$3]}" "${t[$4]}" "$(ratio "${t[$4]}" "${t[$3]}")x" \
+        "$(per $((cc[$4] + cs[$4])) "$2")" "$(per $((cc[$3] + cs[$3])) "$2")"
+}
 for n in 10 100; do
     [ -n "${t[grow_fleet_$n]:-}" ] || continue
-    row "$n databases ($(per "${t[grow_fleet_$n]}" "$n") ms/target)" "${t[grow_floor_$n]}" "${t[grow_fleet_$n]}" "$(ratio "${t[grow_fleet_$n]}" "${t[grow_floor_$n]}")x"
+    growth "$n databases" "$n" "grow_floor_$n" "grow_fleet_$n"
 done
-row "$targets databases ($(per "${t[db_fleet]}" "$targets") ms/target)" "$floor_db" "${t[db_fleet]}" "$(ratio "${t[db_fleet]}" "$floor_db")x"
+growth "$targets databases" "$targets" db_floor db_fleet
 for n in $tenant_sizes; do
     [ -n "${t[ten_fleet_$n]:-}" ] || continue
-    row "$n tenant schemas ($(per "${t[ten_fleet_$n]}" "$n") ms/target)" "${t[ten_floor_$n]}" "${t[ten_fleet_$n]}" "$(ratio "${t[ten_fleet_$n]}" "${t[ten_floor_$n]}")x"
+    growth "$n tenant schemas" "$n" "ten_floor_$n" "ten_fleet_$n"
 done
-for k in "${!t[@]}"; do printf 'RESULT %s %s\n' "$k" "${t[$k]}"; done | sort
+for k in "${!t[@]}"; do printf 'RESULT %s %s %s %s\n' "$k" "${t[$k]}" "${cc[$k]:-}" "${cs[$k]:-}"; done | sort

@@ -391,6 +391,8 @@ fn up_options(a: &args::UpArgs, project: &Project) -> Result<pgstrata::UpOptions
             seed: a.seed,
             ..Default::default()
         },
+        // A fleet's targets share it: the same plan on targets in the same state is linted once.
+        lint_memo: pgstrata::lint::LintMemo::new(),
     })
 }
 

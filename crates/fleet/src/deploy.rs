@@ -4,6 +4,11 @@
 //!
 //! All targets are driven concurrently on the caller's task (deploys mostly wait for their servers); the outcomes
 //! are recorded by a writer running beside them ([`crate::state`]).
+//!
+//! Tenant schemas all live in one database: a connection whose deploy succeeded is reset (`DISCARD ALL`: settings,
+//! temporary tables, prepared statements, advisory locks and listeners of the session are gone) and deploys the
+//! next tenant, so a run of N tenants opens `jobs` connections, not N, and their backends' catalog caches stay
+//! warm. A connection whose deploy failed, timed out or could not be reset is closed.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -179,6 +184,7 @@ pub async fn up(
         attempt,
         observer: &observer,
         updates: tx,
+        idle: RefCell::new(Vec::new()),
     };
     let (outcomes, written) = tokio::join!(run.all(todo), write_updates(&mut recorder, rx));
     if let Err(e) = written {
@@ -314,6 +320,23 @@ pub(crate) fn tenant_project(project: &Project, schema: &str) -> pgstrata::Resul
     Project::new(list)
 }
 
+/// What a reusable connection was made with: where to (without password) and with which password, so a target is
+/// never served by a connection its own settings would not have made.
+#[derive(PartialEq, Eq)]
+struct ConnectionKey {
+    location: String,
+    password: Option<String>,
+}
+
+impl ConnectionKey {
+    fn of(target: &Target) -> ConnectionKey {
+        ConnectionKey {
+            location: target.connect.redacted(),
+            password: target.connect.password().map(str::to_string),
+        }
+    }
+}
+
 /// One attempt's deploys.
 struct Run<'a, 'o> {
     project: &'a Project,
@@ -321,6 +344,8 @@ struct Run<'a, 'o> {
     attempt: u32,
     observer: &'a RefCell<&'o mut dyn FleetObserver>,
     updates: mpsc::UnboundedSender<Update>,
+    /// Reset connections of tenant deploys that went through, by where they connect to, for the next tenant.
+    idle: RefCell<Vec<(ConnectionKey, Database)>>,
 }
 
 impl Run<'_, '_> {
@@ -498,6 +523,13 @@ impl Run<'_, '_> {
         }
     }
 
+    /// An idle connection made with `key`, if an earlier deploy left one.
+    fn take_idle(&self, key: &ConnectionKey) -> Option<Database> {
+        let mut idle = self.idle.borrow_mut();
+        let i = idle.iter().position(|(at, _)| at == key)?;
+        Some(idle.swap_remove(i).1)
+    }
+
     /// Deploy one target, within the target timeout.
     async fn deploy(&self, target: &Target) -> TargetOutcome {
         let started = Instant::now();
@@ -511,7 +543,13 @@ impl Run<'_, '_> {
                 }
                 None => self.project,
             };
-            let mut db = Database::connect(&target.connect).await?;
+            // Tenant schemas share their database: a connection of an earlier tenant's deploy, reset, serves.
+            let reuse = target.schema.as_ref().map(|_| ConnectionKey::of(target));
+            let idle = reuse.as_ref().and_then(|at| self.take_idle(at));
+            let mut db = match idle {
+                Some(db) => db,
+                None => Database::connect(&target.connect).await?,
+            };
             let mut progress = |e: Event<'_>| {
                 if let Event::MigrationStarted {
                     package, name: m, ..
@@ -524,7 +562,13 @@ impl Run<'_, '_> {
                     });
                 }
             };
-            pgstrata::up(&mut db, project, &self.opts.up, &mut progress).await
+            let report = pgstrata::up(&mut db, project, &self.opts.up, &mut progress).await?;
+            if let Some(at) = reuse
+                && db.client().batch_execute("DISCARD ALL").await.is_ok()
+            {
+                self.idle.borrow_mut().push((at, db));
+            }
+            Ok(report)
         };
         let result = match self.opts.target_timeout {
             Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| limit),

@@ -146,3 +146,62 @@ async fn five_hundred_tenant_schemas_then_a_new_migration_to_all() {
             .all(|s| s.health == TargetHealth::UpToDate && s.last_run.is_some())
     );
 }
+
+/// Tenants share their database's connections: one job deploys three tenants over one connection, and what a
+/// tenant's migration leaves in its session (a setting, a temporary table) is gone before the next tenant's deploy.
+#[tokio::test]
+async fn tenants_reuse_a_reset_connection() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    client
+        .batch_execute("CREATE SCHEMA reuse_1; CREATE SCHEMA reuse_2; CREATE SCHEMA reuse_3;")
+        .await
+        .unwrap();
+    let default_work_mem: String = client
+        .query_one("SELECT current_setting('work_mem')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let options = pgstrata_conn::ConnectOptions::parse(&db.url()).unwrap();
+    let conn = Database::connect(&options).await.unwrap();
+    let (_dir, project) = crate::support::project(
+        "",
+        &[(
+            "0001_seen.sql",
+            "CREATE TEMP TABLE scratch (x int);\n\
+             CREATE TABLE seen AS SELECT pg_backend_pid() AS pid, current_setting('work_mem') AS work_mem;\n\
+             SET work_mem = '7MB';\n",
+        )],
+    );
+    let targets = Targets::tenant_schemas(&conn, &options, &project, "reuse\\_%", &[])
+        .await
+        .unwrap();
+    assert_eq!(targets.list().len(), 3);
+    let opts = FleetOptions {
+        jobs: 1,
+        ..FleetOptions::default()
+    };
+    let state = tempfile::tempdir().unwrap();
+    let store = StateStore::Dir(state.path().to_path_buf());
+    let report = pgstrata_fleet::up(&project, &targets, &opts, &store, None, &mut QuietFleet)
+        .await
+        .unwrap();
+    assert!(report.success(), "{:?}", report.targets);
+    let rows = client
+        .query(
+            "SELECT pid, work_mem FROM reuse_1.seen UNION ALL SELECT pid, work_mem FROM reuse_2.seen
+             UNION ALL SELECT pid, work_mem FROM reuse_3.seen",
+            &[],
+        )
+        .await
+        .unwrap();
+    let pids: std::collections::BTreeSet<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(pids.len(), 1, "one connection for the three tenants");
+    for r in &rows {
+        let work_mem: String = r.get(1);
+        assert_eq!(
+            work_mem, default_work_mem,
+            "a setting leaked into the next tenant"
+        );
+    }
+}

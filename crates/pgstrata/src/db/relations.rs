@@ -14,17 +14,32 @@ use crate::error::{Error, Result};
 /// without a page of data, a partitioned table none of whose partitions has one, an index whose table is empty.
 /// Views, sequences and foreign tables never count as empty. Sizes come from `pg_relation_size`, which takes the
 /// weakest lock (ACCESS SHARE) on each relation looked at.
+///
+/// Only where a schema could be named does every relation count: in the schemas `names` holds (a qualified name's
+/// schema is one of the names a migration mentions) and in `schemas` (the deploy's own). Elsewhere only an unqualified
+/// name can reach a relation, and the linter matches an unqualified name with a relation of that name in any schema
+/// (`pgstrata_sql::lint`): there one relation per name stands for them all, one that holds rows if any does. So a
+/// tenant's deploy reads a few rows, not every tenant schema's tables (and sizes, and locks).
 pub(crate) async fn existing(
     client: &Client,
     names: &BTreeSet<String>,
+    schemas: &[&str],
 ) -> Result<Vec<ExistingRelation>> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let rows = client
-        .query(
-            "WITH r AS (
+    // Whether relation `r` is empty, written once and evaluated only where a row needs it (a CTE used twice would
+    // be computed for every relation).
+    let empty = "CASE (SELECT relkind FROM pg_class WHERE oid = r.data_oid)
+                   WHEN 'r' THEN pg_relation_size(r.data_oid) = 0
+                   WHEN 'm' THEN pg_relation_size(r.data_oid) = 0
+                   WHEN 'p' THEN NOT EXISTS (SELECT 1 FROM pg_partition_tree(r.data_oid) t
+                                              WHERE t.isleaf AND pg_relation_size(t.relid) > 0)
+                   ELSE false
+                 END";
+    let sql = format!(
+        "WITH r AS (
                SELECT c.oid, n.nspname, c.relname, c.relkind,
                       CASE WHEN c.relkind IN ('i', 'I') THEN i.indrelid ELSE c.oid END AS data_oid
                  FROM pg_class c
@@ -34,18 +49,23 @@ pub(crate) async fn existing(
                   AND c.relkind IN ('r', 'p', 'i', 'I', 'm', 'S', 'v', 'f')
                   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
                   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+             ), s AS (
+               SELECT r.*, r.nspname = ANY($1) OR r.nspname = ANY($2) AS exact FROM r
              )
-             SELECT r.nspname, r.relname,
-                    CASE (SELECT relkind FROM pg_class WHERE oid = r.data_oid)
-                      WHEN 'r' THEN pg_relation_size(r.data_oid) = 0
-                      WHEN 'm' THEN pg_relation_size(r.data_oid) = 0
-                      WHEN 'p' THEN NOT EXISTS (SELECT 1 FROM pg_partition_tree(r.data_oid) t
-                                                 WHERE t.isleaf AND pg_relation_size(t.relid) > 0)
-                      ELSE false
-                    END
-               FROM r",
-            &[&names],
-        )
+             SELECT r.nspname, r.relname, {empty} FROM s r WHERE r.exact
+             UNION ALL
+             -- Elsewhere, per name: the first relation that holds rows, else any (sizes read until one is found).
+             SELECT x.* FROM (SELECT DISTINCT relname FROM s WHERE NOT exact) o
+             CROSS JOIN LATERAL (
+               (SELECT r.nspname, r.relname, false FROM s r
+                 WHERE r.relname = o.relname AND NOT r.exact AND NOT {empty} LIMIT 1)
+               UNION ALL
+               (SELECT r.nspname, r.relname, {empty} FROM s r WHERE r.relname = o.relname AND NOT r.exact LIMIT 1)
+               LIMIT 1
+             ) x"
+    );
+    let rows = client
+        .query(&sql, &[&names, &schemas])
         .await
         .map_err(Error::db("reading which relations exist and hold rows"))?;
     Ok(rows

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use pgstrata_sql::lint::{ExistingRelation, Linter, ManagedReference, MigrationContext};
 use pgstrata_sql::locks::RelationName;
 
+pub use crate::decide::lint_memo::LintMemo;
 pub use crate::error::LintRefused;
 pub use crate::report::lint::{
     FileLint, LintDiagnostic, LintEdit, LintFinding, LintFix, LintReport, Severity,
@@ -119,7 +120,13 @@ pub(crate) async fn existing_relations(
     if names.is_empty() {
         return Ok(None);
     }
-    Ok(Some(crate::db::relations::existing(client, &names).await?))
+    let schemas: Vec<&str> = packages
+        .iter()
+        .flat_map(|p| p.schemas().iter().map(String::as_str))
+        .collect();
+    Ok(Some(
+        crate::db::relations::existing(client, &names, &schemas).await?,
+    ))
 }
 
 /// What the managed code of `packages` refers to — view queries, routine bodies (PL/pgSQL included, best

@@ -7,6 +7,7 @@ pub mod graph;
 pub mod guard;
 pub mod hazards;
 pub mod lint;
+pub(crate) mod lint_memo;
 pub mod lock_report;
 pub mod plan;
 pub mod repeatable;

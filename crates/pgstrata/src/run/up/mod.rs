@@ -75,6 +75,9 @@ pub struct UpOptions {
     pub tests: TestMode,
     /// Which tests, in which order.
     pub test_options: TestOptions,
+    /// Lint results reused by deploys of the same project with the same inputs (a fleet shares one among its
+    /// targets; clones of these options share it too).
+    pub lint_memo: crate::decide::lint::LintMemo,
 }
 
 /// What `up` did.
@@ -497,10 +500,12 @@ impl<'p> UpRun<'p> {
         let version = session.server_version();
         // Judged against the catalog as the deploy starts (the lock is held): hazards on relations this deploy
         // creates, or that are empty, block nobody.
-        let existing =
-            crate::decide::lint::existing_relations(session.client(), self.packages, &plan).await?;
-        self.done.lint =
-            crate::decide::lint::lint_steps(self.packages, &plan, Some(&version), &[], existing)?;
+        // A fleet shares one memo among its targets: the same plan on the same kind of target is linted once.
+        self.done.lint = self
+            .opts
+            .lint_memo
+            .lint_deploy(session.client(), self.packages, &plan, &version)
+            .await?;
         observer.event(Event::Linted {
             report: &self.done.lint,
         });

@@ -5,6 +5,7 @@
 mod embedding;
 mod errors;
 mod history;
+mod lint_memo;
 mod planning;
 mod session;
 mod support;
