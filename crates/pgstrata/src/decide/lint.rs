@@ -98,13 +98,8 @@ pub async fn lint_plan_at(
     lint_steps(&packages, plan, server_version, &[], existing)
 }
 
-/// The relations the plan's migrations may touch that the database holds now, with whether they are empty
-/// (`None` when there is nothing to lint).
-pub(crate) async fn existing_relations(
-    client: &tokio_postgres::Client,
-    packages: &[Package],
-    plan: &Plan,
-) -> Result<Option<Vec<ExistingRelation>>> {
+/// The relation names the plan's migrations (Strata's own excepted) mention.
+pub(crate) fn plan_mentioned_names(packages: &[Package], plan: &Plan) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for step in &plan.steps {
         let Some(pkg) = packages.get(step.package_index) else {
@@ -117,6 +112,17 @@ pub(crate) async fn existing_relations(
             names.extend(pgstrata_sql::locks::mentioned_names(m.up().text()));
         }
     }
+    names
+}
+
+/// The relations the plan's migrations may touch that the database holds now, with whether they are empty
+/// (`None` when there is nothing to lint).
+pub(crate) async fn existing_relations(
+    client: &tokio_postgres::Client,
+    packages: &[Package],
+    plan: &Plan,
+) -> Result<Option<Vec<ExistingRelation>>> {
+    let names = plan_mentioned_names(packages, plan);
     if names.is_empty() {
         return Ok(None);
     }

@@ -19,7 +19,6 @@ use crate::decide::lint::lint_steps;
 use crate::decide::plan::Plan;
 use crate::error::Result;
 use crate::report::lint::LintReport;
-use crate::source::STRATA_PACKAGE;
 use crate::source::package::Package;
 
 /// How many distinct keys a memo keeps: a fleet's targets are in a handful of states; past this many, new results
@@ -102,19 +101,7 @@ impl LintMemo {
         if let Some(names) = self.entries().names.get(&key) {
             return Arc::clone(names);
         }
-        let mut names = BTreeSet::new();
-        for step in &plan.steps {
-            let Some(pkg) = packages.get(step.package_index) else {
-                continue;
-            };
-            if pkg.name() == STRATA_PACKAGE {
-                continue;
-            }
-            if let Some(m) = pkg.migrations().get(step.migration_index) {
-                names.extend(pgstrata_sql::locks::mentioned_names(m.up().text()));
-            }
-        }
-        let names = Arc::new(names);
+        let names = Arc::new(super::lint::plan_mentioned_names(packages, plan));
         let mut e = self.entries();
         if e.names.len() < CAPACITY {
             e.names.insert(key, Arc::clone(&names));
