@@ -171,7 +171,7 @@ fn split_as(source: &str, grammar: bool) -> Script {
 ///
 /// ```
 /// let sql = "INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (';');";
-/// assert_eq!(pgstrata_sql::statement_ranges(sql), [0..25, 26..52]);
+/// assert_eq!(pgstrata_sql::statement_ranges(sql), [0..25, 26..53]);
 /// ```
 pub fn statement_ranges(source: &str) -> Vec<Range<usize>> {
     let mut ranges = Vec::new();
