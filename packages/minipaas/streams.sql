@@ -120,9 +120,16 @@ COMMENT ON FUNCTION minipaas._horizon(xid[]) IS
 
 CREATE OR REPLACE FUNCTION minipaas.stream_horizon()
 RETURNS bigint
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 AS $fn$
-    SELECT minipaas._horizon(minipaas._foreign_xids());
+DECLARE
+    -- Read before the snapshot that _horizon looks at: in one SQL statement the snapshot would come first, and
+    -- a transaction of another database that ended in between would count as running here.
+    v_foreign xid[] := minipaas._foreign_xids();
+BEGIN
+    -- (An expression in a volatile PL/pgSQL function is evaluated in a fresh snapshot.)
+    RETURN minipaas._horizon(v_foreign);
+END
 $fn$;
 
 COMMENT ON FUNCTION minipaas.stream_horizon() IS
@@ -682,10 +689,14 @@ LANGUAGE plpgsql
 AS $fn$
 #variable_conflict use_column
 DECLARE
-    s minipaas.streams;
+    s         minipaas.streams;
+    v_foreign xid[];
 BEGIN
     s := minipaas._stream(stream, false);
     PERFORM minipaas._check_name('consumer group', consumer_group);
+    -- As in stream_consume: the ids running elsewhere are read before the query takes its snapshot, and both
+    -- counts use that snapshot's horizon.
+    v_foreign := minipaas._foreign_xids();
     RETURN QUERY
     SELECT p.n,
            coalesce(g.committed_offset, 0),
@@ -694,10 +705,10 @@ BEGIN
            (SELECT count(*) FROM minipaas.stream_events e
              WHERE e.stream_id = s.stream_id AND e.partition = p.n
                AND e.event_offset > coalesce(g.committed_offset, 0)
-               AND e.event_offset < (SELECT minipaas.stream_horizon())),
+               AND e.event_offset < (SELECT minipaas._horizon(v_foreign))),
            (SELECT count(*) FROM minipaas.stream_events e
              WHERE e.stream_id = s.stream_id AND e.partition = p.n
-               AND e.event_offset >= (SELECT minipaas.stream_horizon()))
+               AND e.event_offset >= (SELECT minipaas._horizon(v_foreign)))
       FROM pg_catalog.generate_series(0, s.partitions - 1) AS p(n)
       LEFT JOIN minipaas.stream_group_offsets g
         ON g.stream_id = s.stream_id AND g.group_name = consumer_group AND g.partition = p.n
