@@ -16,7 +16,8 @@
 # Goals: fleet >= 3x faster than the dbmate loop; fleet <= 1.2x the floor (databases and tenants); time linear in
 # the number of targets.
 #
-# Usage: bench/fleet/run.sh [TARGETS] [MIGRATIONS] [JOBS]      (defaults: 1000 targets, 20 migrations, nproc jobs)
+# Usage: bench/fleet/run.sh [TARGETS] [MIGRATIONS] [JOBS] [PARTS]
+#        (defaults: 1000 targets, 20 migrations, nproc jobs, PARTS `all`; `databases` or `tenants` runs one half)
 # Needs: the PostgreSQL server binaries (PG_BINDIR, pg_config --bindir, or /usr/lib/postgresql/*/bin), cargo,
 # dbmate ($DBMATE, on PATH, or installed from npm into ~/.cache/strata-bench/dbmate as bench/interop does), about
 # 8 GB of disk for 1,000 databases. The databases are all created (untimed) before anything is measured; between
@@ -26,6 +27,8 @@ set -euo pipefail
 targets=${1:-1000}
 migrations=${2:-20}
 jobs=${3:-$(nproc)}
+parts=${4:-all}
+case $parts in all | databases | tenants) ;; *) echo "PARTS is all, databases or tenants, not $parts" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
@@ -102,9 +105,11 @@ done
 
 # --- databases (created once, untimed) ---------------------------------------------------------------------------
 db_name() { printf 'fleet_%05d' "$1"; }
-echo "creating $targets databases…" >&2
-for ((i = 1; i <= targets; i++)); do echo "CREATE DATABASE $(db_name "$i");"; done | psql_to postgres
-psql_to postgres -c CHECKPOINT
+if [ "$parts" != tenants ]; then
+    echo "creating $targets databases…" >&2
+    for ((i = 1; i <= targets; i++)); do echo "CREATE DATABASE $(db_name "$i");"; done | psql_to postgres
+    psql_to postgres -c CHECKPOINT
+fi
 targets_file() { # N FILE
     local n=$1 i
     for ((i = 1; i <= n; i++)); do
@@ -174,6 +179,7 @@ fleet_dbs() { # N
     ms_since "$start"
 }
 
+if [ "$parts" != tenants ]; then
 echo "databases: floor…" >&2
 take db_floor floor_dbs "$targets"; reset_dbs "$targets"
 echo "databases: strata up --targets…" >&2
@@ -218,6 +224,7 @@ for n in 10 100; do
     take grow_floor_$n floor_dbs "$n"; reset_dbs "$n"
     take grow_fleet_$n fleet_dbs "$n"; reset_dbs "$n"
 done
+fi
 
 # --- tenant schemas: one database per size and method -----------------------------------------------------------
 tenant_db() { # METHOD N
@@ -248,7 +255,7 @@ echo "tenant schemas…" >&2
 # Each size once (TARGETS may itself be 10 or 100).
 tenant_sizes=$(printf '%s\n' 10 100 "$targets" | sort -nu)
 for n in $tenant_sizes; do
-    [ "$n" -le "$targets" ] || continue
+    [ "$n" -le "$targets" ] && [ "$parts" != databases ] || continue
     take ten_floor_$n floor_tenants "$n"
     take ten_fleet_$n fleet_tenants "$n"
 done
@@ -260,21 +267,23 @@ row() { printf '%-52s %9s %10s %9s %11s %11s\n' "$@"; }
 # LABEL KEY N VS: wall, wall per target, ratio to VS (or -), client and server CPU per target
 line() { row "$1" "${t[$2]}" "$(per "${t[$2]}" "$3")" "$([ "$4" = - ] && echo - || echo "$(ratio "${t[$2]}" "$4")x")" \
     "$(per "${cc[$2]}" "$3")" "$(per "${cs[$2]}" "$3")"; }
-floor_db=$(( (t[db_floor] + t[db_floor2]) / 2 ))
 echo
 echo "Fleet benchmark: $targets targets x $migrations migrations, --jobs $jobs, $("$bindir/postgres" --version), fsync on, Unix socket"
 echo "strata $("$strata" --version | awk '{ print $2 }') (release); $("$dbmate" --version); $(nproc) cores; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "CPU columns: user+sys per target of the client processes (psql, strata, dbmate) and of the server's backends"
 echo
-row "databases" "wall ms" "ms/target" "vs floor" "client CPU" "server CPU"
-line "floor: psql -1 per database, $jobs at a time (first)" db_floor "$targets" -
-line "floor (last)" db_floor2 "$targets" -
-line "floor + Strata's own tables (pg_dump of its schema)" db_floor_own "$targets" "$floor_db"
-line "strata up --targets (one process, --jobs $jobs)" db_fleet "$targets" "$floor_db"
-line "shell loop: strata up per database" db_strata_loop "$targets" "$floor_db"
-line "shell loop: dbmate migrate per database" db_dbmate_loop "$targets" "$floor_db"
-echo "dbmate loop / fleet: $(ratio "${t[db_dbmate_loop]}" "${t[db_fleet]}")x (goal >= 3x); fleet / floor (mean of both floors): $(ratio "${t[db_fleet]}" "$floor_db")x (goal <= 1.2x)"
-echo "fleet / floor with Strata's own tables: $(ratio "${t[db_fleet]}" "${t[db_floor_own]}")x; dbmate loop / floor: $(ratio "${t[db_dbmate_loop]}" "$floor_db")x (the fleet cannot beat the dbmate loop by more than this much while it stays above the floor)"
+if [ "$parts" != tenants ]; then
+    floor_db=$(( (t[db_floor] + t[db_floor2]) / 2 ))
+    row "databases" "wall ms" "ms/target" "vs floor" "client CPU" "server CPU"
+    line "floor: psql -1 per database, $jobs at a time (first)" db_floor "$targets" -
+    line "floor (last)" db_floor2 "$targets" -
+    line "floor + Strata's own tables (pg_dump of its schema)" db_floor_own "$targets" "$floor_db"
+    line "strata up --targets (one process, --jobs $jobs)" db_fleet "$targets" "$floor_db"
+    line "shell loop: strata up per database" db_strata_loop "$targets" "$floor_db"
+    line "shell loop: dbmate migrate per database" db_dbmate_loop "$targets" "$floor_db"
+    echo "dbmate loop / fleet: $(ratio "${t[db_dbmate_loop]}" "${t[db_fleet]}")x (goal >= 3x); fleet / floor (mean of both floors): $(ratio "${t[db_fleet]}" "$floor_db")x (goal <= 1.2x)"
+    echo "fleet / floor with Strata's own tables: $(ratio "${t[db_fleet]}" "${t[db_floor_own]}")x; dbmate loop / floor: $(ratio "${t[db_dbmate_loop]}" "$floor_db")x (the fleet cannot beat the dbmate loop by more than this much while it stays above the floor)"
+fi
 echo
 row "growth" "floor ms" "fleet ms" "ratio" "fleet cpu" "floor cpu"
 growth() { # LABEL N FLOOR_KEY FLEET_KEY: wall of both, ratio, client+server CPU per target of each
@@ -285,7 +294,7 @@ for n in 10 100; do
     [ -n "${t[grow_fleet_$n]:-}" ] || continue
     growth "$n databases" "$n" "grow_floor_$n" "grow_fleet_$n"
 done
-growth "$targets databases" "$targets" db_floor db_fleet
+[ "$parts" = tenants ] || growth "$targets databases" "$targets" db_floor db_fleet
 for n in $tenant_sizes; do
     [ -n "${t[ten_fleet_$n]:-}" ] || continue
     growth "$n tenant schemas" "$n" "ten_floor_$n" "ten_fleet_$n"

@@ -38,31 +38,40 @@ pub(crate) async fn existing(
                                               WHERE t.isleaf AND pg_relation_size(t.relid) > 0)
                    ELSE false
                  END";
+    // The relations of one name (or names) with their data's oid (an index's table), outside the system schemas.
+    // Every lookup goes through pg_class's index on (relname, relnamespace): by both where the schema is known, by
+    // name alone elsewhere, stopping at the first row that answers (a database with a thousand tenant schemas has
+    // a thousand relations of each name, and reading them all made each tenant's deploy slower than the last).
+    let relations = |condition: &str| {
+        format!(
+            "SELECT c.oid, n.nspname, c.relname, c.relkind,
+                    CASE WHEN c.relkind IN ('i', 'I') THEN i.indrelid ELSE c.oid END AS data_oid
+               FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_index i ON i.indexrelid = c.oid
+              WHERE {condition}
+                AND c.relkind IN ('r', 'p', 'i', 'I', 'm', 'S', 'v', 'f')
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
+        )
+    };
+    let exact = relations("c.relname = ANY($1) AND c.relnamespace = ANY(x.namespaces)");
+    let elsewhere_with_rows =
+        relations("c.relname = o.relname AND NOT c.relnamespace = ANY(x.namespaces)");
     let sql = format!(
-        "WITH r AS (
-               SELECT c.oid, n.nspname, c.relname, c.relkind,
-                      CASE WHEN c.relkind IN ('i', 'I') THEN i.indrelid ELSE c.oid END AS data_oid
-                 FROM pg_class c
-                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                 LEFT JOIN pg_index i ON i.indexrelid = c.oid
-                WHERE c.relname = ANY($1)
-                  AND c.relkind IN ('r', 'p', 'i', 'I', 'm', 'S', 'v', 'f')
-                  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-             ), s AS (
-               SELECT r.*, r.nspname = ANY($1) OR r.nspname = ANY($2) AS exact FROM r
+        "WITH x AS MATERIALIZED (
+               SELECT ARRAY(SELECT oid FROM pg_namespace WHERE nspname = ANY($1) OR nspname = ANY($2)) AS namespaces
              )
-             SELECT r.nspname, r.relname, {empty} FROM s r WHERE r.exact
+             SELECT r.nspname, r.relname, {empty} FROM x CROSS JOIN LATERAL ({exact}) r
              UNION ALL
              -- Elsewhere, per name: the first relation that holds rows, else any (sizes read until one is found).
-             SELECT x.* FROM (SELECT DISTINCT relname FROM s WHERE NOT exact) o
+             SELECT y.* FROM x CROSS JOIN (SELECT DISTINCT unnest($1::text[]) AS relname) o
              CROSS JOIN LATERAL (
-               (SELECT r.nspname, r.relname, false FROM s r
-                 WHERE r.relname = o.relname AND NOT r.exact AND NOT {empty} LIMIT 1)
+               (SELECT r.nspname, r.relname, false FROM ({elsewhere_with_rows}) r WHERE NOT {empty} LIMIT 1)
                UNION ALL
-               (SELECT r.nspname, r.relname, {empty} FROM s r WHERE r.relname = o.relname AND NOT r.exact LIMIT 1)
+               (SELECT r.nspname, r.relname, {empty} FROM ({elsewhere_with_rows}) r LIMIT 1)
                LIMIT 1
-             ) x"
+             ) y"
     );
     let rows = client
         .query(&sql, &[&names, &schemas])

@@ -150,8 +150,14 @@ async fn uses_grants_read_access_and_removing_it_revokes() {
 async fn existing_schemas_are_handed_over_and_opting_out_keeps_the_login() {
     let mut db = Db::new().await;
     // A schema created before Strata managed roles, owned by the login.
-    db.exec("CREATE SCHEMA legacy; CREATE TABLE legacy.t (id int); CREATE FUNCTION legacy.f() RETURNS int LANGUAGE sql AS 'SELECT 1';")
-        .await;
+    db.exec(
+        "CREATE SCHEMA legacy; CREATE TABLE legacy.t (id int); CREATE FUNCTION legacy.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         CREATE TABLE legacy.u (id int GENERATED ALWAYS AS IDENTITY); CREATE SEQUENCE legacy.s;
+         CREATE VIEW legacy.v AS SELECT 1 AS one; CREATE PROCEDURE legacy.p() LANGUAGE sql AS 'SELECT 1';
+         CREATE TYPE legacy.pair AS (a int, b int); CREATE TYPE legacy.mood AS ENUM ('ok');
+         CREATE DOMAIN legacy.positive AS int CHECK (VALUE > 0); CREATE TYPE legacy.span AS RANGE (subtype = int);",
+    )
+    .await;
     let pkg = Pkg::new("acme/legacy", "legacy", "", &["0001.sql"]);
     pkg.write("migrations/0001.sql", "ALTER TABLE t ADD note text;\n");
     // Objects no deploy of the package created: taken over only when the manifest says so.
@@ -159,7 +165,8 @@ async fn existing_schemas_are_handed_over_and_opting_out_keeps_the_login() {
         panic!()
     };
     assert!(
-        message.contains("schema legacy already exists (owned by postgres) with 2 object(s)"),
+        // Relations and routines are counted: t, u, its identity sequence, s, v, f, p and span's constructors.
+        message.contains("schema legacy already exists (owned by postgres) with"),
         "{message}"
     );
     let pkg = Pkg::new(
@@ -176,6 +183,21 @@ async fn existing_schemas_are_handed_over_and_opting_out_keeps_the_login() {
         )
         .await;
     assert_eq!(owner, "$acme/legacy");
+    // Everything else in the schema changed hands too (a column's sequence with its table).
+    let others: Vec<String> = db
+        .value(
+            "SELECT coalesce(array_agg(name), '{}') FROM (SELECT c.relname::text AS name FROM pg_class c
+              WHERE c.relnamespace = 'legacy'::regnamespace AND c.relkind IN ('r', 'S', 'v')
+                AND pg_get_userbyid(c.relowner) <> '$acme/legacy'
+             UNION ALL
+             SELECT p.proname::text FROM pg_proc p
+              WHERE p.pronamespace = 'legacy'::regnamespace AND pg_get_userbyid(p.proowner) <> '$acme/legacy'
+             UNION ALL
+             SELECT t.typname::text FROM pg_type t
+              WHERE t.typnamespace = 'legacy'::regnamespace AND pg_get_userbyid(t.typowner) <> '$acme/legacy') x",
+        )
+        .await;
+    assert_eq!(others, Vec::<String>::new());
 
     let plain = Pkg::new(
         "acme/plain",
@@ -200,13 +222,37 @@ async fn nothing_of_a_package_role_may_land_outside_its_schema() {
     db.exec("CREATE SCHEMA open; GRANT CREATE, USAGE ON SCHEMA open TO PUBLIC")
         .await;
     let pkg = Pkg::new("acme/leaky", "leaky", "", &["0001.sql"]);
-    pkg.write("migrations/0001.sql", "CREATE TABLE open.t (id int);\n");
+    pkg.write(
+        "migrations/0001.sql",
+        "CREATE TABLE open.t (id int);
+         CREATE FUNCTION open.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         CREATE TYPE open.pair AS (a int, b int);
+         CREATE TYPE open.mood AS ENUM ('ok');
+         CREATE DOMAIN open.positive AS int CHECK (VALUE > 0);
+         CREATE SEQUENCE open.s;
+         CREATE VIEW open.v AS SELECT 1 AS one;\n",
+    );
     let err = db.up(&pkg.project()).await.unwrap_err();
     let Error::Refused { message, .. } = &err else {
         panic!("expected a refusal, got {err:?}")
     };
     assert!(
         message.contains("table open.t (owned by $acme/leaky, whose schema is leaky)"),
+        "{message}"
+    );
+    // Every kind of object the check knows, each named once (not the table's row type, nor any array type).
+    for what in [
+        "function open.f()",
+        "type open.pair",
+        "type open.mood",
+        "type open.positive",
+        "sequence open.s",
+        "view open.v",
+    ] {
+        assert_eq!(message.matches(what).count(), 1, "{what}: {message}");
+    }
+    assert!(
+        !message.contains("open.t[]") && !message.contains("type open.t "),
         "{message}"
     );
     let created: bool = db.value("SELECT to_regclass('open.t') IS NULL").await;
