@@ -14,38 +14,14 @@ statements=${1:-1900000}
 runs=${2:-2}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/../lib.sh"
 
-bindir=${PG_BINDIR:-}
-if [ -z "$bindir" ] && command -v pg_config >/dev/null 2>&1; then
-    bindir=$(pg_config --bindir)
-fi
-if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
-    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-fi
-[ -x "$bindir/initdb" ] || { echo "no PostgreSQL server binaries found (set PG_BINDIR)" >&2; exit 2; }
+bench_pg_bindir
 [ -x /usr/bin/time ] || { echo "needs GNU time at /usr/bin/time (Debian: apt-get install time)" >&2; exit 2; }
 
-if [ -n "${STRATA_BIN:-}" ]; then
-    strata=$STRATA_BIN
-else
-    echo "building strata (release)…" >&2
-    (cd "$repo" && cargo build --release -q -p strata-cli)
-    strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
-fi
+bench_strata
 
-work=$(mktemp -d /tmp/strata-bench-big-XXXXXX)
-chmod 755 "$work"
-as_server=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres "$work"
-    as_server=(runuser -u postgres --)
-fi
-port=$((20000 + RANDOM % 20000))
-cleanup() {
-    "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir big
 "${as_server[@]}" "$bindir/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
 "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
     -o "-k $work -c listen_addresses='' -p $port -c shared_buffers=128MB" start >/dev/null

@@ -17,37 +17,18 @@ run_rows=${2:-10000}
 queues=${3:-1000}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/../lib.sh"
 
-bindir=${PG_BINDIR:-}
-if [ -z "$bindir" ] && command -v pg_config >/dev/null 2>&1; then
-    bindir=$(pg_config --bindir)
-fi
-if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
-    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-fi
-[ -x "$bindir/initdb" ] || { echo "no PostgreSQL binaries found (set PG_BINDIR)" >&2; exit 2; }
+bench_pg_bindir
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 2; }
 
-echo "building strata (release)…" >&2
-(cd "$repo" && cargo build --release -q -p strata-cli)
-strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
-[ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
+bench_strata
 
-work=$(mktemp -d /tmp/strata-console-bench-XXXXXX)
-chmod 755 "$work"
-as_server=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres "$work"
-    as_server=(runuser -u postgres --)
-fi
-port=$((20000 + RANDOM % 20000))
+bench_workdir console
 console_pid=
-cleanup() {
+bench_before_cleanup() {
     [ -n "$console_pid" ] && kill "$console_pid" 2>/dev/null || true
-    "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
 
 "${as_server[@]}" "$bindir/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
 "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w \

@@ -31,27 +31,14 @@ set -euo pipefail
 runs=${1:-5}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/../lib.sh"
 
 # --- tools --------------------------------------------------------------------------------------------------------
-bindir=${PG_BINDIR:-}
-if [ -z "$bindir" ] && command -v pg_config >/dev/null 2>&1; then
-    bindir=$(pg_config --bindir)
-fi
-if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
-    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-fi
-[ -x "$bindir/initdb" ] || { echo "no PostgreSQL server binaries found (set PG_BINDIR)" >&2; exit 2; }
+bench_pg_bindir
 psql_bin=$bindir/psql
 [ -x "$psql_bin" ] || psql_bin=$(command -v psql)
 
-if [ -n "${STRATA_BIN:-}" ]; then
-    strata=$STRATA_BIN
-else
-    echo "building strata (release)…" >&2
-    (cd "$repo" && cargo build --release -q -p strata-cli)
-    strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
-fi
-[ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
+bench_strata
 
 migra=${MIGRA:-}
 if [ -z "$migra" ]; then

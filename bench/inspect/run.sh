@@ -20,36 +20,15 @@ size_mb=${2:-2048}
 tables=${3:-10000}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/../lib.sh"
 
 # --- tools ------------------------------------------------------------------------------------------------------
-bindir=${PG_BINDIR:-}
-if [ -z "$bindir" ] && command -v pg_config >/dev/null 2>&1; then
-    bindir=$(pg_config --bindir)
-fi
-if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
-    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-fi
-[ -x "$bindir/initdb" ] && [ -x "$bindir/pg_dump" ] || { echo "no PostgreSQL binaries found (set PG_BINDIR)" >&2; exit 2; }
+bench_pg_bindir pg_dump
 
-echo "building strata (release)…" >&2
-(cd "$repo" && cargo build --release -q -p strata-cli)
-strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
-[ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
+bench_strata
 
 # --- cluster ----------------------------------------------------------------------------------------------------
-work=$(mktemp -d /tmp/strata-ops-bench-XXXXXX)
-chmod 755 "$work"
-as_server=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres "$work"
-    as_server=(runuser -u postgres --)
-fi
-port=$((20000 + RANDOM % 20000))
-cleanup() {
-    "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir inspect
 
 "${as_server[@]}" "$bindir/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
 # max_locks_per_transaction: a pg_dump of 10,000 tables locks them all in one transaction.

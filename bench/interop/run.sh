@@ -20,55 +20,17 @@ migrations=${1:-1000}
 runs=${2:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$here/../lib.sh"
 
 # --- tools ------------------------------------------------------------------------------------------------------
-bindir=${PG_BINDIR:-}
-if [ -z "$bindir" ] && command -v pg_config >/dev/null 2>&1; then
-    bindir=$(pg_config --bindir)
-fi
-if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
-    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-fi
-[ -x "$bindir/initdb" ] || { echo "no PostgreSQL server binaries found (set PG_BINDIR)" >&2; exit 2; }
+bench_pg_bindir
 
-dbmate=${DBMATE:-}
-if [ -z "$dbmate" ] && command -v dbmate >/dev/null 2>&1; then
-    dbmate=$(command -v dbmate)
-fi
-if [ -z "$dbmate" ]; then
-    cache=${XDG_CACHE_HOME:-$HOME/.cache}/strata-bench/dbmate
-    dbmate="$cache/node_modules/@dbmate/linux-x64/bin/dbmate"
-    if [ ! -x "$dbmate" ]; then
-        echo "installing dbmate from npm into $cache…" >&2
-        mkdir -p "$cache"
-        npm install --silent --no-audit --no-fund --prefix "$cache" dbmate@2 >&2
-    fi
-fi
-[ -x "$dbmate" ] || { echo "no dbmate binary (set DBMATE)" >&2; exit 2; }
+bench_dbmate
 
-if [ -n "${STRATA_BIN:-}" ]; then
-    strata=$STRATA_BIN # a given build (bench/compare.sh runs two of them alternately)
-else
-    echo "building strata (release)…" >&2
-    (cd "$repo" && cargo build --release -q -p strata-cli)
-    strata="${CARGO_TARGET_DIR:-$repo/target}/release/strata"
-fi
-[ -x "$strata" ] || { echo "no release binary at $strata" >&2; exit 2; }
+bench_strata
 
 # --- cluster ----------------------------------------------------------------------------------------------------
-work=$(mktemp -d /tmp/strata-interop-bench-XXXXXX)
-chmod 755 "$work"
-as_server=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres "$work"
-    as_server=(runuser -u postgres --)
-fi
-port=$((20000 + RANDOM % 20000))
-cleanup() {
-    "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir interop
 
 "${as_server[@]}" "$bindir/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
 "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
