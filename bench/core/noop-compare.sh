@@ -11,18 +11,9 @@ if [ "${1:-}" = --cpu ]; then cpu=true; shift; fi
 [ $# -ge 2 ] || { sed -n '2,6p' "$0" >&2; exit 2; }
 a=$(realpath "$1") b=$(realpath "$2") pairs=${3:-21}
 here=$(cd "$(dirname "$0")" && pwd)
-bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
-[ -x "$bindir/initdb" ] || { echo "no PostgreSQL server binaries found (set PG_BINDIR)" >&2; exit 2; }
-
-work=$(mktemp -d /tmp/strata-noop-XXXXXX)
-chmod 755 "$work"
-as_server=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres "$work"
-    as_server=(runuser -u postgres --)
-fi
-port=$((20000 + RANDOM % 20000))
-trap '"${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+. "$here/../lib.sh"
+bench_pg_bindir
+bench_workdir noop
 "${as_server[@]}" "$bindir/initdb" -D "$work/data" -A trust -U postgres --no-sync >/dev/null
 "${as_server[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
     -o "-k $work -c listen_addresses='' -p $port" start >/dev/null
