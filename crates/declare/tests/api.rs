@@ -12,6 +12,26 @@ fn context(project: Option<pgstrata::Project>) -> Context {
     }
 }
 
+/// A package `name` in schema `schema` whose one migration creates table `item (id int PRIMARY KEY)`, with an
+/// empty `schema/` folder for the declared files.
+fn package_with_item_table(name: &str, schema: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("migrations")).unwrap();
+    std::fs::create_dir_all(root.join("schema")).unwrap();
+    std::fs::write(
+        root.join("strata.toml"),
+        format!("name = \"{name}\"\nschema = \"{schema}\"\nmigrations = [\"migrations/0001_init.sql\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("migrations/0001_init.sql"),
+        "-- migrate:up\nCREATE TABLE item (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE item;\n",
+    )
+    .unwrap();
+    dir
+}
+
 #[tokio::test]
 async fn declared_files_against_a_live_database() {
     let db = pgtest::TestDb::new().await;
@@ -63,20 +83,8 @@ async fn declared_files_against_a_live_database() {
 
 #[tokio::test]
 async fn check_and_generate_in_a_package() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = package_with_item_table("github.com/acme/api", "api");
     let root = dir.path();
-    std::fs::create_dir_all(root.join("migrations")).unwrap();
-    std::fs::create_dir_all(root.join("schema")).unwrap();
-    std::fs::write(
-        root.join("strata.toml"),
-        "name = \"github.com/acme/api\"\nschema = \"api\"\nmigrations = [\"migrations/0001_init.sql\"]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("migrations/0001_init.sql"),
-        "-- migrate:up\nCREATE TABLE item (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE item;\n",
-    )
-    .unwrap();
     // Managed code (a view) stays managed code: neither side's copy shows up in the diff.
     std::fs::write(
         root.join("views.sql"),
@@ -127,22 +135,10 @@ async fn check_and_generate_in_a_package() {
 /// The replayed migrations kept as a template: used while the migrations stay the same, replaced when one changes.
 #[tokio::test]
 async fn the_template_cache_follows_the_migrations() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::create_dir_all(root.join("migrations")).unwrap();
-    std::fs::create_dir_all(root.join("schema")).unwrap();
     // A package name of its own: caches are per package, and other tests share the cluster.
-    std::fs::write(
-        root.join("strata.toml"),
-        "name = \"github.com/acme/template-cache\"\nschema = \"tc\"\nmigrations = [\"migrations/0001_init.sql\"]\n",
-    )
-    .unwrap();
+    let dir = package_with_item_table("github.com/acme/template-cache", "tc");
+    let root = dir.path();
     let migration = root.join("migrations/0001_init.sql");
-    std::fs::write(
-        &migration,
-        "-- migrate:up\nCREATE TABLE item (id int PRIMARY KEY);\n-- migrate:down\nDROP TABLE item;\n",
-    )
-    .unwrap();
     std::fs::write(
         root.join("schema/item.sql"),
         "-- strata:ignore\nCREATE TABLE item (id int PRIMARY KEY, price numeric);\n",
