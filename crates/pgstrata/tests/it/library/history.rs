@@ -6,11 +6,24 @@ use pgstrata::{RunOutcome, TestMode, UpOptions};
 
 use crate::library::support::{connect, project, write_package};
 
-fn up_opts() -> UpOptions {
-    UpOptions {
+/// `strata up` of the package in `dir`, without its tests.
+async fn deploy(
+    pg: &mut pgstrata::Database,
+    dir: &std::path::Path,
+) -> pgstrata::Result<pgstrata::UpReport> {
+    let options = UpOptions {
         tests: TestMode::Skip,
         ..Default::default()
-    }
+    };
+    pgstrata::up(pg, &project(dir), &options, &mut pgstrata::Quiet).await
+}
+
+/// The one value of a one-row query.
+async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    pg: &pgstrata::Database,
+    sql: &str,
+) -> T {
+    pg.client().query_one(sql, &[]).await.unwrap().get(0)
 }
 
 #[tokio::test]
@@ -36,29 +49,13 @@ async fn runs_page_filter_and_show_their_migrations() {
         "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n",
     )];
     write_package(dir.path(), "example.com/hist", "hist", "", &one);
-    pgstrata::up(
-        &mut pg,
-        &project(dir.path()),
-        &up_opts(),
-        &mut pgstrata::Quiet,
-    )
-    .await
-    .unwrap();
+    deploy(&mut pg, dir.path()).await.unwrap();
     let two = [
         one[0],
         ("002_b.sql", "-- migrate:up\nSELECT * FROM nowhere;\n"),
     ];
     write_package(dir.path(), "example.com/hist", "hist", "", &two);
-    assert!(
-        pgstrata::up(
-            &mut pg,
-            &project(dir.path()),
-            &up_opts(),
-            &mut pgstrata::Quiet
-        )
-        .await
-        .is_err()
-    );
+    assert!(deploy(&mut pg, dir.path()).await.is_err());
 
     let all = history::run_page(
         pg.client(),
@@ -179,41 +176,21 @@ async fn a_big_up_text_is_recorded_exactly() {
         ("002_big.sql", big.as_str()),
     ];
     write_package(dir.path(), "example.com/big", "bigtext", "", &files);
-    pgstrata::up(
-        &mut pg,
-        &project(dir.path()),
-        &up_opts(),
-        &mut pgstrata::Quiet,
+    deploy(&mut pg, dir.path()).await.unwrap();
+    let stored: String = value(
+        &pg,
+        "SELECT up_sql FROM strata.migration WHERE name = '002_big'",
     )
-    .await
-    .unwrap();
-    let stored: String = pg
-        .client()
-        .query_one(
-            "SELECT up_sql FROM strata.migration WHERE name = '002_big'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    .await;
     assert_eq!(stored.len(), big.len());
     assert!(stored == big, "the stored up text differs from the file");
-    let small: String = pg
-        .client()
-        .query_one(
-            "SELECT up_sql FROM strata.migration WHERE name = '001_small'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let small: String = value(
+        &pg,
+        "SELECT up_sql FROM strata.migration WHERE name = '001_small'",
+    )
+    .await;
     assert_eq!(small, "CREATE TABLE small (id int);\n");
     // The staging table is left empty for the next record of the session.
-    let left: i64 = pg
-        .client()
-        .query_one("SELECT count(*) FROM pg_temp.strata_staged_text", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let left: i64 = value(&pg, "SELECT count(*) FROM pg_temp.strata_staged_text").await;
     assert_eq!(left, 0);
 }
