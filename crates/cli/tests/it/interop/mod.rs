@@ -10,11 +10,10 @@ mod layouts;
 mod seeds;
 mod sqlx;
 
+/// `strata --database-url <db>`, with the same clean environment as the other CLI tests.
 fn strata(db: &pgtest::TestDb) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("strata").expect("strata binary");
-    cmd.env_remove("DATABASE_URL")
-        .arg("--database-url")
-        .arg(db.url());
+    let mut cmd = crate::support::strata();
+    cmd.arg("--database-url").arg(db.url());
     cmd
 }
 
