@@ -1,7 +1,8 @@
 //! Public projects' folders through the CLI, no flags needed: stray files named, an explicit layout that matches
 //! nothing refused, `--schema` for a folder whose SQL relies on another search_path.
 
-use super::{strata, write};
+use super::{assert_contains, strata, write};
+use crate::support::run;
 
 #[test]
 fn a_stray_file_is_ignored_and_said() {
@@ -16,18 +17,8 @@ fn a_stray_file_is_ignored_and_said() {
         &dir.join("data_seed.sql"),
         "INSERT INTO users VALUES (1);\n",
     );
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("up");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("note: ignored 1 file(s)") && stderr.contains("data_seed.sql"),
-        "{stderr}"
-    );
+    let out = run(strata(&db).args(["up", "--dir"]).arg(&dir)).ok();
+    assert_contains(&out.stderr, &["note: ignored 1 file(s)", "data_seed.sql"]);
 }
 
 #[test]
@@ -37,19 +28,15 @@ fn an_explicit_layout_that_matches_nothing_exits_2() {
     let dir = tmp.path().join("app");
     write(&dir.join("0001_init.sql"), "CREATE TABLE a (id bigint);\n");
     write(&dir.join("0002_more.sql"), "CREATE TABLE b (id bigint);\n");
-    let out = strata(&db)
+    let out = run(strata(&db)
         .args(["up", "--layout", "golang-migrate", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("up");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("no golang-migrate migrations")
-            && stderr.contains("<version>_<name>.up.sql"),
-        "{stderr}"
+        .arg(&dir))
+    .expect_code(2);
+    assert_contains(
+        &out.stderr,
+        &["no golang-migrate migrations", "<version>_<name>.up.sql"],
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("Applied"));
+    assert!(!out.stdout.contains("Applied"), "{}", out.stdout);
 }
 
 /// Unqualified names that mean schema `storage`: the folder relies on its tool's search_path.
@@ -71,46 +58,21 @@ fn schema_sets_the_search_path_a_folder_relies_on() {
     storage_folder(&dir);
     // Without it, the objects land in public and storage does not exist.
     let db = pgtest::TestDb::new_blocking();
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("up");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(strata(&db).args(["up", "--dir"]).arg(&dir)).expect_code(1);
     let db = pgtest::TestDb::new_blocking();
-    let out = strata(&db)
+    run(strata(&db)
         .args(["up", "--schema", "storage", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = strata(&db)
+        .arg(&dir))
+    .ok();
+    let out = run(strata(&db)
         .args(["status", "--schema", "storage", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("status");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("(schema storage): 2 applied"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+        .arg(&dir));
+    assert_contains(&out.stdout, &["(schema storage): 2 applied"]);
     // Not meaningful for a Strata package: said, not ignored.
-    let out = strata(&db)
+    run(strata(&db)
         .args(["status", "--schema", "storage"])
-        .current_dir(tmp.path())
-        .output()
-        .expect("status");
-    assert_eq!(out.status.code(), Some(2));
+        .current_dir(tmp.path()))
+    .expect_code(2);
 
     // The same folder described by a strata.toml: its `schema` does the same.
     let project = tmp.path().join("project");
@@ -120,14 +82,5 @@ fn schema_sets_the_search_path_a_folder_relies_on() {
         "name = \"storage\"\nschema = \"storage\"\nlayout = \"postgres-migrations\"\n\n[security]\npackage_role = false\n",
     );
     let db = pgtest::TestDb::new_blocking();
-    let out = strata(&db)
-        .arg("up")
-        .current_dir(&project)
-        .output()
-        .expect("up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(strata(&db).arg("up").current_dir(&project)).ok();
 }

@@ -4,15 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{Run, run};
+
 mod layouts;
 mod seeds;
 mod sqlx;
 
+/// `strata --database-url <db>`, with the same clean environment as the other CLI tests.
 fn strata(db: &pgtest::TestDb) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("strata").expect("strata binary");
-    cmd.env_remove("DATABASE_URL")
-        .arg("--database-url")
-        .arg(db.url());
+    let mut cmd = crate::support::strata();
+    cmd.arg("--database-url").arg(db.url());
     cmd
 }
 
@@ -50,7 +51,10 @@ fn dbmate_project(root: &Path, count: usize) -> PathBuf {
     dir
 }
 
-fn dbmate_url(db: &pgtest::TestDb) -> String {
+/// The test database's URL for a tool that reads no libpq variables. A TCP host is the usual `host:port`; a Unix
+/// socket directory goes in the query parameter `socket_param`, after the authority `socket_authority` (dbmate:
+/// `@/db?socket=DIR`, sqlx: `@localhost/db?host=DIR`).
+fn tool_url(db: &pgtest::TestDb, socket_authority: &str, socket_param: &str) -> String {
     let env: std::collections::HashMap<String, String> = db.env().into_iter().collect();
     let host = env.get("PGHOST").cloned().unwrap_or_default();
     let port = env.get("PGPORT").cloned().unwrap_or_else(|| "5432".into());
@@ -58,16 +62,13 @@ fn dbmate_url(db: &pgtest::TestDb) -> String {
         .get("PGUSER")
         .cloned()
         .unwrap_or_else(|| "postgres".into());
+    let name = db.name();
     if host.starts_with('/') {
         format!(
-            "postgres://{user}@/{}?socket={host}&port={port}&sslmode=disable",
-            db.name()
+            "postgres://{user}@{socket_authority}/{name}?{socket_param}={host}&port={port}&sslmode=disable"
         )
     } else {
-        format!(
-            "postgres://{user}@{host}:{port}/{}?sslmode=disable",
-            db.name()
-        )
+        format!("postgres://{user}@{host}:{port}/{name}?sslmode=disable")
     }
 }
 
@@ -75,7 +76,7 @@ fn run_dbmate(bin: &Path, db: &pgtest::TestDb, dir: &Path, cmd: &str) {
     let out = Command::new(bin)
         .args([
             "--url",
-            &dbmate_url(db),
+            &tool_url(db, "", "socket"),
             "--no-dump-schema",
             "--migrations-dir",
         ])
@@ -90,23 +91,69 @@ fn run_dbmate(bin: &Path, db: &pgtest::TestDb, dir: &Path, cmd: &str) {
     );
 }
 
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Run `script` with psql on `db`, twice: an exported script applies again as a no-op.
+fn psql_twice(db: &pgtest::TestDb, script: &Path) {
+    for _ in 0..2 {
+        let out = Command::new(pgtest::tool("psql"))
+            .args(["-X", "-q", "-f"])
+            .arg(script)
+            .envs(db.env())
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
-/// `strata status --json` without what differs between two databases in the same state (times, target, last run).
-fn status_json(db: &pgtest::TestDb, args: &[&str]) -> serde_json::Value {
-    let out = strata(db)
+/// `pg_dump --schema-only ARGS` on `db`, without comment lines and the `\restrict`/`\unrestrict` pair (pg_dump
+/// 15.14+) whose key is random.
+fn schema_lines(db: &pgtest::TestDb, args: &[&str]) -> Vec<String> {
+    let out = Command::new(pgtest::tool("pg_dump"))
+        .envs(db.env())
+        .arg("--schema-only")
         .args(args)
-        .args(["status", "--json"])
         .output()
-        .expect("status");
+        .expect("pg_dump");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Panics, showing `text`, unless it contains every one of `needles`.
+#[track_caller]
+fn assert_contains(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+}
+
+/// `strata -p PKG export --to FORMAT DEST`, which must succeed.
+fn export_package(db: &pgtest::TestDb, pkg: &Path, format: &str, dest: &Path) -> Run {
+    run(strata(db)
+        .arg("-p")
+        .arg(pkg)
+        .args(["export", "--to", format])
+        .arg(dest))
+    .ok()
+}
+
+/// `strata status --json` without what differs between two databases in the same state (times, target, last run).
+fn status_json(db: &pgtest::TestDb, args: &[&str]) -> serde_json::Value {
+    let mut v = run(strata(db).args(args).args(["status", "--json"]))
+        .ok()
+        .json();
     v["target"] = serde_json::Value::Null;
     v["last_run"] = serde_json::Value::Null;
     for p in v["packages"].as_array_mut().expect("packages") {
@@ -122,49 +169,19 @@ async fn up_dir_detects_the_layout_and_names_the_package_after_the_project() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = dbmate_project(tmp.path(), 12);
     let db = pgtest::TestDb::new().await;
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = stdout(&out);
-    assert!(text.contains("app:20240101000012_m12"), "{text}");
-    assert!(text.contains("(no transaction)"), "{text}");
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("again");
-    assert!(
-        stdout(&out).contains("Nothing to apply"),
-        "{}",
-        stdout(&out)
-    );
+    let out = run(strata(&db).args(["up", "--dir"]).arg(&dir)).ok();
+    assert_contains(&out.stdout, &["app:20240101000012_m12"]);
+    assert_contains(&out.stdout, &["(no transaction)"]);
+    let out = run(strata(&db).args(["up", "--dir"]).arg(&dir));
+    assert_contains(&out.stdout, &["Nothing to apply"]);
 
     // An ambiguous folder: exit 2, and the reason.
     let amb = tmp.path().join("amb");
     write(&amb.join("1_a.up.sql"), "CREATE TABLE a (id int);\n");
     write(&amb.join("1_a.down.sql"), "DROP TABLE a;\n");
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&amb)
-        .output()
-        .expect("ambiguous");
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("fits several layouts") && err.contains("--layout"),
-        "{err}"
-    );
-    let out = strata(&db)
+    let out = run(strata(&db).args(["up", "--dir"]).arg(&amb)).expect_code(2);
+    assert_contains(&out.stderr, &["fits several layouts", "--layout"]);
+    run(strata(&db)
         .args([
             "up",
             "--layout",
@@ -173,14 +190,8 @@ async fn up_dir_detects_the_layout_and_names_the_package_after_the_project() {
             "amb",
             "--dir",
         ])
-        .arg(&amb)
-        .output()
-        .expect("explicit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&amb))
+    .ok();
 }
 
 #[tokio::test]
@@ -193,56 +204,17 @@ async fn dbmate_then_adopt_then_strata_through_the_cli() {
     let db = pgtest::TestDb::new().await;
     run_dbmate(&bin, &db, &dir, "migrate");
     dbmate_project(tmp.path(), 15);
-    let out = strata(&db)
-        .arg("adopt")
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("adopt");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = stdout(&out);
-    assert!(
-        text.contains("Recorded 10 migration(s)") && text.contains("adopted:dbmate"),
-        "{text}"
-    );
-    assert!(text.contains("5 migration(s) not applied yet"), "{text}");
-    let out = strata(&db)
-        .arg("adopt")
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("adopt again");
-    assert!(
-        stdout(&out).contains("Nothing new to record"),
-        "{}",
-        stdout(&out)
-    );
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout(&out).contains("Applied 5 migration(s)"),
-        "{}",
-        stdout(&out)
-    );
-    let out = strata(&db)
+    let out = run(strata(&db).args(["adopt", "--dir"]).arg(&dir)).ok();
+    assert_contains(&out.stdout, &["Recorded 10 migration(s)", "adopted:dbmate"]);
+    assert_contains(&out.stdout, &["5 migration(s) not applied yet"]);
+    let out = run(strata(&db).args(["adopt", "--dir"]).arg(&dir));
+    assert_contains(&out.stdout, &["Nothing new to record"]);
+    let out = run(strata(&db).args(["up", "--dir"]).arg(&dir)).ok();
+    assert_contains(&out.stdout, &["Applied 5 migration(s)"]);
+    run(strata(&db)
         .args(["status", "--exit-code", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("status");
-    assert!(out.status.success(), "{}", stdout(&out));
+        .arg(&dir))
+    .ok();
 }
 
 #[tokio::test]
@@ -251,35 +223,16 @@ async fn psql_script_then_status_equals_strata_up() {
     let dir = dbmate_project(tmp.path(), 20);
     let script = tmp.path().join("deploy.sql");
     let probe = pgtest::TestDb::new().await;
-    strata(&probe)
-        .arg("export")
-        .arg("--dir")
+    run(strata(&probe)
+        .args(["export", "--dir"])
         .arg(&dir)
         .args(["--to", "psql"])
-        .arg(&script)
-        .assert()
-        .success();
+        .arg(&script))
+    .ok();
     let by_psql = pgtest::TestDb::new().await;
-    for _ in 0..2 {
-        let out = Command::new(pgtest::tool("psql"))
-            .args(["-X", "-q", "-f"])
-            .arg(&script)
-            .envs(by_psql.env())
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    psql_twice(&by_psql, &script);
     let by_up = pgtest::TestDb::new().await;
-    strata(&by_up)
-        .arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .assert()
-        .success();
+    run(strata(&by_up).args(["up", "--dir"]).arg(&dir)).ok();
     let dir_args = ["--dir", dir.to_str().expect("utf-8 path")];
     assert_eq!(
         status_json(&by_psql, &dir_args),
@@ -287,13 +240,8 @@ async fn psql_script_then_status_equals_strata_up() {
     );
     // The schema files agree too (history included).
     let a = tmp.path().join("a.sql");
-    strata(&by_up).arg("dump-schema").arg(&a).assert().success();
-    strata(&by_psql)
-        .arg("dump-schema")
-        .arg("--check")
-        .arg(&a)
-        .assert()
-        .success();
+    run(strata(&by_up).arg("dump-schema").arg(&a)).ok();
+    run(strata(&by_psql).args(["dump-schema", "--check"]).arg(&a)).ok();
 }
 
 #[tokio::test]
@@ -301,37 +249,17 @@ async fn dump_schema_check_exits_1_with_a_diff() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = dbmate_project(tmp.path(), 3);
     let db = pgtest::TestDb::new().await;
-    strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .assert()
-        .success();
+    run(strata(&db).args(["up", "--dir"]).arg(&dir)).ok();
     let file = tmp.path().join("schema.sql");
-    strata(&db).arg("dump-schema").arg(&file).assert().success();
-    strata(&db)
-        .arg("dump-schema")
-        .arg("--check")
-        .arg(&file)
-        .assert()
-        .success();
+    run(strata(&db).arg("dump-schema").arg(&file)).ok();
+    run(strata(&db).args(["dump-schema", "--check"]).arg(&file)).ok();
     db.client()
         .await
         .batch_execute("ALTER TABLE hub ADD COLUMN drift int")
         .await
         .expect("drift");
-    let out = strata(&db)
-        .arg("dump-schema")
-        .arg("--check")
-        .arg(&file)
-        .output()
-        .expect("check");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout(&out).contains("+    drift integer"),
-        "{}",
-        stdout(&out)
-    );
+    let out = run(strata(&db).args(["dump-schema", "--check"]).arg(&file)).expect_code(1);
+    assert_contains(&out.stdout, &["+    drift integer"]);
 }
 
 #[tokio::test]
@@ -344,37 +272,13 @@ async fn baseline_then_up() {
         .batch_execute("CREATE TABLE hub (id bigint PRIMARY KEY); ALTER TABLE hub ADD COLUMN c2 int; ALTER TABLE hub ADD COLUMN c3 int;")
         .await
         .expect("by hand");
-    let out = strata(&db)
+    let out = run(strata(&db)
         .args(["baseline", "--to", "20240101000003", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("baseline");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout(&out).contains("Recorded 3 migration(s)"),
-        "{}",
-        stdout(&out)
-    );
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout(&out).contains("Applied 5 migration(s)"),
-        "{}",
-        stdout(&out)
-    );
+        .arg(&dir))
+    .ok();
+    assert_contains(&out.stdout, &["Recorded 3 migration(s)"]);
+    let out = run(strata(&db).args(["up", "--dir"]).arg(&dir)).ok();
+    assert_contains(&out.stdout, &["Applied 5 migration(s)"]);
 }
 
 #[tokio::test]
@@ -386,19 +290,8 @@ async fn export_to_dbmate_then_dbmate_applies_it() {
     let pkg = shop_with_concurrent_indexes(tmp.path());
     let out_dir = tmp.path().join("exported");
     let db = pgtest::TestDb::new().await;
-    let out = strata(&db)
-        .arg("-p")
-        .arg(&pkg)
-        .args(["export", "--to", "dbmate"])
-        .arg(&out_dir)
-        .output()
-        .expect("export");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout(&out).contains("renumbered"), "{}", stdout(&out));
+    let out = export_package(&db, &pkg, "dbmate", &out_dir);
+    assert_contains(&out.stdout, &["renumbered"]);
     run_dbmate(&bin, &db, &out_dir, "migrate");
     assert_eq!(
         shop_indexes(&db).await,
@@ -406,22 +299,31 @@ async fn export_to_dbmate_then_dbmate_applies_it() {
     );
 }
 
-/// A package whose second migration builds two indexes CONCURRENTLY (no transaction, several statements).
-fn shop_with_concurrent_indexes(root: &Path) -> PathBuf {
+/// Package `acme/shop` (schema `shop`) in `<root>/shop`: a first migration that creates table `item`, then
+/// `migrations/<second>` with `sql`.
+fn shop(root: &Path, second: &str, sql: &str) -> PathBuf {
     let pkg = root.join("shop");
     write(
         &pkg.join("strata.toml"),
-        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_idx.sql\"]\n",
+        &format!(
+            "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/{second}\"]\n"
+        ),
     );
     write(
         &pkg.join("migrations/0001_init.sql"),
         "-- migrate:up\nCREATE TABLE item (id bigint PRIMARY KEY, name text);\n-- migrate:down\nDROP TABLE item;\n",
     );
-    write(
-        &pkg.join("migrations/0002_idx.sql"),
-        "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY item_name ON shop.item (name);\nCREATE INDEX CONCURRENTLY item_id ON shop.item (id);\n",
-    );
+    write(&pkg.join("migrations").join(second), sql);
     pkg
+}
+
+/// A package whose second migration builds two indexes CONCURRENTLY (no transaction, several statements).
+fn shop_with_concurrent_indexes(root: &Path) -> PathBuf {
+    shop(
+        root,
+        "0002_idx.sql",
+        "-- strata:no-transaction\nCREATE INDEX CONCURRENTLY item_name ON shop.item (name);\nCREATE INDEX CONCURRENTLY item_id ON shop.item (id);\n",
+    )
 }
 
 /// The indexes of schema `shop`, by name.
@@ -442,17 +344,9 @@ async fn shop_indexes(db: &pgtest::TestDb) -> Vec<String> {
 /// A package with its own schema, migrations and managed code (functions, a view on one, a trigger on another,
 /// comments), with its package role.
 fn shop_with_code(root: &Path) -> PathBuf {
-    let pkg = root.join("shop");
-    write(
-        &pkg.join("strata.toml"),
-        "name = \"acme/shop\"\nschema = \"shop\"\nmigrations = [\"migrations/0001_init.sql\", \"migrations/0002_price.sql\"]\n",
-    );
-    write(
-        &pkg.join("migrations/0001_init.sql"),
-        "-- migrate:up\nCREATE TABLE item (id bigint PRIMARY KEY, name text);\n-- migrate:down\nDROP TABLE item;\n",
-    );
-    write(
-        &pkg.join("migrations/0002_price.sql"),
+    let pkg = shop(
+        root,
+        "0002_price.sql",
         "-- migrate:up\nALTER TABLE item ADD COLUMN price numeric;\n-- migrate:down\nALTER TABLE item DROP COLUMN price;\n",
     );
     write(
@@ -475,29 +369,14 @@ fn shop_with_code(root: &Path) -> PathBuf {
 /// `pg_dump --schema-only` without Strata's schema, the tools' tables, owners and grants (package roles differ
 /// between a Strata package and a folder read with `--dir`).
 fn user_schema(db: &pgtest::TestDb) -> String {
-    let out = Command::new(pgtest::tool("pg_dump"))
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--no-privileges",
-            "--exclude-schema=strata",
-        ])
-        .envs(db.env())
-        .output()
-        .expect("pg_dump");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| {
-            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
-        })
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
+    schema_lines(
+        db,
+        &["--no-owner", "--no-privileges", "--exclude-schema=strata"],
+    )
+    .into_iter()
+    .filter(|l| !l.trim().is_empty())
+    .collect::<Vec<_>>()
+    .join("\n")
 }
 
 #[tokio::test]
@@ -505,25 +384,9 @@ async fn export_managed_code_to_dbmate_then_up_dir_gives_the_same_schema() {
     let tmp = tempfile::tempdir().expect("tmp");
     let pkg = shop_with_code(tmp.path());
     let by_up = pgtest::TestDb::new().await;
-    strata(&by_up)
-        .arg("-p")
-        .arg(&pkg)
-        .arg("up")
-        .assert()
-        .success();
+    run(strata(&by_up).arg("-p").arg(&pkg).arg("up")).ok();
     let out_dir = tmp.path().join("exported");
-    let out = strata(&by_up)
-        .arg("-p")
-        .arg(&pkg)
-        .args(["export", "--to", "dbmate"])
-        .arg(&out_dir)
-        .output()
-        .expect("export");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    export_package(&by_up, &pkg, "dbmate", &out_dir);
     let names: Vec<String> = std::fs::read_dir(&out_dir)
         .expect("exported")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -534,23 +397,19 @@ async fn export_managed_code_to_dbmate_then_up_dir_gives_the_same_schema() {
     );
 
     let by_dir = pgtest::TestDb::new().await;
-    strata(&by_dir)
-        .arg("up")
-        .arg("--dir")
+    run(strata(&by_dir)
+        .args(["up", "--dir"])
         .arg(&out_dir)
-        .args(["--layout", "dbmate"])
-        .assert()
-        .success();
+        .args(["--layout", "dbmate"]))
+    .ok();
     assert_eq!(user_schema(&by_dir), user_schema(&by_up));
-    assert!(user_schema(&by_dir).contains("CREATE TRIGGER item_touch"));
+    assert_contains(&user_schema(&by_dir), &["CREATE TRIGGER item_touch"]);
     // The generated migration's down part drops the managed code, dependents first.
-    strata(&by_dir)
-        .arg("down")
-        .arg("--dir")
+    run(strata(&by_dir)
+        .args(["down", "--dir"])
         .arg(&out_dir)
-        .args(["--layout", "dbmate"])
-        .assert()
-        .success();
+        .args(["--layout", "dbmate"]))
+    .ok();
     let left = by_dir
         .client()
         .await
@@ -573,54 +432,22 @@ async fn psql_script_with_managed_code_then_status_is_clean_and_up_has_nothing_t
     let pkg = shop_with_code(tmp.path());
     let script = tmp.path().join("deploy.sql");
     let by_psql = pgtest::TestDb::new().await;
-    strata(&by_psql)
-        .arg("-p")
-        .arg(&pkg)
-        .args(["export", "--to", "psql"])
-        .arg(&script)
-        .assert()
-        .success();
-    for _ in 0..2 {
-        let out = Command::new(pgtest::tool("psql"))
-            .args(["-X", "-q", "-f"])
-            .arg(&script)
-            .envs(by_psql.env())
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    export_package(&by_psql, &pkg, "psql", &script);
+    psql_twice(&by_psql, &script);
     let by_up = pgtest::TestDb::new().await;
-    strata(&by_up)
-        .arg("-p")
-        .arg(&pkg)
-        .arg("up")
-        .assert()
-        .success();
+    run(strata(&by_up).arg("-p").arg(&pkg).arg("up")).ok();
     let pkg_args = ["-p", pkg.to_str().expect("utf-8 path")];
-    strata(&by_psql)
+    run(strata(&by_psql)
         .args(pkg_args)
-        .args(["status", "--exit-code"])
-        .assert()
-        .success();
+        .args(["status", "--exit-code"]))
+    .ok();
     assert_eq!(
         status_json(&by_psql, &pkg_args),
         status_json(&by_up, &pkg_args)
     );
-    let up = strata(&by_psql)
-        .args(pkg_args)
-        .args(["up", "--json"])
-        .output()
-        .expect("up");
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&up.stdout).expect("json");
+    let report = run(strata(&by_psql).args(pkg_args).args(["up", "--json"]))
+        .ok()
+        .json();
     assert_eq!(report["outcome"], "noop", "{report}");
     assert_eq!(user_schema(&by_psql), user_schema(&by_up));
 }

@@ -1,7 +1,8 @@
 //! The seed tools' own layouts through the binary: postgres-json's `sql/` folder with `strata up --dir` and no
 //! other flag, `--require-down`; a pgpkg package with several schemas and `@migration.pgpkg` with `-p`.
 
-use super::{stdout, strata, write};
+use super::{assert_contains, strata, write};
+use crate::support::run;
 
 #[tokio::test]
 async fn postgres_json_folder_deploys_without_flags() {
@@ -18,17 +19,7 @@ async fn postgres_json_folder_deploys_without_flags() {
          LANGUAGE plpgsql AS $$ BEGIN result = json_build_object('name', name); END; $$",
     );
     let db = pgtest::TestDb::new().await;
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&sql)
-        .output()
-        .expect("up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(strata(&db).args(["up", "--dir"]).arg(&sql)).ok();
     let client = db.client().await;
     let v: String = client
         .query_one("SELECT test_function()->>'name'", &[])
@@ -42,28 +33,12 @@ async fn postgres_json_folder_deploys_without_flags() {
         &sql.join("migrations/2.up.sql"),
         "alter table test add column n int;\n",
     );
-    let out = strata(&db)
+    let out = run(strata(&db)
         .args(["up", "--require-down", "--dir"])
-        .arg(&sql)
-        .output()
-        .expect("refused");
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("migration(s) without a down file: shop:2"),
-        "{err}"
-    );
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&sql)
-        .output()
-        .expect("up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&sql))
+    .expect_code(1);
+    assert_contains(&out.stderr, &["migration(s) without a down file: shop:2"]);
+    run(strata(&db).args(["up", "--dir"]).arg(&sql)).ok();
 }
 
 #[tokio::test]
@@ -92,16 +67,7 @@ async fn pgpkg_package_with_several_schemas_and_an_index() {
          $$ insert into gl_audit.log values (s, n) $$;\n",
     );
     let db = pgtest::TestDb::new().await;
-    let out = strata(&db)
-        .args(["up", "-p"])
-        .arg(&root)
-        .output()
-        .expect("up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(strata(&db).args(["up", "-p"]).arg(&root)).ok();
     let client = db.client().await;
     client
         .batch_execute("SELECT gl.post('debit', 3)")

@@ -4,40 +4,22 @@
 //! quarter of what `cargo install sqlx-cli` would.
 
 use std::path::Path;
-use std::process::Command;
 
 use sqlx::Connection;
 
-use super::{shop_indexes, shop_with_concurrent_indexes, stdout, strata, write};
-
-/// sqlx's URL for the test database (a Unix socket directory goes in `host=`).
-fn sqlx_url(db: &pgtest::TestDb) -> String {
-    let env: std::collections::HashMap<String, String> = db.env().into_iter().collect();
-    let host = env.get("PGHOST").cloned().unwrap_or_default();
-    let port = env.get("PGPORT").cloned().unwrap_or_else(|| "5432".into());
-    let user = env
-        .get("PGUSER")
-        .cloned()
-        .unwrap_or_else(|| "postgres".into());
-    if host.starts_with('/') {
-        format!(
-            "postgres://{user}@localhost/{}?host={host}&port={port}&sslmode=disable",
-            db.name()
-        )
-    } else {
-        format!(
-            "postgres://{user}@{host}:{port}/{}?sslmode=disable",
-            db.name()
-        )
-    }
-}
+use super::{
+    assert_contains, export_package, schema_lines, shop_indexes, shop_with_concurrent_indexes,
+    strata, tool_url, write,
+};
+use crate::support::run;
 
 /// `sqlx migrate run --source DIR` on the test database.
 async fn run_sqlx(db: &pgtest::TestDb, dir: &Path) {
     let migrator = sqlx::migrate::Migrator::new(dir)
         .await
         .unwrap_or_else(|e| panic!("sqlx reads {}: {e}", dir.display()));
-    let mut conn = sqlx::PgConnection::connect(&sqlx_url(db))
+    // sqlx takes a Unix socket directory in `host=`.
+    let mut conn = sqlx::PgConnection::connect(&tool_url(db, "localhost", "host"))
         .await
         .expect("sqlx connects");
     migrator
@@ -76,30 +58,17 @@ fn sqlx_project(dir: &Path, count: usize) {
 }
 
 /// The `public` schema's DDL, without sqlx's tracking table.
-async fn public_schema(db: &pgtest::TestDb) -> String {
-    let out = Command::new(pgtest::tool("pg_dump"))
-        .envs(db.env())
-        .args([
-            "--schema-only",
+fn public_schema(db: &pgtest::TestDb) -> String {
+    schema_lines(
+        db,
+        &[
             "--no-owner",
             "--schema=public",
             "--exclude-table=public._sqlx_migrations",
             db.name(),
-        ])
-        .output()
-        .expect("pg_dump");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| {
-            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+        ],
+    )
+    .join("\n")
 }
 
 #[tokio::test]
@@ -111,41 +80,20 @@ async fn sqlx_then_adopt_then_strata_gives_the_schema_sqlx_gives() {
     run_sqlx(&db, &dir).await;
 
     sqlx_project(&dir, 15);
-    let out = strata(&db)
+    let out = run(strata(&db)
         .args(["adopt", "--from", "sqlx", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("adopt");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = stdout(&out);
-    assert!(text.contains("Recorded 10 migration(s)"), "{text}");
-    assert!(text.contains("5 migration(s) not applied yet"), "{text}");
+        .arg(&dir))
+    .ok();
+    assert_contains(&out.stdout, &["Recorded 10 migration(s)"]);
+    assert_contains(&out.stdout, &["5 migration(s) not applied yet"]);
 
-    let out = strata(&db)
-        .arg("up")
-        .arg("--dir")
-        .arg(&dir)
-        .output()
-        .expect("up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout(&out).contains("Applied 5 migration(s)"),
-        "{}",
-        stdout(&out)
-    );
+    let out = run(strata(&db).args(["up", "--dir"]).arg(&dir)).ok();
+    assert_contains(&out.stdout, &["Applied 5 migration(s)"]);
 
     // The same 15 migrations applied by sqlx alone give the same schema.
     let reference = pgtest::TestDb::new().await;
     run_sqlx(&reference, &dir).await;
-    assert_eq!(public_schema(&db).await, public_schema(&reference).await);
+    assert_eq!(public_schema(&db), public_schema(&reference));
 
     // A file edited after sqlx applied it: adoption refuses (sqlx's checksum no longer matches).
     let edited = pgtest::TestDb::new().await;
@@ -154,14 +102,11 @@ async fn sqlx_then_adopt_then_strata_gives_the_schema_sqlx_gives() {
     run_sqlx(&edited, &first).await;
     let file = first.join("20240101000002_column_2.sql");
     write(&file, "ALTER TABLE hub ADD COLUMN c2 bigint;\n");
-    let out = strata(&edited)
+    let out = run(strata(&edited)
         .args(["adopt", "--from", "sqlx", "--dir"])
-        .arg(&first)
-        .output()
-        .expect("adopt edited");
-    assert!(!out.status.success(), "{}", stdout(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("20240101000002_column_2"), "{err}");
+        .arg(&first));
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert_contains(&out.stderr, &["20240101000002_column_2"]);
 }
 
 #[tokio::test]
@@ -170,18 +115,7 @@ async fn export_to_sqlx_then_sqlx_applies_it() {
     let pkg = shop_with_concurrent_indexes(tmp.path());
     let out_dir = tmp.path().join("exported");
     let db = pgtest::TestDb::new().await;
-    let out = strata(&db)
-        .arg("-p")
-        .arg(&pkg)
-        .args(["export", "--to", "sqlx"])
-        .arg(&out_dir)
-        .output()
-        .expect("export");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    export_package(&db, &pkg, "sqlx", &out_dir);
     run_sqlx(&db, &out_dir).await;
     run_sqlx(&db, &out_dir).await;
     assert_eq!(
